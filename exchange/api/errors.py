@@ -1,0 +1,119 @@
+"""One error shape for the whole API: ``{"error": {"code", "message", "fields"}}``.
+
+Clients (the agent above all) branch on ``code``, show ``message`` to a person, and
+map ``fields`` onto form inputs, so every failure path renders through here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+class ServiceError(Exception):
+    """A business rule said no. Services raise it; the API renders it as a 4xx."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "invalid_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        field: str | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status_code is not None:
+            self.status_code = status_code
+        self.field = field
+
+
+class Conflict(ServiceError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "conflict"
+
+
+def error_body(code: str, message: str, fields: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+
+
+def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF nests errors as dicts and lists; clients want ``field.sub: [messages]``."""
+    out: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = "non_field_errors" if key in ("non_field_errors", "__all__") else str(key)
+            for sub, messages in _flatten(value, f"{prefix}{name}").items():
+                out.setdefault(sub, []).extend(messages)
+    elif isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            out[prefix or "non_field_errors"] = [str(item) for item in detail]
+        else:
+            for index, item in enumerate(detail):
+                for sub, messages in _flatten(item, f"{prefix}[{index}].").items():
+                    out.setdefault(sub.rstrip("."), []).extend(messages)
+    else:
+        out[prefix.rstrip(".") or "non_field_errors"] = [str(detail)]
+    return out
+
+
+_CODES = {
+    exceptions.ParseError: "malformed_request",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.PermissionDenied: "permission_denied",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "rate_limited",
+}
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, ServiceError):
+        fields = {exc.field: [exc.message]} if exc.field else {}
+        return Response(error_body(exc.code, exc.message, fields), status=exc.status_code)
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        exc = exceptions.ValidationError(detail)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = exception_handler(exc, context)
+    if response is None:
+        return None  # an unexpected error: Django's 500 handler takes it (JSON under /api/)
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        names = ", ".join(sorted(fields))
+        response.data = error_body("invalid", f"Invalid input: {names}.", fields)
+        return response
+    code = next((c for cls, c in _CODES.items() if isinstance(exc, cls)), "error")
+    detail = getattr(exc, "detail", str(exc))
+    message = str(detail) if not isinstance(detail, dict | list) else "Request failed."
+    response.data = error_body(code, message)
+    return response
+
+
+def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(error_body("not_found", "No such endpoint."), status=404)
+
+
+def json_500(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(
+        error_body("server_error", "Something went wrong on our side. Retrying with the same Idempotency-Key is safe."),
+        status=500,
+    )

@@ -1,0 +1,22 @@
+"""Every endpoint of API version 1."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from exchange.accounts import api_views as accounts
+from exchange.catalogue import api_views as catalogue
+
+app_name = "api"
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path("me/", accounts.MeView.as_view(), name="me"),
+    path("auth/tokens/", accounts.TokenListCreateView.as_view(), name="tokens"),
+    path("auth/tokens/<int:token_id>/", accounts.TokenRevokeView.as_view(), name="token-revoke"),
+    path("works/", catalogue.WorkListCreateView.as_view(), name="works"),
+    path("works/<str:work_id>/", catalogue.WorkDetailView.as_view(), name="work-detail"),
+    path("works/<str:work_id>/withdraw/", catalogue.WorkWithdrawView.as_view(), name="work-withdraw"),
+    path("works/<str:work_id>/preview/", catalogue.WorkPreviewView.as_view(), name="work-preview"),
+]

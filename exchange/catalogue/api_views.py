@@ -1,0 +1,140 @@
+"""The works API: thin views over the catalogue's services and selectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import FileResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, permissions, status
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from exchange.api.errors import ServiceError, error_body
+from exchange.api.idempotency import idempotent
+from exchange.catalogue import services
+from exchange.catalogue.filters import WorkFilter
+from exchange.catalogue.models import Work
+from exchange.catalogue.selectors import (
+    work_get_for_owner,
+    work_get_visible,
+    works_owned_by,
+    works_visible_to,
+)
+from exchange.catalogue.serializers import OwnWorkOut, WorkCreateIn, WorkOut, WorkUpdateIn
+from exchange.catalogue.storage import preview_abspath
+
+# Multipart framing around the file; a body larger than the file limit plus this is refused unread.
+_MULTIPART_SLACK = 1024 * 1024
+
+
+def _out(work: Work, user: Any) -> dict[str, Any]:
+    serializer = OwnWorkOut if work.owner_id == getattr(user, "pk", None) else WorkOut
+    return serializer(work).data  # type: ignore[return-value]
+
+
+class WorkListCreateView(generics.ListAPIView):
+    """Search and list works on sale; rights holders register new ones (multipart upload)."""
+
+    serializer_class = WorkOut
+    filterset_class = WorkFilter
+    search_fields = ["title", "description"]
+    ordering_fields = ["created_at", "price_minor", "title"]
+    ordering = ["-created_at"]
+    parser_classes = [MultiPartParser]
+
+    def get_queryset(self) -> Any:
+        if self.request.query_params.get("mine") in ("1", "true") and self.request.user.is_authenticated:
+            return works_owned_by(self.request.user)
+        return works_visible_to(self.request.user)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("mine", bool, description="Only my own works, in any state.")]
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(request=WorkCreateIn, responses={201: OwnWorkOut})
+    @idempotent(required=False)
+    def post(self, request: Request) -> Response:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length > settings.MAX_UPLOAD_BYTES + _MULTIPART_SLACK:
+            return Response(
+                error_body(
+                    "file_too_large",
+                    f"The file is larger than the limit of {settings.MAX_UPLOAD_BYTES:,} bytes.",
+                    {"file": ["Too large."]},
+                ),
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        if not getattr(request.user, "is_rights_holder", False):
+            raise ServiceError("Only rights holders can register works.",
+                               code="not_a_rights_holder", status_code=403)
+        data = WorkCreateIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        upload = fields["file"]
+        work = services.work_register(
+            owner=request.user,
+            title=fields["title"],
+            description=fields["description"],
+            upload=upload,
+            upload_size=upload.size,
+            original_filename=upload.name or "",
+            price_minor=fields["price_minor"],
+            currency=fields["currency"],
+            allowed_uses=fields["allowed_uses"],
+            licence_days=fields["licence_days"],
+            byte_allowance_multiple=fields["byte_allowance_multiple"],
+            media_type=fields.get("media_type"),
+        )
+        work.refresh_from_db()
+        return Response(OwnWorkOut(work).data, status=status.HTTP_201_CREATED)
+
+    def get_permissions(self) -> list[permissions.BasePermission]:
+        if self.request.method == "POST":
+            return [permissions.IsAuthenticated()]
+        return [permissions.AllowAny()]
+
+
+class WorkDetailView(APIView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(responses=OwnWorkOut)
+    def get(self, request: Request, work_id: str) -> Response:
+        return Response(_out(work_get_visible(user=request.user, work_id=work_id), request.user))
+
+    @extend_schema(request=WorkUpdateIn, responses=OwnWorkOut)
+    def patch(self, request: Request, work_id: str) -> Response:
+        if not request.user.is_authenticated:
+            return Response(error_body("not_authenticated", "Log in to change a work."), status=401)
+        work = work_get_for_owner(user=request.user, work_id=work_id)
+        data = WorkUpdateIn(instance=work, data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        work = services.work_update_terms(work=work, actor=request.user, changes=data.validated_data)
+        return Response(OwnWorkOut(work).data)
+
+
+class WorkWithdrawView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(request=None, responses=OwnWorkOut)
+    @idempotent(required=False)
+    def post(self, request: Request, work_id: str) -> Response:
+        work = work_get_for_owner(user=request.user, work_id=work_id)
+        work = services.work_withdraw(work=work, actor=request.user)
+        return Response(OwnWorkOut(work).data)
+
+
+class WorkPreviewView(APIView):
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(responses={(200, "image/jpeg"): bytes})
+    def get(self, request: Request, work_id: str) -> Any:
+        work = work_get_visible(user=request.user, work_id=work_id)
+        if not work.preview_path:
+            return Response(error_body("not_found", "This work has no preview."), status=404)
+        return FileResponse(preview_abspath(work.preview_path).open("rb"), content_type="image/jpeg")

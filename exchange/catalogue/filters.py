@@ -1,0 +1,16 @@
+import django_filters
+
+from exchange.catalogue.models import MediaType, Work, WorkStatus
+
+
+class WorkFilter(django_filters.FilterSet):
+    media_type = django_filters.ChoiceFilter(choices=MediaType.choices)
+    currency = django_filters.CharFilter(lookup_expr="exact")
+    owner = django_filters.CharFilter(field_name="owner__username")
+    status = django_filters.ChoiceFilter(choices=WorkStatus.choices)
+    min_price = django_filters.NumberFilter(field_name="price_minor", lookup_expr="gte")
+    max_price = django_filters.NumberFilter(field_name="price_minor", lookup_expr="lte")
+
+    class Meta:
+        model = Work
+        fields = ["media_type", "currency", "owner", "status", "min_price", "max_price"]

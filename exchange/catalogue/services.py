@@ -1,0 +1,178 @@
+"""Every state change of a work goes through one of these functions."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from typing import Any, BinaryIO
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from exchange.accounts.models import User
+from exchange.api.errors import ServiceError
+from exchange.audit.services import audit_record
+from exchange.catalogue.models import Work, WorkStatus
+from exchange.catalogue.previews import preview_make
+from exchange.catalogue.sniffing import UnsupportedFile, sniff_upload
+from exchange.catalogue.storage import master_abspath, master_store, work_files_remove
+
+log = logging.getLogger(__name__)
+
+EDITABLE_FIELDS = (
+    "title",
+    "description",
+    "price_minor",
+    "currency",
+    "allowed_uses",
+    "licence_days",
+    "byte_allowance_multiple",
+)
+
+
+def work_register(
+    *,
+    owner: User,
+    title: str,
+    description: str,
+    upload: BinaryIO,
+    upload_size: int,
+    original_filename: str,
+    price_minor: int,
+    currency: str,
+    allowed_uses: list[str],
+    licence_days: int,
+    byte_allowance_multiple: int,
+    media_type: str | None = None,
+) -> Work:
+    """Store the master, record the work as processing, and queue its packaging.
+
+    Field values arrive already validated (serializer or form); the checks here are
+    the ones that need the file itself or the owner's role.
+    """
+    if not owner.is_rights_holder:
+        raise ServiceError("Only rights holders can register works.", code="not_a_rights_holder",
+                           status_code=403)
+    if upload_size <= 0:
+        raise ServiceError("The file is empty.", code="invalid", field="file")
+    if upload_size > settings.MAX_UPLOAD_BYTES:
+        raise ServiceError(
+            f"The file is larger than the limit of {settings.MAX_UPLOAD_BYTES:,} bytes.",
+            code="file_too_large", field="file", status_code=413,
+        )
+    try:
+        sniffed = sniff_upload(upload)
+    except UnsupportedFile as exc:
+        raise ServiceError(str(exc), code="unsupported_file", field="file", status_code=415) from exc
+    if media_type and media_type != sniffed.media_type:
+        raise ServiceError(
+            f"The file is {sniffed.content_type}, not {media_type}.", code="invalid",
+            field="media_type",
+        )
+
+    work_id = uuid.uuid4()
+    try:
+        with transaction.atomic():
+            relative, size = master_store(work_id=str(work_id), stream=upload)
+            work = Work.objects.create(
+                id=work_id,
+                owner=owner,
+                title=title,
+                description=description,
+                media_type=sniffed.media_type,
+                content_type=sniffed.content_type,
+                original_filename=original_filename[:255],
+                price_minor=price_minor,
+                currency=currency,
+                allowed_uses=allowed_uses,
+                licence_days=licence_days,
+                byte_allowance_multiple=byte_allowance_multiple,
+                size_bytes=size,
+                master_path=relative,
+            )
+            audit_record(actor=owner, action="work.register", target=work,
+                         data={"size_bytes": size, "content_type": sniffed.content_type})
+            transaction.on_commit(lambda: _queue_processing(work.pk))
+    except BaseException:
+        work_files_remove(work_id=str(work_id))
+        raise
+    return work
+
+
+def _queue_processing(work_id: uuid.UUID) -> None:
+    from exchange.catalogue.tasks import work_process_task
+
+    work_process_task.delay(str(work_id))
+
+
+def work_process(*, work_id: uuid.UUID | str) -> Work:
+    """Hash the master and make its preview; then the work is on sale.
+
+    Claimed with a compare-and-swap on the status so a re-delivered task is harmless.
+    """
+    work = Work.objects.get(pk=work_id)
+    if work.status != WorkStatus.PROCESSING:
+        return work
+    path = master_abspath(work.master_path)
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+    preview = preview_make(work_id=str(work.pk), master=path) if work.media_type == "image" else ""
+    with transaction.atomic():
+        updated = Work.objects.filter(pk=work.pk, status=WorkStatus.PROCESSING).update(
+            sha256=digest.hexdigest(), size_bytes=size, preview_path=preview,
+            status=WorkStatus.READY, updated_at=timezone.now(),
+        )
+        if updated:
+            work.refresh_from_db()
+            audit_record(actor=None, action="work.ready", target=work, data={"sha256": work.sha256})
+    return work
+
+
+def work_mark_failed(*, work_id: uuid.UUID | str, reason: str) -> None:
+    with transaction.atomic():
+        updated = Work.objects.filter(pk=work_id, status=WorkStatus.PROCESSING).update(
+            status=WorkStatus.FAILED, failure_reason=reason[:500], updated_at=timezone.now()
+        )
+        if updated:
+            work = Work.objects.get(pk=work_id)
+            audit_record(actor=None, action="work.failed", target=work, data={"reason": reason})
+
+
+def work_update_terms(*, work: Work, actor: User, changes: dict[str, Any]) -> Work:
+    """Change price, terms or text. Licences already sold keep the terms they were sold on."""
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ServiceError(f"Cannot change {', '.join(sorted(unknown))}.", code="invalid")
+    if work.status == WorkStatus.WITHDRAWN:
+        raise ServiceError("A withdrawn work cannot be changed.", code="work_withdrawn",
+                           status_code=409)
+    before = {name: getattr(work, name) for name in changes}
+    with transaction.atomic():
+        for name, value in changes.items():
+            setattr(work, name, value)
+        work.full_clean(exclude=["master_path", "preview_path", "owner"])
+        work.save(update_fields=[*changes, "updated_at"])
+        audit_record(actor=actor, action="work.update", target=work,
+                     data={"before": before, "after": changes})
+    return work
+
+
+def work_withdraw(*, work: Work, actor: User) -> Work:
+    """Take a work off sale. Idempotent: withdrawing a withdrawn work changes nothing."""
+    with transaction.atomic():
+        updated = (
+            Work.objects.filter(pk=work.pk)
+            .exclude(status=WorkStatus.WITHDRAWN)
+            .update(status=WorkStatus.WITHDRAWN, withdrawn_at=timezone.now(),
+                    updated_at=timezone.now())
+        )
+        work.refresh_from_db()
+        if updated:
+            audit_record(actor=actor, action="work.withdraw", target=work)
+    return work

@@ -1,0 +1,100 @@
+"""Portal forms. Field rules come from catalogue.validation, the same as the API's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.forms import UserCreationForm
+
+from exchange.accounts.models import Role, User
+from exchange.catalogue import validation
+from exchange.catalogue.models import Work
+from exchange.catalogue.terms import ALLOWED_USES, DEFAULT_USES
+from exchange.money.currencies import active_currencies
+
+
+class SignupForm(UserCreationForm):  # type: ignore[type-arg]
+    email = forms.EmailField(required=True)
+    role = forms.ChoiceField(
+        choices=[(Role.BUYER.value, "I buy and share works"),
+                 (Role.RIGHTS_HOLDER.value, "I sell works I hold the rights to")],
+        widget=forms.RadioSelect, initial=Role.BUYER.value,
+    )
+
+    class Meta(UserCreationForm.Meta):
+        model = User
+        fields = ("username", "email")
+
+
+def _currency_choices() -> list[tuple[str, str]]:
+    return [(code, code) for code in sorted(active_currencies())]
+
+
+class TermsForm(forms.Form):
+    price_minor = forms.IntegerField(
+        label="Price (minor units)", min_value=1,
+        help_text="In the currency's smallest unit: 1250 EUR means €12.50; 1500 JPY means ¥1,500.",
+    )
+    currency = forms.ChoiceField(choices=_currency_choices, initial="EUR")
+    allowed_uses = forms.MultipleChoiceField(
+        choices=[(k, f"{k}: {v}") for k, v in ALLOWED_USES.items()],
+        widget=forms.CheckboxSelectMultiple, initial=list(DEFAULT_USES),
+    )
+    licence_days = forms.IntegerField(label="Licence lifetime (days)", initial=365)
+    byte_allowance_multiple = forms.IntegerField(
+        label="Byte allowance (x the work's size)", initial=2,
+        help_text="How much a buyer may download in all; above 1 leaves room for retries.",
+    )
+
+    def clean_currency(self) -> str:
+        value: str = self.cleaned_data["currency"]
+        validation.validate_currency(value)
+        return value
+
+    def clean_allowed_uses(self) -> list[str]:
+        return validation.validate_uses(self.cleaned_data["allowed_uses"])
+
+    def clean_licence_days(self) -> int:
+        value: int = self.cleaned_data["licence_days"]
+        validation.validate_licence_days(value)
+        return value
+
+    def clean_byte_allowance_multiple(self) -> int:
+        value: int = self.cleaned_data["byte_allowance_multiple"]
+        validation.validate_byte_allowance_multiple(value)
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        data: dict[str, Any] = super().clean() or {}
+        if "price_minor" in data and "currency" in data:
+            try:
+                validation.validate_price(data["price_minor"], data["currency"])
+            except forms.ValidationError as exc:
+                self.add_error("price_minor", exc)
+        return data
+
+
+class WorkRegisterForm(TermsForm):
+    title = forms.CharField(max_length=200)
+    description = forms.CharField(widget=forms.Textarea, required=False, max_length=5000)
+    file = forms.FileField(
+        help_text=f"Image, audio, video or document; at most {settings.MAX_UPLOAD_BYTES // 2**20} MiB."
+    )
+    field_order = ["title", "description", "file", "price_minor", "currency", "allowed_uses",
+                   "licence_days", "byte_allowance_multiple"]
+
+
+class WorkEditForm(TermsForm):
+    title = forms.CharField(max_length=200)
+    description = forms.CharField(widget=forms.Textarea, required=False, max_length=5000)
+    field_order = ["title", "description", "price_minor", "currency", "allowed_uses",
+                   "licence_days", "byte_allowance_multiple"]
+
+    @classmethod
+    def for_work(cls, work: Work, data: Any = None) -> WorkEditForm:
+        initial = {name: getattr(work, name) for name in (
+            "title", "description", "price_minor", "currency", "allowed_uses", "licence_days",
+            "byte_allowance_multiple")}
+        return cls(data=data, initial=initial)

@@ -1,0 +1,20 @@
+from django import template
+
+from exchange.money.currencies import format_minor
+
+register = template.Library()
+
+
+@register.simple_tag
+def price(work: object) -> str:
+    return format_minor(work.price_minor, work.currency)  # type: ignore[attr-defined]
+
+
+@register.filter
+def filesize(num_bytes: int) -> str:
+    size = float(num_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"

@@ -1,0 +1,114 @@
+"""Portal pages for people: browse, sign up, and the rights holder's works."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from rest_framework.exceptions import NotFound, PermissionDenied
+
+from exchange.accounts.services import user_signup
+from exchange.api.errors import ServiceError
+from exchange.catalogue import services
+from exchange.catalogue.selectors import work_get_for_owner, work_get_visible, works_owned_by, works_visible_to
+from exchange.catalogue.models import WorkStatus
+from exchange.portal.forms import SignupForm, WorkEditForm, WorkRegisterForm
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()[:200]
+    works = works_visible_to(request.user).filter(status=WorkStatus.READY)
+    if query:
+        from django.db.models import Q
+
+        works = works.filter(Q(title__icontains=query) | Q(description__icontains=query))
+    page = Paginator(works, 24).get_page(request.GET.get("page"))
+    return render(request, "portal/home.html", {"page": page, "query": query})
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = user_signup(
+            username=form.cleaned_data["username"], email=form.cleaned_data["email"],
+            password=form.cleaned_data["password1"], role=form.cleaned_data["role"],
+        )
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, f"Welcome, {user.username}.")
+        return redirect("portal:my-works" if user.is_rights_holder else "portal:home")
+    return render(request, "portal/signup.html", {"form": form})
+
+
+def work_detail(request: HttpRequest, work_id: str) -> HttpResponse:
+    try:
+        work = work_get_visible(user=request.user, work_id=work_id)
+    except NotFound:
+        return render(request, "portal/not_found.html", status=404)
+    return render(request, "portal/work_detail.html", {"work": work})
+
+
+@login_required
+def my_works(request: HttpRequest) -> HttpResponse:
+    works = works_owned_by(request.user)
+    return render(request, "portal/my_works.html", {"works": works})
+
+
+@login_required
+def work_register(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_rights_holder:  # type: ignore[union-attr]
+        return render(request, "portal/forbidden.html",
+                      {"reason": "Only rights holders can register works."}, status=403)
+    form = WorkRegisterForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            work = services.work_register(
+                owner=request.user,  # type: ignore[arg-type]
+                title=form.cleaned_data["title"],
+                description=form.cleaned_data["description"],
+                upload=upload, upload_size=upload.size, original_filename=upload.name or "",
+                price_minor=form.cleaned_data["price_minor"],
+                currency=form.cleaned_data["currency"],
+                allowed_uses=form.cleaned_data["allowed_uses"],
+                licence_days=form.cleaned_data["licence_days"],
+                byte_allowance_multiple=form.cleaned_data["byte_allowance_multiple"],
+            )
+        except ServiceError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"“{work.title}” is registered.")
+            return redirect("portal:my-works")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "portal/work_register.html", {"form": form}, status=status)
+
+
+@login_required
+def work_edit(request: HttpRequest, work_id: str) -> HttpResponse:
+    try:
+        work = work_get_for_owner(user=request.user, work_id=work_id)
+    except NotFound:
+        return render(request, "portal/not_found.html", status=404)
+    except PermissionDenied:
+        return render(request, "portal/forbidden.html",
+                      {"reason": "You can change only your own works."}, status=403)
+    form = WorkEditForm.for_work(work, request.POST or None)
+    if request.method == "POST":
+        if "withdraw" in request.POST:
+            services.work_withdraw(work=work, actor=request.user)  # type: ignore[arg-type]
+            messages.success(request, f"“{work.title}” is withdrawn from sale.")
+            return redirect("portal:my-works")
+        if form.is_valid():
+            changes = {k: v for k, v in form.cleaned_data.items() if getattr(work, k) != v}
+            if changes:
+                try:
+                    services.work_update_terms(work=work, actor=request.user, changes=changes)  # type: ignore[arg-type]
+                except ServiceError as exc:
+                    form.add_error(None, exc.message)
+                    return render(request, "portal/work_edit.html", {"form": form, "work": work}, status=409)
+            messages.success(request, "Saved.")
+            return redirect("portal:my-works")
+        return render(request, "portal/work_edit.html", {"form": form, "work": work}, status=400)
+    return render(request, "portal/work_edit.html", {"form": form, "work": work})
