@@ -88,7 +88,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "peermark.sqlite3",
+            "NAME": str(DATA_DIR / "peermark.sqlite3"),
             "OPTIONS": {
                 # IMMEDIATE makes writers queue for the lock up front instead of failing
                 # mid-transaction; WAL lets readers run beside the one writer.
@@ -103,8 +103,11 @@ AUTH_USER_MODEL = "accounts.User"
 
 # --- Redis and Celery ---------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL
-CELERY_TASK_ALWAYS_EAGER = env_bool("PEERMARK_CELERY_EAGER", default=not CELERY_BROKER_URL)
+_BROKER = env_str("CELERY_BROKER_URL") or REDIS_URL
+CELERY_TASK_ALWAYS_EAGER = env_bool("PEERMARK_CELERY_EAGER", default=not _BROKER)
+# Without a broker every task runs eagerly; the in-memory transport only keeps Celery
+# from looking for one on localhost.
+CELERY_BROKER_URL = _BROKER or "memory://"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -124,7 +127,8 @@ else:
 MASTERS_DIR = DATA_DIR / "masters"
 PREVIEWS_DIR = DATA_DIR / "previews"
 UPLOAD_TMP_DIR = DATA_DIR / "tmp"
-for _path in (MASTERS_DIR, PREVIEWS_DIR, UPLOAD_TMP_DIR):
+STATIC_ROOT = DATA_DIR / "static"
+for _path in (MASTERS_DIR, PREVIEWS_DIR, UPLOAD_TMP_DIR, STATIC_ROOT):
     _path.mkdir(parents=True, exist_ok=True)
 FILE_UPLOAD_TEMP_DIR = str(UPLOAD_TMP_DIR)
 FILE_UPLOAD_PERMISSIONS = 0o600
@@ -138,7 +142,6 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 MAX_PRICE_MAJOR = env_int("PEERMARK_MAX_PRICE_MAJOR", default=1_000_000, minimum=1)
 
 STATIC_URL = "/static/"
-STATIC_ROOT = DATA_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "exchange" / "portal" / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -218,4 +221,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("PEERMARK_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
-IDEMPOTENCY_RETENTION_HOURS = env_int("PEERMARK_IDEMPOTENCY_RETENTION_HOURS", default=48, minimum=24)
+IDEMPOTENCY_RETENTION_HOURS = env_int(
+    "PEERMARK_IDEMPOTENCY_RETENTION_HOURS", default=48, minimum=24
+)

@@ -5,7 +5,7 @@ from django.urls import include, path
 from exchange.api.errors import json_404, json_500
 
 
-def healthz(request: HttpRequest) -> HttpResponse:
+def healthz(_request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok", content_type="text/plain")
 
 

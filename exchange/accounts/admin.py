@@ -8,7 +8,7 @@ from exchange.accounts.models import ApiToken, User
 class PeermarkUserAdmin(UserAdmin):
     list_display = ("username", "email", "role", "is_staff", "is_active", "date_joined")
     list_filter = ("role", "is_staff", "is_active")
-    fieldsets = (*UserAdmin.fieldsets, ("Peermark", {"fields": ("role",)}))
+    fieldsets = (*(UserAdmin.fieldsets or ()), ("Peermark", {"fields": ("role",)}))
 
 
 @admin.register(ApiToken)

@@ -11,7 +11,7 @@ from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from exchange.accounts import services
-from exchange.accounts.models import ApiToken
+from exchange.accounts.models import ApiToken, authenticated_user
 from exchange.accounts.serializers import MeOut, TokenCreatedOut, TokenCreateIn, TokenOut
 from exchange.api.errors import error_body
 
@@ -40,7 +40,9 @@ class TokenListCreateView(APIView):
 
     @extend_schema(responses=TokenOut(many=True))
     def get(self, request: Request) -> Response:
-        tokens = ApiToken.objects.filter(user=request.user, revoked_at__isnull=True).order_by("-id")
+        tokens = ApiToken.objects.filter(
+            user=authenticated_user(request), revoked_at__isnull=True
+        ).order_by("-id")
         return Response(TokenOut(tokens, many=True).data)
 
     @extend_schema(request=TokenCreateIn, responses={201: TokenCreatedOut}, auth=[])
@@ -57,7 +59,7 @@ class TokenListCreateView(APIView):
                 error_body("invalid_credentials", "Wrong username or password."),
                 status=status.HTTP_401_UNAUTHORIZED,
             )
-        issued = services.api_token_create(user=user, name=data.validated_data["name"])  # type: ignore[arg-type]
+        issued = services.api_token_create(user=user, name=data.validated_data["name"])
         body = TokenOut(issued.token).data | {"token": issued.raw}
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -67,7 +69,7 @@ class TokenRevokeView(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, token_id: int) -> Response:
-        token = ApiToken.objects.filter(user=request.user, pk=token_id).first()
+        token = ApiToken.objects.filter(user=authenticated_user(request), pk=token_id).first()
         if token is None:
             return Response(error_body("not_found", "No such token."), status=404)
         services.api_token_revoke(token=token)

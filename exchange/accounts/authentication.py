@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request

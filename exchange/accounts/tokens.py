@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-TOKEN_PREFIX = "pmk_"
+TOKEN_PREFIX = "pmk_"  # noqa: S105  (a public marker, not a secret)
 
 
 def token_generate() -> str:

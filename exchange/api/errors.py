@@ -19,8 +19,8 @@ from rest_framework.views import exception_handler
 class ServiceError(Exception):
     """A business rule said no. Services raise it; the API renders it as a 4xx."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
-    code = "invalid_request"
+    status_code: int = status.HTTP_400_BAD_REQUEST
+    code: str = "invalid_request"
 
     def __init__(
         self,
@@ -39,12 +39,14 @@ class ServiceError(Exception):
         self.field = field
 
 
-class Conflict(ServiceError):
+class ConflictError(ServiceError):
     status_code = status.HTTP_409_CONFLICT
     code = "conflict"
 
 
-def error_body(code: str, message: str, fields: dict[str, list[str]] | None = None) -> dict[str, Any]:
+def error_body(
+    code: str, message: str, fields: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
@@ -86,8 +88,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         fields = {exc.field: [exc.message]} if exc.field else {}
         return Response(error_body(exc.code, exc.message, fields), status=exc.status_code)
     if isinstance(exc, DjangoValidationError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        exc = exceptions.ValidationError(detail)
+        messages = (
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+        exc = exceptions.ValidationError(messages)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -102,18 +106,21 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         response.data = error_body("invalid", f"Invalid input: {names}.", fields)
         return response
     code = next((c for cls, c in _CODES.items() if isinstance(exc, cls)), "error")
-    detail = getattr(exc, "detail", str(exc))
+    detail: Any = getattr(exc, "detail", str(exc))
     message = str(detail) if not isinstance(detail, dict | list) else "Request failed."
     response.data = error_body(code, message)
     return response
 
 
-def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+def json_404(_request: HttpRequest, _exception: Exception | None = None) -> JsonResponse:
     return JsonResponse(error_body("not_found", "No such endpoint."), status=404)
 
 
-def json_500(request: HttpRequest) -> JsonResponse:
+def json_500(_request: HttpRequest) -> JsonResponse:
     return JsonResponse(
-        error_body("server_error", "Something went wrong on our side. Retrying with the same Idempotency-Key is safe."),
+        error_body(
+            "server_error",
+            "Something went wrong on our side. Retrying with the same Idempotency-Key is safe.",
+        ),
         status=500,
     )

@@ -35,4 +35,4 @@ class StrictIntegerField(serializers.IntegerField):
             self.fail("invalid")
         if abs(value) > INT64_MAX:
             self.fail("out_of_range")
-        return super().to_internal_value(value)  # type: ignore[no-any-return]
+        return int(super().to_internal_value(value))

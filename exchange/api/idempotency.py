@@ -3,7 +3,8 @@
 Same key and same body: the stored response is replayed (``Idempotent-Replayed: true``).
 Same key, other body: 422. Same key while the first request is still running: 409.
 The claim is a row under a unique constraint, committed before the work starts, so two
-concurrent requests with one key cannot both run, on SQLite or PostgreSQL.
+concurrent requests with one key cannot both run, on SQLite or PostgreSQL; the effect and
+the stored response then commit in one transaction.
 
 A request that fails with a 5xx releases its key, so the client may retry it; a 4xx is
 stored like a success, because the same request would fail the same way again.
@@ -20,12 +21,16 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.http import Http404
 from django.utils import timezone
+from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from exchange.api.errors import error_body
+from exchange.accounts.models import User
+from exchange.api.errors import ServiceError, error_body
 from exchange.api.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
@@ -39,7 +44,9 @@ View = TypeVar("View", bound=Callable[..., Response])
 def request_fingerprint(request: Request) -> str:
     """Hash of what the request asks for: method, path, query, fields and file contents."""
     digest = hashlib.sha256()
-    digest.update(f"{request.method} {request.path}?{request.META.get('QUERY_STRING', '')}".encode())
+    digest.update(
+        f"{request.method} {request.path}?{request.META.get('QUERY_STRING', '')}".encode()
+    )
     data: Any = request.data
     if hasattr(data, "lists"):  # a QueryDict from a form or multipart body
         items = sorted((key, sorted(str(v) for v in values)) for key, values in data.lists())
@@ -61,20 +68,23 @@ def _replay(record: IdempotencyRecord) -> Response:
     return response
 
 
-def _claim(request: Request, key: str, fingerprint: str) -> IdempotencyRecord | Response:
+def _in_flight() -> Response:
+    return Response(
+        error_body("idempotency_in_flight", "A request with this key is still being processed."),
+        status=409,
+    )
+
+
+def _claim(user: User, key: str, fingerprint: str) -> IdempotencyRecord | Response:
+    """Insert the key under its unique constraint, or answer from the row already there."""
     try:
         with transaction.atomic():
-            return IdempotencyRecord.objects.create(
-                user=request.user, key=key, fingerprint=fingerprint
-            )
+            return IdempotencyRecord.objects.create(user=user, key=key, fingerprint=fingerprint)
     except IntegrityError:
         pass
-    existing = IdempotencyRecord.objects.filter(user=request.user, key=key).first()
-    if existing is None:  # released between our insert and this read: the client may retry
-        return Response(
-            error_body("idempotency_in_flight", "A request with this key just finished; retry."),
-            status=409,
-        )
+    existing = IdempotencyRecord.objects.filter(user=user, key=key).first()
+    if existing is None:  # released (a 5xx) between our insert and this read
+        return _in_flight()
     if existing.fingerprint != fingerprint:
         return Response(
             error_body(
@@ -86,6 +96,9 @@ def _claim(request: Request, key: str, fingerprint: str) -> IdempotencyRecord | 
         )
     if existing.state == IdempotencyRecord.State.DONE:
         return _replay(existing)
+    # An in-flight row this old belongs to a process that died. Its effect cannot have
+    # committed (effect and stored response commit together, below), so it is safe to
+    # take the key over, once: the compare-and-swap on created_at admits one taker.
     if timezone.now() - existing.created_at > STALE_AFTER:
         taken = IdempotencyRecord.objects.filter(
             pk=existing.pk, state=IdempotencyRecord.State.IN_FLIGHT, created_at=existing.created_at
@@ -93,14 +106,29 @@ def _claim(request: Request, key: str, fingerprint: str) -> IdempotencyRecord | 
         if taken:
             existing.refresh_from_db()
             return existing
-    return Response(
-        error_body("idempotency_in_flight", "A request with this key is still being processed."),
-        status=409,
-    )
+    return _in_flight()
+
+
+class _Abort(Exception):  # noqa: N818  (control flow, not an error)
+    """Roll the request's writes back but keep its (non-2xx) response."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__()
+        self.response = response
+
+
+def _error_key_response(code: str, message: str, status: int) -> Response:
+    return Response(error_body(code, message, {HEADER: [message]}), status=status)
 
 
 def idempotent(*, required: bool) -> Callable[[View], View]:
-    """Decorate a DRF view method (``post``) so that its effect happens once per key."""
+    """Decorate a DRF view method (``post``) so that its effect happens once per key.
+
+    The view runs inside one durable transaction together with the write of its stored
+    response: either both commit or neither does, so a crash between them cannot leave an
+    effect without a record (which a retry would repeat). Services called from here open
+    nested ``atomic()`` blocks, which become savepoints of this one.
+    """
 
     def decorate(view: View) -> View:
         @functools.wraps(view)
@@ -108,58 +136,45 @@ def idempotent(*, required: bool) -> Callable[[View], View]:
             key = request.headers.get(HEADER)
             if key is None:
                 if required:
-                    return Response(
-                        error_body(
-                            "idempotency_key_required",
-                            f"This request needs an {HEADER} header (a unique string per request).",
-                            {HEADER: ["This header is required."]},
-                        ),
-                        status=400,
+                    return _error_key_response(
+                        "idempotency_key_required",
+                        f"This request needs an {HEADER} header (a unique string per request).",
+                        400,
                     )
                 return view(self, request, *args, **kwargs)
             if not _KEY_RE.match(key):
-                return Response(
-                    error_body(
-                        "invalid",
-                        f"{HEADER} must be 1 to 255 printable ASCII characters.",
-                        {HEADER: ["Malformed key."]},
-                    ),
-                    status=400,
+                return _error_key_response(
+                    "invalid", f"{HEADER} must be 1 to 255 printable ASCII characters.", 400
                 )
-            if not request.user.is_authenticated:
+            user = request.user
+            if not isinstance(user, User):
                 return view(self, request, *args, **kwargs)  # the view's permission check answers
-            claimed = _claim(request, key, request_fingerprint(request))
+            claimed = _claim(user, key, request_fingerprint(request))
             if isinstance(claimed, Response):
                 return claimed
             try:
-                response = view(self, request, *args, **kwargs)
-            except Exception as exc:
-                from rest_framework.exceptions import APIException
-
-                from exchange.api.errors import ServiceError
-
-                if isinstance(exc, ServiceError | APIException) or _is_client_error(exc):
-                    handled = self.handle_exception(exc)
-                    _store(claimed, handled)
-                    return handled
+                with transaction.atomic(durable=True):
+                    response = view(self, request, *args, **kwargs)
+                    if response.status_code >= 300:
+                        raise _Abort(response)
+                    _store(claimed, response)
+                    return response
+            except _Abort as abort:
+                response = abort.response
+            except (ServiceError, APIException, ValidationError, PermissionDenied, Http404) as exc:
+                response = self.handle_exception(exc)
+            except BaseException:
                 claimed.delete()
                 raise
             if response.status_code >= 500:
-                claimed.delete()
+                claimed.delete()  # not the client's fault: let them retry with the same key
             else:
-                _store(claimed, response)
+                _store(claimed, response)  # the same request would fail the same way again
             return response
 
         return wrapper  # type: ignore[return-value]
 
     return decorate
-
-
-def _is_client_error(exc: Exception) -> bool:
-    from django.core.exceptions import PermissionDenied, ValidationError
-    from django.http import Http404
-
-    return isinstance(exc, ValidationError | PermissionDenied | Http404)
 
 
 def _store(record: IdempotencyRecord, response: Response) -> None:
@@ -173,5 +188,7 @@ def idempotency_records_purge(*, now: Any = None) -> int:
     """Forget keys older than the retention period (at least 24 hours)."""
     now = now or timezone.now()
     hours = max(24, getattr(settings, "IDEMPOTENCY_RETENTION_HOURS", 48))
-    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=now - timedelta(hours=hours)).delete()
+    deleted, _ = IdempotencyRecord.objects.filter(
+        created_at__lt=now - timedelta(hours=hours)
+    ).delete()
     return deleted

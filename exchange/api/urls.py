@@ -17,6 +17,8 @@ urlpatterns = [
     path("auth/tokens/<int:token_id>/", accounts.TokenRevokeView.as_view(), name="token-revoke"),
     path("works/", catalogue.WorkListCreateView.as_view(), name="works"),
     path("works/<str:work_id>/", catalogue.WorkDetailView.as_view(), name="work-detail"),
-    path("works/<str:work_id>/withdraw/", catalogue.WorkWithdrawView.as_view(), name="work-withdraw"),
+    path(
+        "works/<str:work_id>/withdraw/", catalogue.WorkWithdrawView.as_view(), name="work-withdraw"
+    ),
     path("works/<str:work_id>/preview/", catalogue.WorkPreviewView.as_view(), name="work-preview"),
 ]

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from exchange.accounts.models import authenticated_user
 from exchange.api.errors import ServiceError, error_body
 from exchange.api.idempotency import idempotent
 from exchange.catalogue import services
@@ -33,7 +34,7 @@ _MULTIPART_SLACK = 1024 * 1024
 
 def _out(work: Work, user: Any) -> dict[str, Any]:
     serializer = OwnWorkOut if work.owner_id == getattr(user, "pk", None) else WorkOut
-    return serializer(work).data  # type: ignore[return-value]
+    return dict(serializer(work).data)
 
 
 class WorkListCreateView(generics.ListAPIView):
@@ -47,7 +48,10 @@ class WorkListCreateView(generics.ListAPIView):
     parser_classes = [MultiPartParser]
 
     def get_queryset(self) -> Any:
-        if self.request.query_params.get("mine") in ("1", "true") and self.request.user.is_authenticated:
+        if (
+            self.request.query_params.get("mine") in ("1", "true")
+            and self.request.user.is_authenticated
+        ):
             return works_owned_by(self.request.user)
         return works_visible_to(self.request.user)
 
@@ -71,14 +75,17 @@ class WorkListCreateView(generics.ListAPIView):
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
         if not getattr(request.user, "is_rights_holder", False):
-            raise ServiceError("Only rights holders can register works.",
-                               code="not_a_rights_holder", status_code=403)
+            raise ServiceError(
+                "Only rights holders can register works.",
+                code="not_a_rights_holder",
+                status_code=403,
+            )
         data = WorkCreateIn(data=request.data)
         data.is_valid(raise_exception=True)
         fields = data.validated_data
         upload = fields["file"]
         work = services.work_register(
-            owner=request.user,
+            owner=authenticated_user(request),
             title=fields["title"],
             description=fields["description"],
             upload=upload,
@@ -114,7 +121,9 @@ class WorkDetailView(APIView):
         work = work_get_for_owner(user=request.user, work_id=work_id)
         data = WorkUpdateIn(instance=work, data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        work = services.work_update_terms(work=work, actor=request.user, changes=data.validated_data)
+        work = services.work_update_terms(
+            work=work, actor=request.user, changes=data.validated_data
+        )
         return Response(OwnWorkOut(work).data)
 
 
@@ -125,7 +134,7 @@ class WorkWithdrawView(APIView):
     @idempotent(required=False)
     def post(self, request: Request, work_id: str) -> Response:
         work = work_get_for_owner(user=request.user, work_id=work_id)
-        work = services.work_withdraw(work=work, actor=request.user)
+        work = services.work_withdraw(work=work, actor=authenticated_user(request))
         return Response(OwnWorkOut(work).data)
 
 
@@ -137,4 +146,6 @@ class WorkPreviewView(APIView):
         work = work_get_visible(user=request.user, work_id=work_id)
         if not work.preview_path:
             return Response(error_body("not_found", "This work has no preview."), status=404)
-        return FileResponse(preview_abspath(work.preview_path).open("rb"), content_type="image/jpeg")
+        return FileResponse(
+            preview_abspath(work.preview_path).open("rb"), content_type="image/jpeg"
+        )

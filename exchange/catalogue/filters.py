@@ -3,7 +3,7 @@ import django_filters
 from exchange.catalogue.models import MediaType, Work, WorkStatus
 
 
-class WorkFilter(django_filters.FilterSet):
+class WorkFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter is untyped
     media_type = django_filters.ChoiceFilter(choices=MediaType.choices)
     currency = django_filters.CharFilter(lookup_expr="exact")
     owner = django_filters.CharFilter(field_name="owner__username")

@@ -40,7 +40,11 @@ def work_get_visible(*, user: Any, work_id: Any) -> Work:
 
 
 def work_get_for_owner(*, user: Any, work_id: Any) -> Work:
-    """The work, if ``user`` may change it. Another user's work: 403 if they can see it, else 404."""
+    """The work, if ``user`` may change it.
+
+    Another user's work is a 403 if they can see it (it is on sale), else a 404, so that
+    the answer never reveals a work that is not public.
+    """
     work = work_get_visible(user=user, work_id=work_id)
     if work.owner_id != user.pk:
         raise PermissionDenied("You can change only your own works.")

@@ -28,7 +28,9 @@ class TermsFields(serializers.Serializer):
     price_minor = StrictIntegerField(help_text="Price in minor units (cents for EUR, yen for JPY).")
     currency = serializers.CharField(max_length=3, min_length=3, help_text="ISO 4217 code.")
     allowed_uses = serializers.ListField(
-        child=serializers.CharField(max_length=32), min_length=1, max_length=len(ALLOWED_USES) * 2,
+        child=serializers.CharField(max_length=32),
+        min_length=1,
+        max_length=len(ALLOWED_USES) * 2,
         help_text=f"Any of: {', '.join(ALLOWED_USES)}.",
     )
     licence_days = StrictIntegerField(min_value=1)
@@ -62,12 +64,17 @@ class TermsFields(serializers.Serializer):
 
 class WorkCreateIn(TermsFields):
     title = serializers.CharField(max_length=200)
-    description = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    description = serializers.CharField(
+        max_length=5000, required=False, allow_blank=True, default=""
+    )
     media_type = serializers.ChoiceField(choices=MediaType.choices, required=False)
     file = serializers.FileField(allow_empty_file=True, use_url=False)
     allowed_uses = serializers.ListField(
-        child=serializers.CharField(max_length=32), min_length=1, max_length=len(ALLOWED_USES) * 2,
-        required=False, default=list(DEFAULT_USES),
+        child=serializers.CharField(max_length=32),
+        min_length=1,
+        max_length=len(ALLOWED_USES) * 2,
+        required=False,
+        default=list(DEFAULT_USES),
     )
     licence_days = StrictIntegerField(min_value=1, required=False, default=365)
     byte_allowance_multiple = StrictIntegerField(min_value=1, required=False, default=2)
@@ -123,8 +130,19 @@ class WorkOut(serializers.ModelSerializer):
     class Meta:
         model = Work
         fields = [
-            "id", "title", "description", "media_type", "content_type", "owner", "price",
-            "terms", "status", "size_bytes", "preview_url", "created_at", "updated_at",
+            "id",
+            "title",
+            "description",
+            "media_type",
+            "content_type",
+            "owner",
+            "price",
+            "terms",
+            "status",
+            "size_bytes",
+            "preview_url",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = fields
 
@@ -138,6 +156,11 @@ class OwnWorkOut(WorkOut):
     """What the owner sees besides the public fields."""
 
     class Meta(WorkOut.Meta):
-        fields = [*WorkOut.Meta.fields, "sha256", "original_filename", "failure_reason",
-                  "withdrawn_at"]
+        fields = [
+            *WorkOut.Meta.fields,
+            "sha256",
+            "original_filename",
+            "failure_reason",
+            "withdrawn_at",
+        ]
         read_only_fields = fields

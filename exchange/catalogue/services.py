@@ -16,7 +16,7 @@ from exchange.api.errors import ServiceError
 from exchange.audit.services import audit_record
 from exchange.catalogue.models import Work, WorkStatus
 from exchange.catalogue.previews import preview_make
-from exchange.catalogue.sniffing import UnsupportedFile, sniff_upload
+from exchange.catalogue.sniffing import UnsupportedFileError, sniff_upload
 from exchange.catalogue.storage import master_abspath, master_store, work_files_remove
 
 log = logging.getLogger(__name__)
@@ -53,22 +53,28 @@ def work_register(
     the ones that need the file itself or the owner's role.
     """
     if not owner.is_rights_holder:
-        raise ServiceError("Only rights holders can register works.", code="not_a_rights_holder",
-                           status_code=403)
+        raise ServiceError(
+            "Only rights holders can register works.", code="not_a_rights_holder", status_code=403
+        )
     if upload_size <= 0:
         raise ServiceError("The file is empty.", code="invalid", field="file")
     if upload_size > settings.MAX_UPLOAD_BYTES:
         raise ServiceError(
             f"The file is larger than the limit of {settings.MAX_UPLOAD_BYTES:,} bytes.",
-            code="file_too_large", field="file", status_code=413,
+            code="file_too_large",
+            field="file",
+            status_code=413,
         )
     try:
         sniffed = sniff_upload(upload)
-    except UnsupportedFile as exc:
-        raise ServiceError(str(exc), code="unsupported_file", field="file", status_code=415) from exc
+    except UnsupportedFileError as exc:
+        raise ServiceError(
+            str(exc), code="unsupported_file", field="file", status_code=415
+        ) from exc
     if media_type and media_type != sniffed.media_type:
         raise ServiceError(
-            f"The file is {sniffed.content_type}, not {media_type}.", code="invalid",
+            f"The file is {sniffed.content_type}, not {media_type}.",
+            code="invalid",
             field="media_type",
         )
 
@@ -92,8 +98,12 @@ def work_register(
                 size_bytes=size,
                 master_path=relative,
             )
-            audit_record(actor=owner, action="work.register", target=work,
-                         data={"size_bytes": size, "content_type": sniffed.content_type})
+            audit_record(
+                actor=owner,
+                action="work.register",
+                target=work,
+                data={"size_bytes": size, "content_type": sniffed.content_type},
+            )
             transaction.on_commit(lambda: _queue_processing(work.pk))
     except BaseException:
         work_files_remove(work_id=str(work_id))
@@ -125,8 +135,11 @@ def work_process(*, work_id: uuid.UUID | str) -> Work:
     preview = preview_make(work_id=str(work.pk), master=path) if work.media_type == "image" else ""
     with transaction.atomic():
         updated = Work.objects.filter(pk=work.pk, status=WorkStatus.PROCESSING).update(
-            sha256=digest.hexdigest(), size_bytes=size, preview_path=preview,
-            status=WorkStatus.READY, updated_at=timezone.now(),
+            sha256=digest.hexdigest(),
+            size_bytes=size,
+            preview_path=preview,
+            status=WorkStatus.READY,
+            updated_at=timezone.now(),
         )
         if updated:
             work.refresh_from_db()
@@ -150,16 +163,21 @@ def work_update_terms(*, work: Work, actor: User, changes: dict[str, Any]) -> Wo
     if unknown:
         raise ServiceError(f"Cannot change {', '.join(sorted(unknown))}.", code="invalid")
     if work.status == WorkStatus.WITHDRAWN:
-        raise ServiceError("A withdrawn work cannot be changed.", code="work_withdrawn",
-                           status_code=409)
+        raise ServiceError(
+            "A withdrawn work cannot be changed.", code="work_withdrawn", status_code=409
+        )
     before = {name: getattr(work, name) for name in changes}
     with transaction.atomic():
         for name, value in changes.items():
             setattr(work, name, value)
         work.full_clean(exclude=["master_path", "preview_path", "owner"])
         work.save(update_fields=[*changes, "updated_at"])
-        audit_record(actor=actor, action="work.update", target=work,
-                     data={"before": before, "after": changes})
+        audit_record(
+            actor=actor,
+            action="work.update",
+            target=work,
+            data={"before": before, "after": changes},
+        )
     return work
 
 
@@ -169,8 +187,9 @@ def work_withdraw(*, work: Work, actor: User) -> Work:
         updated = (
             Work.objects.filter(pk=work.pk)
             .exclude(status=WorkStatus.WITHDRAWN)
-            .update(status=WorkStatus.WITHDRAWN, withdrawn_at=timezone.now(),
-                    updated_at=timezone.now())
+            .update(
+                status=WorkStatus.WITHDRAWN, withdrawn_at=timezone.now(), updated_at=timezone.now()
+            )
         )
         work.refresh_from_db()
         if updated:

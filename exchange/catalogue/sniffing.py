@@ -17,7 +17,7 @@ from exchange.catalogue.models import MediaType
 MAX_IMAGE_PIXELS = 80_000_000
 
 
-class UnsupportedFile(ValueError):
+class UnsupportedFileError(ValueError):
     pass
 
 
@@ -62,7 +62,7 @@ def sniff_upload(stream: BinaryIO) -> Sniffed:
     stream.seek(0)
     sniffed = _match(head)
     if sniffed is None:
-        raise UnsupportedFile(f"Unsupported file type; upload {SUPPORTED_DESCRIPTION}.")
+        raise UnsupportedFileError(f"Unsupported file type; upload {SUPPORTED_DESCRIPTION}.")
     if sniffed.media_type == MediaType.IMAGE:
         _check_image(stream)
     return sniffed
@@ -73,16 +73,22 @@ def _check_image(stream: BinaryIO) -> None:
         with Image.open(stream) as image:
             width, height = image.size
             if width * height > MAX_IMAGE_PIXELS:
-                raise UnsupportedFile(
+                raise UnsupportedFileError(
                     f"Image is {width}x{height}; at most {MAX_IMAGE_PIXELS:,} pixels are accepted."
                 )
             image.verify()
         stream.seek(0)
         with Image.open(stream) as image:
             image.load()  # verify() does not decode pixels: a truncated body shows only here
-    except UnsupportedFile:
+    except UnsupportedFileError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise UnsupportedFile(f"The image is damaged or truncated ({exc}).") from exc
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+    ) as exc:
+        raise UnsupportedFileError(f"The image is damaged or truncated ({exc}).") from exc
     finally:
         stream.seek(0)

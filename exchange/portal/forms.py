@@ -15,12 +15,15 @@ from exchange.catalogue.terms import ALLOWED_USES, DEFAULT_USES
 from exchange.money.currencies import active_currencies
 
 
-class SignupForm(UserCreationForm):  # type: ignore[type-arg]
+class SignupForm(UserCreationForm):
     email = forms.EmailField(required=True)
     role = forms.ChoiceField(
-        choices=[(Role.BUYER.value, "I buy and share works"),
-                 (Role.RIGHTS_HOLDER.value, "I sell works I hold the rights to")],
-        widget=forms.RadioSelect, initial=Role.BUYER.value,
+        choices=[
+            (Role.BUYER.value, "I buy and share works"),
+            (Role.RIGHTS_HOLDER.value, "I sell works I hold the rights to"),
+        ],
+        widget=forms.RadioSelect,
+        initial=Role.BUYER.value,
     )
 
     class Meta(UserCreationForm.Meta):
@@ -34,17 +37,20 @@ def _currency_choices() -> list[tuple[str, str]]:
 
 class TermsForm(forms.Form):
     price_minor = forms.IntegerField(
-        label="Price (minor units)", min_value=1,
+        label="Price (minor units)",
+        min_value=1,
         help_text="In the currency's smallest unit: 1250 EUR means €12.50; 1500 JPY means ¥1,500.",
     )
     currency = forms.ChoiceField(choices=_currency_choices, initial="EUR")
     allowed_uses = forms.MultipleChoiceField(
         choices=[(k, f"{k}: {v}") for k, v in ALLOWED_USES.items()],
-        widget=forms.CheckboxSelectMultiple, initial=list(DEFAULT_USES),
+        widget=forms.CheckboxSelectMultiple,
+        initial=list(DEFAULT_USES),
     )
     licence_days = forms.IntegerField(label="Licence lifetime (days)", initial=365)
     byte_allowance_multiple = forms.IntegerField(
-        label="Byte allowance (x the work's size)", initial=2,
+        label="Byte allowance (x the work's size)",
+        initial=2,
         help_text="How much a buyer may download in all; above 1 leaves room for retries.",
     )
 
@@ -80,21 +86,48 @@ class WorkRegisterForm(TermsForm):
     title = forms.CharField(max_length=200)
     description = forms.CharField(widget=forms.Textarea, required=False, max_length=5000)
     file = forms.FileField(
-        help_text=f"Image, audio, video or document; at most {settings.MAX_UPLOAD_BYTES // 2**20} MiB."
+        help_text=(
+            "Image, audio, video or document; "
+            f"at most {settings.MAX_UPLOAD_BYTES // 2**20} MiB."
+        )
     )
-    field_order = ["title", "description", "file", "price_minor", "currency", "allowed_uses",
-                   "licence_days", "byte_allowance_multiple"]
+    field_order = [
+        "title",
+        "description",
+        "file",
+        "price_minor",
+        "currency",
+        "allowed_uses",
+        "licence_days",
+        "byte_allowance_multiple",
+    ]
 
 
 class WorkEditForm(TermsForm):
     title = forms.CharField(max_length=200)
     description = forms.CharField(widget=forms.Textarea, required=False, max_length=5000)
-    field_order = ["title", "description", "price_minor", "currency", "allowed_uses",
-                   "licence_days", "byte_allowance_multiple"]
+    field_order = [
+        "title",
+        "description",
+        "price_minor",
+        "currency",
+        "allowed_uses",
+        "licence_days",
+        "byte_allowance_multiple",
+    ]
 
     @classmethod
     def for_work(cls, work: Work, data: Any = None) -> WorkEditForm:
-        initial = {name: getattr(work, name) for name in (
-            "title", "description", "price_minor", "currency", "allowed_uses", "licence_days",
-            "byte_allowance_multiple")}
+        initial = {
+            name: getattr(work, name)
+            for name in (
+                "title",
+                "description",
+                "price_minor",
+                "currency",
+                "allowed_uses",
+                "licence_days",
+                "byte_allowance_multiple",
+            )
+        }
         return cls(data=data, initial=initial)

@@ -13,8 +13,13 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from exchange.accounts.services import user_signup
 from exchange.api.errors import ServiceError
 from exchange.catalogue import services
-from exchange.catalogue.selectors import work_get_for_owner, work_get_visible, works_owned_by, works_visible_to
 from exchange.catalogue.models import WorkStatus
+from exchange.catalogue.selectors import (
+    work_get_for_owner,
+    work_get_visible,
+    works_owned_by,
+    works_visible_to,
+)
 from exchange.portal.forms import SignupForm, WorkEditForm, WorkRegisterForm
 
 
@@ -33,8 +38,10 @@ def signup(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = user_signup(
-            username=form.cleaned_data["username"], email=form.cleaned_data["email"],
-            password=form.cleaned_data["password1"], role=form.cleaned_data["role"],
+            username=form.cleaned_data["username"],
+            email=form.cleaned_data["email"],
+            password=form.cleaned_data["password1"],
+            role=form.cleaned_data["role"],
         )
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, f"Welcome, {user.username}.")
@@ -59,8 +66,12 @@ def my_works(request: HttpRequest) -> HttpResponse:
 @login_required
 def work_register(request: HttpRequest) -> HttpResponse:
     if not request.user.is_rights_holder:  # type: ignore[union-attr]
-        return render(request, "portal/forbidden.html",
-                      {"reason": "Only rights holders can register works."}, status=403)
+        return render(
+            request,
+            "portal/forbidden.html",
+            {"reason": "Only rights holders can register works."},
+            status=403,
+        )
     form = WorkRegisterForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
@@ -69,7 +80,9 @@ def work_register(request: HttpRequest) -> HttpResponse:
                 owner=request.user,  # type: ignore[arg-type]
                 title=form.cleaned_data["title"],
                 description=form.cleaned_data["description"],
-                upload=upload, upload_size=upload.size, original_filename=upload.name or "",
+                upload=upload,
+                upload_size=upload.size,
+                original_filename=upload.name or "",
                 price_minor=form.cleaned_data["price_minor"],
                 currency=form.cleaned_data["currency"],
                 allowed_uses=form.cleaned_data["allowed_uses"],
@@ -92,8 +105,12 @@ def work_edit(request: HttpRequest, work_id: str) -> HttpResponse:
     except NotFound:
         return render(request, "portal/not_found.html", status=404)
     except PermissionDenied:
-        return render(request, "portal/forbidden.html",
-                      {"reason": "You can change only your own works."}, status=403)
+        return render(
+            request,
+            "portal/forbidden.html",
+            {"reason": "You can change only your own works."},
+            status=403,
+        )
     form = WorkEditForm.for_work(work, request.POST or None)
     if request.method == "POST":
         if "withdraw" in request.POST:
@@ -107,7 +124,9 @@ def work_edit(request: HttpRequest, work_id: str) -> HttpResponse:
                     services.work_update_terms(work=work, actor=request.user, changes=changes)  # type: ignore[arg-type]
                 except ServiceError as exc:
                     form.add_error(None, exc.message)
-                    return render(request, "portal/work_edit.html", {"form": form, "work": work}, status=409)
+                    return render(
+                        request, "portal/work_edit.html", {"form": form, "work": work}, status=409
+                    )
             messages.success(request, "Saved.")
             return redirect("portal:my-works")
         return render(request, "portal/work_edit.html", {"form": form, "work": work}, status=400)

@@ -1,0 +1,104 @@
+"""Create the demo's people and works, and print how to log in.
+
+Safe to run again: existing demo users and works are kept, and the passwords (random,
+kept in the data folder with owner-only access, never in the repository) stay the same.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from exchange.accounts.models import Role, User
+from exchange.catalogue.demo_images import demo_image_png
+from exchange.catalogue.models import Work
+from exchange.catalogue.services import work_register
+
+DEMO_USERS = (
+    ("rita", Role.RIGHTS_HOLDER, "Rita the rights holder"),
+    ("bob", Role.BUYER, "Bob, a buyer"),
+    ("carol", Role.BUYER, "Carol, a buyer"),
+    ("admin", Role.ADMIN, "The platform admin"),
+)
+DEMO_WORKS = (
+    ("Harbour at dawn", "A quiet harbour in early light.", 1250, "EUR"),
+    ("Circles and squares", "Colour study in flat shapes.", 800, "EUR"),
+    ("Night market", "Lanterns over a busy street.", 1500, "JPY"),
+    ("Mountain pass", "Road through the high pass.", 999, "USD"),
+)
+
+
+def _passwords_file() -> Path:
+    return settings.DATA_DIR / "demo_logins.json"
+
+
+def _load_passwords() -> dict[str, str]:
+    path = _passwords_file()
+    if path.exists():
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    passwords = {name: secrets.token_urlsafe(9) for name, *_ in DEMO_USERS}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(passwords, handle)
+    return passwords
+
+
+class Command(BaseCommand):
+    help = "Create demo users (a rights holder, two buyers, an admin) and a few works."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--quiet", action="store_true", help="Do not print the logins.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        passwords = _load_passwords()
+        users: dict[str, User] = {}
+        with transaction.atomic():
+            for username, role, description in DEMO_USERS:
+                user, created = User.objects.get_or_create(
+                    username=username,
+                    defaults={
+                        "role": role,
+                        "email": f"{username}@demo.invalid",
+                        "first_name": description,
+                    },
+                )
+                if created:
+                    user.set_password(passwords[username])
+                    if role == Role.ADMIN:
+                        user.is_staff = True
+                        user.is_superuser = True
+                    user.save()
+                users[username] = user
+
+        rita = users["rita"]
+        for seed, (title, description, price, currency) in enumerate(DEMO_WORKS, start=1):
+            if Work.objects.filter(owner=rita, title=title).exists():
+                continue
+            data = demo_image_png(seed=seed)
+            work_register(
+                owner=rita,
+                title=title,
+                description=description,
+                upload=io.BytesIO(data),
+                upload_size=len(data),
+                original_filename=f"demo-{seed}.png",
+                price_minor=price,
+                currency=currency,
+                allowed_uses=["view", "download"],
+                licence_days=365,
+                byte_allowance_multiple=2,
+            )
+
+        if options["quiet"]:
+            return
+        self.stdout.write(self.style.SUCCESS("Demo logins (also in data/demo_logins.json):"))
+        for username, _role, description in DEMO_USERS:
+            self.stdout.write(f"  {username:<6} {passwords[username]:<14} {description}")

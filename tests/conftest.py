@@ -1,0 +1,187 @@
+"""Fixtures every test folder shares: the personas, API clients, and the CI guard.
+
+The personas are the same people as the demo: Rita holds rights and sells, Bob and
+Carol buy, and an admin runs the platform.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from exchange.accounts.models import Role, User
+from exchange.accounts.services import api_token_create
+
+PASSWORD = "correct horse battery staple"
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _skip_or_fail(reason: str) -> None:
+    """A test that needs a service must run in CI: there, its skip is a failure."""
+    if _in_ci():
+        pytest.fail(f"CI=true but this test would be skipped: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _on_postgres() -> bool:
+    from django.conf import settings
+
+    return "postgresql" in settings.DATABASES["default"]["ENGINE"]
+
+
+def _redis_reachable() -> bool:
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        return False
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2).ping())
+    except redis.RedisError:
+        return False
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("postgres") and not _on_postgres():
+        _skip_or_fail("needs PostgreSQL: set DATABASE_URL=postgres://...")
+    if item.get_closest_marker("redis") and not _redis_reachable():
+        _skip_or_fail("needs Redis: set REDIS_URL=redis://... to a running server")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _celery_in_process() -> None:
+    """In-process tests run tasks eagerly; the real-worker tests start their own worker."""
+    from exchange.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+
+
+@pytest.fixture(autouse=True)
+def _private_data_dir(settings: Any, tmp_path: Path) -> None:
+    """Every test writes masters and previews into its own folder."""
+    data = tmp_path / "data"
+    # The same layout as settings.py makes, so a subprocess given PEERMARK_DATA_DIR=data
+    # (a real Celery worker, a server) finds the same files.
+    for name, folder in (("MASTERS_DIR", "masters"), ("PREVIEWS_DIR", "previews"),
+                         ("UPLOAD_TMP_DIR", "tmp")):
+        (data / folder).mkdir(parents=True)
+        setattr(settings, name, data / folder)
+    settings.DATA_DIR = data
+    settings.FILE_UPLOAD_TEMP_DIR = str(data / "tmp")
+    # Real password hashing is slow by design; the tests make many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def _person(username: str, role: str, **extra: Any) -> User:
+    user = User.objects.create_user(
+        username=username, email=f"{username}@example.test", password=PASSWORD, role=role, **extra
+    )
+    return user
+
+
+@pytest.fixture
+def rita(db: None) -> User:
+    """A rights holder who sells works."""
+    return _person("rita", Role.RIGHTS_HOLDER)
+
+
+@pytest.fixture
+def rob(db: None) -> User:
+    """A second rights holder, to try crossing into Rita's works."""
+    return _person("rob", Role.RIGHTS_HOLDER)
+
+
+@pytest.fixture
+def bob(db: None) -> User:
+    """A buyer."""
+    return _person("bob", Role.BUYER)
+
+
+@pytest.fixture
+def carol(db: None) -> User:
+    """Another buyer."""
+    return _person("carol", Role.BUYER)
+
+
+@pytest.fixture
+def admin_user(db: None) -> User:
+    """The platform admin."""
+    return _person("admin", Role.ADMIN, is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def api() -> Callable[[User | None], Any]:
+    """An API client authenticated as ``user`` with a real bearer token (None: anonymous)."""
+    from rest_framework.test import APIClient
+
+    def make(user: User | None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            raw = api_token_create(user=user, name="test").raw
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        return client
+
+    return make
+
+
+def png_bytes(width: int = 320, height: int = 240, *, seed: int = 1) -> bytes:
+    """A small, valid, textured PNG."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def png() -> bytes:
+    return png_bytes()
+
+
+@pytest.fixture
+def make_work(django_capture_on_commit_callbacks: Any) -> Callable[..., Any]:
+    """Register a work through the service, as the portal and API do; ready unless told."""
+    from exchange.catalogue.services import work_register
+
+    def make(
+        owner: User,
+        *,
+        title: str = "Harbour at dawn",
+        data: bytes | None = None,
+        price_minor: int = 1250,
+        currency: str = "EUR",
+        ready: bool = True,
+        **terms: Any,
+    ) -> Any:
+        body = data if data is not None else png_bytes()
+        with django_capture_on_commit_callbacks(execute=ready):
+            work = work_register(
+                owner=owner,
+                title=title,
+                description=terms.pop("description", "A quiet harbour."),
+                upload=io.BytesIO(body),
+                upload_size=len(body),
+                original_filename="harbour.png",
+                price_minor=price_minor,
+                currency=currency,
+                allowed_uses=terms.pop("allowed_uses", ["view", "download"]),
+                licence_days=terms.pop("licence_days", 365),
+                byte_allowance_multiple=terms.pop("byte_allowance_multiple", 2),
+            )
+        work.refresh_from_db()
+        return work
+
+    return make

@@ -1,0 +1,67 @@
+"""Real processes for end-to-end tests: started with a deadline, logged, always stopped."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], *, timeout: float, what: str, log: Path | None = None,
+               interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    tail = ""
+    if log is not None and log.exists():
+        tail = "\n--- log tail ---\n" + log.read_text(errors="replace")[-4000:]
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{tail}")
+
+
+@contextlib.contextmanager
+def running(args: list[str], *, env: dict[str, str], log: Path,
+            cwd: Path = ROOT) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``args`` in its own process group; on exit stop the whole group."""
+    full_env = {**os.environ, **env}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            args, cwd=cwd, env=full_env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield process
+        finally:
+            stop(process)
+
+
+def stop(process: subprocess.Popen[bytes], *, sig: int = signal.SIGTERM) -> None:
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def python(*args: str) -> list[str]:
+    return [sys.executable, *args]
