@@ -84,10 +84,9 @@ def _private_data_dir(settings: Any, tmp_path: Path) -> None:
 
 
 def _person(username: str, role: str, **extra: Any) -> User:
-    user = User.objects.create_user(
+    return User.objects.create_user(
         username=username, email=f"{username}@example.test", password=PASSWORD, role=role, **extra
     )
-    return user
 
 
 @pytest.fixture

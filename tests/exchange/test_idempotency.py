@@ -77,7 +77,8 @@ def test_a_request_still_in_flight_is_409(rita, api) -> None:
     response = _register(client, "k-1")
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "idempotency_in_flight"
-    assert Work.objects.count() == 1 and first.status_code == 201
+    assert Work.objects.count() == 1
+    assert first.status_code == 201
 
 
 def test_a_client_error_is_stored_and_replayed(rita, api) -> None:

@@ -76,7 +76,9 @@ def test_the_list_filters_and_paginates(rita, make_work, api) -> None:
     cheap = api(None).get("/api/v1/works/", {"max_price": 200, "currency": "EUR"}).json()
     assert {w["title"] for w in cheap["results"]} == {"Work 0", "Work 1"}
     page = api(None).get("/api/v1/works/", {"page_size": 2, "ordering": "title"}).json()
-    assert page["count"] == 4 and len(page["results"]) == 2 and page["next"]
+    assert page["count"] == 4
+    assert len(page["results"]) == 2
+    assert page["next"]
 
 
 def test_owners_see_their_own_works_in_any_state(rita, make_work, api) -> None:
@@ -96,7 +98,8 @@ def test_the_detail_shows_owner_fields_to_the_owner_only(rita, bob, make_work, a
     work = make_work(rita)
     assert "sha256" in api(rita).get(f"/api/v1/works/{work.pk}/").json()
     public = api(bob).get(f"/api/v1/works/{work.pk}/").json()
-    assert "sha256" not in public and "master_path" not in public
+    assert "sha256" not in public
+    assert "master_path" not in public
 
 
 def test_an_owner_changes_price_and_terms(rita, make_work, api) -> None:
@@ -140,5 +143,6 @@ def test_the_preview_is_a_small_jpeg(rita, make_work, api) -> None:
 
 def test_me_says_who_i_am(rita, api) -> None:
     body = api(rita).get("/api/v1/me/").json()
-    assert body["username"] == "rita" and body["role"] == "rights_holder"
+    assert body["username"] == "rita"
+    assert body["role"] == "rights_holder"
     assert api(None).get("/api/v1/me/").status_code == 401
