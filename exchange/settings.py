@@ -107,7 +107,7 @@ _BROKER = env_str("CELERY_BROKER_URL") or REDIS_URL
 CELERY_TASK_ALWAYS_EAGER = env_bool("PEERMARK_CELERY_EAGER", default=not _BROKER)
 # Without a broker every task runs eagerly; the in-memory transport only keeps Celery
 # from looking for one on localhost.
-CELERY_BROKER_URL = _BROKER or "memory://"
+CELERY_BROKER_URL = _BROKER or "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
