@@ -88,3 +88,10 @@ def secret_in_data_dir(path: Path) -> str:
         secret = secrets.token_urlsafe(50)
         handle.write(secret)
     return secret
+
+
+def env_choice(name: str, *, choices: tuple[str, ...], default: str) -> str:
+    value = env_str(name) or default
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value

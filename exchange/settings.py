@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 
 from exchange.env import (
+    env_choice,
     env_bool,
     env_int,
     env_list,
@@ -47,6 +48,8 @@ INSTALLED_APPS = [
     "exchange.audit",
     "exchange.api",
     "exchange.catalogue",
+    "exchange.ledger",
+    "exchange.payments",
     "exchange.portal",
 ]
 
@@ -221,6 +224,23 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("PEERMARK_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+# --- Money ----------------------------------------------------------------------
+PAYMENTS_PROVIDER = env_str("PEERMARK_PAYMENTS_PROVIDER", "testpay") or "testpay"
+PAYMENTS_WEBHOOK_URL = env_str(
+    "PEERMARK_PAYMENTS_WEBHOOK_URL", f"{PUBLIC_URL}/api/v1/payments/webhooks/testpay/"
+)
+TESTPAY_WEBHOOK_SECRET = env_str("PEERMARK_TESTPAY_WEBHOOK_SECRET")
+# How the test provider's webhooks reach us: over HTTP when a worker sends them, or
+# straight into the handler in the embedded default (one process, nobody to send them).
+TESTPAY_DELIVERY = env_choice(
+    "PEERMARK_TESTPAY_DELIVERY",
+    choices=("inprocess", "http"),
+    default="inprocess" if CELERY_TASK_ALWAYS_EAGER else "http",
+)
+TESTPAY_DELAY_SECONDS = env_int("PEERMARK_TESTPAY_DELAY_SECONDS", default=1, minimum=0)
+MAX_TOPUP_MAJOR = env_int("PEERMARK_MAX_TOPUP_MAJOR", default=10_000, minimum=1)
+PAYOUT_MINIMUM_MAJOR = env_int("PEERMARK_PAYOUT_MINIMUM_MAJOR", default=10, minimum=0)
+
 IDEMPOTENCY_RETENTION_HOURS = env_int(
     "PEERMARK_IDEMPOTENCY_RETENTION_HOURS", default=48, minimum=24
 )

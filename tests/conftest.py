@@ -79,6 +79,8 @@ def _private_data_dir(settings: Any, tmp_path: Path) -> None:
         setattr(settings, name, data / folder)
     settings.DATA_DIR = data
     settings.FILE_UPLOAD_TEMP_DIR = str(data / "tmp")
+    settings.TESTPAY_DELIVERY = "inprocess"
+    settings.TESTPAY_WEBHOOK_SECRET = "whsec_" + "dGVzdC1zZWNyZXQtZm9yLXdlYmhvb2tzLTAxMjM0NTY="
     # Real password hashing is slow by design; the tests make many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -5,6 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from exchange.accounts import api_views as accounts
 from exchange.catalogue import api_views as catalogue
+from exchange.ledger import api_views as ledger
+from exchange.payments import api_views as payments
 
 app_name = "api"
 
@@ -21,4 +23,12 @@ urlpatterns = [
         "works/<str:work_id>/withdraw/", catalogue.WorkWithdrawView.as_view(), name="work-withdraw"
     ),
     path("works/<str:work_id>/preview/", catalogue.WorkPreviewView.as_view(), name="work-preview"),
+    path("wallet/", ledger.WalletView.as_view(), name="wallet"),
+    path("wallet/topups/", payments.TopUpListCreateView.as_view(), name="topups"),
+    path("wallet/topups/<str:topup_id>/", payments.TopUpDetailView.as_view(), name="topup"),
+    path("payouts/", payments.PayoutListCreateView.as_view(), name="payouts"),
+    path("statements/<str:period>.csv", ledger.StatementCsvView.as_view(),
+         name="statement-csv"),
+    path("statements/<str:period>/", ledger.StatementView.as_view(), name="statement"),
+    path("payments/webhooks/<str:provider>/", payments.WebhookView.as_view(), name="webhook"),
 ]

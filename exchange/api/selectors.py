@@ -1,0 +1,25 @@
+"""Access checks shared by resources that simply belong to one user."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, TypeVar
+
+from django.db import models
+from rest_framework.exceptions import NotFound
+
+from exchange.accounts.models import User
+
+M = TypeVar("M", bound=models.Model)
+
+
+def get_owned(model: type[M], pk: Any, user: User) -> M:
+    """The object if it belongs to ``user``; otherwise a 404 that says nothing more."""
+    try:
+        key = uuid.UUID(str(pk))
+    except ValueError:
+        raise NotFound(f"No such {model._meta.verbose_name}.") from None
+    found = model._default_manager.filter(pk=key, user=user).first()
+    if found is None:
+        raise NotFound(f"No such {model._meta.verbose_name}.")
+    return found

@@ -1,0 +1,79 @@
+"""A party's balances and monthly statements."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import permissions
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from exchange.accounts.models import authenticated_user
+from exchange.ledger.models import Account, AccountKind
+from exchange.ledger.serializers import AccountStatementOut, BalanceOut
+from exchange.ledger.statements import statements_csv, statements_for
+
+
+class WalletView(APIView):
+    """Everything you hold: wallet, earnings, seeding credit, payouts on the way."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses=BalanceOut(many=True))
+    def get(self, request: Request) -> Response:
+        accounts = (
+            Account.objects.filter(owner=authenticated_user(request), reference="")
+            .exclude(kind=AccountKind.ESCROW)
+            .order_by("kind", "currency")
+        )
+        return Response({"balances": BalanceOut(accounts, many=True).data})
+
+
+def _statement_accounts(request: Request) -> list[Account]:
+    user = authenticated_user(request)
+    if request.query_params.get("party") == "platform":
+        if not user.is_platform_admin:
+            raise PermissionDenied("Only platform admins see the platform's statement.")
+        return list(Account.objects.filter(owner__isnull=True).order_by("kind", "currency"))
+    return list(Account.objects.filter(owner=user).order_by("kind", "currency", "reference"))
+
+
+def _month(period: str) -> tuple[int, int]:
+    try:
+        year, month = (int(part) for part in period.split("-"))
+    except ValueError:
+        raise NotFound("Statements are per month: /statements/YYYY-MM/.") from None
+    if not (2000 <= year <= 9998 and 1 <= month <= 12):
+        raise NotFound("No such month.")
+    return year, month
+
+
+_PARTY = OpenApiParameter("party", str, enum=["platform"],
+                          description="Admins: the platform's own accounts.")
+
+
+class StatementView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(parameters=[_PARTY], responses=AccountStatementOut(many=True))
+    def get(self, request: Request, period: str) -> Response:
+        year, month = _month(period)
+        statements = statements_for(_statement_accounts(request), year=year, month=month)
+        return Response({"period": f"{year:04d}-{month:02d}",
+                         "accounts": AccountStatementOut(statements, many=True).data})
+
+
+class StatementCsvView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(parameters=[_PARTY], responses={(200, "text/csv"): bytes})
+    def get(self, request: Request, period: str) -> HttpResponse:
+        year, month = _month(period)
+        statements = statements_for(_statement_accounts(request), year=year, month=month)
+        response = HttpResponse(statements_csv(statements), content_type="text/csv")
+        response["Content-Disposition"] = (
+            f'attachment; filename="peermark-statement-{year:04d}-{month:02d}.csv"'
+        )
+        return response

@@ -1,0 +1,138 @@
+"""The ledger: balanced entries, guarded accounts, append-only, also in the database."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+
+from exchange.ledger.models import AccountKind, JournalEntry, Posting
+from exchange.ledger.selectors import account_balance
+from exchange.ledger.services import (
+    EntryAlreadyPostedError,
+    InsufficientFundsError,
+    Leg,
+    UnbalancedEntryError,
+    account_get_or_create,
+    ledger_post,
+    platform_account,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def _wallet(user, currency="EUR"):
+    return account_get_or_create(kind=AccountKind.WALLET, owner=user, currency=currency)
+
+
+def _fund(user, amount, currency="EUR", reference="seed"):
+    clearing = platform_account(kind=AccountKind.CLEARING, currency=currency)
+    wallet = _wallet(user, currency)
+    with transaction.atomic():
+        ledger_post(kind="topup", reference=reference, memo="",
+                    legs=[Leg(clearing, -amount), Leg(wallet, amount)])
+    wallet.refresh_from_db()
+    return wallet
+
+
+def test_a_balanced_entry_moves_money_and_the_cache_matches_the_sum(bob) -> None:
+    wallet = _fund(bob, 1000)
+    assert wallet.balance == 1000 == account_balance(wallet)
+    clearing = platform_account(kind=AccountKind.CLEARING, currency="EUR")
+    assert account_balance(clearing) == -1000
+    assert clearing.balance == 0  # unguarded accounts keep no cache: no hot row
+
+
+def test_an_unbalanced_entry_is_refused(bob) -> None:
+    wallet = _wallet(bob)
+    fees = platform_account(kind=AccountKind.FEES, currency="EUR")
+    with pytest.raises(UnbalancedEntryError), transaction.atomic():
+        ledger_post(kind="topup", reference="x", memo="", legs=[Leg(fees, -5), Leg(wallet, 4)])
+    assert not JournalEntry.objects.exists()
+
+
+def test_currencies_balance_separately(bob) -> None:
+    eur, jpy = _wallet(bob, "EUR"), _wallet(bob, "JPY")
+    with pytest.raises(UnbalancedEntryError), transaction.atomic():
+        ledger_post(kind="topup", reference="x", memo="", legs=[Leg(eur, 5), Leg(jpy, -5)])
+
+
+@pytest.mark.parametrize("amount", [0, 2**63, True, 1.5])
+def test_it_refuses_amounts_that_are_not_whole_non_zero_int64(bob, amount) -> None:
+    wallet = _wallet(bob)
+    fees = platform_account(kind=AccountKind.FEES, currency="EUR")
+    with pytest.raises(UnbalancedEntryError), transaction.atomic():
+        ledger_post(kind="topup", reference="x", memo="",
+                    legs=[Leg(fees, -amount), Leg(wallet, amount)])
+
+
+def test_a_guarded_account_never_goes_negative(bob) -> None:
+    wallet = _fund(bob, 100)
+    fees = platform_account(kind=AccountKind.FEES, currency="EUR")
+    with pytest.raises(InsufficientFundsError, match="100 EUR available, 101 needed"), \
+            transaction.atomic():
+        ledger_post(kind="purchase", reference="p", memo="",
+                    legs=[Leg(wallet, -101), Leg(fees, 101)])
+    wallet.refresh_from_db()
+    assert wallet.balance == 100 == account_balance(wallet)
+    assert JournalEntry.objects.count() == 1
+
+
+def test_the_same_event_posts_once(bob) -> None:
+    _fund(bob, 100, reference="evt-1")
+    with pytest.raises(EntryAlreadyPostedError):
+        _fund(bob, 100, reference="evt-1")
+    assert _wallet(bob).balance == 100
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_must_run_inside_a_transaction(bob) -> None:
+    wallet = _wallet(bob)
+    fees = platform_account(kind=AccountKind.FEES, currency="EUR")
+    assert not connection.in_atomic_block
+    with pytest.raises(RuntimeError, match="inside transaction"):
+        ledger_post(kind="topup", reference="x", memo="", legs=[Leg(fees, -1), Leg(wallet, 1)])
+
+
+@pytest.mark.postgres
+class TestTheDatabaseRefusesTampering:
+    """Raw SQL, bypassing the code: PostgreSQL's own triggers must say no."""
+
+    def _entry(self, bob):
+        _fund(bob, 500)
+        return JournalEntry.objects.get(), _wallet(bob)
+
+    def test_an_unbalanced_raw_insert_fails_at_commit(self, bob) -> None:
+        entry, wallet = self._entry(bob)
+        with pytest.raises(DatabaseError, match="does not sum to zero"), transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("INSERT INTO ledger_journalentry (kind, reference, memo, created_at)"
+                               " VALUES ('topup', 'forged', '', now()) RETURNING id")
+                forged = cursor.fetchone()[0]
+                cursor.execute("INSERT INTO ledger_posting (entry_id, account_id, currency, amount)"
+                               " VALUES (%s, %s, 'EUR', 1000000)", [forged, wallet.pk])
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+    def test_an_update_of_a_posting_fails(self, bob) -> None:
+        self._entry(bob)
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), \
+                connection.cursor() as cursor:
+            cursor.execute("UPDATE ledger_posting SET amount = amount * 2")
+        assert sorted(Posting.objects.values_list("amount", flat=True)) == [-500, 500]
+
+    def test_a_delete_of_an_entry_fails(self, bob) -> None:
+        self._entry(bob)
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), \
+                connection.cursor() as cursor:
+            cursor.execute("DELETE FROM ledger_posting")
+
+    def test_a_posting_in_another_currency_than_its_account_fails(self, bob) -> None:
+        entry, wallet = self._entry(bob)
+        with pytest.raises(DatabaseError, match="currency"), transaction.atomic(), \
+                connection.cursor() as cursor:
+            cursor.execute("INSERT INTO ledger_posting (entry_id, account_id, currency, amount)"
+                           " VALUES (%s, %s, 'USD', 1)", [entry.pk, wallet.pk])
+
+    def test_a_negative_guarded_balance_fails(self, bob) -> None:
+        _, wallet = self._entry(bob)
+        with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("UPDATE ledger_account SET balance = -1 WHERE id = %s", [wallet.pk])
