@@ -13,8 +13,8 @@ from pathlib import Path
 import dj_database_url
 
 from exchange.env import (
-    env_choice,
     env_bool,
+    env_choice,
     env_int,
     env_list,
     env_str,
@@ -214,6 +214,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {"PayoutSourceEnum": "exchange.payments.models.PayoutSource"},
 }
 
 LOGGING = {

@@ -65,7 +65,12 @@ class PayoutListCreateView(APIView):
     def post(self, request: Request) -> Response:
         data = PayoutIn(data=request.data)
         data.is_valid(raise_exception=True)
-        payout = services.payout_request(user=authenticated_user(request), **data.validated_data)
+        fields = data.validated_data
+        payout = services.payout_request(
+            user=authenticated_user(request), source=fields["account"],
+            amount_minor=fields["amount_minor"], currency=fields["currency"],
+            scenario=fields["scenario"],
+        )
         payout.refresh_from_db()
         return Response(PayoutOut(payout).data, status=status.HTTP_201_CREATED)
 

@@ -20,7 +20,9 @@ class TopUpIn(serializers.Serializer):
 class PayoutIn(serializers.Serializer):
     amount_minor = StrictIntegerField()
     currency = serializers.CharField(min_length=3, max_length=3)
-    source = serializers.ChoiceField(choices=PayoutSource.choices)
+    account = serializers.ChoiceField(
+        choices=PayoutSource.choices, help_text="Which balance to pay out from."
+    )
     scenario = serializers.ChoiceField(choices=SCENARIOS["payout"], required=False,
                                        default="succeed")
 

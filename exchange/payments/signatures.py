@@ -68,7 +68,9 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, *, now: int) ->
     try:
         timestamp = int(stamp)
     except ValueError:
-        raise WebhookSignatureError("malformed_signature", "webhook-timestamp is not a number.") from None
+        raise WebhookSignatureError(
+            "malformed_signature", "webhook-timestamp is not a number."
+        ) from None
     if abs(now - timestamp) > TOLERANCE_SECONDS:
         raise WebhookSignatureError(
             "stale_timestamp", "The webhook timestamp is more than five minutes from now."

@@ -39,7 +39,7 @@ def testpay_deliver_task(event: dict[str, Any]) -> str:
 
         return webhook_receive(provider="testpay", headers=headers, body=body)
     response = httpx.post(
-        settings.PAYMENTS_WEBHOOK_URL,
+        str(settings.PAYMENTS_WEBHOOK_URL),
         content=body,
         headers={**headers, "content-type": "application/json"},
         timeout=10,

@@ -39,7 +39,7 @@ def _parse(body: bytes) -> dict[str, Any]:
         raise WebhookError("The webhook has no type or data.", code="malformed_webhook")
     if not isinstance(data.get("reference"), str):
         raise WebhookError("The webhook names no payment.", code="malformed_webhook")
-    return event
+    return dict(event)
 
 
 def webhook_receive(*, provider: str, headers: Mapping[str, str], body: bytes,

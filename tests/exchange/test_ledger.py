@@ -102,15 +102,19 @@ class TestTheDatabaseRefusesTampering:
         return JournalEntry.objects.get(), _wallet(bob)
 
     def test_an_unbalanced_raw_insert_fails_at_commit(self, bob) -> None:
-        entry, wallet = self._entry(bob)
-        with pytest.raises(DatabaseError, match="does not sum to zero"), transaction.atomic():
-            with connection.cursor() as cursor:
+        _, wallet = self._entry(bob)
+
+        def forge() -> None:
+            with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute("INSERT INTO ledger_journalentry (kind, reference, memo, created_at)"
                                " VALUES ('topup', 'forged', '', now()) RETURNING id")
                 forged = cursor.fetchone()[0]
                 cursor.execute("INSERT INTO ledger_posting (entry_id, account_id, currency, amount)"
                                " VALUES (%s, %s, 'EUR', 1000000)", [forged, wallet.pk])
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+        with pytest.raises(DatabaseError, match="does not sum to zero"):
+            forge()
 
     def test_an_update_of_a_posting_fails(self, bob) -> None:
         self._entry(bob)

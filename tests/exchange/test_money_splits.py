@@ -46,5 +46,5 @@ def test_ties_go_to_the_earlier_position() -> None:
     ("amount", "weights"), [(-1, [1]), (5, []), (5, [0, 0]), (5, [1, -1])]
 )
 def test_it_refuses_what_it_cannot_split(amount, weights) -> None:
-    with pytest.raises(ValueError, match="must|needed"):
+    with pytest.raises(ValueError, match=r"must|needed"):
         apportion(amount, weights)
