@@ -10,6 +10,7 @@ process environment.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -66,7 +67,7 @@ def env_list(name: str, *, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def secret_in_data_dir(path: Path) -> str:
+def secret_in_data_dir(path: Path, make: Callable[[], str] | None = None) -> str:
     """Read, or make once, a random secret kept beside the data with owner-only access.
 
     The embedded default needs a stable secret key without anyone typing one; it
@@ -85,7 +86,7 @@ def secret_in_data_dir(path: Path) -> str:
             ) from None
         return path.read_text(encoding="utf-8").strip()
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        secret = secrets.token_urlsafe(50)
+        secret = make() if make is not None else secrets.token_urlsafe(50)
         handle.write(secret)
     return secret
 

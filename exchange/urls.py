@@ -3,6 +3,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 
 from exchange.api.errors import json_404, json_500
+from licensing import api_views as licensing_api
 
 
 def healthz(_request: HttpRequest) -> HttpResponse:
@@ -13,6 +14,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("exchange.api.urls")),
     path("healthz", healthz),
+    path(".well-known/jwks.json", licensing_api.jwks, name="jwks"),
     path("", include("exchange.portal.urls")),
 ]
 

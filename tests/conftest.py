@@ -74,11 +74,14 @@ def _private_data_dir(settings: Any, tmp_path: Path) -> None:
     # The same layout as settings.py makes, so a subprocess given PEERMARK_DATA_DIR=data
     # (a real Celery worker, a server) finds the same files.
     for name, folder in (("MASTERS_DIR", "masters"), ("PREVIEWS_DIR", "previews"),
-                         ("UPLOAD_TMP_DIR", "tmp")):
+                         ("CIPHERTEXT_DIR", "ciphertext"), ("UPLOAD_TMP_DIR", "tmp")):
         (data / folder).mkdir(parents=True)
         setattr(settings, name, data / folder)
     settings.DATA_DIR = data
     settings.FILE_UPLOAD_TEMP_DIR = str(data / "tmp")
+    from licensing.keys import keyring_clear_cache
+
+    keyring_clear_cache()  # keys live in each test's own database
     settings.TESTPAY_DELIVERY = "inprocess"
     settings.TESTPAY_WEBHOOK_SECRET = "whsec_" + "dGVzdC1zZWNyZXQtZm9yLXdlYmhvb2tzLTAxMjM0NTY="
     # Real password hashing is slow by design; the tests make many users.
@@ -184,5 +187,33 @@ def make_work(django_capture_on_commit_callbacks: Any) -> Callable[..., Any]:
             )
         work.refresh_from_db()
         return work
+
+    return make
+
+
+@pytest.fixture
+def fund(django_capture_on_commit_callbacks: Any) -> Callable[..., None]:
+    """Top up a wallet the real way: the provider's signed webhook credits it."""
+    from exchange.payments.services import topup_create
+
+    def make(user: User, amount_minor: int, currency: str = "EUR") -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            topup_create(user=user, amount_minor=amount_minor, currency=currency)
+
+    return make
+
+
+@pytest.fixture
+def device_of() -> Callable[..., Any]:
+    """Make device keys (as the agent's ``init`` does) and register their public halves."""
+    from licensing.core.device import DeviceKeys
+    from licensing.services import device_register
+
+    def make(user: User, name: str = "laptop") -> tuple[DeviceKeys, Any]:
+        keys = DeviceKeys.generate()
+        public = keys.public.to_b64url()
+        device = device_register(user=user, name=name, signing_key=public["sig"],
+                                 kem_key=public["kem"])
+        return keys, device
 
     return make

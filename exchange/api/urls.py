@@ -7,6 +7,8 @@ from exchange.accounts import api_views as accounts
 from exchange.catalogue import api_views as catalogue
 from exchange.ledger import api_views as ledger
 from exchange.payments import api_views as payments
+from exchange.purchases import api_views as purchases
+from licensing import api_views as licensing
 
 app_name = "api"
 
@@ -30,5 +32,16 @@ urlpatterns = [
     path("statements/<str:period>.csv", ledger.StatementCsvView.as_view(),
          name="statement-csv"),
     path("statements/<str:period>/", ledger.StatementView.as_view(), name="statement"),
+    path("purchases/", purchases.PurchaseListCreateView.as_view(), name="purchases"),
+    path("purchases/<str:purchase_id>/", purchases.PurchaseDetailView.as_view(), name="purchase"),
+    path("purchases/<str:purchase_id>/invoice/", purchases.InvoiceView.as_view(),
+         name="invoice"),
+    path("devices/", licensing.DeviceListCreateView.as_view(), name="devices"),
+    path("devices/<str:device_id>/revoke/", licensing.DeviceRevokeView.as_view(),
+         name="device-revoke"),
+    path("licences/", licensing.LicenceListView.as_view(), name="licences"),
+    path("licences/<str:licence_id>/", licensing.LicenceDetailView.as_view(), name="licence"),
+    path("works/<str:work_id>/manifest/", licensing.ManifestView.as_view(), name="manifest"),
+    path("revocations/", licensing.RevocationListView.as_view(), name="revocations"),
     path("payments/webhooks/<str:provider>/", payments.WebhookView.as_view(), name="webhook"),
 ]

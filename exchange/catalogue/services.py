@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from typing import Any, BinaryIO
@@ -118,25 +117,24 @@ def _queue_processing(work_id: uuid.UUID) -> None:
 
 
 def work_process(*, work_id: uuid.UUID | str) -> Work:
-    """Hash the master and make its preview; then the work is on sale.
+    """Package the master (hash, encrypted pieces, manifest) and make its preview; then
+    the work is on sale.
 
-    Claimed with a compare-and-swap on the status so a re-delivered task is harmless.
+    Packaging keeps its first result and the status moves by compare-and-swap, so a
+    re-delivered task is harmless.
     """
+    from licensing.services import work_package
+
     work = Work.objects.get(pk=work_id)
     if work.status != WorkStatus.PROCESSING:
         return work
     path = master_abspath(work.master_path)
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(1024 * 1024):
-            digest.update(chunk)
-            size += len(chunk)
+    package = work_package(work_id=str(work.pk), master=path)
     preview = preview_make(work_id=str(work.pk), master=path) if work.media_type == "image" else ""
     with transaction.atomic():
         updated = Work.objects.filter(pk=work.pk, status=WorkStatus.PROCESSING).update(
-            sha256=digest.hexdigest(),
-            size_bytes=size,
+            sha256=package.master_sha256,
+            size_bytes=package.manifest["size"],
             preview_path=preview,
             status=WorkStatus.READY,
             updated_at=timezone.now(),

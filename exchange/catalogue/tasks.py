@@ -6,6 +6,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from exchange.catalogue.services import work_mark_failed, work_process
+from licensing.core.errors import LicensingError
 
 
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
@@ -20,6 +21,6 @@ def work_process_task(work_id: str) -> str:
         return work_process(work_id=work_id).status
     except OperationalError:
         raise
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, LicensingError) as exc:
         work_mark_failed(work_id=work_id, reason=f"processing failed: {exc}")
         return "failed"

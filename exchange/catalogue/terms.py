@@ -1,18 +1,17 @@
 """The licence terms a work may grant: a closed, deny-by-default vocabulary.
 
-An unknown term is an error, never a permission (in the spirit of W3C ODRL).
+An unknown term is an error, never a permission (in the spirit of W3C ODRL). The
+vocabulary itself lives in ``licensing.core.terms``, the one source of truth that the
+licence tokens and the agents use too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-ALLOWED_USES: dict[str, str] = {
-    "view": "Display or play the work privately.",
-    "download": "Keep a copy on the buyer's devices.",
-    "print": "Make physical prints for private use.",
-    "stream": "Stream it to the buyer's own devices.",
-}
+from licensing.core.terms import USE_DESCRIPTIONS
+
+ALLOWED_USES: dict[str, str] = {use.value: text for use, text in USE_DESCRIPTIONS.items()}
 DEFAULT_USES = ("view", "download")
 LICENCE_DAYS_MAX = 36500
 BYTE_ALLOWANCE_MULTIPLE_MAX = 100

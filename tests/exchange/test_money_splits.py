@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exchange.money.splits import apportion
+from exchange.money.splits import apportion, sale_split
 
 
 @given(
@@ -48,3 +48,37 @@ def test_ties_go_to_the_earlier_position() -> None:
 def test_it_refuses_what_it_cannot_split(amount, weights) -> None:
     with pytest.raises(ValueError, match=r"must|needed"):
         apportion(amount, weights)
+
+
+@given(
+    amount=st.integers(min_value=0, max_value=10**12),
+    fee_bps=st.integers(min_value=0, max_value=5000),
+    seeding_bps=st.integers(min_value=0, max_value=5000),
+    peer_bytes=st.dictionaries(st.integers(min_value=1, max_value=50),
+                               st.integers(min_value=0, max_value=10**10), max_size=6),
+    size=st.integers(min_value=1, max_value=10**10),
+)
+def test_a_sale_split_loses_nothing_and_follows_the_bytes(
+    amount, fee_bps, seeding_bps, peer_bytes, size
+) -> None:
+    split = sale_split(amount, fee_bps=fee_bps, seeding_bps=seeding_bps, peer_bytes=peer_bytes,
+                       size=size)
+    assert split.royalty + split.fee + split.seeding == amount
+    assert abs(split.fee - Fraction(amount * fee_bps, 10_000)) < 1
+    whole = max(sum(peer_bytes.values()), size)
+    for peer, served in peer_bytes.items():
+        assert abs(split.peers[peer] - Fraction(amount * seeding_bps * served, 10_000 * whole)) < 1
+    assert min([split.royalty, split.fee, *split.peers.values()]) >= 0
+
+
+def test_a_worked_example() -> None:
+    # 10.00 at 10% fee and 10% seeding; three peers served 50%, 30%, 20% of the work.
+    split = sale_split(1000, fee_bps=1000, seeding_bps=1000, peer_bytes={3: 20, 1: 50, 2: 30},
+                       size=100)
+    assert (split.royalty, split.fee) == (800, 100)
+    assert split.peers == {1: 50, 2: 30, 3: 20}
+
+
+def test_bytes_no_peer_was_paid_for_go_to_the_rights_holder() -> None:
+    split = sale_split(1000, fee_bps=1000, seeding_bps=1000, peer_bytes={1: 25}, size=100)
+    assert (split.royalty, split.fee, split.peers) == (875, 100, {1: 25})

@@ -1,0 +1,80 @@
+"""Buying: one POST with an Idempotency-Key returns the licence and the manifest."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import permissions, status
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from exchange.accounts.models import authenticated_user
+from exchange.api.idempotency import idempotent
+from exchange.api.pagination import PagePagination
+from exchange.purchases import services
+from exchange.purchases.models import Purchase
+from exchange.purchases.selectors import purchase_get_for_buyer
+from exchange.purchases.serializers import (
+    InvoiceOut,
+    PurchaseCreatedOut,
+    PurchaseIn,
+    PurchaseOut,
+)
+from licensing.models import WorkPackage
+from licensing.services import manifest_token
+
+
+class PurchaseListCreateView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+    parser_classes = [JSONParser]
+
+    @extend_schema(responses=PurchaseOut(many=True))
+    def get(self, request: Request) -> Response:
+        paginator = PagePagination()
+        purchases = Purchase.objects.select_related("work").filter(
+            buyer=authenticated_user(request))
+        page = paginator.paginate_queryset(purchases, request, view=self)
+        return paginator.get_paginated_response(PurchaseOut(page, many=True).data)
+
+    @extend_schema(request=PurchaseIn, responses={201: PurchaseCreatedOut})
+    @idempotent(required=True)
+    def post(self, request: Request) -> Response:
+        data = PurchaseIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        purchase = services.purchase_create(
+            buyer=authenticated_user(request), work_id=fields["work"], device_id=fields["device"],
+            expected_price_minor=fields.get("expected_price_minor"),
+            expected_currency=fields.get("expected_currency"),
+        )
+        licence = purchase.licence
+        assert licence is not None
+        body = {
+            "purchase": purchase,
+            "licence": {"id": licence.pk, "token": licence.token,
+                        "watermark_payload": str(licence.watermark_payload),
+                        "expires_at": licence.expires_at},
+            "manifest": manifest_token(WorkPackage.objects.get(work_id=purchase.work_id)),
+        }
+        return Response(PurchaseCreatedOut(body).data, status=status.HTTP_201_CREATED)
+
+
+class PurchaseDetailView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses=PurchaseOut)
+    def get(self, request: Request, purchase_id: str) -> Response:
+        purchase = purchase_get_for_buyer(user=authenticated_user(request),
+                                          purchase_id=purchase_id)
+        return Response(PurchaseOut(purchase).data)
+
+
+class InvoiceView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses=InvoiceOut)
+    def get(self, request: Request, purchase_id: str) -> Response:
+        purchase = purchase_get_for_buyer(user=authenticated_user(request),
+                                          purchase_id=purchase_id)
+        return Response(InvoiceOut(purchase.invoice).data)

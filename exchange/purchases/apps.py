@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class PurchasesConfig(AppConfig):
+    name = "exchange.purchases"
+    label = "purchases"
+    verbose_name = "Purchases"

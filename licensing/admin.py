@@ -1,0 +1,72 @@
+"""Licensing in the admin: read-only records; keys change only through the rotation
+command, so that the publish-activate-retire order cannot be skipped by a click."""
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from licensing.models import Device, Licence, PlatformKey, RevocationList, WorkPackage
+from licensing.services import device_revoke, licence_revoke
+
+
+class _ReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(PlatformKey)
+class PlatformKeyAdmin(_ReadOnly):
+    list_display = ("kid", "state", "published_at", "activated_at", "deactivated_at", "retired_at")
+    list_filter = ("state",)
+    exclude = ("private_wrapped",)
+
+
+@admin.register(Device)
+class DeviceAdmin(_ReadOnly):
+    list_display = ("device_id", "user", "name", "created_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("device_id", "user__username", "name")
+    actions = ["revoke"]
+
+    @admin.action(description="Revoke the selected devices")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
+        for device in queryset:
+            device_revoke(device=device, actor=request.user)  # type: ignore[arg-type]
+        messages.success(request, f"Revoked {queryset.count()} device(s).")
+
+
+@admin.register(WorkPackage)
+class WorkPackageAdmin(_ReadOnly):
+    list_display = ("work", "piece_count", "piece_size", "ciphertext_size", "root", "created_at")
+    exclude = ("content_key_wrapped", "watermark_key_wrapped")
+
+
+@admin.register(Licence)
+class LicenceAdmin(_ReadOnly):
+    list_display = ("id", "buyer", "work", "device", "issued_at", "expires_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("id", "buyer__username", "work__title")
+    exclude = ("token",)
+    actions = ["revoke"]
+
+    @admin.action(description="Revoke the selected licences")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[Licence]) -> None:
+        count = sum(
+            licence_revoke(licence=licence, reason="revoked by an admin", actor=request.user)  # type: ignore[arg-type]
+            for licence in queryset
+        )
+        messages.success(request, f"Revoked {count} licence(s).")
+
+
+@admin.register(RevocationList)
+class RevocationListAdmin(_ReadOnly):
+    list_display = ("version", "issued_at", "next_update", "licence_count", "device_count", "kid")
+    exclude = ("token",)

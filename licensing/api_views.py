@@ -1,0 +1,130 @@
+"""JWKS, devices, licences, manifests and the revocation list over the API."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET
+from drf_spectacular.utils import extend_schema
+from rest_framework import permissions, status
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from exchange.accounts.models import authenticated_user
+from exchange.api.idempotency import idempotent
+from exchange.api.pagination import PagePagination
+from exchange.catalogue.models import WorkStatus
+from exchange.catalogue.selectors import work_get_visible
+from licensing import services
+from licensing.keys import platform_keyring
+from licensing.models import Licence, WorkPackage
+from licensing.selectors import device_get_for_owner, licence_get_for_buyer
+from licensing.serializers import (
+    DeviceIn,
+    DeviceOut,
+    LicenceOut,
+    ManifestOut,
+    RevocationListOut,
+)
+
+
+@require_GET
+def jwks(_request: HttpRequest) -> JsonResponse:
+    """The platform's public keys (RFC 7517), cached by agents for ``JWKS_MAX_AGE``."""
+    response = JsonResponse(platform_keyring().to_jwks())
+    response["Cache-Control"] = f"public, max-age={settings.JWKS_MAX_AGE}"
+    return response
+
+
+class DeviceListCreateView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+    parser_classes = [JSONParser]
+
+    @extend_schema(responses=DeviceOut(many=True))
+    def get(self, request: Request) -> Response:
+        devices = authenticated_user(request).devices.all()
+        return Response(DeviceOut(devices, many=True).data)
+
+    @extend_schema(request=DeviceIn, responses={201: DeviceOut})
+    @idempotent(required=False)
+    def post(self, request: Request) -> Response:
+        data = DeviceIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        device = services.device_register(user=authenticated_user(request), **data.validated_data)
+        return Response(DeviceOut(device).data, status=status.HTTP_201_CREATED)
+
+
+class DeviceRevokeView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(request=None, responses=DeviceOut)
+    def post(self, request: Request, device_id: str) -> Response:
+        user = authenticated_user(request)
+        device = device_get_for_owner(user=user, device_id=device_id)
+        return Response(DeviceOut(services.device_revoke(device=device, actor=user)).data)
+
+
+class LicenceListView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses=LicenceOut(many=True))
+    def get(self, request: Request) -> Response:
+        paginator = PagePagination()
+        licences = Licence.objects.filter(buyer=authenticated_user(request))
+        page = paginator.paginate_queryset(licences, request, view=self)
+        return paginator.get_paginated_response(LicenceOut(page, many=True).data)
+
+
+class LicenceDetailView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses=LicenceOut)
+    def get(self, request: Request, licence_id: str) -> Response:
+        licence = licence_get_for_buyer(user=authenticated_user(request), licence_id=licence_id)
+        return Response(LicenceOut(licence).data)
+
+
+class ManifestView(APIView):
+    """A work's signed manifest, for seeders; buyers also get it with their purchase."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses=ManifestOut)
+    def get(self, request: Request, work_id: str) -> Response:
+        work = work_get_visible(user=request.user, work_id=work_id)
+        package = WorkPackage.objects.filter(work=work).first()
+        if package is None or work.status != WorkStatus.READY:
+            return Response(
+                {
+                    "error": {
+                        "code": "not_ready",
+                        "message": "This work is not packaged yet.",
+                        "fields": {},
+                    }
+                },
+                status=409,
+            )
+        return Response(
+            ManifestOut(
+                {
+                    "work": work.pk,
+                    "merkle_root": package.root,
+                    "piece_size": package.piece_size,
+                    "piece_count": package.piece_count,
+                    "ciphertext_size": package.ciphertext_size,
+                    "token": services.manifest_token(package),
+                }
+            ).data
+        )
+
+
+class RevocationListView(APIView):
+    """The newest signed revocation list; agents refuse older versions than they hold."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(responses=RevocationListOut, auth=[])
+    def get(self, request: Request) -> Response:
+        return Response(RevocationListOut(services.revocation_list_current()).data)

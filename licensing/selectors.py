@@ -1,0 +1,30 @@
+"""The access checks for devices and licences, used by every view that touches them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from rest_framework.exceptions import NotFound
+
+from exchange.accounts.models import User
+from licensing.models import Device, Licence
+
+
+def device_get_for_owner(*, user: User, device_id: Any) -> Device:
+    device = Device.objects.filter(pk=str(device_id)[:64], user=user).first()
+    if device is None:
+        raise NotFound("No such device.")
+    return device
+
+
+def licence_get_for_buyer(*, user: User, licence_id: Any) -> Licence:
+    """A licence its buyer may see. Anyone else's is a 404: licence ids are not public."""
+    try:
+        key = uuid.UUID(str(licence_id))
+    except ValueError:
+        raise NotFound("No such licence.") from None
+    licence = Licence.objects.select_related("device", "work").filter(pk=key, buyer=user).first()
+    if licence is None:
+        raise NotFound("No such licence.")
+    return licence

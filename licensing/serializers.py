@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from licensing.models import Device, Licence
+
+
+class DeviceIn(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False, default="agent")
+    signing_key = serializers.CharField(
+        max_length=64, help_text="Ed25519 public key, raw, base64url."
+    )
+    kem_key = serializers.CharField(max_length=64, help_text="X25519 public key, raw, base64url.")
+
+
+class DeviceOut(serializers.ModelSerializer):
+    class Meta:
+        model = Device
+        fields = ["device_id", "name", "signing_public", "kem_public", "created_at", "revoked_at"]
+        read_only_fields = fields
+
+
+class LicenceOut(serializers.ModelSerializer):
+    work = serializers.UUIDField(source="work_id")
+    device = serializers.CharField(source="device_id")
+    watermark_payload = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Licence
+        fields = [
+            "id",
+            "work",
+            "device",
+            "uses",
+            "byte_allowance",
+            "issued_at",
+            "expires_at",
+            "revoked_at",
+            "watermark_payload",
+            "token",
+        ]
+        read_only_fields = fields
+
+    def get_watermark_payload(self, licence: Licence) -> str:
+        return str(licence.watermark_payload)  # a string: JSON numbers lose bits past 2**53
+
+
+class RevocationListOut(serializers.Serializer):
+    version = serializers.IntegerField()
+    issued_at = serializers.DateTimeField()
+    next_update = serializers.DateTimeField()
+    token = serializers.CharField()
+
+
+class ManifestOut(serializers.Serializer):
+    work = serializers.UUIDField()
+    merkle_root = serializers.CharField()
+    piece_size = serializers.IntegerField()
+    piece_count = serializers.IntegerField()
+    ciphertext_size = serializers.IntegerField()
+    token = serializers.CharField()

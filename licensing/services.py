@@ -1,0 +1,309 @@
+"""State changes of licensing: devices, packaging, licences, revocation lists."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from exchange.accounts.models import User
+from exchange.api.errors import ServiceError
+from exchange.audit.services import audit_record
+from licensing.core.at_rest import unwrap_at_rest, wrap_at_rest
+from licensing.core.device import DevicePublicKeys
+from licensing.core.errors import LicensingError
+from licensing.core.key_wrap import KEY_BYTES, LicenceKeys
+from licensing.core.licence import issue_licence
+from licensing.core.manifest import Manifest, sign_manifest
+from licensing.core.packaging import package_work
+from licensing.core.revocation import sign_revocation_list
+from licensing.keys import key_encryption_key, platform_keyring
+from licensing.models import Device, Licence, RevocationList, WorkPackage
+
+
+def _now() -> dt.datetime:
+    return timezone.now()
+
+
+# --- devices ----------------------------------------------------------------------------
+
+
+def device_register(*, user: User, name: str, signing_key: str, kem_key: str) -> Device:
+    """Register an agent's public keys to ``user``. The same keys again return the same
+    device (registration is naturally idempotent); keys another user registered are refused."""
+    try:
+        keys = DevicePublicKeys.from_b64url(signing=signing_key, kem=kem_key)
+    except LicensingError as exc:
+        raise ServiceError(
+            f"Not a valid device key: {exc}", code="invalid", field="signing_key"
+        ) from exc
+    existing = Device.objects.filter(device_id=keys.device_id).first()
+    if existing is not None:
+        if existing.user_id != user.pk:
+            raise ServiceError(
+                "These keys belong to another account.", code="device_taken", status_code=409
+            )
+        if existing.revoked_at is not None:
+            raise ServiceError(
+                "This device was revoked; make new keys with `init --force`.",
+                code="device_revoked",
+                status_code=409,
+            )
+        return existing
+    try:
+        with transaction.atomic():
+            device = Device.objects.create(
+                device_id=keys.device_id,
+                user=user,
+                name=name[:100] or "agent",
+                signing_public=signing_key,
+                kem_public=kem_key,
+            )
+            audit_record(actor=user, action="device.register", target=device)
+    except IntegrityError:
+        return device_register(user=user, name=name, signing_key=signing_key, kem_key=kem_key)
+    return device
+
+
+def device_revoke(*, device: Device, actor: User) -> Device:
+    """Revoke a device: its licences stop working at every peer once the list is out."""
+    with transaction.atomic():
+        updated = Device.objects.filter(pk=device.pk, revoked_at__isnull=True).update(
+            revoked_at=_now()
+        )
+        if updated:
+            audit_record(actor=actor, action="device.revoke", target=device)
+            transaction.on_commit(revocation_list_publish)
+    device.refresh_from_db()
+    return device
+
+
+# --- packaging ----------------------------------------------------------------------------
+
+
+def _key_aad(purpose: str, work_id: str) -> bytes:
+    return f"{purpose}:{work_id}".encode()
+
+
+def ciphertext_abspath(relative: str) -> Path:
+    path = (settings.CIPHERTEXT_DIR / relative).resolve()
+    if settings.CIPHERTEXT_DIR.resolve() not in path.parents:
+        raise ValueError("ciphertext path escapes its folder")
+    return path
+
+
+def work_package(*, work_id: str, master: Path) -> WorkPackage:
+    """Encrypt a master into pieces and record its manifest; keys stored wrapped.
+
+    Safe to run again for the same work (a re-delivered task): the first package stays.
+    """
+    existing = WorkPackage.objects.filter(work_id=work_id).first()
+    if existing is not None:
+        return existing
+    relative = f"{work_id}.pmc"
+    target = ciphertext_abspath(relative)
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    packaged = package_work(master, target, work_id=str(work_id), piece_size=settings.PIECE_SIZE)
+    watermark_key = secrets.token_bytes(KEY_BYTES)
+    kek = key_encryption_key()
+    manifest = packaged.manifest
+    try:
+        with transaction.atomic():
+            return WorkPackage.objects.create(
+                work_id=work_id,
+                manifest=manifest.to_claims(issued_at=0, expires_at=1),
+                root=manifest.root_hex,
+                piece_size=manifest.piece_size,
+                piece_count=manifest.piece_count,
+                ciphertext_size=manifest.ciphertext_size,
+                ciphertext_path=relative,
+                master_sha256=packaged.master_sha256_hex,
+                content_key_wrapped=wrap_at_rest(
+                    kek, packaged.content_key, _key_aad("content-key", str(work_id))
+                ),
+                watermark_key_wrapped=wrap_at_rest(
+                    kek, watermark_key, _key_aad("watermark-key", str(work_id))
+                ),
+            )
+    except IntegrityError:
+        return WorkPackage.objects.get(work_id=work_id)
+
+
+def package_manifest(package: WorkPackage) -> Manifest:
+    return Manifest.from_claims(dict(package.manifest))
+
+
+def package_keys(package: WorkPackage) -> LicenceKeys:
+    """Unwrap a work's keys, for issuing a licence or tracing a copy; never stored clear."""
+    kek = key_encryption_key()
+    work_id = str(package.work_id)
+    return LicenceKeys(
+        content_key=unwrap_at_rest(
+            kek, bytes(package.content_key_wrapped), _key_aad("content-key", work_id)
+        ),
+        watermark_key=unwrap_at_rest(
+            kek, bytes(package.watermark_key_wrapped), _key_aad("watermark-key", work_id)
+        ),
+    )
+
+
+def manifest_token(
+    package: WorkPackage, *, now: dt.datetime | None = None, lifetime: dt.timedelta | None = None
+) -> str:
+    """The work's manifest, signed now with the active key for a bounded time."""
+    issued = now or _now()
+    life = lifetime or dt.timedelta(seconds=settings.MANIFEST_TOKEN_SECONDS)
+    return sign_manifest(
+        package_manifest(package),
+        keyring=platform_keyring(),
+        issued_at=int(issued.timestamp()),
+        expires_at=int((issued + life).timestamp()),
+    )
+
+
+# --- licences --------------------------------------------------------------------------------
+
+
+def _new_watermark_payload() -> int:
+    return int.from_bytes(os.urandom(8), "big")
+
+
+def licence_issue(
+    *,
+    buyer: User,
+    device: Device,
+    package: WorkPackage,
+    uses: list[str],
+    lifetime: dt.timedelta,
+    byte_allowance: int,
+    now: dt.datetime | None = None,
+) -> Licence:
+    """Sign a licence binding ``package``'s keys to ``device``. Runs in the caller's
+    transaction (a purchase), so no licence exists without its payment."""
+    if device.user_id != buyer.pk:
+        raise ServiceError(
+            "That device belongs to another account.",
+            code="not_your_device",
+            status_code=403,
+            field="device",
+        )
+    if device.revoked_at is not None:
+        raise ServiceError(
+            "That device is revoked.", code="device_revoked", status_code=409, field="device"
+        )
+    issued = (now or _now()).replace(microsecond=0)
+    expires = issued + lifetime
+    ring = platform_keyring()
+    manifest = package_manifest(package)
+    keys = package_keys(package)
+    public = DevicePublicKeys.from_b64url(signing=device.signing_public, kem=device.kem_public)
+    for _attempt in range(5):  # a 64-bit collision is astronomically rare; retry anyway
+        licence_id = uuid.uuid4()
+        payload = _new_watermark_payload()
+        token = issue_licence(
+            keyring=ring,
+            licence_id=str(licence_id),
+            buyer=str(buyer.pk),
+            device=public,
+            manifest=manifest,
+            watermark_payload=payload,
+            uses=uses,
+            issued_at=int(issued.timestamp()),
+            expires_at=int(expires.timestamp()),
+            byte_allowance=byte_allowance,
+            keys=keys,
+        )
+        try:
+            with transaction.atomic():
+                return Licence.objects.create(
+                    id=licence_id,
+                    buyer=buyer,
+                    device=device,
+                    work_id=package.work_id,
+                    watermark_stored=Licence.stored_payload(payload),
+                    uses=sorted(uses),
+                    byte_allowance=byte_allowance,
+                    kid=ring.active.kid if ring.active else "",
+                    token=token,
+                    issued_at=issued,
+                    expires_at=expires,
+                )
+        except IntegrityError:
+            continue
+    raise RuntimeError("could not draw a unique watermark payload")
+
+
+def licence_revoke(*, licence: Licence, reason: str, actor: User | None = None) -> bool:
+    """Revoke a licence and publish a new revocation list. True if it was live."""
+    with transaction.atomic():
+        updated = Licence.objects.filter(pk=licence.pk, revoked_at__isnull=True).update(
+            revoked_at=_now(), revocation_reason=reason[:200]
+        )
+        if updated:
+            audit_record(
+                actor=actor, action="licence.revoke", target=licence, data={"reason": reason}
+            )
+            transaction.on_commit(revocation_list_publish)
+    return bool(updated)
+
+
+# --- revocation lists ---------------------------------------------------------------------
+
+
+def revocation_list_publish(*, now: dt.datetime | None = None) -> RevocationList:
+    """Sign and store the next version: every unexpired revoked licence, every revoked device."""
+    issued = (now or _now()).replace(microsecond=0)
+    next_update = issued + dt.timedelta(seconds=settings.REVOCATION_LIST_SECONDS)
+    licences = [
+        str(pk)
+        for pk in Licence.objects.filter(
+            revoked_at__isnull=False, expires_at__gt=issued
+        ).values_list("pk", flat=True)
+    ]
+    devices = list(
+        Device.objects.filter(revoked_at__isnull=False).values_list("device_id", flat=True)
+    )
+    ring = platform_keyring()
+    for _attempt in range(5):
+        latest = RevocationList.objects.order_by("-version").first()
+        version = (latest.version if latest else 0) + 1
+        token = sign_revocation_list(
+            keyring=ring,
+            version=version,
+            issued_at=int(issued.timestamp()),
+            next_update=int(next_update.timestamp()),
+            licences=licences,
+            devices=devices,
+        )
+        try:
+            with transaction.atomic():
+                return RevocationList.objects.create(
+                    version=version,
+                    kid=ring.active.kid if ring.active else "",
+                    token=token,
+                    issued_at=issued,
+                    next_update=next_update,
+                    licence_count=len(licences),
+                    device_count=len(devices),
+                )
+        except IntegrityError:
+            continue  # another process published this version; number ours after it
+    raise RuntimeError("could not publish a revocation list")
+
+
+def revocation_list_current(*, now: dt.datetime | None = None) -> RevocationList:
+    """The newest list, re-published once half its lifetime has passed so agents never
+    hold one past its next update. Also run by beat; this keeps the embedded default fresh."""
+    now = now or _now()
+    latest = RevocationList.objects.order_by("-version").first()
+    if latest is not None:
+        half = (latest.next_update - latest.issued_at) / 2
+        if now < latest.issued_at + half:
+            return latest
+    return revocation_list_publish(now=now)

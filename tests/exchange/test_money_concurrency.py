@@ -1,0 +1,111 @@
+"""Money under concurrency, on PostgreSQL: real threads, real row locks."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connections
+from django.db.models import Sum
+
+from exchange.ledger.models import Account, AccountKind, Posting
+from exchange.ledger.selectors import account_balance
+from exchange.purchases.models import Purchase
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def _race(count: int, action: Callable[[int], Any]) -> list[Any]:
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[index] = action(index)
+        except Exception as exc:  # noqa: BLE001  (collected and asserted on below)
+            results[index] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
+
+
+def test_fifty_concurrent_purchases_spend_exactly_what_the_wallet_holds(
+    rita, bob, make_work, fund, device_of, api
+) -> None:
+    work = make_work(rita, price_minor=1000)
+    fund(bob, 17_500)  # affords 17 purchases, not 18
+    _, device = device_of(bob)
+    clients = [api(bob) for _ in range(50)]
+
+    def buy(index: int) -> int:
+        response = clients[index].post(
+            "/api/v1/purchases/", {"work": str(work.pk), "device": device.device_id},
+            format="json", HTTP_IDEMPOTENCY_KEY=f"buy-{index}",
+        )
+        return response.status_code
+
+    statuses = Counter(_race(50, buy))
+    assert statuses == {201: 17, 402: 33}, statuses
+    wallet = Account.objects.get(kind=AccountKind.WALLET, owner=bob, currency="EUR")
+    assert wallet.balance == account_balance(wallet) == 500
+    assert Purchase.objects.count() == 17
+    assert Posting.objects.aggregate(total=Sum("amount"))["total"] == 0
+
+
+def test_one_key_sent_twenty_times_at_once_buys_once(
+    rita, bob, make_work, fund, device_of, api
+) -> None:
+    work = make_work(rita, price_minor=1000)
+    fund(bob, 50_000)
+    _, device = device_of(bob)
+    clients = [api(bob) for _ in range(20)]
+
+    def buy(index: int) -> Any:
+        return clients[index].post(
+            "/api/v1/purchases/", {"work": str(work.pk), "device": device.device_id},
+            format="json", HTTP_IDEMPOTENCY_KEY="the-same-key",
+        )
+
+    responses = _race(20, buy)
+    statuses = Counter(r.status_code for r in responses)
+    assert set(statuses) <= {201, 409}, statuses
+    assert statuses[201] >= 1
+    assert Purchase.objects.count() == 1
+    created = {r.json()["purchase"]["id"] for r in responses if r.status_code == 201}
+    assert len(created) == 1  # every 201 is the same purchase, replayed
+    wallet = Account.objects.get(kind=AccountKind.WALLET, owner=bob, currency="EUR")
+    assert wallet.balance == 49_000
+
+
+def test_purchases_from_many_wallets_do_not_deadlock(
+    rita, make_work, fund, device_of, api
+) -> None:
+    from exchange.accounts.models import Role, User
+
+    work = make_work(rita, price_minor=100)
+    buyers = [User.objects.create_user(f"b{i}", password="x", role=Role.BUYER) for i in range(10)]
+    devices = {}
+    for buyer in buyers:
+        fund(buyer, 1000)
+        devices[buyer.pk] = device_of(buyer)[1]
+    clients = [api(buyers[i % 10]) for i in range(40)]
+
+    def buy(index: int) -> int:
+        buyer = buyers[index % 10]
+        return clients[index].post(
+            "/api/v1/purchases/", {"work": str(work.pk), "device": devices[buyer.pk].device_id},
+            format="json", HTTP_IDEMPOTENCY_KEY=f"k-{index}",
+        ).status_code
+
+    assert Counter(_race(40, buy)) == {201: 40}
+    assert Posting.objects.aggregate(total=Sum("amount"))["total"] == 0
