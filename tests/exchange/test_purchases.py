@@ -251,7 +251,8 @@ class TestSettling:
         seeding = {u: account_get_or_create(kind=AccountKind.SEEDING, owner=u,
                                             currency="EUR").balance for u in (carol, rob)}
         assert sum(seeding.values()) == 125
-        assert abs(seeding[carol] - 125 * 3 / 4) < 1 and abs(seeding[rob] - 125 / 4) < 1
+        assert abs(seeding[carol] - 125 * 3 / 4) < 1
+        assert abs(seeding[rob] - 125 / 4) < 1
         earnings = account_get_or_create(kind=AccountKind.EARNINGS, owner=rita, currency="EUR")
         assert account_balance(earnings) == 1000
         purchase.refresh_from_db()
