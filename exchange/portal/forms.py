@@ -131,3 +131,24 @@ class WorkEditForm(TermsForm):
             )
         }
         return cls(data=data, initial=initial)
+
+
+class TopUpForm(forms.Form):
+    once = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    amount_minor = forms.IntegerField(label="Amount (minor units)", min_value=1,
+                                      help_text="1000 EUR means €10.00.")
+    currency = forms.ChoiceField(choices=_currency_choices, initial="EUR")
+    scenario = forms.ChoiceField(
+        label="Test provider behaviour", initial="succeed",
+        choices=[("succeed", "Pay"), ("decline", "Decline the card"),
+                 ("duplicate", "Send the webhook twice"),
+                 ("out_of_order", "Send the webhooks out of order")],
+    )
+
+
+class PayoutForm(forms.Form):
+    once = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    account = forms.ChoiceField(choices=[("earnings", "Royalty earnings"),
+                                         ("seeding", "Seeding credit")])
+    amount_minor = forms.IntegerField(label="Amount (minor units)", min_value=1)
+    currency = forms.ChoiceField(choices=_currency_choices, initial="EUR")

@@ -18,3 +18,9 @@ def filesize(num_bytes: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"
+
+
+@register.simple_tag
+def amount(amount_minor: int | None, currency: str) -> str:
+    """An amount in minor units, as people read it."""
+    return format_minor(int(amount_minor or 0), currency)
