@@ -4,11 +4,13 @@ platform's billing dashboard."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q, Sum
+from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -27,6 +29,14 @@ from exchange.portal.forms import PayoutForm, TopUpForm
 from exchange.portal.once import form_key, run_once
 from exchange.purchases.models import Purchase, PurchaseState, Settlement
 from exchange.purchases.selectors import monthly_sales, purchase_get_for_buyer, sales_currencies
+
+
+def _money(amount_minor: int, *, currency: str) -> str:
+    return format_minor(amount_minor, currency)
+
+
+def _form_errors(form: Form) -> str:
+    return "; ".join(str(e) for errors in form.errors.values() for e in errors)
 
 
 def _recent_months(count: int = 6) -> list[str]:
@@ -71,7 +81,7 @@ def wallet_topup(request: HttpRequest) -> HttpResponse:
                 messages.success(request, "Top-up requested; your wallet is credited when the "
                                           "payment provider confirms it.")
     else:
-        messages.error(request, "; ".join(e for errs in form.errors.values() for e in errs))
+        messages.error(request, _form_errors(form))
     return redirect("portal:wallet")
 
 
@@ -92,7 +102,7 @@ def wallet_payout(request: HttpRequest) -> HttpResponse:
             if ran:
                 messages.success(request, "Payout requested.")
     else:
-        messages.error(request, "; ".join(e for errs in form.errors.values() for e in errs))
+        messages.error(request, _form_errors(form))
     return redirect("portal:wallet")
 
 
@@ -147,7 +157,7 @@ def sales(request: HttpRequest) -> HttpResponse:
         charts.append({
             "currency": currency,
             "svg": bar_chart_svg([(label[5:], gross) for label, _count, gross in series],
-                                 label=lambda v, c=currency: format_minor(v, c),
+                                 label=functools.partial(_money, currency=currency),
                                  title=f"Gross sales per month, {currency}"),
             "total_count": sum(count for _l, count, _g in series),
         })
@@ -187,7 +197,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "provider": -total(AccountKind.CLEARING),
             "held_count": held.count(),
             "settled": {k: int(v or 0) for k, v in sums.items()},
-            "chart": bar_chart_svg(months, label=lambda v, c=currency: format_minor(v, c),
+            "chart": bar_chart_svg(months, label=functools.partial(_money, currency=currency),
                                    title=f"Platform fees per month, {currency}"),
         })
     counts = Purchase.objects.aggregate(

@@ -18,8 +18,11 @@ pytestmark = pytest.mark.django_db
 
 def _register(client, keys: DeviceKeys, name: str = "laptop"):
     public = keys.public.to_b64url()
-    return client.post("/api/v1/devices/", {"name": name, "signing_key": public["sig"],
-                                            "kem_key": public["kem"]}, format="json")
+    return client.post(
+        "/api/v1/devices/",
+        {"name": name, "signing_key": public["sig"], "kem_key": public["kem"]},
+        format="json",
+    )
 
 
 def _ring() -> KeyRing:
@@ -51,8 +54,9 @@ def test_keys_registered_by_someone_else_are_refused(bob, carol, api) -> None:
     [("", "x"), ("not base64!!", "AAAA"), ("A" * 43, "A" * 10), ("A" * 64, "A" * 43)],
 )
 def test_malformed_keys_are_refused(bob, api, signing, kem) -> None:
-    response = api(bob).post("/api/v1/devices/", {"signing_key": signing, "kem_key": kem},
-                             format="json")
+    response = api(bob).post(
+        "/api/v1/devices/", {"signing_key": signing, "kem_key": kem}, format="json"
+    )
     assert response.status_code == 400
     assert not Device.objects.exists()
 
@@ -101,14 +105,22 @@ def test_the_manifest_of_a_hidden_work_is_not_found(rita, bob, make_work, api) -
     assert api(bob).get(f"/api/v1/works/{work.pk}/manifest/").status_code == 404
 
 
-def test_another_buyers_licence_is_not_found(rita, bob, carol, make_work, fund, device_of,
-                                             api) -> None:
+def test_another_buyers_licence_is_not_found(
+    rita, bob, carol, make_work, fund, device_of, api
+) -> None:
     work = make_work(rita)
     fund(bob, 5000)
     _, device = device_of(bob)
-    bought = api(bob).post("/api/v1/purchases/", {"work": str(work.pk),
-                           "device": device.device_id}, format="json",
-                           HTTP_IDEMPOTENCY_KEY="k").json()
+    bought = (
+        api(bob)
+        .post(
+            "/api/v1/purchases/",
+            {"work": str(work.pk), "device": device.device_id},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="k",
+        )
+        .json()
+    )
     licence_id = bought["licence"]["id"]
     assert api(bob).get(f"/api/v1/licences/{licence_id}/").status_code == 200
     assert api(carol).get(f"/api/v1/licences/{licence_id}/").status_code == 404

@@ -78,9 +78,12 @@ def test_a_rotation_keeps_old_tokens_valid_until_the_old_key_is_retired(
     _, device = device_of(bob)
 
     def buy(key: str) -> str:
-        response = api(bob).post("/api/v1/purchases/",
-                                 {"work": str(work.pk), "device": device.device_id},
-                                 format="json", HTTP_IDEMPOTENCY_KEY=key)
+        response = api(bob).post(
+            "/api/v1/purchases/",
+            {"work": str(work.pk), "device": device.device_id},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY=key,
+        )
         assert response.status_code == 201, response.json()
         return str(response.json()["licence"]["token"])
 
