@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import BigIntegerField, Case, F, Value, When
 
 from exchange.accounts.models import User
 from exchange.api.errors import ServiceError
@@ -83,12 +83,15 @@ def _check_legs(legs: Sequence[Leg]) -> dict[int, int]:
     return per_account
 
 
-def ledger_post(*, kind: str, reference: str, memo: str, legs: Sequence[Leg]) -> JournalEntry:
+def ledger_post(*, kind: str, reference: str, memo: str, legs: Sequence[Leg],
+                fresh_reference: bool = False) -> JournalEntry:
     """Record one balanced journal entry; refuse it if a guarded account would go negative.
 
     Must run inside a transaction. Raises ``EntryAlreadyPostedError`` if an entry of this
     kind and reference exists (the caller decides whether that is a replay or a bug) and
-    ``InsufficientFundsError`` naming the account that would go below zero.
+    ``InsufficientFundsError`` naming the account that would go below zero. A caller that
+    has just made the reference (a new purchase id) passes ``fresh_reference`` to skip the
+    savepoint that turns a duplicate into that error: the unique constraint still holds.
     """
     if not connection.in_atomic_block:
         raise RuntimeError("ledger_post must run inside transaction.atomic()")
@@ -108,19 +111,27 @@ def ledger_post(*, kind: str, reference: str, memo: str, legs: Sequence[Leg]) ->
                 f"{account.balance} {account.currency} available, "
                 f"{-per_account[pk]} needed.",
             )
-    try:
-        with transaction.atomic():
-            entry = JournalEntry.objects.create(kind=kind, reference=reference, memo=memo[:200])
-    except IntegrityError as exc:
-        raise EntryAlreadyPostedError(f"{kind} {reference} is already posted") from exc
+    if fresh_reference:
+        entry = JournalEntry.objects.create(kind=kind, reference=reference, memo=memo[:200])
+    else:
+        try:
+            with transaction.atomic():
+                entry = JournalEntry.objects.create(kind=kind, reference=reference,
+                                                    memo=memo[:200])
+        except IntegrityError as exc:
+            raise EntryAlreadyPostedError(f"{kind} {reference} is already posted") from exc
     Posting.objects.bulk_create(
         Posting(entry=entry, account_id=leg.account.pk, currency=leg.account.currency,
                 amount=leg.amount)
         for leg in legs
     )
-    for pk in guarded_ids:
-        delta = per_account[pk]
-        if delta:
-            Account.objects.filter(pk=pk).update(balance=F("balance") + delta)
+    changed = {pk: per_account[pk] for pk in guarded_ids if per_account[pk]}
+    if changed:
+        # One UPDATE for every cached balance the entry moves.
+        Account.objects.filter(pk__in=changed).update(balance=F("balance") + Case(
+            *(When(pk=pk, then=Value(delta)) for pk, delta in changed.items()),
+            output_field=BigIntegerField(),
+        ))
+        for pk, delta in changed.items():
             accounts[pk].balance = locked[pk].balance + delta
     return entry

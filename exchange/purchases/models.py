@@ -17,8 +17,10 @@ class PurchaseState(models.TextChoices):
 
 class Purchase(models.Model):
     """The two-phase hold of a sale (as financial ledgers such as TigerBeetle do it): the
-    price moves from the wallet into this purchase's own escrow account; settlement posts
-    it onward (in whole or in part, the rest refunded) or a timeout voids it, each once."""
+    price moves from the buyer's wallet into the buyer's escrow account, and this row is
+    the pending hold; settlement posts it onward (in whole or in part, the rest refunded)
+    or a timeout voids it, each exactly once. Escrow is one account per buyer and
+    currency: no row shared by all buyers, and no new account per sale."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     buyer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
@@ -26,8 +28,6 @@ class Purchase(models.Model):
     work = models.ForeignKey("catalogue.Work", on_delete=models.PROTECT, related_name="purchases")
     licence = models.OneToOneField("licensing.Licence", on_delete=models.PROTECT,
                                    related_name="purchase", null=True)
-    escrow = models.OneToOneField("ledger.Account", on_delete=models.PROTECT,
-                                  related_name="purchase")
     price_minor = models.BigIntegerField()
     currency = models.CharField(max_length=3)
     # The split in force when bought, so later changes to the rates never rewrite a sale.

@@ -1,7 +1,7 @@
 """Buying, settling and refunding: the money half of a sale.
 
-``purchase_create`` debits the wallet into the purchase's own escrow account and issues
-the licence in one transaction; ``purchase_settle`` posts the escrow onward once delivery
+``purchase_create`` debits the wallet into the buyer's escrow account and issues the
+licence in one transaction; ``purchase_settle`` posts the escrow onward once delivery
 is confirmed; ``purchase_refund`` voids it. Each moves a purchase out of ``held`` by a
 compare-and-swap under a row lock, so each happens once.
 """
@@ -46,7 +46,7 @@ def _work_on_sale(work_id: uuid.UUID | str) -> Work:
     except ValueError:
         raise ServiceError("No such work.", code="not_found", status_code=404,
                            field="work") from None
-    work = Work.objects.select_related("owner").filter(pk=key).first()
+    work = Work.objects.select_related("owner", "package").filter(pk=key).first()
     if work is None or work.status not in (WorkStatus.READY, WorkStatus.WITHDRAWN):
         raise ServiceError("No such work.", code="not_found", status_code=404, field="work")
     if work.status == WorkStatus.WITHDRAWN:
@@ -55,11 +55,16 @@ def _work_on_sale(work_id: uuid.UUID | str) -> Work:
     return work
 
 
-def _buyer_wallet(buyer: User, currency: str) -> Account:
-    wallet = Account.objects.filter(kind=AccountKind.WALLET, owner=buyer, currency=currency,
-                                    reference="").first()
+def _buyer_accounts(buyer: User, currency: str) -> tuple[Account, Account]:
+    """The buyer's wallet and escrow account in ``currency`` (one query when both exist)."""
+    found = {a.kind: a for a in Account.objects.filter(
+        kind__in=(AccountKind.WALLET, AccountKind.ESCROW), owner=buyer, currency=currency,
+        reference="")}
+    wallet = found.get(AccountKind.WALLET)
     if wallet is not None:
-        return wallet
+        escrow = found.get(AccountKind.ESCROW) or account_get_or_create(
+            kind=AccountKind.ESCROW, owner=buyer, currency=currency)
+        return wallet, escrow
     others = sorted(Account.objects.filter(kind=AccountKind.WALLET, owner=buyer, reference="",
                                            balance__gt=0).values_list("currency", flat=True))
     if others:
@@ -92,27 +97,24 @@ def purchase_create(*, buyer: User, work_id: uuid.UUID | str, device_id: str,
     if device is None:
         raise ServiceError("No such device on your account; run `init` first.",
                            code="unknown_device", status_code=400, field="device")
-    package = WorkPackage.objects.filter(work=work).first()
+    package = getattr(work, "package", None)
     if package is None:
         raise ServiceError("This work is not ready yet.", code="not_ready", status_code=409,
                            field="work")
-    wallet = _buyer_wallet(buyer, work.currency)
+    wallet, escrow = _buyer_accounts(buyer, work.currency)
     purchase_id = uuid.uuid4()
     with transaction.atomic():
-        escrow = Account.objects.create(
-            kind=AccountKind.ESCROW, owner=buyer, currency=work.currency,
-            reference=str(purchase_id), guarded=True,
-        )
         ledger_post(kind=EntryKind.PURCHASE, reference=str(purchase_id),
                     memo=f"{work.title[:150]} into escrow",
-                    legs=[Leg(wallet, -work.price_minor), Leg(escrow, work.price_minor)])
+                    legs=[Leg(wallet, -work.price_minor), Leg(escrow, work.price_minor)],
+                    fresh_reference=True)
         licence = licence_issue(
             buyer=buyer, device=device, package=package, uses=list(work.allowed_uses),
             lifetime=dt.timedelta(days=work.licence_days),
             byte_allowance=package.ciphertext_size * work.byte_allowance_multiple, now=now,
         )
         purchase = Purchase.objects.create(
-            id=purchase_id, buyer=buyer, work=work, licence=licence, escrow=escrow,
+            id=purchase_id, buyer=buyer, work=work, licence=licence,
             price_minor=work.price_minor, currency=work.currency,
             fee_bps=settings.PLATFORM_FEE_BPS, seeding_bps=settings.SEEDING_SHARE_BPS,
             receipt_due_at=now + dt.timedelta(hours=settings.RECEIPT_WINDOW_HOURS),
@@ -130,11 +132,16 @@ def purchase_create(*, buyer: User, work_id: uuid.UUID | str, device_id: str,
 
 
 def _lock_held(purchase_id: uuid.UUID | str) -> Purchase:
-    purchase = (Purchase.objects.select_for_update().select_related("work", "escrow", "buyer")
-                .get(pk=purchase_id))
+    purchase = (Purchase.objects.select_for_update(of=("self",))
+                .select_related("work", "work__owner", "buyer").get(pk=purchase_id))
     if purchase.state != PurchaseState.HELD:
         raise PurchaseClosedError(f"This purchase is already {purchase.state}.")
     return purchase
+
+
+def _escrow_of(purchase: Purchase) -> Account:
+    return account_get_or_create(kind=AccountKind.ESCROW, owner=purchase.buyer,
+                                 currency=purchase.currency)
 
 
 def purchase_settle(*, purchase_id: uuid.UUID | str, peer_bytes: Mapping[int, int],
@@ -149,11 +156,11 @@ def purchase_settle(*, purchase_id: uuid.UUID | str, peer_bytes: Mapping[int, in
         # The buyer is never paid for serving their own purchase.
         served = {int(user): int(count) for user, count in peer_bytes.items()
                   if int(user) != purchase.buyer_id and count > 0}
-        package = WorkPackage.objects.get(work=purchase.work)
+        package = WorkPackage.objects.only("ciphertext_size").get(work=purchase.work)
         split = sale_split(amount, fee_bps=purchase.fee_bps, seeding_bps=purchase.seeding_bps,
                            peer_bytes=served, size=package.ciphertext_size)
         currency = purchase.currency
-        legs = [Leg(purchase.escrow, -purchase.price_minor)]
+        legs = [Leg(_escrow_of(purchase), -purchase.price_minor)]
         owner = purchase.work.owner
         parts = [
             (account_get_or_create(kind=AccountKind.EARNINGS, owner=owner, currency=currency),
@@ -195,7 +202,7 @@ def purchase_refund(*, purchase_id: uuid.UUID | str, reason: str,
         wallet = account_get_or_create(kind=AccountKind.WALLET, owner=purchase.buyer,
                                        currency=purchase.currency)
         ledger_post(kind=EntryKind.REFUND, reference=str(purchase.pk), memo=f"refund: {reason}",
-                    legs=[Leg(purchase.escrow, -purchase.price_minor),
+                    legs=[Leg(_escrow_of(purchase), -purchase.price_minor),
                           Leg(wallet, purchase.price_minor)])
         Purchase.objects.filter(pk=purchase.pk).update(state=PurchaseState.REFUNDED,
                                                        closed_at=timezone.now())

@@ -72,7 +72,8 @@ class TestBuying:
         assert body["purchase"]["state"] == "held"
         assert _wallet(bob) == 5000 - PRICE
         purchase = Purchase.objects.get()
-        assert account_balance(purchase.escrow) == PRICE
+        escrow = account_get_or_create(kind=AccountKind.ESCROW, owner=bob, currency="EUR")
+        assert account_balance(escrow) == PRICE
         _assert_ledger_sums_to_zero()
 
         ring = KeyRing.from_jwks(Client().get("/.well-known/jwks.json").content)
@@ -257,7 +258,8 @@ class TestSettling:
         assert account_balance(earnings) == 1000
         purchase.refresh_from_db()
         assert purchase.state == "settled"
-        assert account_balance(purchase.escrow) == 0
+        escrow = account_get_or_create(kind=AccountKind.ESCROW, owner=bob, currency="EUR")
+        assert account_balance(escrow) == 0
         _assert_ledger_sums_to_zero()
 
     def test_a_partial_settlement_refunds_the_rest(self, bob, carol, sale, api) -> None:
