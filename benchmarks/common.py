@@ -23,7 +23,7 @@ def machine() -> str:
             model = found.group(1).strip()
     except OSError:
         pass
-    return f"{os.cpu_count()} × {model}, Python {platform.python_version()}, {platform.system()}"
+    return f"{os.cpu_count()} x {model}, Python {platform.python_version()}, {platform.system()}"
 
 
 def today() -> str:

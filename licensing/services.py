@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import json
 import os
 import secrets
 import uuid
@@ -137,17 +135,21 @@ def work_package(*, work_id: str, master: Path) -> WorkPackage:
         return WorkPackage.objects.get(work_id=work_id)
 
 
-@functools.lru_cache(maxsize=512)
-def _manifest(work_id: str, root: str, claims_json: str) -> Manifest:
-    return Manifest.from_claims(json.loads(claims_json))
+_parsed_manifests: dict[tuple[str, str], Manifest] = {}
 
 
 def package_manifest(package: WorkPackage) -> Manifest:
     """The package's manifest. Parsing one checks every piece hash against the Merkle
-    root, which costs real time for a large work; manifests never change, so each is
-    parsed once per process."""
-    return _manifest(str(package.work_id), package.root,
-                     json.dumps(package.manifest, sort_keys=True))
+    root, which costs real time for a large work; a package never changes (its root is
+    part of the key), so each is parsed once per process."""
+    key = (str(package.work_id), package.root)
+    manifest = _parsed_manifests.get(key)
+    if manifest is None:
+        manifest = Manifest.from_claims(dict(package.manifest))
+        if len(_parsed_manifests) > 512:
+            _parsed_manifests.clear()
+        _parsed_manifests[key] = manifest
+    return manifest
 
 
 def package_keys(package: WorkPackage) -> LicenceKeys:
