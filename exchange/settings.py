@@ -120,6 +120,18 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_BACKEND = None
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Every periodic job is also a management command (docs/OPERATIONS.md).
+CELERY_BEAT_SCHEDULE = {
+    "refund-overdue-purchases": {
+        "task": "exchange.purchases.tasks.refund_overdue_purchases", "schedule": 300.0,
+    },
+    "refresh-revocation-list": {
+        "task": "licensing.tasks.revocation_list_refresh", "schedule": 3600.0,
+    },
+    "purge-idempotency-keys": {
+        "task": "exchange.api.tasks.purge_idempotency_keys", "schedule": 3600.0,
+    },
+}
 
 if REDIS_URL:
     CACHES = {

@@ -11,11 +11,11 @@ included) in the embedded default, where no second process exists to receive it.
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 
+from exchange.env import secret_in_data_dir
 from exchange.payments.signatures import secret_generate
 
 SCENARIOS = {
@@ -56,27 +56,15 @@ def _plan(direction: str, scenario: str, reference: str, amount: int,
     return [paid, paid] if scenario == "duplicate" else [paid]
 
 
-def _secret_from_data_dir(path: Path) -> str:
-    import os
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text(encoding="utf-8").strip()
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        secret = secret_generate()
-        handle.write(secret)
-    return secret
-
-
 class TestPay:
     __test__ = False  # a provider, not a pytest test class
     name = "testpay"
 
     def webhook_secret(self) -> str:
         configured: str | None = settings.TESTPAY_WEBHOOK_SECRET
-        return configured or _secret_from_data_dir(settings.DATA_DIR / "testpay_webhook_secret")
+        return configured or secret_in_data_dir(
+            settings.DATA_DIR / "testpay_webhook_secret", secret_generate
+        )
 
     def reference_new(self) -> str:
         return "tp_" + secrets.token_hex(12)

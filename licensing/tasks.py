@@ -1,0 +1,10 @@
+from celery import shared_task
+from django.db import OperationalError
+
+from licensing.services import revocation_list_current
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def revocation_list_refresh() -> int:
+    """Re-sign the revocation list before agents would see it expire."""
+    return revocation_list_current().version
