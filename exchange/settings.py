@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "exchange.purchases",
     "exchange.portal",
     "licensing",
+    "peers",
 ]
 
 MIDDLEWARE = [
@@ -251,6 +252,13 @@ if PIECE_SIZE & (PIECE_SIZE - 1):
 JWKS_MAX_AGE = env_int("PEERMARK_JWKS_MAX_AGE", default=300, minimum=0)
 MANIFEST_TOKEN_SECONDS = env_int("PEERMARK_MANIFEST_TOKEN_SECONDS", default=7 * 86400, minimum=60)
 REVOCATION_LIST_SECONDS = env_int("PEERMARK_REVOCATION_LIST_SECONDS", default=86400, minimum=60)
+
+# --- Peers ----------------------------------------------------------------------
+# A peer silent for longer is offline (agents heartbeat every 30 s).
+PEER_TIMEOUT_SECONDS = env_int("PEERMARK_PEER_TIMEOUT_SECONDS", default=90, minimum=5)
+# Off: a peer's announced host must be the address it connects from, so nobody can
+# point buyers' agents at a third party. On: behind NAT or a proxy you know.
+PEERS_ALLOW_ANNOUNCED_HOST = env_bool("PEERMARK_PEERS_ALLOW_ANNOUNCED_HOST", default=False)
 
 # --- Money ----------------------------------------------------------------------
 PAYMENTS_PROVIDER = env_str("PEERMARK_PAYMENTS_PROVIDER", "testpay") or "testpay"

@@ -9,6 +9,7 @@ from exchange.ledger import api_views as ledger
 from exchange.payments import api_views as payments
 from exchange.purchases import api_views as purchases
 from licensing import api_views as licensing
+from peers import api_views as peers
 
 app_name = "api"
 
@@ -43,5 +44,12 @@ urlpatterns = [
     path("licences/<str:licence_id>/", licensing.LicenceDetailView.as_view(), name="licence"),
     path("works/<str:work_id>/manifest/", licensing.ManifestView.as_view(), name="manifest"),
     path("revocations/", licensing.RevocationListView.as_view(), name="revocations"),
+    path("peers/announce/", peers.AnnounceView.as_view(), name="peer-announce"),
+    path("peers/heartbeat/", peers.HeartbeatView.as_view(), name="peer-heartbeat"),
+    path("works/<str:work_id>/sources/", peers.SourcesView.as_view(), name="sources"),
+    path("works/<str:work_id>/web-seeds/", peers.WebSeedListCreateView.as_view(),
+         name="web-seeds"),
+    path("works/<str:work_id>/web-seeds/<int:seed_id>/", peers.WebSeedDeleteView.as_view(),
+         name="web-seed"),
     path("payments/webhooks/<str:provider>/", payments.WebhookView.as_view(), name="webhook"),
 ]

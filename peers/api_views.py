@@ -1,0 +1,108 @@
+"""The peer index over the API: announce, heartbeat, sources, web seeds."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import permissions, status
+from rest_framework.exceptions import NotFound
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from exchange.accounts.models import authenticated_user
+from exchange.api.pagination import PagePagination
+from exchange.catalogue.selectors import work_get_for_owner, work_get_visible
+from peers import services
+from peers.models import WebSeed
+from peers.selectors import sources_for, web_seeds_for
+from peers.serializers import (
+    AnnounceIn,
+    HeartbeatIn,
+    PeerOut,
+    SourceOut,
+    WebSeedIn,
+    WebSeedOut,
+)
+
+
+class AnnounceView(APIView):
+    """An agent says where it listens and which pieces it holds (also a heartbeat).
+    Naturally idempotent: the same announce twice leaves the same state."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=AnnounceIn, responses=PeerOut)
+    def post(self, request: Request) -> Response:
+        data = AnnounceIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        peer = services.peer_announce(
+            user=authenticated_user(request), device_id=fields["device"], host=fields["host"],
+            port=fields["port"], source=request.META.get("REMOTE_ADDR", ""),
+            holdings=[services.Announced(h["work"], h["bitfield"]) for h in fields["holdings"]],
+            replace=fields["replace"], version=fields["version"],
+        )
+        return Response(PeerOut(peer).data)
+
+
+class HeartbeatView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=HeartbeatIn, responses=PeerOut)
+    def post(self, request: Request) -> Response:
+        data = HeartbeatIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        peer = services.peer_heartbeat(user=authenticated_user(request),
+                                       device_id=data.validated_data["device"])
+        return Response(PeerOut(peer).data)
+
+
+class SourcesView(APIView):
+    """Live peers holding pieces of a work (paginated, best first) and its web seeds."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses=SourceOut(many=True))
+    def get(self, request: Request, work_id: str) -> Response:
+        work = work_get_visible(user=request.user, work_id=work_id)
+        paginator = PagePagination()
+        page = paginator.paginate_queryset(sources_for(work), request, view=self)
+        response = paginator.get_paginated_response(SourceOut(page, many=True).data)
+        response.data["web_seeds"] = [seed.url for seed in web_seeds_for(work)]
+        return response
+
+
+class WebSeedListCreateView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+    parser_classes = [JSONParser]
+
+    @extend_schema(responses=WebSeedOut(many=True))
+    def get(self, request: Request, work_id: str) -> Response:
+        work = work_get_for_owner(user=authenticated_user(request), work_id=work_id)
+        return Response(WebSeedOut(web_seeds_for(work), many=True).data)
+
+    @extend_schema(request=WebSeedIn, responses={201: WebSeedOut})
+    def post(self, request: Request, work_id: str) -> Response:
+        user = authenticated_user(request)
+        work = work_get_for_owner(user=user, work_id=work_id)
+        data = WebSeedIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        seed = services.web_seed_add(work=work, actor=user, url=data.validated_data["url"])
+        return Response(WebSeedOut(seed).data, status=status.HTTP_201_CREATED)
+
+
+class WebSeedDeleteView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, work_id: str, seed_id: int) -> Response:
+        user = authenticated_user(request)
+        work = work_get_for_owner(user=user, work_id=work_id)
+        seed = WebSeed.objects.filter(work=work, pk=seed_id).first()
+        if seed is None:
+            raise NotFound("No such web seed.")
+        services.web_seed_remove(seed=seed, actor=user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,137 @@
+"""Announcements and heartbeats from agents, and rights holders' web seeds."""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from exchange.accounts.models import User
+from exchange.api.errors import ServiceError
+from exchange.audit.services import audit_record
+from exchange.catalogue.models import Work, WorkStatus
+from licensing.models import Device
+from peers.bitfields import BitfieldError, bitfield_count, bitfield_decode
+from peers.models import Holding, Peer, WebSeed
+
+MAX_HOLDINGS_PER_ANNOUNCE = 1000
+
+
+@dataclass(frozen=True)
+class Announced:
+    work_id: str
+    bitfield: str
+
+
+def _own_device(user: User, device_id: str) -> Device:
+    device = Device.objects.filter(pk=str(device_id)[:64], user=user).first()
+    if device is None:
+        raise ServiceError("No such device on your account.", code="unknown_device",
+                           field="device")
+    if device.revoked_at is not None:
+        raise ServiceError("This device is revoked.", code="device_revoked", status_code=409,
+                           field="device")
+    return device
+
+
+def _check_endpoint(host: str, port: int, source: str) -> str:
+    """The host peers will connect to. By default it must be the address the announce
+    came from, so nobody can point buyers' agents at a third party's server."""
+    if not 1 <= port <= 65535:
+        raise ServiceError("The port must be 1 to 65535.", code="invalid", field="port")
+    chosen = host or source
+    try:
+        ipaddress.ip_address(chosen)
+    except ValueError:
+        if not settings.PEERS_ALLOW_ANNOUNCED_HOST:
+            raise ServiceError("Announce an IP address.", code="invalid", field="host") from None
+    if chosen != source and not settings.PEERS_ALLOW_ANNOUNCED_HOST:
+        raise ServiceError(f"Announced host {chosen} is not the address you connect from "
+                           f"({source}).", code="host_mismatch", field="host")
+    return chosen
+
+
+def peer_announce(*, user: User, device_id: str, host: str, port: int, source: str,
+                  holdings: list[Announced], replace: bool, version: str = "") -> Peer:
+    """Record a peer's endpoint and the pieces it holds; also a heartbeat.
+
+    ``replace`` drops holdings not listed (a full announce at start-up); otherwise the
+    listed works are updated and the others kept. The same announce twice is harmless.
+    """
+    device = _own_device(user, device_id)
+    endpoint_host = _check_endpoint(host, port, source)
+    if len(holdings) > MAX_HOLDINGS_PER_ANNOUNCE:
+        raise ServiceError(f"At most {MAX_HOLDINGS_PER_ANNOUNCE} works per announce.",
+                           code="invalid", field="holdings")
+    parsed: dict[uuid.UUID, bytes] = {}
+    works = _ready_works([h.work_id for h in holdings])
+    for index, holding in enumerate(holdings):
+        work = works.get(holding.work_id)
+        if work is None:
+            raise ServiceError(f"No work {holding.work_id} on sale.", code="unknown_work",
+                               field=f"holdings[{index}].work")
+        try:
+            parsed[work.pk] = bitfield_decode(holding.bitfield, work.package.piece_count)
+        except BitfieldError as exc:
+            raise ServiceError(str(exc), code="invalid",
+                               field=f"holdings[{index}].bitfield") from exc
+    now = timezone.now()
+    with transaction.atomic():
+        peer, created = Peer.objects.update_or_create(
+            device=device,
+            defaults={"user": user, "host": endpoint_host, "port": port, "last_seen_at": now,
+                      "agent_version": version[:40]},
+        )
+        if replace:
+            Holding.objects.filter(peer=peer).exclude(work_id__in=parsed).delete()
+        for work_id, raw in parsed.items():
+            count = bitfield_count(raw)
+            if count == 0:
+                Holding.objects.filter(peer=peer, work_id=work_id).delete()
+                continue
+            Holding.objects.update_or_create(peer=peer, work_id=work_id,
+                                             defaults={"bitfield": raw, "have_count": count})
+        if created:
+            audit_record(actor=user, action="peer.register", target=peer,
+                         data={"endpoint": peer.endpoint})
+    return peer
+
+
+def _ready_works(ids: list[str]) -> dict[str, Work]:
+    keys = []
+    for value in ids:
+        try:
+            keys.append(uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    works = Work.objects.select_related("package").filter(pk__in=keys, status=WorkStatus.READY)
+    return {str(w.pk): w for w in works}
+
+
+def peer_heartbeat(*, user: User, device_id: str) -> Peer:
+    device = _own_device(user, device_id)
+    updated = Peer.objects.filter(device=device).update(last_seen_at=timezone.now())
+    if not updated:
+        raise ServiceError("Announce before sending heartbeats.", code="not_announced",
+                           status_code=409, field="device")
+    return Peer.objects.get(device=device)
+
+
+def web_seed_add(*, work: Work, actor: User, url: str) -> WebSeed:
+    if not url.startswith(("http://", "https://")):
+        raise ServiceError("A web seed is an http(s) URL.", code="invalid", field="url")
+    with transaction.atomic():
+        seed, created = WebSeed.objects.get_or_create(work=work, url=url)
+        if created:
+            audit_record(actor=actor, action="web_seed.add", target=seed, data={"url": url})
+    return seed
+
+
+def web_seed_remove(*, seed: WebSeed, actor: User) -> None:
+    with transaction.atomic():
+        audit_record(actor=actor, action="web_seed.remove", target=seed, data={"url": seed.url})
+        seed.delete()
