@@ -52,6 +52,8 @@ INSTALLED_APPS = [
     "exchange.ledger",
     "exchange.payments",
     "exchange.purchases",
+    "exchange.metering",
+    "exchange.operations",
     "exchange.portal",
     "licensing",
     "peers",
@@ -128,6 +130,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "refresh-revocation-list": {
         "task": "licensing.tasks.revocation_list_refresh", "schedule": 3600.0,
+    },
+    "flush-metering": {"task": "exchange.metering.tasks.metering_flush_task", "schedule": 5.0},
+    "settle-due-receipts": {
+        "task": "exchange.metering.tasks.settle_due_receipts", "schedule": 10.0,
     },
     "purge-idempotency-keys": {
         "task": "exchange.api.tasks.purge_idempotency_keys", "schedule": 3600.0,
@@ -281,6 +287,9 @@ PLATFORM_FEE_BPS = env_int("PEERMARK_PLATFORM_FEE_BPS", default=1000, minimum=0)
 SEEDING_SHARE_BPS = env_int("PEERMARK_SEEDING_SHARE_BPS", default=1000, minimum=0)
 if PLATFORM_FEE_BPS + SEEDING_SHARE_BPS > 10_000:
     raise ImproperlyConfigured("PEERMARK_PLATFORM_FEE_BPS + PEERMARK_SEEDING_SHARE_BPS > 10000")
+# A receipt settles this long after it arrives, so the serving peers' orders (which they
+# submit in batches) are in by then.
+METERING_GRACE_SECONDS = env_int("PEERMARK_METERING_GRACE_SECONDS", default=30, minimum=0)
 # No receipt within this window: the buyer is refunded and the licence revoked.
 RECEIPT_WINDOW_HOURS = env_int("PEERMARK_RECEIPT_WINDOW_HOURS", default=24, minimum=1)
 PAYOUT_MINIMUM_MAJOR = env_int("PEERMARK_PAYOUT_MINIMUM_MAJOR", default=10, minimum=0)

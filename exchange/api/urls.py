@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from exchange.accounts import api_views as accounts
 from exchange.catalogue import api_views as catalogue
 from exchange.ledger import api_views as ledger
+from exchange.metering import api_views as metering
 from exchange.payments import api_views as payments
 from exchange.purchases import api_views as purchases
 from licensing import api_views as licensing
@@ -42,6 +43,8 @@ urlpatterns = [
          name="device-revoke"),
     path("licences/", licensing.LicenceListView.as_view(), name="licences"),
     path("licences/<str:licence_id>/", licensing.LicenceDetailView.as_view(), name="licence"),
+    path("licences/<str:licence_id>/receipt/", metering.ReceiptView.as_view(), name="receipt"),
+    path("metering/orders/", metering.OrdersView.as_view(), name="metering-orders"),
     path("works/<str:work_id>/manifest/", licensing.ManifestView.as_view(), name="manifest"),
     path("revocations/", licensing.RevocationListView.as_view(), name="revocations"),
     path("peers/announce/", peers.AnnounceView.as_view(), name="peer-announce"),

@@ -218,7 +218,8 @@ def purchases_refund_overdue(*, now: dt.datetime | None = None, limit: int = 500
     """Refund every held purchase whose receipt window has passed. Each in its own
     transaction, so one failure never blocks the rest; safe to run from several workers."""
     now = now or timezone.now()
-    due = list(Purchase.objects.filter(state=PurchaseState.HELD, receipt_due_at__lt=now)
+    due = list(Purchase.objects.filter(state=PurchaseState.HELD, receipt_due_at__lt=now,
+                                       licence__receipt__isnull=True)
                .order_by("receipt_due_at").values_list("pk", flat=True)[:limit])
     refunded = 0
     for purchase_id in due:

@@ -1,0 +1,259 @@
+"""Metering and settlement: orders in, bytes counted, receipts in, escrow released."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import socket
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from exchange.accounts.models import User
+from exchange.api.errors import ServiceError
+from exchange.audit.services import audit_record
+from exchange.metering import stream
+from exchange.metering.models import LicenceUsage, MeteredOrder, Receipt
+from exchange.metering.verify import CheckedOrder, OrderChecker, OrderRejectedError
+from exchange.purchases.models import PurchaseState
+from exchange.purchases.services import PurchaseClosedError, purchase_settle
+from licensing.core import DocumentKind, LicensingError
+from licensing.core.licence import licence_from_claims
+from licensing.core.receipts import read_receipt
+from licensing.keys import platform_keyring
+from licensing.models import Licence
+
+log = logging.getLogger(__name__)
+
+MAX_ORDERS_PER_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class OrderOutcome:
+    index: int
+    status: str  # accepted | duplicate | rejected
+    reason: str = ""
+
+
+def _entry(checked: CheckedOrder) -> dict[str, Any]:
+    order = checked.order
+    return {"licence": str(checked.licence_pk), "nonce": order.nonce,
+            "device": checked.serving_device, "user": checked.serving_user,
+            "piece": order.piece, "bytes": order.byte_count, "iat": order.issued_at}
+
+
+def orders_ingest(*, submitter: User, tokens: list[Any],
+                  now: dt.datetime | None = None) -> list[OrderOutcome]:
+    """Check a batch of orders; record the good ones (through the Redis stream when there
+    is one, else straight into the database). Each order gets an outcome."""
+    if len(tokens) > MAX_ORDERS_PER_BATCH:
+        raise ServiceError(f"At most {MAX_ORDERS_PER_BATCH} orders per batch.", code="invalid",
+                           field="orders")
+    now = now or timezone.now()
+    checker = OrderChecker(submitter_id=submitter.pk)
+    outcomes: list[OrderOutcome] = []
+    good: list[tuple[int, dict[str, Any]]] = []
+    seen: set[tuple[str, str]] = set()
+    for index, token in enumerate(tokens):
+        try:
+            checked = checker.check(token, now=now)
+        except OrderRejectedError as exc:
+            outcomes.append(OrderOutcome(index, "rejected", exc.reason))
+            continue
+        key = (str(checked.licence_pk), checked.order.nonce)
+        if key in seen:
+            outcomes.append(OrderOutcome(index, "duplicate"))
+            continue
+        seen.add(key)
+        good.append((index, _entry(checked)))
+    if settings.REDIS_URL:
+        outcomes += _ingest_to_stream(good)
+    else:
+        recorded = orders_record([entry for _i, entry in good])
+        outcomes += [OrderOutcome(i, "accepted" if recorded[(e["licence"], e["nonce"])]
+                                  else "duplicate") for i, e in good]
+    return sorted(outcomes, key=lambda o: o.index)
+
+
+def _ingest_to_stream(good: list[tuple[int, dict[str, Any]]]) -> list[OrderOutcome]:
+    conn = stream.client()
+    fresh = stream.append_new(conn, [entry for _index, entry in good])
+    outcomes = [OrderOutcome(index, "accepted" if new else "duplicate")
+                for (index, _entry), new in zip(good, fresh, strict=True)]
+    if any(fresh):
+        from exchange.metering.tasks import metering_flush_task
+
+        stream.schedule_flush_once(conn, lambda: metering_flush_task.apply_async(countdown=1))
+    return outcomes
+
+
+def orders_record(entries: Iterable[dict[str, Any]]) -> dict[tuple[str, str], bool]:
+    """Insert orders (once each) and count their bytes against each licence's allowance.
+
+    Returns which (licence, nonce) pairs were new. One transaction; licences' usage rows
+    are locked in a fixed order so concurrent flushes neither deadlock nor over-count.
+    """
+    by_licence: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for entry in entries:
+        by_licence[entry["licence"]].append(entry)
+    result: dict[tuple[str, str], bool] = {}
+    if not by_licence:
+        return result
+    with transaction.atomic():
+        for licence_id in sorted(by_licence):
+            LicenceUsage.objects.get_or_create(licence_id=licence_id)
+        usages = {str(u.licence_id): u for u in LicenceUsage.objects.select_for_update()
+                  .filter(licence_id__in=sorted(by_licence)).order_by("licence_id")}
+        allowances = dict(Licence.objects.filter(pk__in=list(by_licence))
+                          .values_list("pk", "byte_allowance"))
+        for licence_id, batch in sorted(by_licence.items()):
+            usage = usages[licence_id]
+            nonces = [e["nonce"] for e in batch]
+            existing = set(MeteredOrder.objects.filter(licence_id=licence_id, nonce__in=nonces)
+                           .values_list("nonce", flat=True))
+            allowance = next(v for k, v in allowances.items() if str(k) == licence_id)
+            rows = []
+            for entry in sorted(batch, key=lambda e: (e["iat"], e["nonce"])):
+                new = entry["nonce"] not in existing
+                result[(licence_id, entry["nonce"])] = new
+                if not new:
+                    continue
+                existing.add(entry["nonce"])
+                counted = max(0, min(entry["bytes"], allowance - usage.metered_bytes))
+                usage.metered_bytes += counted
+                usage.order_count += 1
+                rows.append(MeteredOrder(
+                    licence_id=licence_id, nonce=entry["nonce"], serving_device_id=entry["device"],
+                    serving_user_id=entry["user"], piece=entry["piece"], bytes=entry["bytes"],
+                    counted_bytes=counted,
+                    issued_at=dt.datetime.fromtimestamp(entry["iat"], tz=dt.UTC)))
+            MeteredOrder.objects.bulk_create(rows)
+            usage.save(update_fields=["metered_bytes", "order_count"])
+    return result
+
+
+def metering_flush(*, batch: int = 2000, min_idle_ms: int = 30_000,
+                   crash_after_commit: Callable[[], None] | None = None) -> int:
+    """Move orders from the stream into the database; return how many entries were handled.
+
+    ``crash_after_commit`` exists for the tests that kill a flush between the database
+    commit and the acknowledgement.
+    """
+    if not settings.REDIS_URL:
+        return 0
+    conn = stream.client()
+    consumer = f"{socket.gethostname()}-{os.getpid()}"
+    handled = 0
+    stream.clear_flush_flag(conn)
+    while True:
+        entries = stream.read_batch(conn, consumer=consumer, count=batch, min_idle_ms=min_idle_ms)
+        if not entries:
+            return handled
+        orders_record(entry for _id, entry in entries)
+        if crash_after_commit is not None:
+            crash_after_commit()
+        stream.acknowledge(conn, [entry_id for entry_id, _entry in entries])
+        handled += len(entries)
+
+
+# --- receipts and settlement ---------------------------------------------------------------
+
+
+def _core_licence(licence: Licence) -> Any:
+    kid, claims = platform_keyring().verify(licence.token, DocumentKind.LICENCE)
+    return licence_from_claims(kid, claims)
+
+
+def receipt_accept(*, licence: Licence, token: str, now: dt.datetime | None = None) -> Receipt:
+    """Verify and keep the buyer's receipt; settlement follows once serving peers' orders
+    have had ``METERING_GRACE_SECONDS`` to arrive. The same receipt again is a no-op."""
+    now = now or timezone.now()
+    try:
+        receipt = read_receipt(token, licence=_core_licence(licence), now=int(now.timestamp()))
+    except LicensingError as exc:
+        raise ServiceError(f"The receipt does not verify: {exc}", code="invalid_receipt",
+                           field="receipt") from exc
+    existing = Receipt.objects.filter(licence=licence).first()
+    if existing is not None:
+        if existing.receipt_id == receipt.receipt_id:
+            return existing
+        raise ServiceError("This licence already has a receipt.", code="receipt_exists",
+                           status_code=409)
+    purchase = getattr(licence, "purchase", None)
+    if purchase is None or purchase.state != PurchaseState.HELD:
+        raise ServiceError("This purchase is closed (refunded or settled).",
+                           code="purchase_closed", status_code=409)
+    try:
+        with transaction.atomic():
+            row = Receipt.objects.create(
+                licence=licence, receipt_id=receipt.receipt_id, token=token,
+                output_sha256=receipt.output_sha256.hex(), marked=receipt.marked,
+                unmarked_reason=receipt.unmarked_reason.value if receipt.unmarked_reason else "",
+                claimed_bytes=dict(receipt.served),
+                settle_after=now + dt.timedelta(seconds=settings.METERING_GRACE_SECONDS),
+            )
+            audit_record(actor=licence.buyer, action="receipt.accept", target=row,
+                         data={"sha256": row.output_sha256, "marked": row.marked})
+            transaction.on_commit(lambda: _queue_settlement(row.pk))
+    except IntegrityError:
+        return receipt_accept(licence=licence, token=token, now=now)
+    return row
+
+
+def _queue_settlement(receipt_pk: int) -> None:
+    from exchange.metering.tasks import receipt_settle_task
+
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return  # the periodic job settles once the grace period is over
+    receipt_settle_task.apply_async(args=[receipt_pk],
+                                    countdown=settings.METERING_GRACE_SECONDS + 1)
+
+
+def receipt_settle(*, receipt_pk: int, now: dt.datetime | None = None) -> bool:
+    """Settle one receipted purchase on the verified orders; True if it settled now."""
+    now = now or timezone.now()
+    receipt = Receipt.objects.select_related("licence", "licence__purchase").get(pk=receipt_pk)
+    if receipt.settled_at is not None or receipt.settle_after > now:
+        return False
+    metering_flush(min_idle_ms=0)
+    verified: dict[str, int] = defaultdict(int)
+    by_user: dict[int, int] = defaultdict(int)
+    for device_id, user_id, total in (
+        MeteredOrder.objects.filter(licence=receipt.licence)
+        .values("serving_device_id", "serving_user_id").annotate(total=Sum("counted_bytes"))
+        .values_list("serving_device_id", "serving_user_id", "total")
+    ):
+        verified[device_id] += int(total)
+        by_user[user_id] += int(total)
+    claimed = {k: int(v) for k, v in receipt.claimed_bytes.items()}
+    disagreement = _disagreement(claimed, dict(verified))
+    # Settled or refunded meanwhile (another flusher, an admin): the receipt is done anyway.
+    with contextlib.suppress(PurchaseClosedError):
+        purchase_settle(purchase_id=receipt.licence.purchase.pk, peer_bytes=dict(by_user))
+    Receipt.objects.filter(pk=receipt.pk, settled_at__isnull=True).update(
+        settled_at=now, needs_review=bool(disagreement), review_reason=disagreement[:300])
+    return True
+
+
+def _disagreement(claimed: dict[str, int], verified: dict[str, int]) -> str:
+    differences = []
+    for peer in sorted(set(claimed) | set(verified)):
+        said, proven = claimed.get(peer, 0), verified.get(peer, 0)
+        if said != proven:
+            differences.append(f"{peer[:12]}: receipt {said}, orders {proven}")
+    return "; ".join(differences)
+
+
+def receipts_settle_due(*, now: dt.datetime | None = None, limit: int = 500) -> int:
+    now = now or timezone.now()
+    due = list(Receipt.objects.filter(settled_at__isnull=True, settle_after__lte=now)
+               .order_by("settle_after").values_list("pk", flat=True)[:limit])
+    return sum(receipt_settle(receipt_pk=pk, now=now) for pk in due)
