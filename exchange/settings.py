@@ -238,7 +238,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
-    "ENUM_NAME_OVERRIDES": {"PayoutSourceEnum": "exchange.payments.models.PayoutSource"},
+    "ENUM_NAME_OVERRIDES": {
+        "PayoutSourceEnum": "exchange.payments.models.PayoutSource",
+        "OrderOutcomeEnum": "exchange.metering.serializers.ORDER_OUTCOMES",
+    },
 }
 
 LOGGING = {

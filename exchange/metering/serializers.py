@@ -3,6 +3,9 @@ from __future__ import annotations
 from rest_framework import serializers
 
 
+ORDER_OUTCOMES = ("accepted", "duplicate", "rejected")
+
+
 class OrdersIn(serializers.Serializer):
     orders = serializers.ListField(
         child=serializers.CharField(max_length=4096, trim_whitespace=False),
@@ -13,7 +16,7 @@ class OrdersIn(serializers.Serializer):
 
 class OrderOutcomeOut(serializers.Serializer):
     index = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=["accepted", "duplicate", "rejected"])
+    status = serializers.ChoiceField(choices=ORDER_OUTCOMES)
     reason = serializers.CharField()
 
 
