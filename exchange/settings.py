@@ -241,6 +241,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "PayoutSourceEnum": "exchange.payments.models.PayoutSource",
         "OrderOutcomeEnum": "exchange.metering.serializers.ORDER_OUTCOMES",
+        "WorkStatusEnum": "exchange.catalogue.models.WorkStatus",
     },
 }
 
