@@ -19,6 +19,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -139,26 +140,39 @@ def _package(
     if count > MAX_PIECES:
         raise PackagingError(f"more than {MAX_PIECES} pieces; use a larger piece size")
     cipher = PieceCipher(content_key, work_id=work_id, master_size=size, piece_size=piece_size)
-    plain = memoryview(bytearray(piece_size))
+    # Two plaintext buffers: while the cipher seals one piece on this thread, a second
+    # thread hashes the master from the other (hashlib releases the GIL), so the extra
+    # SHA-256 pass over the master costs no wall time where a second core exists.
+    plains = [memoryview(bytearray(piece_size)) for _ in range(2)]
     sealed = memoryview(bytearray(piece_size + TAG_BYTES))
     master_hash = hashlib.sha256()
     piece_hashes: list[bytes] = []
+    hashing: list[Future[None] | None] = [None, None]
     try:
         descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".packaging-")
     except OSError as error:
         raise PackagingError(f"cannot write next to {target}: {error}") from error
     try:
-        with open(descriptor, "wb", buffering=0) as out:
+        with open(descriptor, "wb", buffering=0) as out, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="master-hash") as hasher:
             for index in range(count):
+                slot = index % 2
+                previous = hashing[slot]
+                if previous is not None:
+                    previous.result()  # the buffer is free again
                 length = min(piece_size, size - index * piece_size)
-                piece, sealed_piece = plain[:length], sealed[: length + TAG_BYTES]
+                piece, sealed_piece = plains[slot][:length], sealed[: length + TAG_BYTES]
                 _read_exactly(fill, piece)
-                master_hash.update(piece)
+                # One worker thread: updates run in submission order, as the hash needs.
+                hashing[slot] = hasher.submit(master_hash.update, piece)
                 cipher.seal_into(index, piece, sealed_piece)
                 piece_hashes.append(hashlib.sha256(sealed_piece).digest())
                 written = 0
                 while written < len(sealed_piece):
                     written += out.write(sealed_piece[written:]) or 0
+            for pending in hashing:
+                if pending is not None:
+                    pending.result()
             if fill(memoryview(bytearray(1))):
                 raise PackagingError("the master is longer than its size")
         os.replace(temporary, target)
