@@ -1,0 +1,36 @@
+"""Exceptions the agent and the tracer can catch by kind.
+
+Every image the library refuses raises a subclass of `UnsupportedImageError`, so the agent can
+record "not marked" in its receipt with one ``except`` clause, while a caller that cares can
+still tell a decompression bomb from a truncated download.
+"""
+
+from __future__ import annotations
+
+
+class WatermarkError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class UnsupportedImageError(WatermarkError, ValueError):
+    """The image cannot be marked or read: unknown format, mode, animation, or the like."""
+
+
+class ImageTooSmallError(UnsupportedImageError):
+    """Too few pixels to carry the payload reliably (see `watermark.limits`)."""
+
+
+class ImageTooLargeError(UnsupportedImageError):
+    """More pixels than the configured limit: refused before decoding (decompression bombs)."""
+
+
+class CorruptImageError(UnsupportedImageError):
+    """The bytes do not decode to a whole image (truncated or damaged file)."""
+
+
+class InvalidPayloadError(WatermarkError, ValueError):
+    """The payload is not an integer in [0, 2**64)."""
+
+
+class InvalidKeyError(WatermarkError, ValueError):
+    """The key is not bytes, or too short to be a secret."""
