@@ -1,0 +1,83 @@
+"""Desktop agents as real processes: the CLI as a user would type it, and daemons."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.processes import ROOT, free_port, running, wait_until
+
+
+class AgentProcess:
+    def __init__(self, tmp: Path, name: str, platform_url: str) -> None:
+        self.name = name
+        self.home = tmp / f"agent-{name}"
+        self.platform_url = platform_url
+        self.port = free_port()
+        self.log = tmp / "logs" / f"agent-{name}.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "peers.agent", "--data-dir", str(self.home), "--json",
+                *args]
+
+    def run(self, *args: str, stdin: str | None = None, check: bool = True,
+            timeout: float = 180) -> Any:
+        result = subprocess.run(self._command(*args), cwd=ROOT, input=stdin, text=True,
+                                capture_output=True, timeout=timeout, check=False,
+                                env=_agent_env())
+        with self.log.open("a") as log:
+            log.write(f"$ {' '.join(args)}\n{result.stdout}\n{result.stderr}\n")
+        if check and result.returncode != 0:
+            raise AssertionError(f"agent {self.name} {' '.join(args)} failed "
+                                 f"({result.returncode}):\n{result.stderr[-3000:]}")
+        if result.returncode != 0:
+            return result
+        return json.loads(result.stdout) if result.stdout.strip() else None
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        """Start a command in the background (for killing it mid-way)."""
+        return subprocess.Popen(self._command(*args), cwd=ROOT, env=_agent_env(),
+                                stdout=subprocess.PIPE, stderr=self.log.open("ab"),
+                                start_new_session=True)
+
+    def setup(self, username: str, password: str) -> str:
+        """init + login: device keys made and registered; returns the device id."""
+        self.run("init", "--platform", self.platform_url, "--name", self.name,
+                 "--port", str(self.port))
+        self.run("login", "--username", username, "--password-stdin", stdin=password + "\n")
+        return str(self.run("status")["device_id"])
+
+    @contextlib.contextmanager
+    def serving(self, *extra: str) -> Iterator[subprocess.Popen[bytes]]:
+        with running(self._command("serve", "--port", str(self.port), *extra),
+                     env=_agent_env(), log=self.log) as process:
+            wait_until(lambda: _status(self.url) is not None, timeout=30,
+                       what=f"agent {self.name} to serve", log=self.log)
+            yield process
+
+
+def _status(url: str) -> dict[str, Any] | None:
+    try:
+        response = httpx.get(f"{url}/v1/status", timeout=1)
+    except httpx.HTTPError:
+        return None
+    return dict(response.json()) if response.status_code == 200 else None
+
+
+def _agent_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

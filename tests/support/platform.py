@@ -1,0 +1,144 @@
+"""A real platform for end-to-end tests: migrated, seeded with the demo data, served by
+gunicorn on a loopback port, with (optionally) real Celery worker and beat on Redis."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.processes import ROOT, free_port, running, stop, wait_until
+
+
+@dataclass
+class Platform:
+    url: str
+    data_dir: Path
+    env: dict[str, str]
+    logins: dict[str, str]
+    logs: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def manage(self, *args: str, check: bool = True) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env={**os.environ, **self.env},
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"manage.py {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+        return result.stdout
+
+    def query(self, code: str) -> Any:
+        """Run Python inside the platform (Django set up); it prints one JSON value."""
+        return json.loads(self.manage("shell", "-c", code).strip().splitlines()[-1])
+
+    def api(self, username: str) -> httpx.Client:
+        response = httpx.post(f"{self.url}/api/v1/auth/tokens/", json={
+            "username": username, "password": self.logins[username], "name": "test"})
+        response.raise_for_status()
+        return httpx.Client(base_url=self.url, timeout=30,
+                            headers={"Authorization": f"Bearer {response.json()['token']}"})
+
+
+def _database_env(name: str) -> tuple[dict[str, str], Any]:
+    """A database of its own: a fresh PostgreSQL database when the suite runs on one
+    (dropped afterwards), else SQLite in the platform's data folder."""
+    base = os.environ.get("DATABASE_URL", "")
+    if not base.startswith("postgres"):
+        return {}, None
+    import psycopg
+
+    server = base.rsplit("/", 1)[0]
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+
+    def drop() -> None:
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    return {"DATABASE_URL": f"{server}/{name}"}, drop
+
+
+@contextlib.contextmanager
+def platform(tmp: Path, *, celery: bool = False, piece_size: int = 256 * 1024,
+             extra_env: dict[str, str] | None = None) -> Iterator[Platform]:
+    """Start the platform; with ``celery`` (needs REDIS_URL), a worker and beat too."""
+    data_dir = tmp / "platform"
+    logs = tmp / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    db_env, drop_db = _database_env(f"peermark_e2e_{uuid.uuid4().hex[:10]}")
+    env = {
+        "PEERMARK_DATA_DIR": str(data_dir), "PEERMARK_PUBLIC_URL": url,
+        "PEERMARK_PIECE_SIZE": str(piece_size), "PEERMARK_LOG_LEVEL": "WARNING",
+        "PEERMARK_METERING_GRACE_SECONDS": "2", "PEERMARK_JWKS_MAX_AGE": "0",
+        "DATABASE_URL": "", "REDIS_URL": "", **db_env, **(extra_env or {}),
+    }
+    if celery:
+        env["REDIS_URL"] = os.environ["REDIS_URL"]
+        env["PEERMARK_CELERY_EAGER"] = "false"
+        env["PEERMARK_TESTPAY_DELAY_SECONDS"] = "0"
+    else:
+        env["PEERMARK_CELERY_EAGER"] = "true"
+    if not env.get("DATABASE_URL"):
+        del env["DATABASE_URL"]
+    if not env.get("REDIS_URL"):
+        del env["REDIS_URL"]
+    clean_env = {k: v for k, v in os.environ.items()
+                 if k not in ("DATABASE_URL", "REDIS_URL", "PEERMARK_DATA_DIR")}
+    full_env = {**clean_env, **env}
+    site = Platform(url=url, data_dir=data_dir, env=env, logins={}, logs=logs)
+    try:
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=full_env,
+                       check=True, timeout=300)
+        with contextlib.ExitStack() as stack:
+            server = stack.enter_context(running(
+                [sys.executable, "-m", "gunicorn", "exchange.wsgi:application", "--bind",
+                 f"127.0.0.1:{port}", "--workers", "2", "--threads", "4", "--timeout", "60"],
+                env=full_env, log=logs / "server.log"))
+            site.processes["server"] = server
+            if celery:
+                site.processes["worker"] = stack.enter_context(running(
+                    [sys.executable, "-m", "celery", "-A", "exchange", "worker", "--pool",
+                     "solo", "--loglevel", "INFO", "--without-heartbeat", "--without-gossip",
+                     "--without-mingle"], env=full_env, log=logs / "worker.log"))
+                site.processes["beat"] = stack.enter_context(running(
+                    [sys.executable, "-m", "celery", "-A", "exchange", "beat", "--loglevel",
+                     "INFO", "--schedule", str(tmp / "beat-schedule")],
+                    env=full_env, log=logs / "beat.log"))
+            else:
+                site.processes["periodic"] = stack.enter_context(running(
+                    [sys.executable, "manage.py", "run_periodic_jobs"], env=full_env,
+                    log=logs / "periodic.log"))
+            wait_until(lambda: _healthy(url), timeout=60, what="the platform to start",
+                       log=logs / "server.log")
+            subprocess.run([sys.executable, "manage.py", "demo_data", "--quiet"], cwd=ROOT,
+                           env=full_env, check=True, timeout=300)
+            site.logins = json.loads((data_dir / "demo_logins.json").read_text())
+            yield site
+    finally:
+        for process in site.processes.values():
+            stop(process)
+        if drop_db is not None:
+            drop_db()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def stop_platform(site: Platform) -> None:
+    stop(site.processes["server"])
