@@ -1,0 +1,3 @@
+from peers.agent.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""Everything one agent command needs, opened once: folder, config, keys, platform, trust."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from licensing.core import DeviceKeys, KeyFileError, LicensingError
+from peers.agent.config import AgentConfig, AgentHome
+from peers.agent.library import LicenceBook
+from peers.agent.platform import PlatformClient, PlatformError, PlatformUnreachableError
+from peers.agent.trust import TrustStore
+
+
+class AgentError(Exception):
+    """A problem the user can act on; the CLI prints it without a traceback."""
+
+
+class Agent:
+    def __init__(self, home: AgentHome, config: AgentConfig | None = None) -> None:
+        self.home = home
+        self.config = config or home.load_config()
+
+    @cached_property
+    def platform(self) -> PlatformClient:
+        return PlatformClient(self.config.platform_url, self.config.token)
+
+    @cached_property
+    def trust(self) -> TrustStore:
+        self.home.ensure()
+        return TrustStore(self.home.trust_dir)
+
+    @cached_property
+    def licences(self) -> LicenceBook:
+        self.home.ensure()
+        return LicenceBook(self.home.licences_dir)
+
+    @cached_property
+    def device(self) -> DeviceKeys:
+        if not self.home.device_key_path.exists():
+            raise AgentError("This agent has no device keys yet: run `init` first.")
+        try:
+            return DeviceKeys.load(self.home.device_key_path)
+        except (KeyFileError, LicensingError) as exc:
+            raise AgentError(f"Cannot use the device keys: {exc}") from exc
+
+    def require_login(self) -> None:
+        if not self.config.token:
+            raise AgentError("Not logged in: run `login` first.")
+
+    def refresh_trust(self) -> bool:
+        """Fetch the platform's keys and newest revocation list; False if unreachable."""
+        try:
+            self.trust.update_keys(self.platform.jwks())
+            self.trust.offer_revocations(self.platform.revocations())
+        except PlatformUnreachableError:
+            return False
+        except (PlatformError, LicensingError) as exc:
+            raise AgentError(f"The platform's keys or revocation list do not verify: {exc}") \
+                from exc
+        return True
+
+    def close(self) -> None:
+        if "platform" in self.__dict__:
+            self.platform.close()

@@ -1,0 +1,246 @@
+"""``serve``: the agent as a daemon.
+
+One asyncio loop runs the piece server (server.py) and the chores around it:
+announce what is held and heartbeat to the platform; notice pieces another process
+(``get``) added and announce them; submit the signed orders collected for metering;
+keep the platform's keys and revocation list fresh; send receipts that could not be
+sent; and, for the platform's seed agent, import every ready work's ciphertext. Each
+chore survives the platform being down and catches up when it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from licensing.core import LicensingError
+from peers.agent.bitfield import bitfield_encode
+from peers.agent.context import Agent, AgentError
+from peers.agent.gnutella import GnutellaNode, Neighbour, holdings_from_store
+from peers.agent.outbox import OrderOutbox
+from peers.agent.platform import PlatformError, PlatformUnreachableError
+from peers.agent.receipts import send_pending_receipts
+from peers.agent.server import make_app, start_server
+from peers.agent.store import PieceStore, StoreError
+
+log = logging.getLogger("peers.agent.daemon")
+
+HEARTBEAT_SECONDS = 30.0
+RESCAN_SECONDS = 3.0
+OUTBOX_SECONDS = 5.0
+TRUST_SECONDS = 600.0
+IMPORT_SECONDS = 20.0
+
+
+@dataclass
+class ServeOptions:
+    host: str
+    port: int
+    upload_limit_bps: int | None = None
+    import_from: Path | None = None
+    known_peers: list[str] = field(default_factory=list)
+    outbox_seconds: float = OUTBOX_SECONDS
+    once: bool = False  # run each chore once, then stop (for tests)
+
+
+class Daemon:
+    def __init__(self, agent: Agent, options: ServeOptions) -> None:
+        self.agent = agent
+        self.options = options
+        self.store = PieceStore(agent.home.store_dir)
+        self.outbox = OrderOutbox(agent.home.outbox_path)
+        self.device_id = agent.device.device_id
+        self._announced: dict[str, bytes] = {}
+        self._stop = asyncio.Event()
+        self.url = ""
+
+    # --- platform calls (httpx is synchronous: keep them off the event loop) ---------------
+
+    async def _platform(self, call: Callable[[], Any]) -> Any:
+        return await asyncio.to_thread(call)
+
+    async def announce(self, *, replace: bool) -> None:
+        holdings = {}
+        for work in self.store.works():
+            bits = work.bitfield()
+            if replace or self._announced.get(work.work_id) != bits:
+                holdings[work.work_id] = bits
+        if not holdings and not replace:
+            return
+        await self._platform(lambda: self.agent.platform.announce(
+            device_id=self.device_id, port=self.options.port,
+            host=self.agent.config.public_host,
+            holdings=[{"work": w, "bitfield": bitfield_encode(b)} for w, b in holdings.items()],
+            replace=replace))
+        self._announced.update(holdings)
+
+    # --- chores -----------------------------------------------------------------------------
+
+    async def rescan(self) -> None:
+        """Pick up pieces that ``get`` (another process) verified into the store."""
+        for work_id in self.store.work_ids():
+            try:
+                self.store.reload(work_id)
+            except StoreError as exc:
+                log.warning("cannot reload %s: %s", work_id, exc)
+        with contextlib.suppress(PlatformUnreachableError, PlatformError):
+            await self.announce(replace=False)
+
+    async def flush_outbox(self) -> None:
+        """Submit collected orders; keep them until the platform has answered."""
+        while True:
+            pending = self.outbox.pending(limit=500)
+            if not pending:
+                return
+            body = await self._platform(
+                functools.partial(self.agent.platform.orders_submit, [p.token for p in pending]))
+            done = [p.id for p in pending]  # accepted, duplicate or rejected: all answered
+            rejected = [r for r in body["results"] if r["status"] == "rejected"]
+            for result in rejected:
+                log.warning("order refused by the platform: %s", result["reason"])
+            self.outbox.mark_sent(done)
+
+    async def refresh_trust(self) -> None:
+        await self._platform(self.agent.refresh_trust)
+
+    async def import_works(self) -> None:
+        """The seed agent: hold every ready work whose ciphertext is in ``import_from``."""
+        folder = self.options.import_from
+        if folder is None:
+            return
+        works = await self._platform(lambda: list(self.agent.platform.works_all()))
+        for work in works:
+            source = folder / f"{work['id']}.pmc"
+            held = self.store.get(work["id"])
+            if not source.exists() or (held is not None and held.complete):
+                continue
+            manifest = await self._platform(
+                functools.partial(self.agent.platform.manifest, work["id"]))
+            try:
+                store = self.store.add_work(manifest["token"], keyring=self.agent.trust.keyring(),
+                                            now=int(time.time()))
+                result = await asyncio.to_thread(store.import_ciphertext, source)
+            except (LicensingError, StoreError) as exc:
+                log.warning("cannot import %s: %s", work["id"], exc)
+                continue
+            log.info("seeding %s: %s", work["title"], result)
+        await self.announce(replace=False)
+
+    async def heartbeat(self) -> None:
+        try:
+            await self._platform(lambda: self.agent.platform.heartbeat(device_id=self.device_id))
+        except PlatformError as exc:
+            if exc.code == "not_announced":
+                await self.announce(replace=True)
+            else:
+                raise
+
+    async def receipts(self) -> None:
+        await self._platform(lambda: send_pending_receipts(self.agent))
+
+    async def _every(self, seconds: float, chore: Callable[[], Awaitable[None]],
+                     name: str) -> None:
+        while not self._stop.is_set():
+            try:
+                await chore()
+            except (PlatformUnreachableError, aiohttp.ClientError):
+                log.info("%s: the platform is unreachable; will retry", name)
+            except (PlatformError, StoreError, LicensingError, AgentError) as exc:
+                log.warning("%s failed: %s", name, exc)
+            if self.options.once:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    async def _neighbours(self) -> list[Neighbour]:
+        found = []
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as session:
+            for url in self.options.known_peers:
+                try:
+                    async with session.get(f"{url.rstrip('/')}/v1/status") as response:
+                        status = await response.json()
+                    found.append(Neighbour(peer_id=str(status["peer_id"]), url=url.rstrip("/")))
+                except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
+                    log.info("known peer %s not reachable now: %s", url, exc)
+        return found
+
+    async def run(self) -> None:
+        try:
+            await self.refresh_trust()
+        except (PlatformUnreachableError, AgentError) as exc:
+            if not self.agent.trust.has_keys():
+                raise AgentError("The platform is unreachable and this agent has never "
+                                 "fetched its keys: start it once while online.") from exc
+        gnutella = GnutellaNode(
+            peer_id=self.device_id, url="",
+            holdings=holdings_from_store(self.store),
+            works_shared=lambda: len(self.store.work_ids()),
+        )
+        app = make_app(
+            store=self.store, device_id=self.device_id,
+            keyring_provider=self.agent.trust.keyring,
+            revocations_provider=self.agent.trust.revocations, outbox=self.outbox,
+            upload_limit_bps=self.options.upload_limit_bps, gnutella=gnutella,
+        )
+        running = await start_server(app, host=self.options.host, port=self.options.port)
+        self.options.port = running.port
+        self.url = running.url
+        public = self.agent.config.public_host
+        gnutella.url = f"http://{public}:{running.port}" if public else running.url
+        for neighbour in await self._neighbours():
+            gnutella.add_neighbour(neighbour)
+        log.info("serving on %s as %s", running.url, self.device_id)
+        with contextlib.suppress(PlatformUnreachableError, PlatformError):
+            await self.announce(replace=True)
+        chores = [
+            self._every(HEARTBEAT_SECONDS, self.heartbeat, "heartbeat"),
+            self._every(RESCAN_SECONDS, self.rescan, "rescan"),
+            self._every(self.options.outbox_seconds, self.flush_outbox, "metering"),
+            self._every(TRUST_SECONDS, self.refresh_trust, "trust"),
+            self._every(OUTBOX_SECONDS, self.receipts, "receipts"),
+            self._every(IMPORT_SECONDS, self.import_works, "import"),
+        ]
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._stop.set)
+        try:
+            tasks = [asyncio.create_task(c) for c in chores]
+            if self.options.once:
+                await asyncio.gather(*tasks)
+            else:
+                await self._stop.wait()
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            await running.stop()
+            await gnutella.close()
+            self.store.close()
+            self.outbox.close()
+            with contextlib.suppress(Exception):
+                await self.flush_outbox_final()
+
+    async def flush_outbox_final(self) -> None:
+        """A last try at submitting orders on the way out."""
+        outbox = OrderOutbox(self.agent.home.outbox_path)
+        try:
+            self.outbox = outbox
+            await self.flush_outbox()
+        finally:
+            outbox.close()
+
+    def stop(self) -> None:
+        self._stop.set()

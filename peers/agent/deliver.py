@@ -1,0 +1,247 @@
+"""Delivering a downloaded work: decrypt, mark, write atomically, and sign the receipt.
+
+``deliver`` opens every piece with the licence's content key (AES-256-GCM
+authenticates each one, so a piece damaged on disk since it was verified is refused),
+embeds the licence's watermark payload when the work is an image the watermark
+library can mark, and writes the copy through a temporary file in the destination's
+folder (fsync, rename): never a partial or corrupt file under the final name. It
+returns the copy's SHA-256, whether it was marked and, if not, why, in the closed
+vocabulary the receipt carries (``UnmarkedReason``).
+
+Marking must be deterministic for a given (master, key, payload, library version):
+the platform's audit recomputes a sample of copies and compares their hashes with the
+receipts (docs/THREAT_MODEL.md). Nothing here adds randomness to the output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import watermark
+from licensing.core import (
+    DeviceKeys,
+    Licence,
+    LicenceKeys,
+    LicensingError,
+    Manifest,
+    UnmarkedReason,
+    sign_receipt,
+)
+from licensing.core.packaging import cipher_for
+
+from .store import StoreError, WorkStore
+
+#: media types the watermark library can mark, by the PIL format it reads them as
+IMAGE_FORMATS: Mapping[str, str] = {
+    "image/png": "PNG",
+    "image/jpeg": "JPEG",
+    "image/jpg": "JPEG",
+    "image/pjpeg": "JPEG",
+    "image/webp": "WEBP",
+}
+#: images larger than this are not decoded in memory to be marked (recorded as
+#: ``embed-failed``); the watermark library refuses far smaller pixel counts anyway
+MAX_MARKABLE_BYTES = 512 << 20
+
+
+class DeliveryError(Exception):
+    """The copy could not be written; nothing was left under the final name."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What was written: where, its SHA-256 and size, and whether it carries the mark."""
+
+    path: Path
+    sha256: bytes
+    size: int
+    marked: bool
+    unmarked_reason: UnmarkedReason | None
+    #: a sentence for people (logs, the CLI): why the copy is not marked
+    detail: str = ""
+
+    @property
+    def sha256_hex(self) -> str:
+        return self.sha256.hex()
+
+
+def markable_format(content_type: str) -> str | None:
+    """The watermark format for a media type, or None if the library cannot mark it."""
+    base = content_type.split(";", 1)[0].strip().lower()
+    found = IMAGE_FORMATS.get(base)
+    return found if found in watermark.MARKABLE_FORMATS else None
+
+
+def deliver(
+    *,
+    store: WorkStore,
+    manifest: Manifest,
+    licence: Licence,
+    keys: LicenceKeys,
+    destination: Path,
+    content_type: str,
+) -> Delivery:
+    """Decrypt the held work, mark it if it is a markable image, write it atomically.
+
+    Raises ``DeliveryError`` if the work is incomplete, does not belong to the licence,
+    a piece does not authenticate, or the copy cannot be written.
+    """
+    destination = Path(destination)
+    if store.manifest.root != manifest.root or store.work_id != manifest.work_id:
+        raise DeliveryError("the store holds another packaging of this work")
+    try:
+        licence.check_manifest(manifest)
+    except LicensingError as error:
+        raise DeliveryError(f"the licence is for another work: {error}") from error
+    if not store.complete:
+        missing = manifest.piece_count - store.held_count
+        raise DeliveryError(f"the work is incomplete: {missing} piece(s) missing")
+    image_format = markable_format(content_type)
+    try:
+        if image_format is not None and manifest.master_size <= MAX_MARKABLE_BYTES:
+            return _deliver_image(store, manifest, licence, keys, destination)
+        reason_text = (
+            f"{content_type or 'this media type'} cannot be watermarked"
+            if image_format is None
+            else "the image is too large to mark in memory"
+        )
+        reason = (
+            UnmarkedReason.UNSUPPORTED_FORMAT if image_format is None
+            else UnmarkedReason.EMBED_FAILED
+        )
+        return _deliver_stream(
+            store, manifest, keys, destination, reason=reason, detail=reason_text
+        )
+    except LicensingError as error:
+        raise DeliveryError(f"a piece does not decrypt: {error}") from error
+    except StoreError as error:
+        raise DeliveryError(f"cannot read the held work: {error}") from error
+    except OSError as error:
+        raise DeliveryError(f"cannot write {destination}: {error}") from error
+
+
+def _plaintext_pieces(store: WorkStore, manifest: Manifest, keys: LicenceKeys) -> Iterator[bytes]:
+    cipher = cipher_for(keys.content_key, manifest)
+    for index in range(manifest.piece_count):
+        yield cipher.open(index, store.read_piece(index))
+
+
+def _deliver_image(
+    store: WorkStore, manifest: Manifest, licence: Licence, keys: LicenceKeys, destination: Path
+) -> Delivery:
+    plaintext = b"".join(_plaintext_pieces(store, manifest, keys))
+    reason: UnmarkedReason | None = None
+    detail = ""
+    try:
+        output = watermark.embed_bytes(plaintext, keys.watermark_key, licence.watermark_payload)
+    except watermark.ImageTooSmallError as error:
+        output, reason, detail = plaintext, UnmarkedReason.TOO_SMALL, str(error)
+    except watermark.UnsupportedImageError as error:
+        output, reason, detail = plaintext, UnmarkedReason.UNSUPPORTED_FORMAT, str(error)
+    except watermark.WatermarkError as error:
+        output, reason, detail = plaintext, UnmarkedReason.EMBED_FAILED, str(error)
+    with _atomic_file(destination) as out:
+        out.write(output)
+    return Delivery(
+        path=destination,
+        sha256=hashlib.sha256(output).digest(),
+        size=len(output),
+        marked=reason is None,
+        unmarked_reason=reason,
+        detail=detail,
+    )
+
+
+def _deliver_stream(
+    store: WorkStore,
+    manifest: Manifest,
+    keys: LicenceKeys,
+    destination: Path,
+    *,
+    reason: UnmarkedReason,
+    detail: str,
+) -> Delivery:
+    digest = hashlib.sha256()
+    size = 0
+    with _atomic_file(destination) as out:
+        for plaintext in _plaintext_pieces(store, manifest, keys):
+            digest.update(plaintext)
+            out.write(plaintext)
+            size += len(plaintext)
+    return Delivery(
+        path=destination,
+        sha256=digest.digest(),
+        size=size,
+        marked=False,
+        unmarked_reason=reason,
+        detail=detail,
+    )
+
+
+@contextlib.contextmanager
+def _atomic_file(destination: Path) -> Iterator[_Writer]:
+    """A temporary file beside ``destination``, fsynced and renamed onto it on success."""
+    folder = destination.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(
+        dir=folder, prefix=f".{destination.name}.", suffix=".partial"
+    )
+    try:
+        with open(descriptor, "wb", buffering=0) as raw:
+            yield _Writer(raw.fileno())
+            os.fsync(raw.fileno())
+        os.replace(temporary, destination)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    with contextlib.suppress(OSError):  # the rename is done; a folder sync is best effort
+        folder_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(folder_fd)
+        finally:
+            os.close(folder_fd)
+
+
+class _Writer:
+    """Writes whole buffers to a file descriptor (``os.write`` may write less)."""
+
+    def __init__(self, descriptor: int) -> None:
+        self._fd = descriptor
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+
+def receipt_for(
+    delivery: Delivery,
+    *,
+    device: DeviceKeys,
+    licence: Licence,
+    served_bytes: Mapping[str, int],
+    now: int,
+) -> str:
+    """The signed receipt for a delivered copy (output hash, mark, bytes per serving peer).
+
+    ``served_bytes`` is the ciphertext each serving peer delivered under this licence,
+    over every run of the download (``DownloadResult.bytes_by_peer`` summed across a
+    resume); web seeds are not in it.
+    """
+    return sign_receipt(
+        device,
+        licence_id=licence.licence_id,
+        output_sha256=delivery.sha256,
+        served=dict(served_bytes),
+        marked=delivery.marked,
+        unmarked_reason=delivery.unmarked_reason,
+        issued_at=now,
+    )

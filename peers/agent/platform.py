@@ -1,0 +1,191 @@
+"""The agent's client for the platform's public REST API (exactly what a third party
+could use): httpx, synchronous, a timeout on every call, errors turned into one
+exception that carries the platform's error code."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from peers.agent import __version__
+
+TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+
+class PlatformError(Exception):
+    """The platform answered with an error body."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 fields: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = fields or {}
+
+    def __str__(self) -> str:
+        detail = "; ".join(f"{k}: {' '.join(v)}" for k, v in self.fields.items())
+        return f"{self.message}{f' ({detail})' if detail else ''}"
+
+
+class PlatformUnreachableError(Exception):
+    """No answer from the platform (down, or no network): fall back where we can."""
+
+
+class PlatformClient:
+    def __init__(self, base_url: str, token: str = "", *,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        headers = {"User-Agent": f"peermark-agent/{__version__}"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._client = httpx.Client(base_url=base_url.rstrip("/"), headers=headers,
+                                    timeout=TIMEOUT, transport=transport)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> PlatformClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, *, json: Any = None,
+                 params: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> Any:
+        try:
+            response = self._client.request(method, path, json=json, params=params,
+                                            headers=headers)
+        except httpx.TransportError as exc:
+            raise PlatformUnreachableError(f"cannot reach the platform: {exc}") from exc
+        if response.status_code >= 400:
+            raise _error_from(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise PlatformError(response.status_code, "bad_response",
+                                "The platform sent something that is not JSON.") from exc
+
+    def _paged(self, path: str, params: dict[str, Any] | None = None) -> Iterator[Any]:
+        page = 1
+        while True:
+            body = self._request("GET", path, params={**(params or {}), "page": page})
+            yield from body["results"]
+            if not body.get("next"):
+                return
+            page += 1
+
+    # --- accounts -------------------------------------------------------------------------
+
+    def token_create(self, *, username: str, password: str, name: str) -> str:
+        body = self._request("POST", "/api/v1/auth/tokens/",
+                             json={"username": username, "password": password, "name": name})
+        return str(body["token"])
+
+    def me(self) -> dict[str, Any]:
+        return dict(self._request("GET", "/api/v1/me/"))
+
+    def device_register(self, *, name: str, signing_key: str, kem_key: str) -> dict[str, Any]:
+        return dict(self._request("POST", "/api/v1/devices/", json={
+            "name": name, "signing_key": signing_key, "kem_key": kem_key}))
+
+    # --- catalogue ------------------------------------------------------------------------
+
+    def works_search(self, query: str = "", *, page_size: int = 20) -> list[dict[str, Any]]:
+        body = self._request("GET", "/api/v1/works/",
+                             params={"search": query, "page_size": page_size})
+        return list(body["results"])
+
+    def works_all(self) -> Iterator[dict[str, Any]]:
+        return self._paged("/api/v1/works/", {"page_size": 100})
+
+    def work(self, work_id: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"/api/v1/works/{work_id}/"))
+
+    def manifest(self, work_id: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"/api/v1/works/{work_id}/manifest/"))
+
+    def sources(self, work_id: str) -> dict[str, Any]:
+        """All live sources (every page) and the web seeds."""
+        body = self._request("GET", f"/api/v1/works/{work_id}/sources/",
+                             params={"page_size": 100})
+        results = list(body["results"])
+        page = 2
+        while body.get("next") and page <= 20:
+            body = self._request("GET", f"/api/v1/works/{work_id}/sources/",
+                                 params={"page_size": 100, "page": page})
+            results += body["results"]
+            page += 1
+        return {"results": results, "web_seeds": list(body.get("web_seeds", []))}
+
+    # --- buying -----------------------------------------------------------------------------
+
+    def purchase(self, *, work_id: str, device_id: str, idempotency_key: str,
+                 expected_price_minor: int | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"work": work_id, "device": device_id}
+        if expected_price_minor is not None:
+            body["expected_price_minor"] = expected_price_minor
+        return dict(self._request("POST", "/api/v1/purchases/", json=body,
+                                  headers={"Idempotency-Key": idempotency_key}))
+
+    def licences(self) -> list[dict[str, Any]]:
+        return list(self._paged("/api/v1/licences/"))
+
+    def wallet(self) -> dict[str, Any]:
+        return dict(self._request("GET", "/api/v1/wallet/"))
+
+    def topup(self, *, amount_minor: int, currency: str) -> dict[str, Any]:
+        return dict(self._request("POST", "/api/v1/wallet/topups/",
+                                  json={"amount_minor": amount_minor, "currency": currency},
+                                  headers={"Idempotency-Key": str(uuid.uuid4())}))
+
+    # --- trust --------------------------------------------------------------------------------
+
+    def jwks(self) -> bytes:
+        try:
+            response = self._client.get("/.well-known/jwks.json")
+        except httpx.TransportError as exc:
+            raise PlatformUnreachableError(f"cannot reach the platform: {exc}") from exc
+        if response.status_code != 200:
+            raise _error_from(response)
+        return response.content
+
+    def revocations(self) -> str:
+        return str(self._request("GET", "/api/v1/revocations/")["token"])
+
+    # --- serving ---------------------------------------------------------------------------
+
+    def announce(self, *, device_id: str, port: int, holdings: list[dict[str, str]],
+                 replace: bool, host: str = "") -> dict[str, Any]:
+        return dict(self._request("POST", "/api/v1/peers/announce/", json={
+            "device": device_id, "host": host, "port": port, "holdings": holdings,
+            "replace": replace, "version": __version__}))
+
+    def heartbeat(self, *, device_id: str) -> dict[str, Any]:
+        return dict(self._request("POST", "/api/v1/peers/heartbeat/",
+                                  json={"device": device_id}))
+
+    def orders_submit(self, tokens: list[str]) -> dict[str, Any]:
+        return dict(self._request("POST", "/api/v1/metering/orders/",
+                                  json={"orders": tokens}))
+
+    def receipt_send(self, *, licence_id: str, receipt: str) -> dict[str, Any]:
+        return dict(self._request("POST", f"/api/v1/licences/{licence_id}/receipt/",
+                                  json={"receipt": receipt}))
+
+
+def _error_from(response: httpx.Response) -> PlatformError:
+    try:
+        error = response.json()["error"]
+        return PlatformError(response.status_code, str(error.get("code", "error")),
+                             str(error.get("message", "")), error.get("fields") or {})
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return PlatformError(response.status_code, "http_error",
+                             f"The platform answered {response.status_code}.")

@@ -1,0 +1,387 @@
+"""The serving side of the peer wire: an aiohttp application that sends pieces.
+
+``GET /v1/pieces/{work_id}/{index}`` with the buyer's licence and a signed order:
+the peer checks both OFFLINE with the licensing core (the licence once per ``jti``,
+cached by the ``OrderVerifier``; the order, its nonce and the revocation list every
+time), sends the ciphertext piece, and then records the order in the outbox. Any
+other request is refused with a JSON error (``wire.ErrorCode``). The checks, in order:
+
+1. the path: a known work (404 ``unknown-work``), an index inside it (404
+   ``piece-out-of-range``), a piece this peer holds (404 ``piece-not-held``);
+2. both headers present (401 ``licence-missing`` / ``order-missing``);
+3. upload capacity: a request that would wait more than ``max_upload_wait`` seconds
+   behind the upload cap is shed (429 ``busy`` with ``Retry-After``);
+4. the revocation list is fresh (503 ``revocations-stale`` if not: fail closed);
+5. ``OrderVerifier.verify``: licence signature and times, revocation, same work and
+   manifest, order signed by the licence's device, addressed to this peer, byte count,
+   window, and last the nonce (400/401/403/409, see docs/PROTOCOL.md);
+6. the order names the piece of the path (403 ``mismatch``).
+
+``GET /v1/status`` says who this peer is and what it holds; ``POST /v1/gnutella``
+carries the Gnutella fallback (``gnutella.GnutellaNode``) when one is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from licensing.core import (
+    BadSignatureError,
+    ExpiredError,
+    KeyRing,
+    LicensingError,
+    MalformedError,
+    MismatchError,
+    NotYetValidError,
+    OrderVerifier,
+    PieceOutOfRangeError,
+    ReplayedError,
+    RetiredKeyError,
+    RevocationList,
+    RevokedError,
+    UnknownKeyError,
+    WrongDeviceError,
+    WrongPeerError,
+)
+
+from .bitfield import bitfield_encode
+from .outbox import OrderOutbox, OutboxError
+from .ratelimit import TokenBucket
+from .store import PieceStore, StoreError
+from .wire import (
+    GNUTELLA_PATH,
+    LICENCE_HEADER,
+    MAX_HEADER_FIELD,
+    MAX_HEADERS,
+    MAX_REQUEST_BODY,
+    MAX_REQUEST_LINE,
+    ORDER_HEADER,
+    PEER_HEADER,
+    PIECE_CONTENT_TYPE,
+    PIECE_ROUTE,
+    PROTOCOL_VERSION,
+    STATUS,
+    STATUS_PATH,
+    ErrorCode,
+    error_body,
+    parse_index,
+)
+
+if TYPE_CHECKING:
+    from .gnutella import GnutellaNode
+
+log = logging.getLogger(__name__)
+
+#: a request that would wait longer than this behind the upload cap is shed (429)
+DEFAULT_MAX_UPLOAD_WAIT = 5.0
+
+# The licensing errors a client can cause, most specific first, and what they become.
+_REFUSALS: tuple[tuple[type[LicensingError], ErrorCode], ...] = (
+    (ReplayedError, ErrorCode.REPLAYED),
+    (RevokedError, ErrorCode.REVOKED),
+    (WrongPeerError, ErrorCode.WRONG_PEER),
+    (WrongDeviceError, ErrorCode.WRONG_DEVICE),
+    (MismatchError, ErrorCode.MISMATCH),
+    (PieceOutOfRangeError, ErrorCode.PIECE_OUT_OF_RANGE),
+    (ExpiredError, ErrorCode.EXPIRED),
+    (NotYetValidError, ErrorCode.NOT_YET_VALID),
+    (BadSignatureError, ErrorCode.BAD_SIGNATURE),
+    (UnknownKeyError, ErrorCode.UNKNOWN_KEY),
+    (RetiredKeyError, ErrorCode.UNKNOWN_KEY),
+    (MalformedError, ErrorCode.MALFORMED_DOCUMENT),
+)
+
+
+def refusal_code(error: LicensingError) -> ErrorCode:
+    """The wire error code for a licensing failure."""
+    for kind, code in _REFUSALS:
+        if isinstance(error, kind):
+            return code
+    return ErrorCode.REFUSED
+
+
+def error_response(
+    code: ErrorCode, message: str, *, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=STATUS[code],
+        body=error_body(code, message),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+class PieceServer:
+    """The state behind the application: store, verifier, outbox, cap."""
+
+    def __init__(
+        self,
+        *,
+        store: PieceStore,
+        device_id: str,
+        keyring_provider: Callable[[], KeyRing],
+        revocations_provider: Callable[[], RevocationList],
+        outbox: OrderOutbox,
+        upload_limit_bps: float | None = None,
+        max_upload_wait: float = DEFAULT_MAX_UPLOAD_WAIT,
+        gnutella: GnutellaNode | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.device_id = device_id
+        self.outbox = outbox
+        self.gnutella = gnutella
+        self._keyring_provider = keyring_provider
+        self._revocations_provider = revocations_provider
+        self._clock = clock
+        self._max_upload_wait = max_upload_wait
+        self.limiter = TokenBucket(upload_limit_bps) if upload_limit_bps else None
+        self._ring: KeyRing | None = None
+        self._verifier: OrderVerifier | None = None
+        #: pieces and bytes sent since start (for status and tests)
+        self.pieces_served = 0
+        self.bytes_served = 0
+
+    def verifier(self) -> OrderVerifier:
+        """The order verifier for the current key ring (licences re-verified if it changed)."""
+        ring = self._keyring_provider()
+        if self._verifier is None:
+            self._verifier = OrderVerifier(keyring=ring, peer_id=self.device_id)
+        elif ring is not self._ring:
+            self._verifier.replace_keyring(ring)
+        self._ring = ring
+        return self._verifier
+
+    async def get_piece(self, request: web.Request) -> web.StreamResponse:
+        work_id = request.match_info["work_id"]
+        index = parse_index(request.match_info["index"])
+        if index is None:
+            return error_response(ErrorCode.MALFORMED_REQUEST, "the piece index is not a number")
+        try:
+            work = self.store.get(work_id)
+        except StoreError as error:
+            log.warning("store error looking up %s: %s", work_id, error)
+            return error_response(ErrorCode.STORE_ERROR, "this peer cannot read its store")
+        if work is None:
+            return error_response(ErrorCode.UNKNOWN_WORK, "this peer holds nothing of that work")
+        if index >= work.piece_count:
+            return error_response(
+                ErrorCode.PIECE_OUT_OF_RANGE,
+                f"the work has pieces 0..{work.piece_count - 1}",
+            )
+        if not work.have(index):
+            return error_response(
+                ErrorCode.PIECE_NOT_HELD, f"this peer does not hold piece {index}"
+            )
+        licence_token = request.headers.get(LICENCE_HEADER)
+        if not licence_token:
+            return error_response(
+                ErrorCode.LICENCE_MISSING, f"send the licence in {LICENCE_HEADER}"
+            )
+        order_token = request.headers.get(ORDER_HEADER)
+        if not order_token:
+            return error_response(ErrorCode.ORDER_MISSING, f"send a signed order in {ORDER_HEADER}")
+        length = work.manifest.piece_length(index)
+        if self.limiter is not None:
+            wait = self.limiter.delay_for(length)
+            if wait > self._max_upload_wait:
+                return error_response(
+                    ErrorCode.BUSY,
+                    "this peer is at its upload cap; try later or elsewhere",
+                    headers={"Retry-After": str(max(1, round(wait - self._max_upload_wait)))},
+                )
+        now = int(self._clock())
+        try:
+            revocations = self._revocations_provider()
+            if not revocations.is_fresh(now=now):
+                raise ExpiredError("the revocation list is past its next update")
+        except LicensingError as error:
+            return error_response(
+                ErrorCode.REVOCATIONS_STALE,
+                f"this peer's revocation list is not current ({error}); try another peer",
+            )
+        try:
+            order = self.verifier().verify(
+                order_token,
+                licence_token,
+                manifest=work.manifest,
+                revocations=revocations,
+                now=now,
+            )
+        except LicensingError as error:
+            return error_response(refusal_code(error), str(error) or type(error).__name__)
+        if order.piece != index:
+            return error_response(
+                ErrorCode.MISMATCH, f"the order is for piece {order.piece}, not piece {index}"
+            )
+        try:
+            data = await asyncio.to_thread(work.read_piece, index)
+        except StoreError as error:
+            log.warning("cannot serve piece %s of %s: %s", index, work_id, error)
+            return error_response(ErrorCode.STORE_ERROR, "this peer cannot read that piece")
+        if self.limiter is not None:
+            await self.limiter.acquire(length)
+        response = web.StreamResponse(
+            headers={"Content-Type": PIECE_CONTENT_TYPE, PEER_HEADER: self.device_id}
+        )
+        response.content_length = length
+        try:
+            await response.prepare(request)
+            await response.write(data)
+            await response.write_eof()
+        except ConnectionError:
+            # The buyer went away mid-piece: nothing was delivered, nothing is recorded.
+            return response
+        self.pieces_served += 1
+        self.bytes_served += length
+        try:
+            self.outbox.append(order_token, order, work_id=work_id)
+        except OutboxError:
+            log.exception("could not record an order for piece %s of %s", index, work_id)
+        return response
+
+    async def status(self, request: web.Request) -> web.Response:
+        works = []
+        try:
+            for work in self.store.works():
+                works.append(
+                    {
+                        "work_id": work.work_id,
+                        "pieces": work.piece_count,
+                        "pieces_held": work.held_count,
+                        "bitfield": bitfield_encode(work.bitfield()),
+                    }
+                )
+        except StoreError as error:
+            log.warning("store error in status: %s", error)
+            return error_response(ErrorCode.STORE_ERROR, "this peer cannot read its store")
+        return web.json_response(
+            {"peer_id": self.device_id, "protocol": PROTOCOL_VERSION, "works": works}
+        )
+
+    async def gnutella_message(self, request: web.Request) -> web.Response:
+        if self.gnutella is None:
+            return error_response(
+                ErrorCode.NOT_FOUND, "this peer does not run the Gnutella fallback"
+            )
+        raw = await request.read()
+        try:
+            message = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return error_response(
+                ErrorCode.MALFORMED_REQUEST, "a Gnutella message is a JSON object"
+            )
+        from .gnutella import GnutellaError
+
+        try:
+            answer = await self.gnutella.handle(message)
+        except GnutellaError as error:
+            return error_response(ErrorCode.MALFORMED_REQUEST, str(error))
+        return web.json_response(answer)
+
+
+@web.middleware
+async def _json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every refusal is JSON, including the router's own 404/405/413."""
+    try:
+        return await handler(request)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        code = {
+            404: ErrorCode.NOT_FOUND,
+            405: ErrorCode.METHOD_NOT_ALLOWED,
+            413: ErrorCode.REQUEST_TOO_LARGE,
+        }.get(error.status, ErrorCode.MALFORMED_REQUEST)
+        return error_response(code, error.reason or "refused")
+
+
+SERVER_KEY = web.AppKey("peermark_piece_server", PieceServer)
+
+
+def make_app(
+    *,
+    store: PieceStore,
+    device_id: str,
+    keyring_provider: Callable[[], KeyRing],
+    revocations_provider: Callable[[], RevocationList],
+    outbox: OrderOutbox,
+    upload_limit_bps: float | None = None,
+    max_upload_wait: float = DEFAULT_MAX_UPLOAD_WAIT,
+    gnutella: GnutellaNode | None = None,
+    clock: Callable[[], float] = time.time,
+) -> web.Application:
+    """The serving peer's application. Start it with ``start_server``."""
+    server = PieceServer(
+        store=store,
+        device_id=device_id,
+        keyring_provider=keyring_provider,
+        revocations_provider=revocations_provider,
+        outbox=outbox,
+        upload_limit_bps=upload_limit_bps,
+        max_upload_wait=max_upload_wait,
+        gnutella=gnutella,
+        clock=clock,
+    )
+    app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=[_json_errors])
+    app[SERVER_KEY] = server
+    app.router.add_get(PIECE_ROUTE, server.get_piece)
+    app.router.add_get(STATUS_PATH, server.status)
+    app.router.add_post(GNUTELLA_PATH, server.gnutella_message)
+    return app
+
+
+@dataclass
+class RunningServer:
+    """A started application: where it listens, and how to stop it."""
+
+    runner: web.AppRunner
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_server(
+    app: web.Application, *, host: str = "127.0.0.1", port: int = 0, **limits: Any
+) -> RunningServer:
+    """Listen on ``host:port`` (0: any free port); returns the bound address.
+
+    Request lines, header fields and header counts are bounded (``wire``); aiohttp's
+    parser answers garbage with a 400 and closes the connection.
+    """
+    options: dict[str, Any] = {
+        "max_line_size": MAX_REQUEST_LINE,
+        "max_field_size": MAX_HEADER_FIELD,
+        "max_headers": MAX_HEADERS,
+        "access_log": None,
+        "shutdown_timeout": 1.0,
+    }
+    options.update(limits)
+    shutdown_timeout = options.pop("shutdown_timeout")
+    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout, **options)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    bound = runner.addresses[0]
+    return RunningServer(runner=runner, host=host, port=int(bound[1]))

@@ -1,0 +1,176 @@
+"""A sale, end to end, with real processes on loopback: the platform (gunicorn), three
+seeding agents holding different pieces, and a buyer agent driven through its CLI."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from licensing.core import KeyRing, read_licence, read_piece
+from peers.agent.store import PieceStore
+from tests.support.agents import AgentProcess
+from tests.support.platform import Platform, platform
+from tests.support.processes import stop
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    with platform(tmp_path_factory.mktemp("sale")) as running:
+        yield running
+
+
+def _works(site: Platform) -> dict[str, dict[str, Any]]:
+    body = httpx.get(f"{site.url}/api/v1/works/", timeout=10).json()
+    return {w["title"]: w for w in body["results"]}
+
+
+def _register(site: Platform, title: str, *, width: int, height: int,
+              price_minor: int = 900, currency: str = "EUR") -> dict[str, Any]:
+    """Rita registers a work through the API (a noisy picture: it compresses badly)."""
+    from tests.conftest import png_bytes
+
+    with site.api("rita") as client:
+        response = client.post("/api/v1/works/", data={
+            "title": title, "price_minor": str(price_minor), "currency": currency},
+            files={"file": ("big.png", png_bytes(width, height, seed=7), "image/png")})
+        assert response.status_code == 201, response.text
+        work: dict[str, Any] = response.json()
+        deadline = time.monotonic() + 60
+        while client.get(f"/api/v1/works/{work['id']}/").json()["status"] != "ready":
+            assert time.monotonic() < deadline, "the work was never packaged"
+            time.sleep(0.2)
+    return work
+
+
+def _seed(agent: AgentProcess, site: Platform, work_id: str, pieces: set[int] | None,
+          *, corrupt: bool = False) -> None:
+    """Give a seeding agent some verified pieces, as if it had downloaded them earlier."""
+    with site.api("rita") as client:
+        manifest = client.get(f"/api/v1/works/{work_id}/manifest/").json()["token"]
+    ring = KeyRing.from_jwks(httpx.get(f"{site.url}/.well-known/jwks.json").content)
+    store = PieceStore(agent.home / "store")
+    work = store.add_work(manifest, keyring=ring, now=int(time.time()))
+    ciphertext = site.data_dir / "ciphertext" / f"{work_id}.pmc"
+    for index in pieces if pieces is not None else range(work.piece_count):
+        assert work.write_piece(index, read_piece(ciphertext, work.manifest, index))
+    store.close()
+    if corrupt:  # flip a byte of every piece on disk, after it was verified
+        path = agent.home / "store" / work.folder.name / "ciphertext"
+        data = bytearray(path.read_bytes())
+        for index in range(work.piece_count):
+            data[work.manifest.piece_offset(index) + 7] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+
+def _payload_in(output: Path, buyer: AgentProcess, site: Platform, licence_id: str) -> int:
+    import json
+
+    import watermark
+    from licensing.core import DeviceKeys
+
+    owned = json.loads((buyer.home / "licences" / f"{licence_id}.json").read_text())
+    ring = KeyRing.from_jwks(httpx.get(f"{site.url}/.well-known/jwks.json").content)
+    licence = read_licence(owned["token"], keyring=ring, now=int(time.time()))
+    keys = licence.unwrap_keys(DeviceKeys.load(buyer.home / "device.key"))
+    found = watermark.extract_bytes(output.read_bytes(), keys.watermark_key)
+    assert found.found, found
+    assert found.payload == licence.watermark_payload
+    return int(found.payload)
+
+
+def test_a_buyer_downloads_from_three_peers_at_once_and_the_copy_names_its_licence(
+    site: Platform, tmp_path: Path
+) -> None:
+    work = _register(site, "Noise in three parts", width=1200, height=900)
+    seeders = {name: AgentProcess(tmp_path, name, site.url) for name in ("s1", "s2", "s3")}
+    for name, user in (("s1", "carol"), ("s2", "rita"), ("s3", "admin")):
+        seeders[name].setup(user, site.logins[user])
+    count = httpx.get(f"{site.url}/api/v1/works/{work['id']}/").json()["size_bytes"]
+    count = -(-count // (256 * 1024))
+    third = count // 3
+    # Each holds a third of its own, and one neighbouring piece of another's.
+    subsets = {"s1": set(range(third + 1)), "s2": set(range(third, 2 * third + 1)),
+               "s3": set(range(2 * third, count)) | {0}}
+    for name, subset in subsets.items():
+        _seed(seeders[name], site, work["id"], subset)
+    buyer = AgentProcess(tmp_path, "bob", site.url)
+    buyer.setup("bob", site.logins["bob"])
+    buyer.run("wallet", "--topup", "5000", "EUR")
+
+    with seeders["s1"].serving(), seeders["s2"].serving(), seeders["s3"].serving():
+        result = buyer.run("get", work["id"])
+    assert count >= 9
+
+    output = Path(result["path"])
+    assert output.exists()
+    assert result["marked"] is True
+    assert result["receipt"] == "sent"
+    served = result["served"]
+    assert len(served) == 3
+    assert all(count > 0 for count in served.values())
+    assert result["pieces_fetched"] == result["pieces"]
+    _payload_in(output, buyer, site, result["licence_id"])
+    from PIL import Image
+
+    with Image.open(output) as image:
+        assert image.size == (1200, 900)
+
+
+def test_a_peer_serving_corrupt_pieces_is_dropped_and_the_file_is_still_right(
+    site: Platform, tmp_path: Path
+) -> None:
+    work = _works(site)["Circles and squares"]
+    good, bad = AgentProcess(tmp_path, "good", site.url), AgentProcess(tmp_path, "bad", site.url)
+    good.setup("rita", site.logins["rita"])
+    bad.setup("admin", site.logins["admin"])
+    _seed(good, site, work["id"], None)
+    _seed(bad, site, work["id"], None, corrupt=True)
+    buyer = AgentProcess(tmp_path, "carol", site.url)
+    buyer.setup("carol", site.logins["carol"])
+    buyer.run("wallet", "--topup", "5000", "EUR")
+    with good.serving(), bad.serving():
+        result = buyer.run("get", work["id"])
+    assert result["marked"] is True
+    reasons = " ".join(d["reason"] for d in result["dropped"])
+    assert result["dropped"], result
+    assert "hash" in reasons or "bad" in reasons or "corrupt" in reasons
+    _payload_in(Path(result["path"]), buyer, site, result["licence_id"])
+
+
+def test_a_killed_peer_does_not_stop_the_download_and_a_killed_buyer_resumes(
+    site: Platform, tmp_path: Path
+) -> None:
+    work = _register(site, "Big noise", width=1600, height=1200)
+    steady, doomed = (AgentProcess(tmp_path, "steady", site.url),
+                      AgentProcess(tmp_path, "doomed", site.url))
+    steady.setup("rita", site.logins["rita"])
+    doomed.setup("carol", site.logins["carol"])
+    _seed(steady, site, work["id"], None)
+    _seed(doomed, site, work["id"], None)
+    buyer = AgentProcess(tmp_path, "admin", site.url)
+    buyer.setup("admin", site.logins["admin"])
+    buyer.run("wallet", "--topup", "5000", "EUR")
+    buyer.run("buy", work["id"])
+
+    with steady.serving("--limit-rate", "500K"), doomed.serving("--limit-rate", "500K") as dying:
+        first = buyer.start("get", work["id"])
+        time.sleep(2.0)
+        stop(dying, sig=signal.SIGKILL)  # a serving peer dies mid-transfer
+        time.sleep(2.0)
+        stop(first, sig=signal.SIGKILL)  # and then the buyer, mid-transfer too
+        held = PieceStore(buyer.home / "store").summary()
+        assert held
+        assert 0 < held[0][1] < held[0][2], held
+        before = held[0][1]
+        result = buyer.run("get", work["id"])
+    assert result["held_before"] == before
+    assert result["pieces_fetched"] == result["pieces"] - before  # only the missing ones
+    _payload_in(Path(result["path"]), buyer, site, result["licence_id"])

@@ -1,0 +1,203 @@
+"""Delivery: decrypt, mark the licence's payload into images, write atomically, sign a receipt."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import watermark
+from licensing.core import (
+    Licence,
+    LicenceKeys,
+    Manifest,
+    UnmarkedReason,
+    issue_licence,
+    package_work,
+    read_licence,
+    read_receipt,
+    sign_manifest,
+)
+from peers.agent.deliver import Delivery, DeliveryError, deliver, receipt_for
+from peers.agent.store import PieceStore, WorkStore
+from tests.licensing.core_support import DAY, NOW, Sale
+from tests.peers.agent.support import photo_png
+
+PAYLOAD = 0xFEED_FACE_CAFE_BEEF
+
+
+@dataclass
+class Bought:
+    """One work as the buyer holds it after a download: store, manifest, licence, keys."""
+
+    work: WorkStore
+    manifest: Manifest
+    licence: Licence
+    keys: LicenceKeys
+    master: bytes
+
+
+def bought(sale: Sale, folder: Path, master: bytes, *, piece_size: int = 1 << 16) -> Bought:
+    """Package ``master`` as a work, license it to Bob, and hold every piece of it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "master").write_bytes(master)
+    packaged = package_work(
+        folder / "master", folder / "ciphertext", work_id="work-image-1", piece_size=piece_size
+    )
+    token = sign_manifest(
+        packaged.manifest, keyring=sale.ring, issued_at=NOW - DAY, expires_at=NOW + DAY
+    )
+    keys = LicenceKeys(content_key=packaged.content_key, watermark_key=os.urandom(32))
+    licence_token = issue_licence(
+        keyring=sale.ring,
+        licence_id="licence-bob-image",
+        buyer="bob",
+        device=sale.bob.public,
+        manifest=packaged.manifest,
+        watermark_payload=PAYLOAD,
+        uses=["view", "download"],
+        issued_at=NOW - 60,
+        expires_at=NOW + DAY,
+        byte_allowance=2 * packaged.manifest.ciphertext_size,
+        keys=keys,
+    )
+    licence = read_licence(
+        licence_token, keyring=sale.agent_ring, now=NOW, device_id=sale.bob.device_id
+    )
+    work = PieceStore(folder / "store").add_work(token, keyring=sale.agent_ring, now=NOW)
+    assert work.import_ciphertext(packaged.ciphertext_path).bad == ()
+    return Bought(work, packaged.manifest, licence, licence.unwrap_keys(sale.bob), master)
+
+
+def deliver_to(held: Bought, destination: Path, content_type: str) -> Delivery:
+    return deliver(
+        store=held.work,
+        manifest=held.manifest,
+        licence=held.licence,
+        keys=held.keys,
+        destination=destination,
+        content_type=content_type,
+    )
+
+
+def test_an_image_is_written_with_the_licence_payload_marked_in(
+    sale: Sale, tmp_path: Path
+) -> None:
+    held = bought(sale, tmp_path / "work", photo_png())
+    destination = tmp_path / "library" / "harbour.png"
+
+    delivery = deliver_to(held, destination, "image/png")
+
+    output = destination.read_bytes()
+    assert delivery.marked
+    assert delivery.unmarked_reason is None
+    assert delivery.sha256 == hashlib.sha256(output).digest()
+    assert delivery.size == len(output)
+    assert output != held.master
+    assert watermark.extract_bytes(output, held.keys.watermark_key).payload == PAYLOAD
+    assert sorted(p.name for p in destination.parent.iterdir()) == ["harbour.png"]
+
+
+def test_marking_is_deterministic_so_the_platform_can_audit_the_hash(
+    sale: Sale, tmp_path: Path
+) -> None:
+    held = bought(sale, tmp_path / "work", photo_png())
+
+    first = deliver_to(held, tmp_path / "a.png", "image/png")
+    second = deliver_to(held, tmp_path / "b.png", "image/png")
+
+    assert first.sha256 == second.sha256
+
+
+def test_a_media_type_it_cannot_mark_is_delivered_unmarked_with_the_reason(
+    sale: Sale, tmp_path: Path
+) -> None:
+    master = os.urandom(300_000)
+    held = bought(sale, tmp_path / "work", master)
+    destination = tmp_path / "out" / "talk.mp3"
+
+    delivery = deliver_to(held, destination, "audio/mpeg")
+
+    assert destination.read_bytes() == master
+    assert delivery.sha256 == hashlib.sha256(master).digest()
+    assert (delivery.marked, delivery.unmarked_reason) == (
+        False, UnmarkedReason.UNSUPPORTED_FORMAT,
+    )
+
+
+def test_an_image_too_small_to_carry_the_mark_is_recorded_as_too_small(
+    sale: Sale, tmp_path: Path
+) -> None:
+    tiny = photo_png(64, 48)
+    held = bought(sale, tmp_path / "work", tiny, piece_size=1 << 14)
+
+    delivery = deliver_to(held, tmp_path / "icon.png", "image/png")
+
+    assert (delivery.marked, delivery.unmarked_reason) == (False, UnmarkedReason.TOO_SMALL)
+    assert (tmp_path / "icon.png").read_bytes() == tiny
+
+
+def test_an_image_the_library_cannot_read_is_recorded_as_unsupported(
+    sale: Sale, tmp_path: Path
+) -> None:
+    not_really_a_png = b"\x89PNG\r\n\x1a\n" + os.urandom(40_000)
+    held = bought(sale, tmp_path / "work", not_really_a_png)
+
+    delivery = deliver_to(held, tmp_path / "broken.png", "image/png")
+
+    assert (delivery.marked, delivery.unmarked_reason) == (
+        False, UnmarkedReason.UNSUPPORTED_FORMAT,
+    )
+
+
+def test_a_piece_damaged_on_disk_fails_delivery_and_leaves_no_file_behind(
+    sale: Sale, tmp_path: Path
+) -> None:
+    held = bought(sale, tmp_path / "work", os.urandom(200_000))
+    destination = tmp_path / "out" / "file.bin"
+    destination.parent.mkdir()
+    destination.write_bytes(b"an earlier copy")
+    with open(held.work.ciphertext_path, "r+b") as stream:
+        stream.seek(held.manifest.piece_offset(2) + 7)
+        stream.write(b"\x00\x01\x02")
+
+    with pytest.raises(DeliveryError, match="does not decrypt"):
+        deliver_to(held, destination, "application/octet-stream")
+
+    assert destination.read_bytes() == b"an earlier copy"  # never replaced by a bad copy
+    assert sorted(p.name for p in destination.parent.iterdir()) == ["file.bin"]
+
+
+def test_an_incomplete_work_is_not_delivered(sale: Sale, tmp_path: Path) -> None:
+    work = PieceStore(tmp_path / "s").add_verified(sale.manifest, sale.manifest_token)
+    keys = sale.licence.unwrap_keys(sale.bob)
+
+    with pytest.raises(DeliveryError, match="13 piece"):
+        deliver(
+            store=work,
+            manifest=sale.manifest,
+            licence=sale.licence,
+            keys=keys,
+            destination=tmp_path / "out.bin",
+            content_type="application/octet-stream",
+        )
+    assert not (tmp_path / "out.bin").exists()
+
+
+def test_the_receipt_names_the_copy_and_the_bytes_each_peer_served(
+    sale: Sale, tmp_path: Path
+) -> None:
+    held = bought(sale, tmp_path / "work", os.urandom(100_000))
+    delivery = deliver_to(held, tmp_path / "x.bin", "application/pdf")
+
+    token = receipt_for(
+        delivery, device=sale.bob, licence=held.licence, served_bytes={"peer-a": 70_000}, now=NOW
+    )
+
+    receipt = read_receipt(token, licence=held.licence, now=NOW)
+    assert receipt.output_sha256 == delivery.sha256
+    assert receipt.served == {"peer-a": 70_000}
+    assert (receipt.marked, receipt.unmarked_reason) == (False, UnmarkedReason.UNSUPPORTED_FORMAT)

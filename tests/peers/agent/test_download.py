@@ -1,0 +1,415 @@
+"""The downloader: many sources at once, every piece verified, bad and silent sources dropped.
+
+Seeders are real aiohttp servers on loopback running the agent's own server; the bad
+ones are small handlers (or raw TCP) that misbehave in one way each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from licensing.core import read_piece
+from peers.agent.download import NoSourceError, Progress, Source
+from peers.agent.server import start_server
+from peers.agent.store import PieceStore, WorkStore
+from tests.licensing.core_support import Sale
+from tests.peers.agent.support import (
+    decrypted,
+    downloader,
+    seeders,
+    start_fake_peer,
+    start_raw_peer,
+)
+
+ALL = None  # a seeder holding every piece
+
+
+def buyer_work(sale: Sale, tmp_path: Path) -> WorkStore:
+    return PieceStore(tmp_path / "buyer").add_verified(sale.manifest, sale.manifest_token)
+
+
+def piece_bytes(sale: Sale, index: int) -> bytes:
+    return read_piece(sale.packaged.ciphertext_path, sale.manifest, index)
+
+
+def test_it_downloads_from_three_seeders_holding_different_subsets(
+    sale: Sale, tmp_path: Path
+) -> None:
+    holdings = [range(6), range(4, 10), range(8, 13)]
+
+    async def scenario() -> None:
+        async with seeders(sale, tmp_path, list(holdings)) as swarm:
+            work = buyer_work(sale, tmp_path)
+            seen: list[Progress] = []
+            result = await downloader(
+                sale, work, sources=[s.source() for s in swarm], progress=seen.append
+            ).run()
+
+            assert work.complete
+            assert decrypted(sale, work) == sale.master
+            assert sorted(result.pieces_fetched) == list(range(13))
+            assert set(result.bytes_by_peer) == {s.peer_id for s in swarm}
+            assert sum(result.bytes_by_peer.values()) == sale.manifest.ciphertext_size
+            assert result.web_seed_bytes == 0
+            assert result.dropped == []
+            for seeder in swarm:
+                # each peer's verified bytes are backed by orders it recorded
+                recorded = sum(p.byte_count for p in seeder.outbox.pending(100))
+                assert 0 < result.bytes_by_peer[seeder.peer_id] <= recorded
+            assert seen[-1] == Progress(
+                bytes_done=sale.manifest.ciphertext_size,
+                bytes_total=sale.manifest.ciphertext_size,
+                pieces_done=13,
+                pieces_total=13,
+            )
+
+    asyncio.run(scenario())
+
+
+def test_it_keeps_four_connections_busy_on_a_single_source(sale: Sale, tmp_path: Path) -> None:
+    state = {"now": 0, "most": 0}
+
+    async def slow_but_right(request: web.Request, index: int) -> web.StreamResponse:
+        state["now"] += 1
+        state["most"] = max(state["most"], state["now"])
+        await asyncio.sleep(0.05)
+        state["now"] -= 1
+        return web.Response(body=piece_bytes(sale, index))
+
+    async def scenario() -> None:
+        fake = await start_fake_peer(slow_but_right)
+        try:
+            work = buyer_work(sale, tmp_path)
+            await downloader(sale, work, sources=[Source(fake.peer_id, fake.url)]).run()
+        finally:
+            await fake.server.stop()
+        assert work.complete
+
+    asyncio.run(scenario())
+    assert state["most"] == 4
+
+
+def test_a_seeder_serving_corrupted_pieces_is_dropped_and_the_file_is_still_right(
+    sale: Sale, tmp_path: Path
+) -> None:
+    async def corrupt(request: web.Request, index: int) -> web.StreamResponse:
+        data = bytearray(piece_bytes(sale, index))
+        data[100] ^= 0x55
+        return web.Response(body=bytes(data))
+
+    async def scenario() -> None:
+        fake = await start_fake_peer(corrupt)
+        try:
+            async with seeders(sale, tmp_path, [ALL]) as [good]:
+                work = buyer_work(sale, tmp_path)
+                result = await downloader(
+                    sale, work, sources=[Source(fake.peer_id, fake.url), good.source()]
+                ).run()
+        finally:
+            await fake.server.stop()
+        assert decrypted(sale, work) == sale.master
+        [dropped] = result.dropped
+        assert dropped.source == fake.peer_id
+        assert "bad piece" in dropped.reason
+        assert set(result.bytes_by_peer) == {good.peer_id}
+        assert fake.requests  # it was asked, and its pieces were fetched again elsewhere
+
+    asyncio.run(scenario())
+
+
+def test_a_silent_seeder_is_dropped_as_stalled_and_its_pieces_reassigned(
+    sale: Sale, tmp_path: Path
+) -> None:
+    async def silent(request: web.Request, index: int) -> web.StreamResponse:
+        await asyncio.sleep(30)
+        raise AssertionError("unreachable")
+
+    async def scenario() -> None:
+        fake = await start_fake_peer(silent)
+        try:
+            # The good seeder is capped so that the download outlasts the stall timeout.
+            async with seeders(sale, tmp_path, [ALL], upload_limit_bps=3_000_000) as [good]:
+                work = buyer_work(sale, tmp_path)
+                started = time.monotonic()
+                result = await downloader(
+                    sale,
+                    work,
+                    sources=[Source(fake.peer_id, fake.url), good.source()],
+                    stall_timeout=0.4,
+                ).run()
+                elapsed = time.monotonic() - started
+        finally:
+            await fake.server.stop()
+        assert decrypted(sale, work) == sale.master
+        assert [(d.source, d.reason) for d in result.dropped] == [
+            (fake.peer_id, "stalled: silent for 0.4 s")
+        ]
+        assert fake.requests
+        assert set(result.bytes_by_peer) == {good.peer_id}
+        assert elapsed < 5
+
+    asyncio.run(scenario())
+
+
+def _index_of(head: bytes) -> int:
+    found = re.search(rb"^GET /v1/pieces/[^/]+/(\d+) ", head)
+    assert found is not None
+    return int(found.group(1))
+
+
+BAD_SOURCES: dict[str, tuple[Callable[[Sale], Callable[[bytes], bytes]], str]] = {
+    "truncated": (
+        lambda sale: lambda head: (
+            b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n"
+            % sale.manifest.piece_length(_index_of(head))
+            + piece_bytes(sale, _index_of(head))[:1000]
+        ),
+        "truncated",
+    ),
+    "wrong-length": (
+        lambda sale: lambda head: (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
+            + piece_bytes(sale, _index_of(head))[:1000]
+        ),
+        "announced 1000 bytes",
+    ),
+    "garbage-http": (lambda sale: lambda head: b"\x00\xffNOT HTTP AT ALL\r\n\r\n", "HTTP failure"),
+    "hang-up": (lambda sale: lambda head: b"", "HTTP failure"),
+    "error-status": (
+        lambda sale: lambda head: (
+            b'HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: 49\r\n'
+            b'\r\n{"error": {"code": "revoked", "message": "nope"}}'
+        ),
+        "HTTP 403 revoked: nope",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_SOURCES))
+def test_a_bad_source_is_dropped_and_the_download_completes_from_the_others(
+    sale: Sale, tmp_path: Path, kind: str
+) -> None:
+    answer, reason = BAD_SOURCES[kind]
+
+    async def scenario() -> None:
+        bad = await start_raw_peer(answer(sale))
+        try:
+            async with seeders(sale, tmp_path, [ALL]) as [good]:
+                work = buyer_work(sale, tmp_path)
+                result = await downloader(
+                    sale, work, sources=[Source(bad.peer_id, bad.url), good.source()]
+                ).run()
+        finally:
+            await bad.stop()
+        assert decrypted(sale, work) == sale.master
+        [dropped] = result.dropped
+        assert dropped.source == bad.peer_id
+        assert reason in dropped.reason
+        assert set(result.bytes_by_peer) == {good.peer_id}
+
+    asyncio.run(scenario())
+
+
+async def start_web_seed(folder: Path) -> tuple[Callable[[], Awaitable[None]], str]:
+    """A plain static file server (aiohttp's, with Range support)."""
+    app = web.Application()
+    app.router.add_static("/files", folder)
+    server = await start_server(app)
+    return server.stop, server.url + "/files/work.ciphertext"
+
+
+def test_a_web_seed_mixes_with_peers_and_is_not_metered(sale: Sale, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        stop, url = await start_web_seed(sale.packaged.ciphertext_path.parent)
+        try:
+            async with seeders(sale, tmp_path, [range(7)]) as [peer]:
+                work = buyer_work(sale, tmp_path)
+                result = await downloader(
+                    sale, work, sources=[peer.source()], web_seeds=[url]
+                ).run()
+                orders = peer.outbox.pending(100)
+        finally:
+            await stop()
+        assert decrypted(sale, work) == sale.master
+        assert result.bytes_by_web_seed[url] > 0
+        assert result.bytes_by_peer.get(peer.peer_id, 0) > 0
+        assert result.bytes_fetched == sale.manifest.ciphertext_size
+        assert {o.piece for o in orders} <= set(range(7))  # web seed pieces carry no order
+        assert result.dropped == []
+
+    asyncio.run(scenario())
+
+
+def test_a_web_seed_that_redirects_is_followed(sale: Sale, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        stop_files, url = await start_web_seed(sale.packaged.ciphertext_path.parent)
+
+        async def moved(request: web.Request) -> web.StreamResponse:
+            raise web.HTTPFound(url)
+
+        app = web.Application()
+        app.router.add_get("/cdn/work", moved)
+        redirector = await start_server(app)
+        try:
+            work = buyer_work(sale, tmp_path)
+            result = await downloader(sale, work, web_seeds=[redirector.url + "/cdn/work"]).run()
+        finally:
+            await redirector.stop()
+            await stop_files()
+        assert decrypted(sale, work) == sale.master
+        assert result.web_seed_bytes == sale.manifest.ciphertext_size
+
+    asyncio.run(scenario())
+
+
+def test_a_source_sending_a_chunked_body_is_dropped(sale: Sale, tmp_path: Path) -> None:
+    async def chunked(request: web.Request, index: int) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(piece_bytes(sale, index))
+        await response.write_eof()
+        return response
+
+    async def scenario() -> None:
+        fake = await start_fake_peer(chunked)
+        try:
+            async with seeders(sale, tmp_path, [ALL]) as [good]:
+                work = buyer_work(sale, tmp_path)
+                result = await downloader(
+                    sale, work, sources=[Source(fake.peer_id, fake.url), good.source()]
+                ).run()
+        finally:
+            await fake.server.stop()
+        assert decrypted(sale, work) == sale.master
+        [dropped] = result.dropped
+        assert "Content-Length" in dropped.reason
+
+    asyncio.run(scenario())
+
+
+def test_resume_fetches_only_the_missing_pieces(sale: Sale, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with seeders(sale, tmp_path, [ALL], upload_limit_bps=1_500_000) as [seeder]:
+            work = buyer_work(sale, tmp_path)
+            verified = asyncio.Event()
+            count = {"n": 0}
+
+            def progress(p: Progress) -> None:
+                count["n"] += 1
+                if count["n"] == 5:
+                    verified.set()
+
+            first = asyncio.create_task(
+                downloader(sale, work, sources=[seeder.source()], progress=progress).run()
+            )
+            await verified.wait()
+            first.cancel()  # the buyer is killed mid-transfer
+            with pytest.raises(asyncio.CancelledError):
+                await first
+
+            work._drop_writer_lock()  # what the OS does when it ends a killed process
+            # A new process opens the store from disk.
+            reopened = PieceStore(tmp_path / "buyer").work(sale.manifest.work_id)
+            missing = reopened.missing()
+            held_before = reopened.held_count
+            assert held_before >= 5  # every piece reported verified survived the kill
+            assert len(missing) == 13 - held_before > 0
+            result = await downloader(sale, reopened, sources=[seeder.source()]).run()
+
+        assert sorted(result.pieces_fetched) == missing  # nothing held was fetched again
+        assert result.bytes_fetched == sum(sale.manifest.piece_length(i) for i in missing)
+        assert decrypted(sale, reopened) == sale.master
+
+    asyncio.run(scenario())
+
+
+def test_the_endgame_finishes_without_waiting_for_a_slow_source(
+    sale: Sale, tmp_path: Path
+) -> None:
+    async def slow(request: web.Request, index: int) -> web.StreamResponse:
+        await asyncio.sleep(3)
+        return web.Response(body=piece_bytes(sale, index))
+
+    async def scenario() -> None:
+        fake = await start_fake_peer(slow)
+        try:
+            async with seeders(sale, tmp_path, [ALL]) as [good]:
+                work = buyer_work(sale, tmp_path)
+                started = time.monotonic()
+                result = await downloader(
+                    sale, work, sources=[Source(fake.peer_id, fake.url), good.source()]
+                ).run()
+                elapsed = time.monotonic() - started
+        finally:
+            await fake.server.stop()
+        assert decrypted(sale, work) == sale.master
+        assert fake.requests  # the slow source was given pieces...
+        assert result.endgame_requests >= len(fake.requests)  # ...that were duplicated
+        assert result.dropped == []  # slow is not stalled: it is simply outrun
+        assert elapsed < 2.0
+
+    asyncio.run(scenario())
+
+
+def test_a_peer_without_a_piece_it_claimed_is_not_dropped(sale: Sale, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with seeders(sale, tmp_path, [range(4), ALL]) as [partial, full]:
+            work = buyer_work(sale, tmp_path)
+            unknown = Source(partial.peer_id, partial.url, bitfield=None)  # "ask me anything"
+            result = await downloader(sale, work, sources=[unknown, full.source()]).run()
+        assert decrypted(sale, work) == sale.master
+        assert result.dropped == []
+
+    asyncio.run(scenario())
+
+
+def test_it_stops_with_a_clear_error_when_no_source_holds_some_piece(
+    sale: Sale, tmp_path: Path
+) -> None:
+    async def corrupt(request: web.Request, index: int) -> web.StreamResponse:
+        return web.Response(body=bytes(sale.manifest.piece_length(index)))
+
+    async def scenario() -> None:
+        fake = await start_fake_peer(corrupt)
+        try:
+            async with seeders(sale, tmp_path, [range(9)]) as [partial]:
+                work = buyer_work(sale, tmp_path)
+                with pytest.raises(NoSourceError) as raised:
+                    await downloader(
+                        sale, work, sources=[partial.source(), Source(fake.peer_id, fake.url)]
+                    ).run()
+        finally:
+            await fake.server.stop()
+        error = raised.value
+        assert error.missing == (9, 10, 11, 12)
+        assert "no remaining source holds 4 missing piece(s) (9, 10, 11, 12)" in str(error)
+        assert fake.peer_id in str(error)  # the reason it was dropped is named
+        # what the live source held was still fetched, for a later run to resume from
+        assert work.held() == list(range(9))
+        assert sorted(error.result.pieces_fetched) == list(range(9))
+
+    asyncio.run(scenario())
+
+
+def test_the_download_cap_holds_within_ten_percent(sale: Sale, tmp_path: Path) -> None:
+    cap = 2_000_000
+
+    async def scenario() -> float:
+        async with seeders(sale, tmp_path, [ALL, ALL]) as swarm:
+            work = buyer_work(sale, tmp_path)
+            started = time.monotonic()
+            result = await downloader(
+                sale, work, sources=[s.source() for s in swarm], rate_limit_bps=cap
+            ).run()
+            return result.bytes_fetched / (time.monotonic() - started)
+
+    rate = asyncio.run(scenario())
+    assert 0.9 * cap <= rate <= 1.1 * cap, rate
