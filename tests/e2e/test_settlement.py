@@ -4,7 +4,6 @@ the royalty, fee and per-peer credit implied by the bytes each peer served."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
