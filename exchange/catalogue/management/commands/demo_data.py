@@ -1,4 +1,4 @@
-"""Create the demo's people and works, and print how to log in.
+"""Create the demo's people (buyers with money in their wallets) and works, and print how to log in.
 
 Safe to run again: existing demo users and works are kept, and the passwords (random,
 kept in the data folder with owner-only access, never in the repository) stay the same.
@@ -51,11 +51,26 @@ def _load_passwords() -> dict[str, str]:
     return passwords
 
 
+# What the demo buyers start with, so that a first purchase needs no top-up.
+DEMO_FUNDS = (("EUR", 5000), ("USD", 5000), ("JPY", 5000))
+
+
 class Command(BaseCommand):
     help = "Create demo users (a rights holder, two buyers, an admin) and a few works."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--quiet", action="store_true", help="Do not print the logins.")
+
+    def _fund_buyers(self, users: dict[str, User]) -> None:
+        """Top up the demo buyers through the test payment provider, once."""
+        from exchange.payments.models import TopUp
+        from exchange.payments.services import topup_create
+
+        for name in ("bob", "carol"):
+            if TopUp.objects.filter(user=users[name]).exists():
+                continue
+            for currency, amount in DEMO_FUNDS:
+                topup_create(user=users[name], amount_minor=amount, currency=currency)
 
     def handle(self, *args: Any, **options: Any) -> None:
         passwords = _load_passwords()
@@ -78,6 +93,7 @@ class Command(BaseCommand):
                     user.save()
                 users[username] = user
 
+        self._fund_buyers(users)
         rita = users["rita"]
         for seed, (title, description, price, currency) in enumerate(DEMO_WORKS, start=1):
             if Work.objects.filter(owner=rita, title=title).exists():
