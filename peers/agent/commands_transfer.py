@@ -201,6 +201,7 @@ def _download(agent: Agent, args: argparse.Namespace, owned: OwnedLicence, work:
 def cmd_serve(agent: Agent, args: argparse.Namespace) -> int:
     agent.require_login()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per platform call
     if args.peer:
         agent.config.known_peers = sorted(set(agent.config.known_peers) | set(args.peer))
         agent.home.save_config(agent.config)
