@@ -98,8 +98,9 @@ def _ingest_to_stream(good: list[tuple[int, dict[str, Any]]]) -> list[OrderOutco
 def orders_record(entries: Iterable[dict[str, Any]]) -> dict[tuple[str, str], bool]:
     """Insert orders (once each) and count their bytes against each licence's allowance.
 
-    Returns which (licence, nonce) pairs were new. One transaction; licences' usage rows
-    are locked in a fixed order so concurrent flushes neither deadlock nor over-count.
+    Returns which (licence, nonce) pairs were new. One transaction and a handful of
+    statements however many licences the batch touches; the licences' usage rows are
+    locked in a fixed order, so concurrent flushes neither deadlock nor over-count.
     """
     by_licence: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for entry in entries:
@@ -107,26 +108,26 @@ def orders_record(entries: Iterable[dict[str, Any]]) -> dict[tuple[str, str], bo
     result: dict[tuple[str, str], bool] = {}
     if not by_licence:
         return result
+    ids = sorted(by_licence)
     with transaction.atomic():
-        for licence_id in sorted(by_licence):
-            LicenceUsage.objects.get_or_create(licence_id=licence_id)
+        LicenceUsage.objects.bulk_create([LicenceUsage(licence_id=i) for i in ids],
+                                          ignore_conflicts=True)
         usages = {str(u.licence_id): u for u in LicenceUsage.objects.select_for_update()
-                  .filter(licence_id__in=sorted(by_licence)).order_by("licence_id")}
-        allowances = dict(Licence.objects.filter(pk__in=list(by_licence))
-                          .values_list("pk", "byte_allowance"))
-        for licence_id, batch in sorted(by_licence.items()):
-            usage = usages[licence_id]
-            nonces = [e["nonce"] for e in batch]
-            existing = set(MeteredOrder.objects.filter(licence_id=licence_id, nonce__in=nonces)
-                           .values_list("nonce", flat=True))
-            allowance = next(v for k, v in allowances.items() if str(k) == licence_id)
-            rows = []
-            for entry in sorted(batch, key=lambda e: (e["iat"], e["nonce"])):
-                new = entry["nonce"] not in existing
-                result[(licence_id, entry["nonce"])] = new
-                if not new:
+                  .filter(licence_id__in=ids).order_by("licence_id")}
+        allowances = {str(pk): allowance for pk, allowance in
+                      Licence.objects.filter(pk__in=ids).values_list("pk", "byte_allowance")}
+        nonces = {e["nonce"] for batch in by_licence.values() for e in batch}
+        existing = {(str(licence), nonce) for licence, nonce in MeteredOrder.objects.filter(
+            licence_id__in=ids, nonce__in=nonces).values_list("licence_id", "nonce")}
+        rows = []
+        for licence_id in ids:
+            usage, allowance = usages[licence_id], allowances[licence_id]
+            for entry in sorted(by_licence[licence_id], key=lambda e: (e["iat"], e["nonce"])):
+                key = (licence_id, entry["nonce"])
+                result[key] = key not in existing
+                if key in existing:
                     continue
-                existing.add(entry["nonce"])
+                existing.add(key)
                 counted = max(0, min(entry["bytes"], allowance - usage.metered_bytes))
                 usage.metered_bytes += counted
                 usage.order_count += 1
@@ -135,8 +136,9 @@ def orders_record(entries: Iterable[dict[str, Any]]) -> dict[tuple[str, str], bo
                     serving_user_id=entry["user"], piece=entry["piece"], bytes=entry["bytes"],
                     counted_bytes=counted,
                     issued_at=dt.datetime.fromtimestamp(entry["iat"], tz=dt.UTC)))
-            MeteredOrder.objects.bulk_create(rows)
-            usage.save(update_fields=["metered_bytes", "order_count"])
+        MeteredOrder.objects.bulk_create(rows, batch_size=2000)
+        LicenceUsage.objects.bulk_update(list(usages.values()),
+                                         ["metered_bytes", "order_count"], batch_size=1000)
     return result
 
 
