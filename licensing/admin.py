@@ -1,36 +1,25 @@
 """Licensing in the admin: read-only records; keys change only through the rotation
 command, so that the publish-activate-retire order cannot be skipped by a click."""
 
-from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from exchange.readonly_admin import ReadOnlyAdmin
 from licensing.models import Device, Licence, PlatformKey, RevocationList, WorkPackage
 from licensing.services import device_revoke, licence_revoke
 
 
-class _ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(PlatformKey)
-class PlatformKeyAdmin(_ReadOnly):
+class PlatformKeyAdmin(ReadOnlyAdmin):
     list_display = ("kid", "state", "published_at", "activated_at", "deactivated_at", "retired_at")
     list_filter = ("state",)
     exclude = ("private_wrapped",)
 
 
 @admin.register(Device)
-class DeviceAdmin(_ReadOnly):
+class DeviceAdmin(ReadOnlyAdmin):
     list_display = ("device_id", "user", "name", "created_at", "revoked_at")
     list_filter = ("revoked_at",)
     search_fields = ("device_id", "user__username", "name")
@@ -44,13 +33,13 @@ class DeviceAdmin(_ReadOnly):
 
 
 @admin.register(WorkPackage)
-class WorkPackageAdmin(_ReadOnly):
+class WorkPackageAdmin(ReadOnlyAdmin):
     list_display = ("work", "piece_count", "piece_size", "ciphertext_size", "root", "created_at")
     exclude = ("content_key_wrapped", "watermark_key_wrapped")
 
 
 @admin.register(Licence)
-class LicenceAdmin(_ReadOnly):
+class LicenceAdmin(ReadOnlyAdmin):
     list_display = ("id", "buyer", "work", "device", "issued_at", "expires_at", "revoked_at")
     list_filter = ("revoked_at",)
     search_fields = ("id", "buyer__username", "work__title")
@@ -67,6 +56,6 @@ class LicenceAdmin(_ReadOnly):
 
 
 @admin.register(RevocationList)
-class RevocationListAdmin(_ReadOnly):
+class RevocationListAdmin(ReadOnlyAdmin):
     list_display = ("version", "issued_at", "next_update", "licence_count", "device_count", "kid")
     exclude = ("token",)

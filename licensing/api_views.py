@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from exchange.accounts.models import authenticated_user
 from exchange.api.idempotency import idempotent
-from exchange.api.pagination import PagePagination
+from exchange.api.pagination import paginated_response
 from exchange.catalogue.models import WorkStatus
 from exchange.catalogue.selectors import work_get_visible
 from licensing import services
@@ -71,10 +71,8 @@ class LicenceListView(APIView):
 
     @extend_schema(responses=LicenceOut(many=True))
     def get(self, request: Request) -> Response:
-        paginator = PagePagination()
         licences = Licence.objects.filter(buyer=authenticated_user(request))
-        page = paginator.paginate_queryset(licences, request, view=self)
-        return paginator.get_paginated_response(LicenceOut(page, many=True).data)
+        return paginated_response(request, self, licences, LicenceOut)
 
 
 class LicenceDetailView(APIView):

@@ -6,17 +6,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from exchange.ledger.models import Account, JournalEntry, Posting
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from exchange.readonly_admin import ReadOnlyAdmin
 
 
 class PostingInline(admin.TabularInline):

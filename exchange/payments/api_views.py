@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from exchange.accounts.models import authenticated_user
 from exchange.api.idempotency import idempotent
-from exchange.api.pagination import PagePagination
+from exchange.api.pagination import paginated_response
 from exchange.payments import services
 from exchange.payments.models import Payout, TopUp
 from exchange.payments.serializers import PayoutIn, PayoutOut, TopUpIn, TopUpOut
@@ -24,10 +24,8 @@ class TopUpListCreateView(APIView):
 
     @extend_schema(responses=TopUpOut(many=True))
     def get(self, request: Request) -> Response:
-        paginator = PagePagination()
         topups = TopUp.objects.filter(user=authenticated_user(request))
-        page = paginator.paginate_queryset(topups, request, view=self)
-        return paginator.get_paginated_response(TopUpOut(page, many=True).data)
+        return paginated_response(request, self, topups, TopUpOut)
 
     @extend_schema(request=TopUpIn, responses={201: TopUpOut})
     @idempotent(required=True)
@@ -55,10 +53,8 @@ class PayoutListCreateView(APIView):
 
     @extend_schema(responses=PayoutOut(many=True))
     def get(self, request: Request) -> Response:
-        paginator = PagePagination()
         payouts = Payout.objects.filter(user=authenticated_user(request))
-        page = paginator.paginate_queryset(payouts, request, view=self)
-        return paginator.get_paginated_response(PayoutOut(page, many=True).data)
+        return paginated_response(request, self, payouts, PayoutOut)
 
     @extend_schema(request=PayoutIn, responses={201: PayoutOut})
     @idempotent(required=True)

@@ -18,14 +18,14 @@ class TopUpState(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class TopUp(models.Model):
+class ProviderPayment(models.Model):
+    """What top-ups and payouts share: an amount, a user, the provider's reference."""
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
-                             related_name="topups")
+                             related_name="%(class)ss")
     amount_minor = models.BigIntegerField()
     currency = models.CharField(max_length=3)
-    state = models.CharField(max_length=12, choices=TopUpState.choices,
-                             default=TopUpState.PENDING, db_index=True)
     provider = models.CharField(max_length=32)
     provider_ref = models.CharField(max_length=64, unique=True)
     failure_reason = models.CharField(max_length=200, blank=True)
@@ -33,10 +33,17 @@ class TopUp(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        abstract = True
         ordering = ["-created_at"]
         constraints = [
-            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="topup_amount_positive")
+            models.CheckConstraint(condition=Q(amount_minor__gt=0),
+                                   name="%(class)s_amount_positive")
         ]
+
+
+class TopUp(ProviderPayment):
+    state = models.CharField(max_length=12, choices=TopUpState.choices,
+                             default=TopUpState.PENDING, db_index=True)
 
     def __str__(self) -> str:
         return f"top-up {self.amount_minor} {self.currency} ({self.state})"
@@ -53,26 +60,10 @@ class PayoutSource(models.TextChoices):
     SEEDING = "seeding", "Seeding credit"
 
 
-class Payout(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
-                             related_name="payouts")
+class Payout(ProviderPayment):
     source = models.CharField(max_length=12, choices=PayoutSource.choices)
-    amount_minor = models.BigIntegerField()
-    currency = models.CharField(max_length=3)
     state = models.CharField(max_length=12, choices=PayoutState.choices,
                              default=PayoutState.PENDING, db_index=True)
-    provider = models.CharField(max_length=32)
-    provider_ref = models.CharField(max_length=64, unique=True)
-    failure_reason = models.CharField(max_length=200, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        constraints = [
-            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="payout_amount_positive")
-        ]
 
     def __str__(self) -> str:
         return f"payout {self.amount_minor} {self.currency} ({self.state})"

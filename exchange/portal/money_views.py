@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Callable
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
@@ -63,47 +65,46 @@ def wallet(request: HttpRequest) -> HttpResponse:
     })
 
 
+def _money_form(request: HttpRequest, form: Form, action: Callable[[dict[str, Any]], object],
+                success: str) -> HttpResponse:
+    """Run a wallet form's service once per form key, and say how it went."""
+    user = authenticated_user(request)
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+        return redirect("portal:wallet")
+    data = form.cleaned_data
+    try:
+        ran, _ = run_once(user=user, key=data["once"], action=lambda: action(data))
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        if ran:
+            messages.success(request, success)
+    return redirect("portal:wallet")
+
+
 @login_required
 @require_POST
 def wallet_topup(request: HttpRequest) -> HttpResponse:
     user = authenticated_user(request)
-    form = TopUpForm(request.POST)
-    if form.is_valid():
-        data = form.cleaned_data
-        try:
-            ran, _ = run_once(user=user, key=data["once"], action=lambda: topup_create(
-                user=user, amount_minor=data["amount_minor"], currency=data["currency"],
-                scenario=data["scenario"]))
-        except ServiceError as exc:
-            messages.error(request, exc.message)
-        else:
-            if ran:
-                messages.success(request, "Top-up requested; your wallet is credited when the "
-                                          "payment provider confirms it.")
-    else:
-        messages.error(request, _form_errors(form))
-    return redirect("portal:wallet")
+    return _money_form(
+        request, TopUpForm(request.POST),
+        lambda data: topup_create(user=user, amount_minor=data["amount_minor"],
+                                  currency=data["currency"], scenario=data["scenario"]),
+        "Top-up requested; your wallet is credited when the payment provider confirms it.",
+    )
 
 
 @login_required
 @require_POST
 def wallet_payout(request: HttpRequest) -> HttpResponse:
     user = authenticated_user(request)
-    form = PayoutForm(request.POST)
-    if form.is_valid():
-        data = form.cleaned_data
-        try:
-            ran, _ = run_once(user=user, key=data["once"], action=lambda: payout_request(
-                user=user, source=data["account"], amount_minor=data["amount_minor"],
-                currency=data["currency"]))
-        except ServiceError as exc:
-            messages.error(request, exc.message)
-        else:
-            if ran:
-                messages.success(request, "Payout requested.")
-    else:
-        messages.error(request, _form_errors(form))
-    return redirect("portal:wallet")
+    return _money_form(
+        request, PayoutForm(request.POST),
+        lambda data: payout_request(user=user, source=data["account"],
+                                    amount_minor=data["amount_minor"], currency=data["currency"]),
+        "Payout requested.",
+    )
 
 
 def _period(period: str) -> tuple[int, int]:

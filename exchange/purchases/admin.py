@@ -1,26 +1,14 @@
-from typing import Any
-
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from exchange.purchases.models import Invoice, Purchase, PurchaseState, Settlement
 from exchange.purchases.services import PurchaseClosedError, purchase_refund
-
-
-class _ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from exchange.readonly_admin import ReadOnlyAdmin
 
 
 @admin.register(Purchase)
-class PurchaseAdmin(_ReadOnly):
+class PurchaseAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "buyer", "work", "price_minor", "currency", "state",
                     "receipt_due_at")
     list_filter = ("state", "currency")
@@ -41,13 +29,13 @@ class PurchaseAdmin(_ReadOnly):
 
 
 @admin.register(Settlement)
-class SettlementAdmin(_ReadOnly):
+class SettlementAdmin(ReadOnlyAdmin):
     list_display = ("purchase", "settled_minor", "royalty_minor", "fee_minor", "seeding_minor",
                     "refunded_minor", "created_at")
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(_ReadOnly):
+class InvoiceAdmin(ReadOnlyAdmin):
     list_display = ("number", "issued_at", "buyer_name", "seller_name", "amount_minor",
                     "currency")
     search_fields = ("buyer_name", "seller_name", "description")

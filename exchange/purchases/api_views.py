@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from exchange.accounts.models import authenticated_user
 from exchange.api.idempotency import idempotent
-from exchange.api.pagination import PagePagination
+from exchange.api.pagination import paginated_response
 from exchange.purchases import services
 from exchange.purchases.models import Purchase
 from exchange.purchases.selectors import purchase_get_for_buyer
@@ -31,11 +31,9 @@ class PurchaseListCreateView(APIView):
 
     @extend_schema(responses=PurchaseOut(many=True))
     def get(self, request: Request) -> Response:
-        paginator = PagePagination()
         purchases = Purchase.objects.select_related("work").filter(
             buyer=authenticated_user(request))
-        page = paginator.paginate_queryset(purchases, request, view=self)
-        return paginator.get_paginated_response(PurchaseOut(page, many=True).data)
+        return paginated_response(request, self, purchases, PurchaseOut)
 
     @extend_schema(request=PurchaseIn, responses={201: PurchaseCreatedOut})
     @idempotent(required=True)
