@@ -27,6 +27,7 @@ class Platform:
     logins: dict[str, str]
     logs: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
 
     def manage(self, *args: str, check: bool = True) -> str:
         result = subprocess.run(
@@ -42,11 +43,14 @@ class Platform:
         return json.loads(self.manage("shell", "-c", code).strip().splitlines()[-1])
 
     def api(self, username: str) -> httpx.Client:
-        response = httpx.post(f"{self.url}/api/v1/auth/tokens/", json={
-            "username": username, "password": self.logins[username], "name": "test"})
-        response.raise_for_status()
+        """An API client logged in as ``username`` (one token per user, reused)."""
+        if username not in self.tokens:
+            response = httpx.post(f"{self.url}/api/v1/auth/tokens/", json={
+                "username": username, "password": self.logins[username], "name": "test"})
+            response.raise_for_status()
+            self.tokens[username] = response.json()["token"]
         return httpx.Client(base_url=self.url, timeout=30,
-                            headers={"Authorization": f"Bearer {response.json()['token']}"})
+                            headers={"Authorization": f"Bearer {self.tokens[username]}"})
 
 
 def _database_env(name: str) -> tuple[dict[str, str], Any]:
@@ -82,6 +86,8 @@ def platform(tmp: Path, *, celery: bool = False, piece_size: int = 256 * 1024,
         "PEERMARK_DATA_DIR": str(data_dir), "PEERMARK_PUBLIC_URL": url,
         "PEERMARK_PIECE_SIZE": str(piece_size), "PEERMARK_LOG_LEVEL": "WARNING",
         "PEERMARK_METERING_GRACE_SECONDS": "2", "PEERMARK_JWKS_MAX_AGE": "0",
+        # Every agent and helper here logs in from 127.0.0.1: lift the per-address limit.
+        "PEERMARK_LOGIN_RATE": "10000/min",
         "DATABASE_URL": "", "REDIS_URL": "", **db_env, **(extra_env or {}),
     }
     if celery:
