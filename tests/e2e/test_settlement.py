@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from exchange.catalogue.management.commands.demo_data import DEMO_FUNDS
 from exchange.money.splits import sale_split
 from tests.e2e.test_sale import _register, _seed
 from tests.support.agents import AgentProcess
@@ -34,7 +35,7 @@ def _ledger(site: Platform) -> dict[str, Any]:
         "import json\n"
         "from django.db.models import Sum\n"
         "from exchange.ledger.models import Account, Posting, JournalEntry\n"
-        "balances = {f'{a.kind}:{a.owner.username if a.owner else \"platform\"}': "
+        "balances = {f'{a.kind}:{a.owner.username if a.owner else \"platform\"}:{a.currency}': "
         "a.balance for a in Account.objects.select_related('owner') if a.guarded}\n"
         "fees = Posting.objects.filter(account__kind='fees').aggregate(t=Sum('amount'))['t']\n"
         "total = Posting.objects.aggregate(t=Sum('amount'))['t']\n"
@@ -59,8 +60,9 @@ def test_a_sale_served_by_three_peers_settles_exactly(site: Platform, tmp_path: 
     buyer = AgentProcess(tmp_path, "bob", site.url)
     buyer.setup("bob", site.logins["bob"])
     buyer.run("wallet", "--topup", "10000", "EUR")
-    wait_until(lambda: any(b["kind"] == "wallet" and b["balance_minor"] == 10000
-                           for b in buyer.run("wallet")),
+    funds = 10000 + dict(DEMO_FUNDS)["EUR"]  # the demo's own top-up, and this one
+    wait_until(lambda: any(b["kind"] == "wallet" and b["currency"] == "EUR"
+                           and b["balance_minor"] == funds for b in buyer.run("wallet")),
                timeout=60, what="the top-up webhook (sent by the worker) to credit the wallet",
                log=site.logs / "worker.log")
 
@@ -86,12 +88,12 @@ def test_a_sale_served_by_three_peers_settles_exactly(site: Platform, tmp_path: 
                           peer_bytes={ids[u]: b for u, b in served.items()}, size=size)
     ledger = _ledger(site)
     balances = ledger["balances"]
-    assert balances["earnings:rita"] == expected.royalty
+    assert balances["earnings:rita:EUR"] == expected.royalty
     assert ledger["fees"] == expected.fee
     for user in ("carol", "admin", "rita"):
-        assert balances[f"seeding:{user}"] == expected.peers[ids[user]], user
-    assert balances["escrow:bob"] == 0
-    assert balances["wallet:bob"] == 10000 - PRICE
+        assert balances[f"seeding:{user}:EUR"] == expected.peers[ids[user]], user
+    assert balances["escrow:bob:EUR"] == 0
+    assert balances["wallet:bob:EUR"] == funds - PRICE
     assert ledger["total"] == 0
     assert ledger["unbalanced"] == []
     review = site.query("import json\nfrom exchange.metering.models import Receipt\n"
