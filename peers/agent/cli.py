@@ -137,7 +137,6 @@ def cmd_buy(agent: Agent, args: argparse.Namespace) -> int:
 
 
 def cmd_wallet(agent: Agent, args: argparse.Namespace) -> int:
-    agent.require_login()
     if args.topup:
         amount, currency = args.topup
         try:
@@ -145,12 +144,14 @@ def cmd_wallet(agent: Agent, args: argparse.Namespace) -> int:
         except ValueError:
             raise AgentError("Top up a whole number of minor units, e.g. `--topup 2500 EUR` "
                              "for €25.00.") from None
+        agent.require_login()
         topup = agent.platform.topup(amount_minor=amount_minor, currency=currency.upper())
         _print(args, f"Top-up of {topup['display']} requested ({topup['state']}); it is "
                      "credited when the payment provider confirms.", topup)
         return 0
+    agent.require_login()
     balances = agent.platform.wallet()["balances"]
-    lines = [f"{b['kind']:<16}{b['display']:>14}" for b in balances]
+    lines = [f"{b['kind']:<16}{b['currency']:<5}{b['display']:>14}" for b in balances]
     _print(args, "\n".join(lines) or "Nothing yet: `wallet --topup 2500 EUR`.", balances)
     return 0
 

@@ -105,18 +105,19 @@ def _destination(agent: Agent, args: argparse.Namespace, owned: OwnedLicence) ->
 
 
 def cmd_get(agent: Agent, args: argparse.Namespace) -> int:
+    device = agent.device  # no keys yet: "run init first"
     agent.home.ensure()
     online = bool(agent.config.token) and agent.refresh_trust()
     owned = agent.licences.for_work(args.work)
     if owned is None:
         if args.no_buy:
             raise AgentError("You hold no licence for this work (and --no-buy was given).")
+        agent.require_login()
         if not online:
             raise AgentError("You hold no licence for this work and the platform is "
                              "unreachable, so it cannot be bought now.")
         owned = buy(agent, args.work)
         print(f"Bought “{owned.title}” (licence {owned.licence_id}).", file=sys.stderr)
-    device = agent.device
     try:
         licence = read_licence(owned.token, keyring=agent.trust.keyring(), now=int(time.time()),
                                device_id=device.device_id)

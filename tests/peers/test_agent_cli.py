@@ -1,0 +1,126 @@
+"""The agent's command line against a live platform: what a user types, what they see,
+and clear errors for what goes wrong."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from peers.agent.cli import main
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _agent(home: Path, capsys: pytest.CaptureFixture[str], *args: str,
+           stdin: str | None = None, monkeypatch: pytest.MonkeyPatch | None = None
+           ) -> tuple[int, Any, str]:
+    if stdin is not None and monkeypatch is not None:
+        import io
+
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    code = main(["--data-dir", str(home), "--json", *args])
+    out, err = capsys.readouterr()
+    try:
+        data = json.loads(out) if out.strip() else None
+    except ValueError:
+        data = out
+    return code, data, err
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "agent"
+
+
+def test_init_makes_owner_only_keys_and_config(live_server, home, capsys) -> None:
+    code, data, _ = _agent(home, capsys, "init", "--platform", live_server.url)
+    assert code == 0
+    assert data["created"] is True
+    assert stat.S_IMODE((home / "device.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((home / "config.json").stat().st_mode) == 0o600
+    code, again, _ = _agent(home, capsys, "init")
+    assert again["device_id"] == data["device_id"]
+    assert again["created"] is False
+
+
+def test_login_registers_the_device_and_a_wrong_password_is_a_clear_error(
+    live_server, home, capsys, monkeypatch, bob
+) -> None:
+    _agent(home, capsys, "init", "--platform", live_server.url)
+    code, _, err = _agent(home, capsys, "login", "--username", "bob", "--password-stdin",
+                          stdin="wrong\n", monkeypatch=monkeypatch)
+    assert code == 1
+    assert "Wrong username or password" in err
+    code, _, _ = _agent(home, capsys, "login", "--username", "bob", "--password-stdin",
+                        stdin=PASSWORD + "\n", monkeypatch=monkeypatch)
+    assert code == 0
+    assert bob.devices.count() == 1
+    code, status, _ = _agent(home, capsys, "status")
+    assert status["logged_in_as"] == "bob"
+    assert status["platform_reachable"] is True
+
+
+def test_search_buy_and_the_clear_errors_of_buying(
+    live_server, home, capsys, monkeypatch, bob, rita, make_work
+) -> None:
+    work = make_work(rita, title="Harbour at dawn", price_minor=1250)
+    _agent(home, capsys, "init", "--platform", live_server.url)
+    _agent(home, capsys, "login", "--username", "bob", "--password-stdin",
+           stdin=PASSWORD + "\n", monkeypatch=monkeypatch)
+    code, found, _ = _agent(home, capsys, "search", "harbour")
+    assert [w["id"] for w in found] == [str(work.pk)]
+    code, _, err = _agent(home, capsys, "buy", str(work.pk))
+    assert code == 1
+    assert "insufficient_funds" in err
+    code, _, err = _agent(home, capsys, "buy", "not-a-work")
+    assert code == 1
+    assert "error" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("wallet", "--topup", "12.50", "EUR"), "whole number of minor units"),
+        (("get", "00000000-0000-0000-0000-000000000000", "--no-buy"), "no licence"),
+        (("buy", "00000000-0000-0000-0000-000000000000"), "Not logged in"),
+    ],
+)
+def test_commands_say_what_is_wrong(live_server, home, capsys, args, message) -> None:
+    _agent(home, capsys, "init", "--platform", live_server.url)
+    code, _, err = _agent(home, capsys, *args)
+    assert code == 1
+    assert message in err
+
+
+def test_a_command_before_init_says_to_run_init(home, capsys) -> None:
+    code, _, err = _agent(home, capsys, "get", "00000000-0000-0000-0000-000000000000")
+    assert code == 1
+    assert "init" in err
+
+
+def test_a_damaged_config_is_a_clear_error(home, capsys) -> None:
+    home.mkdir(parents=True)
+    (home / "config.json").write_text("{not json")
+    code, _, err = _agent(home, capsys, "status")
+    assert code == 1
+    assert "config.json" in err
+
+
+def test_an_unreachable_platform_is_a_clear_error(home, capsys, monkeypatch) -> None:
+    _agent(home, capsys, "init", "--platform", "http://127.0.0.1:9")
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("pw\n"))
+    code, _, err = _agent(home, capsys, "login", "--username", "bob", "--password-stdin")
+    assert code == 1
+    assert "cannot reach the platform" in err
+
+
+def test_a_bad_rate_is_refused_by_the_parser(home, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--data-dir", str(home), "get", "x", "--limit-rate", "fast"])
+    assert exit_info.value.code == 2
+    assert "not a rate" in capsys.readouterr().err
