@@ -150,5 +150,8 @@ class PayoutForm(forms.Form):
     once = forms.CharField(widget=forms.HiddenInput, max_length=64)
     account = forms.ChoiceField(choices=[("earnings", "Royalty earnings"),
                                          ("seeding", "Seeding credit")])
-    amount_minor = forms.IntegerField(label="Amount (minor units)", min_value=1)
+    amount_minor = forms.IntegerField(
+        label="Amount (minor units)", min_value=1,
+        help_text=f"Payouts start at {settings.PAYOUT_MINIMUM_MAJOR} in the currency's major unit.",
+    )
     currency = forms.ChoiceField(choices=_currency_choices, initial="EUR")

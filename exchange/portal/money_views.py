@@ -199,7 +199,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "held_count": held.count(),
             "settled": {k: int(v or 0) for k, v in sums.items()},
             "chart": bar_chart_svg(months, label=functools.partial(_money, currency=currency),
-                                   title=f"Platform fees per month, {currency}"),
+                                   title=f"Platform fees per month, {currency}")
+            if any(fee for _month, fee in months) else "",
         })
     counts = Purchase.objects.aggregate(
         held=Count("id", filter=Q(state=PurchaseState.HELD)),
