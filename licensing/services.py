@@ -135,6 +135,29 @@ def work_package(*, work_id: str, master: Path) -> WorkPackage:
         return WorkPackage.objects.get(work_id=work_id)
 
 
+_packages: dict[str, WorkPackage] = {}
+
+
+def package_get(work_id: uuid.UUID | str) -> WorkPackage | None:
+    """The work's package, or None while it is not packaged yet.
+
+    A package never changes once made (``work_package`` keeps the first; nothing updates
+    or deletes one; the admin shows it read-only), so each process reads it once. The
+    cached copy leaves out the manifest, the one large column: ``package_manifest``
+    fetches it on the rare occasion its own cache misses.
+    """
+    key = str(work_id)
+    package = _packages.get(key)
+    if package is None:
+        package = WorkPackage.objects.defer("manifest").filter(work_id=key).first()
+        if package is None:
+            return None
+        if len(_packages) > 4096:
+            _packages.clear()
+        _packages[key] = package
+    return package
+
+
 _parsed_manifests: dict[tuple[str, str], Manifest] = {}
 
 
@@ -145,7 +168,11 @@ def package_manifest(package: WorkPackage) -> Manifest:
     key = (str(package.work_id), package.root)
     manifest = _parsed_manifests.get(key)
     if manifest is None:
-        manifest = Manifest.from_claims(dict(package.manifest))
+        if "manifest" in package.get_deferred_fields():  # a package_get copy
+            claims = WorkPackage.objects.values_list("manifest", flat=True).get(pk=package.pk)
+        else:
+            claims = package.manifest
+        manifest = Manifest.from_claims(dict(claims))
         if len(_parsed_manifests) > 512:
             _parsed_manifests.clear()
         _parsed_manifests[key] = manifest

@@ -330,8 +330,8 @@ Packaging must do more cryptography than the raw baseline: besides AES-256-GCM
 and a SHA-256 of every ciphertext piece (for the manifest), it hashes the master
 itself (the work's SHA-256). The same run measured all of that in memory, with no
 I/O, at {packaging["inherent"]:,.0f} MB/s: {ceiling:.0%} of the raw baseline, the
-ceiling for any single-core packager. Packaging reaches
-{pack_ratio / ceiling:.0%} of that ceiling; the rest is reading
+ceiling for any single-core packager. Pinned to one core, packaging reaches
+{packaging["ratio_one_core"] / ceiling:.0%} of that ceiling; the rest is reading
 the master from and writing the ciphertext to the file system.
 
 On one core that extra pass caps packaging at the ceiling above, below the 60%

@@ -21,8 +21,7 @@ from exchange.purchases.serializers import (
     PurchaseIn,
     PurchaseOut,
 )
-from licensing.models import WorkPackage
-from licensing.services import manifest_token
+from licensing.services import manifest_token, package_get
 
 
 class PurchaseListCreateView(APIView):
@@ -46,14 +45,15 @@ class PurchaseListCreateView(APIView):
             expected_price_minor=fields.get("expected_price_minor"),
             expected_currency=fields.get("expected_currency"),
         )
-        licence = purchase.licence
+        licence, package = purchase.licence, package_get(purchase.work_id)
         assert licence is not None
+        assert package is not None  # cached: the purchase has just used it
         body = {
             "purchase": purchase,
             "licence": {"id": licence.pk, "token": licence.token,
                         "watermark_payload": str(licence.watermark_payload),
                         "expires_at": licence.expires_at},
-            "manifest": manifest_token(WorkPackage.objects.get(work_id=purchase.work_id)),
+            "manifest": manifest_token(package),
         }
         return Response(PurchaseCreatedOut(body).data, status=status.HTTP_201_CREATED)
 

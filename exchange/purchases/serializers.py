@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from exchange.api.fields import StrictIntegerField
 from exchange.money.currencies import format_minor
-from exchange.purchases.models import Invoice, Purchase
+from exchange.purchases.models import Invoice, Purchase, PurchaseState
 
 
 class PurchaseIn(serializers.Serializer):
@@ -16,17 +16,20 @@ class PurchaseIn(serializers.Serializer):
     expected_currency = serializers.CharField(min_length=3, max_length=3, required=False)
 
 
-class PurchaseOut(serializers.ModelSerializer):
+class PurchaseOut(serializers.Serializer):
+    # A plain serializer, not a ModelSerializer: it renders every purchase response, and
+    # a ModelSerializer rebuilds its fields from the model on every instance.
+    id = serializers.UUIDField(read_only=True)
     work = serializers.UUIDField(source="work_id")
     work_title = serializers.CharField(source="work.title")
     licence = serializers.UUIDField(source="licence_id")
+    price_minor = serializers.IntegerField(read_only=True)
+    currency = serializers.CharField(read_only=True)
     display = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Purchase
-        fields = ["id", "work", "work_title", "licence", "price_minor", "currency", "display",
-                  "state", "receipt_due_at", "created_at", "closed_at"]
-        read_only_fields = fields
+    state = serializers.ChoiceField(choices=PurchaseState.choices, read_only=True)
+    receipt_due_at = serializers.DateTimeField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    closed_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
     def get_display(self, purchase: Purchase) -> str:
         return format_minor(purchase.price_minor, purchase.currency)

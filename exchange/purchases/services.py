@@ -31,8 +31,8 @@ from exchange.ledger.services import (
 from exchange.money.currencies import format_minor
 from exchange.money.splits import sale_split
 from exchange.purchases.models import Invoice, Purchase, PurchaseState, Settlement
-from licensing.models import Device, WorkPackage
-from licensing.services import licence_issue, licence_revoke
+from licensing.models import Device
+from licensing.services import licence_issue, licence_revoke, package_get
 
 
 class PurchaseClosedError(ServiceError):
@@ -40,13 +40,19 @@ class PurchaseClosedError(ServiceError):
     code = "purchase_closed"
 
 
+# What a sale reads of the work and its owner (the seller's name goes on the invoice).
+_SALE_FIELDS = ("owner__username", "owner__first_name", "owner__last_name", "title", "status",
+                "price_minor", "currency", "allowed_uses", "licence_days",
+                "byte_allowance_multiple")
+
+
 def _work_on_sale(work_id: uuid.UUID | str) -> Work:
+    # get() rather than first(): first() also orders, which costs the ORM measurably.
     try:
-        key = uuid.UUID(str(work_id))
-    except ValueError:
-        raise ServiceError("No such work.", code="not_found", status_code=404,
-                           field="work") from None
-    work = Work.objects.select_related("owner", "package").filter(pk=key).first()
+        work = Work.objects.select_related("owner").only(*_SALE_FIELDS).get(
+            pk=uuid.UUID(str(work_id)))
+    except (ValueError, Work.DoesNotExist):
+        work = None
     if work is None or work.status not in (WorkStatus.READY, WorkStatus.WITHDRAWN):
         raise ServiceError("No such work.", code="not_found", status_code=404, field="work")
     if work.status == WorkStatus.WITHDRAWN:
@@ -55,11 +61,20 @@ def _work_on_sale(work_id: uuid.UUID | str) -> Work:
     return work
 
 
+def _device_of(buyer: User, device_id: str) -> Device:
+    try:
+        return Device.objects.only("user_id", "signing_public", "kem_public", "revoked_at").get(
+            pk=str(device_id)[:64], user=buyer)
+    except Device.DoesNotExist:
+        raise ServiceError("No such device on your account; run `init` first.",
+                           code="unknown_device", status_code=400, field="device") from None
+
+
 def _buyer_accounts(buyer: User, currency: str) -> tuple[Account, Account]:
     """The buyer's wallet and escrow account in ``currency`` (one query when both exist)."""
     found = {a.kind: a for a in Account.objects.filter(
         kind__in=(AccountKind.WALLET, AccountKind.ESCROW), owner=buyer, currency=currency,
-        reference="")}
+        reference="").only("kind", "currency", "guarded")}
     wallet = found.get(AccountKind.WALLET)
     if wallet is not None:
         escrow = found.get(AccountKind.ESCROW) or account_get_or_create(
@@ -80,7 +95,13 @@ def purchase_create(*, buyer: User, work_id: uuid.UUID | str, device_id: str,
                     expected_price_minor: int | None = None,
                     expected_currency: str | None = None,
                     now: dt.datetime | None = None) -> Purchase:
-    """Buy a work for one of the buyer's devices: wallet to escrow, licence issued."""
+    """Buy a work for one of the buyer's devices: wallet to escrow, licence issued.
+
+    Three reads (the work, the device, the buyer's accounts), then one transaction of
+    eight statements: the wallet debited and checked in one conditional UPDATE, the
+    escrow credited, the journal entry and its postings, the licence, the purchase, the
+    invoice and the audit row.
+    """
     now = now or timezone.now()
     work = _work_on_sale(work_id)
     if work.owner_id == buyer.pk:
@@ -93,17 +114,17 @@ def purchase_create(*, buyer: User, work_id: uuid.UUID | str, device_id: str,
             f"The price is now {format_minor(work.price_minor, work.currency)}.",
             code="price_changed", status_code=409, field="expected_price_minor",
         )
-    device = Device.objects.filter(pk=str(device_id)[:64], user=buyer).first()
-    if device is None:
-        raise ServiceError("No such device on your account; run `init` first.",
-                           code="unknown_device", status_code=400, field="device")
-    package = getattr(work, "package", None)
+    device = _device_of(buyer, device_id)
+    package = package_get(work.pk)
     if package is None:
         raise ServiceError("This work is not ready yet.", code="not_ready", status_code=409,
                            field="work")
     wallet, escrow = _buyer_accounts(buyer, work.currency)
     purchase_id = uuid.uuid4()
-    with transaction.atomic():
+    # All or nothing, as part of the caller's transaction if there is one (the API's,
+    # which also stores the response): no savepoint of its own, so a failure here
+    # rolls back the caller's transaction too rather than leaving it half done.
+    with transaction.atomic(savepoint=False):
         ledger_post(kind=EntryKind.PURCHASE, reference=str(purchase_id),
                     memo=f"{work.title[:150]} into escrow",
                     legs=[Leg(wallet, -work.price_minor), Leg(escrow, work.price_minor)],
@@ -156,7 +177,8 @@ def purchase_settle(*, purchase_id: uuid.UUID | str, peer_bytes: Mapping[int, in
         # The buyer is never paid for serving their own purchase.
         served = {int(user): int(count) for user, count in peer_bytes.items()
                   if int(user) != purchase.buyer_id and count > 0}
-        package = WorkPackage.objects.only("ciphertext_size").get(work=purchase.work)
+        package = package_get(purchase.work_id)
+        assert package is not None  # a work is on sale only once packaged
         split = sale_split(amount, fee_bps=purchase.fee_bps, seeding_bps=purchase.seeding_bps,
                            peer_bytes=served, size=package.ciphertext_size)
         currency = purchase.currency

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.db.transaction import TransactionManagementError
 
 from exchange.ledger.models import AccountKind, JournalEntry, Posting
 from exchange.ledger.selectors import account_balance
@@ -82,6 +83,40 @@ def test_the_same_event_posts_once(bob) -> None:
     with pytest.raises(EntryAlreadyPostedError):
         _fund(bob, 100, reference="evt-1")
     assert _wallet(bob).balance == 100
+
+
+def test_a_refused_entry_cannot_be_half_committed_even_if_the_error_is_caught(bob) -> None:
+    # Balances move in ascending id order, so the wallet (older, lower id) has moved by
+    # the time the empty escrow refuses: the whole block must roll back.
+    wallet = _fund(bob, 100)
+    escrow = account_get_or_create(kind=AccountKind.ESCROW, owner=bob, currency="EUR")
+    assert wallet.pk < escrow.pk
+    with transaction.atomic():
+        with pytest.raises(InsufficientFundsError, match="0 EUR available, 40 needed"):
+            ledger_post(kind="refund", reference="r-1", memo="",
+                        legs=[Leg(escrow, -40), Leg(wallet, 40)])
+        with pytest.raises(TransactionManagementError):
+            JournalEntry.objects.count()  # the transaction can only roll back now
+    wallet.refresh_from_db()
+    escrow.refresh_from_db()
+    assert (wallet.balance, escrow.balance) == (100, 0)
+    assert account_balance(wallet) == 100
+    assert account_balance(escrow) == 0
+    assert JournalEntry.objects.count() == 1  # the top-up alone
+
+
+def test_a_replayed_event_cannot_be_half_committed_even_if_the_error_is_caught(bob) -> None:
+    _fund(bob, 100, reference="evt-1")
+    clearing = platform_account(kind=AccountKind.CLEARING, currency="EUR")
+    wallet = _wallet(bob)
+    with transaction.atomic():
+        with pytest.raises(EntryAlreadyPostedError):
+            ledger_post(kind="topup", reference="evt-1", memo="",
+                        legs=[Leg(clearing, -100), Leg(wallet, 100)])
+        with pytest.raises(TransactionManagementError):
+            JournalEntry.objects.count()
+    wallet.refresh_from_db()
+    assert wallet.balance == 100 == account_balance(wallet)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -109,3 +109,37 @@ def test_purchases_from_many_wallets_do_not_deadlock(
 
     assert Counter(_race(40, buy)) == {201: 40}
     assert Posting.objects.aggregate(total=Sum("amount"))["total"] == 0
+
+
+def test_purchases_refunds_and_settlements_of_one_buyer_at_once_do_not_deadlock(
+    rita, bob, make_work, fund, device_of
+) -> None:
+    """Purchases debit the wallet and credit the escrow; refunds and settlements go the
+    other way. Each entry moves its balances in ascending account id whatever the
+    direction, so none of them waits on another in a cycle."""
+    from exchange.purchases.services import purchase_create, purchase_refund, purchase_settle
+
+    work = make_work(rita, price_minor=100)
+    fund(bob, 5000)  # enough for all forty, in whatever order they run
+    _, device = device_of(bob)
+    held = [purchase_create(buyer=bob, work_id=work.pk, device_id=device.device_id).pk
+            for _ in range(20)]
+
+    def act(index: int) -> str:
+        if index < 20:
+            purchase_create(buyer=bob, work_id=work.pk, device_id=device.device_id)
+            return "bought"
+        if index < 30:
+            purchase_refund(purchase_id=held[index - 20], reason="test")
+            return "refunded"
+        purchase_settle(purchase_id=held[index - 20], peer_bytes={}, settle_minor=60)
+        return "settled"
+
+    results = _race(40, act)
+    assert Counter(results) == {"bought": 20, "refunded": 10, "settled": 10}, results
+    wallet = Account.objects.get(kind=AccountKind.WALLET, owner=bob, currency="EUR")
+    escrow = Account.objects.get(kind=AccountKind.ESCROW, owner=bob, currency="EUR")
+    # 40 purchases of 100 out; 10 refunds of 100 and 10 partial refunds of 40 back
+    assert wallet.balance == account_balance(wallet) == 5000 - 4000 + 1000 + 400
+    assert escrow.balance == account_balance(escrow) == 100 * 20
+    assert Posting.objects.aggregate(total=Sum("amount"))["total"] == 0

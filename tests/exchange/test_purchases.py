@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from exchange.catalogue.services import work_process
 from exchange.ledger.models import Account, AccountKind, JournalEntry, Posting
 from exchange.ledger.selectors import account_balance
 from exchange.ledger.services import account_get_or_create
 from exchange.purchases.models import Purchase
 from exchange.purchases.services import (
     PurchaseClosedError,
+    purchase_create,
     purchase_refund,
     purchase_settle,
     purchases_refund_overdue,
@@ -24,6 +26,7 @@ from licensing.core.licence import read_licence
 from licensing.core.manifest import read_manifest
 from licensing.core.packaging import decrypt_work
 from licensing.models import Licence
+from licensing.services import package_get, package_manifest
 
 pytestmark = pytest.mark.django_db
 
@@ -131,6 +134,42 @@ class TestBuying:
         assert (invoice["amount_minor"], invoice["currency"]) == (PRICE, "EUR")
         assert api(carol).get(f"/api/v1/purchases/{purchase_id}/invoice/").status_code == 404
         assert api(carol).get(f"/api/v1/purchases/{purchase_id}/").status_code == 404
+
+
+class TestCost:
+    """What a purchase costs the database: a regression here is a slower checkout."""
+
+    def test_a_purchase_is_three_reads_and_eight_writes(
+        self, bob, sale, django_assert_num_queries
+    ) -> None:
+        def buy() -> Purchase:
+            return purchase_create(buyer=bob, work_id=sale["work"].pk,
+                                   device_id=sale["device"].device_id)
+
+        buy()  # the first also opens the escrow account and reads the package
+        # The work, the device, the wallet and escrow; two balances, the entry, its
+        # postings, the licence, the purchase, the invoice, the audit row. (Outside a
+        # test's transaction, BEGIN and COMMIT make it 13 round trips.)
+        with django_assert_num_queries(11):
+            buy()
+        assert _wallet(bob) == 5000 - 2 * PRICE
+        _assert_ledger_sums_to_zero()
+
+    def test_a_works_package_is_read_once_and_its_manifest_only_when_needed(
+        self, rita, make_work, django_assert_num_queries
+    ) -> None:
+        work = make_work(rita, ready=False)
+        assert package_get(work.pk) is None  # not packaged yet: and not remembered as such
+        work_process(work_id=work.pk)
+        package = package_get(work.pk)
+        assert package is not None
+        with django_assert_num_queries(0):
+            assert package_get(work.pk) is package
+        with django_assert_num_queries(1):  # the cached copy leaves the manifest out
+            manifest = package_manifest(package)
+        with django_assert_num_queries(0):
+            assert package_manifest(package) is manifest
+        assert manifest.root_hex == package.root
 
 
 class TestRefusals:
