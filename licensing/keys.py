@@ -48,10 +48,25 @@ def _make_kek() -> str:
     return base64.b64encode(os.urandom(KEK_BYTES)).decode()
 
 
+_keks: dict[tuple[str | None, str], bytes] = {}
+
+
 def key_encryption_key() -> bytes:
-    text = env_str("PEERMARK_KEY_ENCRYPTION_KEY") or secret_in_data_dir(
-        settings.DATA_DIR / "key_encryption_key", _make_kek
-    )
+    """The key that wraps every private key and content key at rest.
+
+    Read once per source (the environment's value, or the data folder's file), not on
+    every licence issued: each sale unwraps the work's keys under it.
+    """
+    configured = env_str("PEERMARK_KEY_ENCRYPTION_KEY")
+    source = (configured, str(settings.DATA_DIR))
+    kek = _keks.get(source)
+    if kek is None:
+        kek = _keks[source] = _kek_from(configured or secret_in_data_dir(
+            settings.DATA_DIR / "key_encryption_key", _make_kek))
+    return kek
+
+
+def _kek_from(text: str) -> bytes:
     try:
         kek = base64.b64decode(text, validate=True)
     except binascii.Error as exc:

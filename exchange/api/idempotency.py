@@ -30,6 +30,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from exchange import rows
 from exchange.accounts.models import User
 from exchange.api.errors import ServiceError, error_body
 from exchange.api.models import IdempotencyRecord
@@ -84,7 +85,7 @@ def _claim(user: User, key: str, fingerprint: str) -> IdempotencyRecord | Respon
     """
     try:
         with transaction.atomic() if connection.in_atomic_block else nullcontext():
-            return IdempotencyRecord.objects.create(user=user, key=key, fingerprint=fingerprint)
+            return rows.insert(IdempotencyRecord(user=user, key=key, fingerprint=fingerprint))
     except IntegrityError:
         pass
     existing = IdempotencyRecord.objects.filter(user=user, key=key).first()
@@ -186,7 +187,7 @@ def _store(record: IdempotencyRecord, response: Response) -> None:
     record.state = IdempotencyRecord.State.DONE
     record.status_code = response.status_code
     record.response_body = response.data
-    record.save(update_fields=["state", "status_code", "response_body"])
+    rows.update(record, ["state", "status_code", "response_body"])
 
 
 def idempotency_records_purge(*, now: Any = None) -> int:

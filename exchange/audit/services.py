@@ -4,16 +4,18 @@ from typing import Any
 
 from django.db import models
 
+from exchange import rows
 from exchange.audit.models import AuditEvent
 
 
 def audit_record(
     *, actor: Any, action: str, target: models.Model, data: dict[str, Any] | None = None
 ) -> AuditEvent:
-    return AuditEvent.objects.create(
+    # Written on every sale: the row goes in with SQL built once (exchange/rows.py).
+    return rows.insert(AuditEvent(
         actor=actor if getattr(actor, "pk", None) else None,
         action=action,
         target_type=target._meta.label_lower,
         target_id=str(target.pk),
         data=data or {},
-    )
+    ))

@@ -23,6 +23,7 @@ from typing import NoReturn
 
 from django.db import IntegrityError, connection, transaction
 
+from exchange import rows
 from exchange.accounts.models import User
 from exchange.api.errors import ServiceError
 from exchange.api.fields import INT64_MAX
@@ -120,7 +121,7 @@ def ledger_post(*, kind: str, reference: str, memo: str, legs: Sequence[Leg],
                 if cursor.rowcount != 1:
                     _refuse(accounts[pk], delta)
     if fresh_reference:
-        entry = JournalEntry.objects.create(kind=kind, reference=reference, memo=memo[:200])
+        entry = rows.insert(JournalEntry(kind=kind, reference=reference, memo=memo[:200]))
     else:
         try:
             with transaction.atomic():
@@ -129,9 +130,9 @@ def ledger_post(*, kind: str, reference: str, memo: str, legs: Sequence[Leg],
         except IntegrityError as exc:
             transaction.set_rollback(True)
             raise EntryAlreadyPostedError(f"{kind} {reference} is already posted") from exc
-    rows = ", ".join(["(%s, %s, %s, %s)"] * len(legs))
+    placeholders = ", ".join(["(%s, %s, %s, %s)"] * len(legs))
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT_POSTINGS + rows, [
+        cursor.execute(_INSERT_POSTINGS + placeholders, [
             value for leg in legs
             for value in (entry.pk, leg.account.pk, leg.account.currency, leg.amount)
         ])

@@ -20,6 +20,7 @@ from exchange.purchases.serializers import (
     PurchaseCreatedOut,
     PurchaseIn,
     PurchaseOut,
+    purchase_created_body,
 )
 from licensing.services import manifest_token, package_get
 
@@ -48,14 +49,8 @@ class PurchaseListCreateView(APIView):
         licence, package = purchase.licence, package_get(purchase.work_id)
         assert licence is not None
         assert package is not None  # cached: the purchase has just used it
-        body = {
-            "purchase": purchase,
-            "licence": {"id": licence.pk, "token": licence.token,
-                        "watermark_payload": str(licence.watermark_payload),
-                        "expires_at": licence.expires_at},
-            "manifest": manifest_token(package),
-        }
-        return Response(PurchaseCreatedOut(body).data, status=status.HTTP_201_CREATED)
+        return Response(purchase_created_body(purchase, licence, manifest_token(package)),
+                        status=status.HTTP_201_CREATED)
 
 
 class PurchaseDetailView(APIView):

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from exchange import rows
 from exchange.accounts.models import User
 from exchange.api.errors import ServiceError
 from exchange.audit.services import audit_record
@@ -41,18 +42,19 @@ class PurchaseClosedError(ServiceError):
 
 
 # What a sale reads of the work and its owner (the seller's name goes on the invoice).
-_SALE_FIELDS = ("owner__username", "owner__first_name", "owner__last_name", "title", "status",
-                "price_minor", "currency", "allowed_uses", "licence_days",
-                "byte_allowance_multiple")
+_SALE_FIELDS = ("owner", "title", "status", "price_minor", "currency", "allowed_uses",
+                "licence_days", "byte_allowance_multiple")
+_SELLER_FIELDS = ("username", "first_name", "last_name")
 
 
 def _work_on_sale(work_id: uuid.UUID | str) -> Work:
-    # get() rather than first(): first() also orders, which costs the ORM measurably.
     try:
-        work = Work.objects.select_related("owner").only(*_SALE_FIELDS).get(
-            pk=uuid.UUID(str(work_id)))
-    except (ValueError, Work.DoesNotExist):
-        work = None
+        key = uuid.UUID(str(work_id))
+    except ValueError:
+        key = None
+    found = rows.select(Work, fields=_SALE_FIELDS, where={"id": key},
+                        related=("owner", _SELLER_FIELDS)) if key else []
+    work = found[0] if found else None
     if work is None or work.status not in (WorkStatus.READY, WorkStatus.WITHDRAWN):
         raise ServiceError("No such work.", code="not_found", status_code=404, field="work")
     if work.status == WorkStatus.WITHDRAWN:
@@ -62,19 +64,20 @@ def _work_on_sale(work_id: uuid.UUID | str) -> Work:
 
 
 def _device_of(buyer: User, device_id: str) -> Device:
-    try:
-        return Device.objects.only("user_id", "signing_public", "kem_public", "revoked_at").get(
-            pk=str(device_id)[:64], user=buyer)
-    except Device.DoesNotExist:
+    found = rows.select(Device, fields=("user", "signing_public", "kem_public", "revoked_at"),
+                        where={"device_id": str(device_id)[:64], "user": buyer.pk})
+    if not found:
         raise ServiceError("No such device on your account; run `init` first.",
-                           code="unknown_device", status_code=400, field="device") from None
+                           code="unknown_device", status_code=400, field="device")
+    return found[0]
 
 
 def _buyer_accounts(buyer: User, currency: str) -> tuple[Account, Account]:
     """The buyer's wallet and escrow account in ``currency`` (one query when both exist)."""
-    found = {a.kind: a for a in Account.objects.filter(
-        kind__in=(AccountKind.WALLET, AccountKind.ESCROW), owner=buyer, currency=currency,
-        reference="").only("kind", "currency", "guarded")}
+    found = {a.kind: a for a in rows.select(
+        Account, fields=("kind", "currency", "guarded"),
+        where={"kind": (AccountKind.WALLET.value, AccountKind.ESCROW.value), "owner": buyer.pk,
+               "currency": currency, "reference": ""})}
     wallet = found.get(AccountKind.WALLET)
     if wallet is not None:
         escrow = found.get(AccountKind.ESCROW) or account_get_or_create(
@@ -134,18 +137,18 @@ def purchase_create(*, buyer: User, work_id: uuid.UUID | str, device_id: str,
             lifetime=dt.timedelta(days=work.licence_days),
             byte_allowance=package.ciphertext_size * work.byte_allowance_multiple, now=now,
         )
-        purchase = Purchase.objects.create(
+        purchase = rows.insert(Purchase(
             id=purchase_id, buyer=buyer, work=work, licence=licence,
             price_minor=work.price_minor, currency=work.currency,
             fee_bps=settings.PLATFORM_FEE_BPS, seeding_bps=settings.SEEDING_SHARE_BPS,
             receipt_due_at=now + dt.timedelta(hours=settings.RECEIPT_WINDOW_HOURS),
-        )
-        Invoice.objects.create(
+        ))
+        rows.insert(Invoice(
             purchase=purchase, buyer_name=buyer.get_full_name() or buyer.username,
             seller_name=work.owner.get_full_name() or work.owner.username,
             description=f"Licence to “{work.title[:200]}” ({', '.join(work.allowed_uses)})",
             amount_minor=work.price_minor, currency=work.currency,
-        )
+        ))
         audit_record(actor=buyer, action="purchase.create", target=purchase,
                      data={"work": str(work.pk), "price_minor": work.price_minor,
                            "currency": work.currency, "licence": str(licence.pk)})

@@ -348,3 +348,26 @@ class TestSettling:
         listed = read_revocation_list(revocations["token"], keyring=ring, now=int(time.time()))
         assert listed.is_licence_revoked(str(purchase.licence_id))
         _assert_ledger_sums_to_zero()
+
+
+def test_the_fast_response_body_is_what_the_schema_serializer_renders(sale, bob) -> None:
+    from exchange.purchases.serializers import PurchaseCreatedOut, purchase_created_body
+    from licensing.services import manifest_token
+
+    purchase = purchase_create(buyer=bob, work_id=sale["work"].pk,
+                               device_id=sale["device"].device_id)
+    licence = purchase.licence
+    manifest = manifest_token(package_get(purchase.work_id))
+    described = PurchaseCreatedOut({
+        "purchase": purchase,
+        "licence": {"id": licence.pk, "token": licence.token,
+                    "watermark_payload": str(licence.watermark_payload),
+                    "expires_at": licence.expires_at},
+        "manifest": manifest,
+    }).data
+    assert purchase_created_body(purchase, licence, manifest) == described
+    purchase.refresh_from_db()
+    purchase.closed_at = purchase.created_at
+    assert purchase_created_body(purchase, licence, manifest)["purchase"] == PurchaseCreatedOut(
+        {"purchase": purchase, "licence": described["licence"], "manifest": manifest},
+    ).data["purchase"]
