@@ -113,13 +113,13 @@ def ledger_post(*, kind: str, reference: str, memo: str, legs: Sequence[Leg],
         raise RuntimeError("ledger_post must run inside transaction.atomic()")
     per_account = _check_legs(legs)
     accounts = {leg.account.pk: leg.account for leg in legs}
-    with connection.cursor() as cursor:
-        for pk in sorted(pk for pk, account in accounts.items() if account.guarded):
-            delta = per_account[pk]
-            if delta:
-                cursor.execute(_MOVE_BALANCE, [delta, pk, delta])
-                if cursor.rowcount != 1:
-                    _refuse(accounts[pk], delta)
+    cursor = rows.kept_cursor()
+    for pk in sorted(pk for pk, account in accounts.items() if account.guarded):
+        delta = per_account[pk]
+        if delta:
+            cursor.execute(_MOVE_BALANCE, [delta, pk, delta])
+            if cursor.rowcount != 1:
+                _refuse(accounts[pk], delta)
     if fresh_reference:
         entry = rows.insert(JournalEntry(kind=kind, reference=reference, memo=memo[:200]))
     else:
@@ -131,11 +131,10 @@ def ledger_post(*, kind: str, reference: str, memo: str, legs: Sequence[Leg],
             transaction.set_rollback(True)
             raise EntryAlreadyPostedError(f"{kind} {reference} is already posted") from exc
     placeholders = ", ".join(["(%s, %s, %s, %s)"] * len(legs))
-    with connection.cursor() as cursor:
-        cursor.execute(_INSERT_POSTINGS + placeholders, [
-            value for leg in legs
-            for value in (entry.pk, leg.account.pk, leg.account.currency, leg.amount)
-        ])
+    rows.kept_cursor().execute(_INSERT_POSTINGS + placeholders, [
+        value for leg in legs
+        for value in (entry.pk, leg.account.pk, leg.account.currency, leg.amount)
+    ])
     return entry
 
 
