@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "exchange.purchases",
     "exchange.metering",
     "exchange.operations",
+    "exchange.tracing",
     "exchange.portal",
     "licensing",
     "peers",
@@ -161,6 +162,9 @@ FILE_UPLOAD_TEMP_DIR = str(UPLOAD_TMP_DIR)
 FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 MAX_UPLOAD_BYTES = env_int("PEERMARK_MAX_UPLOAD_BYTES", default=512 * 1024 * 1024, minimum=1)
+# A suspect copy is read into memory to be traced.
+MAX_TRACE_BYTES = env_int("PEERMARK_MAX_TRACE_BYTES", default=64 * 1024 * 1024, minimum=1)
+TRACES_PER_HOUR = env_int("PEERMARK_TRACES_PER_HOUR", default=60, minimum=1)
 # Uploads stream to disk; only the form fields are bounded in memory.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

@@ -155,3 +155,14 @@ class PayoutForm(forms.Form):
         help_text=f"Payouts start at {settings.PAYOUT_MINIMUM_MAJOR} in the currency's major unit.",
     )
     currency = forms.ChoiceField(choices=_currency_choices, initial="EUR")
+
+
+class TraceForm(forms.Form):
+    file = forms.FileField(
+        label="Suspect copy",
+        help_text=(
+            "The file you found. Images are recognised after cropping, resizing and "
+            "recompression; other media only as exact copies. "
+            f"At most {settings.MAX_TRACE_BYTES // 2**20} MiB."
+        ),
+    )

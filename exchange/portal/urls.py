@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from exchange.portal import money_views, views
+from exchange.portal import money_views, trace_views, views
 
 app_name = "portal"
 
@@ -15,6 +15,8 @@ urlpatterns = [
     path("studio/works/new/", views.work_register, name="work-register"),
     path("studio/works/<str:work_id>/edit/", views.work_edit, name="work-edit"),
     path("studio/sales/", money_views.sales, name="sales"),
+    path("studio/trace/", trace_views.trace, name="trace"),
+    path("studio/trace/<str:report_id>/", trace_views.trace_report, name="trace-report"),
     path("wallet/", money_views.wallet, name="wallet"),
     path("wallet/topup/", money_views.wallet_topup, name="wallet-topup"),
     path("wallet/payout/", money_views.wallet_payout, name="wallet-payout"),

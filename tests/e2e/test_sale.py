@@ -86,6 +86,22 @@ def _payload_in(output: Path, buyer: AgentProcess, site: Platform, licence_id: s
     return int(found.payload)
 
 
+def _trace_in_portal(site: Platform, username: str, data: bytes, name: str) -> str:
+    """Log in to the portal as a person would, upload a suspect copy, read the report."""
+    with httpx.Client(base_url=site.url, timeout=120, follow_redirects=True) as browser:
+        browser.get("/login/")
+        browser.post("/login/", data={
+            "username": username, "password": site.logins[username],
+            "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
+            headers={"Referer": f"{site.url}/login/"})
+        page = browser.post("/studio/trace/", data={
+            "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
+            files={"file": (name, data)}, headers={"Referer": f"{site.url}/studio/trace/"})
+        assert page.status_code == 200, page.text[-2000:]
+        assert "/studio/trace/" in str(page.url), page.url
+        return page.text
+
+
 def test_a_buyer_downloads_from_three_peers_at_once_and_the_copy_names_its_licence(
     site: Platform, tmp_path: Path
 ) -> None:
@@ -122,6 +138,20 @@ def test_a_buyer_downloads_from_three_peers_at_once_and_the_copy_names_its_licen
 
     with Image.open(output) as image:
         assert image.size == (1200, 900)
+
+    # The copy leaks: Rita traces it in the portal, as it was delivered and recompressed.
+    report = _trace_in_portal(site, "rita", output.read_bytes(), "as-delivered.png")
+    assert "Exact delivered copy" in report
+    assert result["licence_id"] in report
+    assert ">bob<" in report or "bob &lt;" in report
+    import io
+
+    leaked = io.BytesIO()
+    with Image.open(output) as image:
+        image.convert("RGB").save(leaked, format="JPEG", quality=85)
+    report = _trace_in_portal(site, "rita", leaked.getvalue(), "leak.jpg")
+    assert "Watermark read: licence named" in report
+    assert result["licence_id"] in report
 
 
 def test_a_peer_serving_corrupt_pieces_is_dropped_and_the_file_is_still_right(

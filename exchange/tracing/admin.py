@@ -1,0 +1,12 @@
+from django.contrib import admin
+
+from exchange.readonly_admin import ReadOnlyAdmin
+from exchange.tracing.models import TraceReport
+
+
+@admin.register(TraceReport)
+class TraceReportAdmin(ReadOnlyAdmin):
+    list_display = ["id", "created_at", "owner", "outcome", "work", "suspect_sha256"]
+    list_filter = ["outcome"]
+    search_fields = ["suspect_sha256", "owner__username", "work__title"]
+    raw_id_fields = ["owner", "work", "licences"]

@@ -1,0 +1,51 @@
+"""What each trace of a suspect copy found, kept as evidence for the rights holder."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class TraceOutcome(models.TextChoices):
+    MARKED = "marked", "Watermark read: licence named"
+    DELIVERED_COPY = "delivered", "Exact delivered copy: licence named by its receipt"
+    MASTER = "master", "Exact copy of the master: no licence can be named"
+    NO_MARK = "no_mark", "Work recognised, no watermark found"
+    UNKNOWN = "unknown", "Not one of your works"
+
+
+class TraceReport(models.Model):
+    """One suspect copy traced by its work's owner. The copy itself is not kept: its
+    SHA-256 and size are, so the report can be matched to the file later."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                              related_name="trace_reports")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    suspect_name = models.CharField(max_length=255, blank=True)
+    suspect_sha256 = models.CharField(max_length=64)
+    suspect_size = models.BigIntegerField()
+    outcome = models.CharField(max_length=10, choices=TraceOutcome.choices)
+    work = models.ForeignKey("catalogue.Work", null=True, blank=True, on_delete=models.PROTECT,
+                             related_name="trace_reports")
+    licences = models.ManyToManyField("licensing.Licence", blank=True,
+                                      related_name="trace_reports")
+    details = models.JSONField(default=dict, blank=True,
+                               help_text="How it was found: bit errors, score, alignment.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"trace #{self.pk}: {self.get_outcome_display()}"
+
+
+class MasterFingerprint(models.Model):
+    """A master image's perceptual hash, computed on its first trace and kept: a trace
+    compares the copy with every image work its owner has."""
+
+    work = models.OneToOneField("catalogue.Work", primary_key=True, on_delete=models.CASCADE,
+                                related_name="fingerprint")
+    perceptual_hash = models.CharField(max_length=16, help_text="64 bits, hex.")
+
+    def __str__(self) -> str:
+        return f"{self.work_id}: {self.perceptual_hash}"
