@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
 from django.db.models.options import Options
@@ -98,9 +98,10 @@ def insert(obj: M) -> M:
     sql, fields, returning = plan
     values = [f.get_db_prep_save(f.pre_save(obj, add=True), db) for f in fields]
     cursor = kept_cursor(db)
-    cursor.execute(sql, values)
-    if meta.auto_field is not None:
-        obj.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+    with transaction.mark_for_rollback_on_error(db.alias):  # as Model.save does
+        cursor.execute(sql, values)
+        if meta.auto_field is not None:
+            obj.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
     obj._state.adding = False
     obj._state.db = db.alias
     return obj
@@ -122,7 +123,11 @@ def update(obj: Model, fields: Sequence[str]) -> None:
     sql, chosen = plan
     values = [f.get_db_prep_save(f.pre_save(obj, add=False), db) for f in chosen]
     values.append(meta.pk.get_db_prep_value(obj.pk, db))
-    kept_cursor(db).execute(sql, values)
+    cursor = kept_cursor(db)
+    with transaction.mark_for_rollback_on_error(db.alias):  # as Model.save does
+        cursor.execute(sql, values)
+    if cursor.rowcount != 1:
+        raise DatabaseError(f"{meta.label} {obj.pk} was not updated: no such row")
 
 
 def select(model: type[M], *, fields: Sequence[str], where: Mapping[str, Any],
@@ -134,10 +139,11 @@ def select(model: type[M], *, fields: Sequence[str], where: Mapping[str, Any],
     query (as with ``select_related``).
     """
     db = _db()
+    if any(value == () for value in where.values()):
+        return []  # IN of nothing matches nothing (and is not SQL on PostgreSQL)
     meta = model._meta
     shape = (model, db.vendor, tuple(fields), related and (related[0], tuple(related[1])),
-             tuple((name, len(v) if isinstance(v, tuple) else v is None)
-                   for name, v in where.items()))
+             tuple((name, _test(v)) for name, v in where.items()))
     plan = _selects.get(shape)
     if plan is None:
         plan = _selects[shape] = _select_plan(model, fields, where, related, db)
@@ -148,8 +154,9 @@ def select(model: type[M], *, fields: Sequence[str], where: Mapping[str, Any],
         for one in value if isinstance(value, tuple) else (value,):
             params.append(field.get_db_prep_value(field.to_python(one), db))
     cursor = kept_cursor(db)
-    cursor.execute(plan.sql, params)
-    fetched = cursor.fetchall()
+    with transaction.mark_for_rollback_on_error(db.alias):
+        cursor.execute(plan.sql, params)
+        fetched = cursor.fetchall()
     own, joined = plan.own, plan.joined
     found: list[M] = []
     for raw in fetched:
@@ -164,6 +171,15 @@ def select(model: type[M], *, fields: Sequence[str], where: Mapping[str, Any],
             fk.set_cached_value(obj, other)  # type: ignore[attr-defined]
         found.append(obj)
     return found
+
+
+def _test(value: Any) -> tuple[str, int]:
+    """How a ``where`` value compares, for the plan's cache key."""
+    if value is None:
+        return ("null", 0)
+    if isinstance(value, tuple):
+        return ("in", len(value))
+    return ("eq", 1)
 
 
 def _convert(value: Any, fns: list[_Converter], db: BaseDatabaseWrapper) -> Any:

@@ -23,11 +23,24 @@ def _rights_holders_only(request: HttpRequest) -> HttpResponse:
                   {"reason": "Only rights holders can trace copies of their works."}, status=403)
 
 
+def _declared_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
 @login_required
 def trace(request: HttpRequest) -> HttpResponse:
     user = authenticated_user(request)
     if not user.is_rights_holder:
         return _rights_holders_only(request)
+    if request.method == "POST" and _declared_length(request) > settings.MAX_TRACE_BYTES + 2**16:
+        # Refused before Django spools the body to disk; the margin is the form's own fields.
+        return render(request, "portal/trace.html", {
+            "form": TraceForm(), "reports": trace_reports_for(user)[:20],
+            "refused": f"The file is larger than {settings.MAX_TRACE_BYTES // 2**20} MiB.",
+        }, status=413)
     form = TraceForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]

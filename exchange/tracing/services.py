@@ -88,19 +88,25 @@ _Found = tuple[str, Work | None, list[Licence], dict[str, Any]]
 
 
 def _exact(owner: User, digest: str) -> _Found | None:
-    receipts = list(Receipt.objects.select_related("licence__work")
-                    .filter(output_sha256=digest, licence__work__owner=owner)
-                    .order_by("received_at"))
-    if receipts:
-        # One licence for a marked copy; every buyer of an unmarkable work gets the same
-        # bytes, so an exact unmarked copy names each licence that received it.
-        return (TraceOutcome.DELIVERED_COPY, receipts[0].licence.work,
-                [receipt.licence for receipt in receipts],
-                {"method": "sha256 of a delivered copy, from its receipt",
-                 "marked": receipts[0].marked})
+    receipts = Receipt.objects.filter(output_sha256=digest, licence__work__owner=owner)
+    marked = list(receipts.filter(marked=True).select_related("licence__work")
+                  .order_by("received_at"))
+    if marked:
+        # A marked copy's bytes are its licence's alone.
+        return (TraceOutcome.DELIVERED_COPY, marked[0].licence.work,
+                [receipt.licence for receipt in marked],
+                {"method": "sha256 of a marked delivered copy, from its receipt"})
+    # An unmarked delivery is the master's own bytes, the same for every buyer: it names
+    # nobody, so only the number of such deliveries is reported.
+    unmarked = receipts.filter(marked=False)
     master = Work.objects.filter(owner=owner, sha256=digest).first()
+    if master is None:
+        first = unmarked.select_related("licence__work").first()
+        master = first.licence.work if first is not None else None
     if master is not None:
-        return TraceOutcome.MASTER, master, [], {"method": "sha256 of the master"}
+        return TraceOutcome.MASTER, master, [], {
+            "method": "sha256 of the master",
+            "unmarked deliveries of these bytes": unmarked.count()}
     return None
 
 

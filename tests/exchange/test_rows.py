@@ -113,3 +113,23 @@ def test_none_selects_null_rows(bob) -> None:
     ApiToken.objects.filter(pk=gone.pk).update(revoked_at=dt.datetime.now(dt.UTC))
     found = rows.select(ApiToken, fields=("name",), where={"user": bob.pk, "revoked_at": None})
     assert [t.pk for t in found] == [live.pk]
+
+
+def test_null_one_item_in_and_equality_are_different_plans(bob) -> None:
+    from exchange.accounts.models import ApiToken
+    from exchange.accounts.services import api_token_create
+
+    token = api_token_create(user=bob, name="t").token
+    assert [t.pk for t in rows.select(ApiToken, fields=("name",),
+                                      where={"revoked_at": None})] == [token.pk]
+    assert rows.select(ApiToken, fields=("name",), where={"user": (bob.pk,)})[0].pk == token.pk
+    assert rows.select(ApiToken, fields=("name",), where={"user": bob.pk})[0].pk == token.pk
+    assert rows.select(ApiToken, fields=("name",), where={"user": ()}) == []
+
+
+def test_updating_a_row_that_is_not_there_is_an_error() -> None:
+    from django.db import DatabaseError
+
+    ghost = AuditEvent(pk=10**9, action="x", target_type="x", target_id="x")
+    with pytest.raises(DatabaseError, match="no such row"):
+        rows.update(ghost, ["action"])

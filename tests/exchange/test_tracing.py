@@ -117,6 +117,25 @@ class TestNaming:
         assert report.outcome == TraceOutcome.DELIVERED_COPY
         assert list(report.licences.all()) == [licence]
 
+    def test_unmarked_deliveries_of_the_master_name_nobody(self, rita, gallery,
+                                                           settings) -> None:
+        # Media the agent cannot mark are delivered as the master's own bytes, the same
+        # for every buyer: a copy of them must not point at any one buyer.
+        from exchange.metering.models import Receipt
+
+        work = gallery["works"][0]
+        master = (settings.MASTERS_DIR / work.master_path).read_bytes()
+        for n, who in enumerate(("bob", "carol")):
+            licence = gallery[who][1]
+            Receipt.objects.create(licence=licence, receipt_id=f"r-{n}", token="t",
+                                   output_sha256=work.sha256, marked=False,
+                                   unmarked_reason="unsupported-media", claimed_bytes={},
+                                   settle_after=licence.issued_at)
+        report = trace_copy(owner=rita, data=master)
+        assert report.outcome == TraceOutcome.MASTER
+        assert not report.licences.exists()
+        assert report.details["unmarked deliveries of these bytes"] == 2
+
     def test_each_trace_is_kept_and_audited(self, rita, gallery) -> None:
         from exchange.audit.models import AuditEvent
 
@@ -192,6 +211,17 @@ class TestPortal:
         assert bob.username in text
         assert str(gallery["bob"][1].pk) in text
         assert "found.jpg" in client.get("/studio/trace/").content.decode()
+
+    def test_an_oversized_upload_is_refused_before_it_is_read(self, client, rita,
+                                                              settings) -> None:
+        settings.MAX_TRACE_BYTES = 1000
+        client.force_login(rita)
+        upload = io.BytesIO(b"x" * 200_000)
+        upload.name = "huge.bin"
+        response = client.post("/studio/trace/", {"file": upload})
+        assert response.status_code == 413
+        assert "larger than" in response.content.decode()
+        assert not TraceReport.objects.exists()
 
     def test_a_bad_upload_shows_the_error_on_the_form(self, client, rita) -> None:
         client.force_login(rita)
