@@ -66,6 +66,7 @@ def trace_report(request: HttpRequest, report_id: str) -> HttpResponse:
     licences = [
         {"licence": licence, "purchase": getattr(licence, "purchase", None),
          "served_by": licence_served_by(licence)}
-        for licence in report.licences.select_related("buyer", "device").order_by("issued_at")
+        for licence in report.licences.select_related("buyer", "device", "purchase")
+        .order_by("issued_at")
     ]
     return render(request, "portal/trace_report.html", {"report": report, "licences": licences})

@@ -167,20 +167,33 @@ def _named(read: _Read) -> _Found:
 
 def _fingerprints(owner: User) -> list[tuple[Work, int]]:
     """Every packaged image work of ``owner`` with its master's perceptual hash."""
-    works = list(Work.objects.filter(owner=owner, media_type=MediaType.IMAGE,
-                                     package__isnull=False).select_related("fingerprint"))
+    works = Work.objects.filter(owner=owner, media_type=MediaType.IMAGE,
+                                package__isnull=False).select_related("fingerprint")
     pairs = []
     for work in works:
-        stored = getattr(work, "fingerprint", None)
-        if stored is None:
-            try:
-                master = _master_image(work)
-            except (OSError, watermark.WatermarkError):
-                continue  # a master the library cannot read cannot be traced by its mark
-            stored, _ = MasterFingerprint.objects.get_or_create(
-                work=work, defaults={"perceptual_hash": f"{perceptual_hash(master):016x}"})
-        pairs.append((work, int(stored.perceptual_hash, 16)))
+        stored = master_fingerprint(work)
+        if stored is not None:
+            pairs.append((work, int(stored.perceptual_hash, 16)))
     return pairs
+
+
+def master_fingerprint(work: Work) -> MasterFingerprint | None:
+    """The master's perceptual hash, made once (when the work is packaged) and kept.
+
+    None if the watermark library cannot read the master: such a work can be traced by
+    exact hash only.
+    """
+    try:
+        return work.fingerprint
+    except MasterFingerprint.DoesNotExist:
+        pass
+    try:
+        master = _master_image(work)
+    except (OSError, watermark.WatermarkError):
+        return None
+    stored, _ = MasterFingerprint.objects.get_or_create(
+        work=work, defaults={"perceptual_hash": f"{perceptual_hash(master):016x}"})
+    return stored
 
 
 def _master_image(work: Work) -> Any:

@@ -136,6 +136,11 @@ class TestNaming:
         assert not report.licences.exists()
         assert report.details["unmarked deliveries of these bytes"] == 2
 
+    def test_packaging_an_image_keeps_its_fingerprint_for_tracing(self, gallery) -> None:
+        from exchange.tracing.models import MasterFingerprint
+
+        assert MasterFingerprint.objects.filter(work__in=gallery["works"]).count() == 3
+
     def test_each_trace_is_kept_and_audited(self, rita, gallery) -> None:
         from exchange.audit.models import AuditEvent
 
