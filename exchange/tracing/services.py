@@ -149,14 +149,17 @@ def _named(read: _Read) -> _Found:
     assert result.payload is not None
     licence = Licence.objects.filter(
         work=read.work, watermark_stored=Licence.stored_payload(result.payload)).first()
+    # Shown as they are on the report page, so the keys are its labels.
     details: dict[str, Any] = {
-        "method": "informed watermark read", "bit_errors": result.bit_errors,
-        "score": round(result.score, 3), "distance": read.distance,
-        "payload": f"{result.payload:016x}",
+        "method": "informed watermark read (registered to the master)",
+        "bit errors corrected": result.bit_errors,
+        "mark score (1 is a clean copy)": round(result.score, 3),
+        "perceptual distance to the master (of 64 bits)": read.distance,
+        "payload (hex)": f"{result.payload:016x}",
     }
     if result.alignment is not None:
-        details["overlap"] = round(result.alignment.overlap, 3)
-        details["correlation"] = round(result.alignment.correlation, 3)
+        details["share of the master in the copy"] = f"{result.alignment.overlap:.0%}"
+        details["alignment correlation"] = round(result.alignment.correlation, 3)
     if licence is None:
         # The mark is keyed and checked, so this means a payload the platform never
         # issued for this work: worth a person's look, not a name.

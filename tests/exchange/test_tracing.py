@@ -71,7 +71,7 @@ class TestNaming:
         assert report.work == gallery["works"][0]
         assert list(report.licences.all()) == [licence]
         assert report.licences.get().buyer == bob
-        assert report.details["bit_errors"] >= 0
+        assert report.details["bit errors corrected"] >= 0
 
     def test_two_buyers_copies_name_two_licences(self, rita, gallery) -> None:
         for who in ("bob", "carol"):

@@ -115,6 +115,6 @@ class Command(BaseCommand):
 
         if options["quiet"]:
             return
-        self.stdout.write(self.style.SUCCESS("Demo logins (also in data/demo_logins.json):"))
+        self.stdout.write(self.style.SUCCESS(f"Demo logins (also in {_passwords_file()}):"))
         for username, _role, description in DEMO_USERS:
             self.stdout.write(f"  {username:<6} {passwords[username]:<14} {description}")
