@@ -139,6 +139,9 @@ CELERY_BEAT_SCHEDULE = {
     "purge-idempotency-keys": {
         "task": "exchange.api.tasks.purge_idempotency_keys", "schedule": 3600.0,
     },
+    "check-receipt-marking": {
+        "task": "exchange.tracing.tasks.check_receipt_marking", "schedule": 300.0,
+    },
 }
 
 if REDIS_URL:
@@ -165,6 +168,8 @@ MAX_UPLOAD_BYTES = env_int("PEERMARK_MAX_UPLOAD_BYTES", default=512 * 1024 * 102
 # A suspect copy is read into memory to be traced.
 MAX_TRACE_BYTES = env_int("PEERMARK_MAX_TRACE_BYTES", default=64 * 1024 * 1024, minimum=1)
 TRACES_PER_HOUR = env_int("PEERMARK_TRACES_PER_HOUR", default=60, minimum=1)
+# Receipts whose delivered copy the platform recomputes, per run of the periodic check.
+MARKING_CHECKS_PER_RUN = env_int("PEERMARK_MARKING_CHECKS_PER_RUN", default=10, minimum=0)
 # Uploads stream to disk; only the form fields are bounded in memory.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

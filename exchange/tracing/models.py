@@ -49,3 +49,29 @@ class MasterFingerprint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.work_id}: {self.perceptual_hash}"
+
+
+class MarkingVerdict(models.TextChoices):
+    MATCHES = "matches", "The copy is the one the platform computes"
+    DIFFERS = "differs", "The copy differs from the one the platform computes"
+    SKIPPED_MARK = "skipped", "Reported unmarked, but the platform can mark this master"
+
+
+class MarkingCheck(models.Model):
+    """The platform's own recomputation of one delivered copy, compared with its receipt.
+
+    The agent marks copies on the buyer's machine, where a tampered agent could skip it
+    (docs/THREAT_MODEL.md, "The known limit"). Marking is deterministic for a given
+    master, key, payload and library version, so the platform can make the same copy and
+    compare its SHA-256 with the one the device signed into its receipt.
+    """
+
+    receipt = models.OneToOneField("metering.Receipt", on_delete=models.PROTECT,
+                                   related_name="marking_check")
+    checked_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    verdict = models.CharField(max_length=8, choices=MarkingVerdict.choices)
+    expected_sha256 = models.CharField(max_length=64)
+    detail = models.CharField(max_length=300, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.receipt_id}: {self.verdict}"

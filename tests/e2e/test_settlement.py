@@ -99,3 +99,12 @@ def test_a_sale_served_by_three_peers_settles_exactly(site: Platform, tmp_path: 
     review = site.query("import json\nfrom exchange.metering.models import Receipt\n"
                         "print(json.dumps([r.needs_review for r in Receipt.objects.all()]))")
     assert review == [False]  # the receipt agreed with the orders the peers submitted
+
+    # The platform makes the buyer's marked copy itself: the real agent's output, as its
+    # receipt reports it, is exactly that copy.
+    verdicts = site.query(
+        "import json\nfrom exchange.tracing.marking_checks import receipt_marking_check\n"
+        "from exchange.metering.models import Receipt\n"
+        "print(json.dumps([[r.marked, receipt_marking_check(receipt=r).verdict]"
+        " for r in Receipt.objects.all()]))")
+    assert verdicts == [[True, "matches"]]

@@ -1,0 +1,13 @@
+"""Thin tasks over the tracing services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import OperationalError
+
+from exchange.tracing.marking_checks import receipts_marking_check_sample
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def check_receipt_marking() -> int:
+    return receipts_marking_check_sample()

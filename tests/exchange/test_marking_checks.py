@@ -1,0 +1,108 @@
+"""The platform's sampled recomputation of delivered copies, against their receipts."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+import watermark
+from exchange.audit.models import AuditEvent
+from exchange.catalogue.demo_images import demo_image_png
+from exchange.metering.models import Receipt
+from exchange.purchases.services import purchase_create
+from exchange.tracing.marking_checks import receipt_marking_check, receipts_marking_check_sample
+from exchange.tracing.models import MarkingCheck, MarkingVerdict
+from licensing.services import package_get, package_keys
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def bought(rita, bob, make_work, fund, device_of, settings) -> dict[str, Any]:
+    work = make_work(rita, data=demo_image_png(seed=4, width=400, height=300))
+    fund(bob, 5000)
+    _keys, device = device_of(bob)
+    licence = purchase_create(buyer=bob, work_id=work.pk, device_id=device.device_id).licence
+    master = (settings.MASTERS_DIR / work.master_path).read_bytes()
+    key = package_keys(package_get(work.pk)).watermark_key
+    return {"work": work, "licence": licence, "master": master,
+            "honest": watermark.embed_bytes(master, key, licence.watermark_payload)}
+
+
+def _receipt(licence: Any, output: bytes, *, marked: bool, reason: str = "") -> Receipt:
+    return Receipt.objects.create(
+        licence=licence, receipt_id=f"r-{licence.pk}", token="signed", marked=marked,
+        output_sha256=hashlib.sha256(output).hexdigest(), unmarked_reason=reason,
+        claimed_bytes={}, settle_after=licence.issued_at)
+
+
+def test_an_honest_agents_copy_matches(bought) -> None:
+    receipt = _receipt(bought["licence"], bought["honest"], marked=True)
+    check = receipt_marking_check(receipt=receipt)
+    assert check.verdict == MarkingVerdict.MATCHES
+    receipt.refresh_from_db()
+    assert not receipt.needs_review
+
+
+def test_an_unmarked_copy_reported_as_marked_is_flagged(bought) -> None:
+    receipt = _receipt(bought["licence"], bought["master"], marked=True)
+    check = receipt_marking_check(receipt=receipt)
+    assert check.verdict == MarkingVerdict.DIFFERS
+    receipt.refresh_from_db()
+    assert receipt.needs_review
+    assert "marking check" in receipt.review_reason
+    assert AuditEvent.objects.filter(action="receipt.marking_flagged").count() == 1
+
+
+def test_skipping_the_mark_on_a_markable_image_is_flagged(bought) -> None:
+    receipt = _receipt(bought["licence"], bought["master"], marked=False,
+                       reason="embed-failed")
+    check = receipt_marking_check(receipt=receipt)
+    assert check.verdict == MarkingVerdict.SKIPPED_MARK
+    receipt.refresh_from_db()
+    assert receipt.needs_review
+
+
+def test_an_unmarkable_work_delivered_as_its_master_matches(rita, bob, make_work, fund,
+                                                            device_of, settings) -> None:
+    document = b"%PDF-1.4\n% a small document\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
+    work = make_work(rita, data=document)
+    assert work.media_type != "image"
+    fund(bob, 5000)
+    _keys, device = device_of(bob)
+    licence = purchase_create(buyer=bob, work_id=work.pk, device_id=device.device_id).licence
+    master = (settings.MASTERS_DIR / work.master_path).read_bytes()
+    receipt = _receipt(licence, master, marked=False, reason="unsupported-format")
+    assert receipt_marking_check(receipt=receipt).verdict == MarkingVerdict.MATCHES
+
+
+def test_each_receipt_is_checked_once_and_the_sample_skips_checked_ones(bought) -> None:
+    receipt = _receipt(bought["licence"], bought["master"], marked=True)
+    first = receipt_marking_check(receipt=receipt)
+    assert receipt_marking_check(receipt=receipt) == first
+    assert receipts_marking_check_sample(limit=5) == 0
+    assert MarkingCheck.objects.count() == 1
+    assert AuditEvent.objects.filter(action="receipt.marking_flagged").count() == 1
+
+
+def test_the_periodic_sample_checks_new_receipts(bought) -> None:
+    _receipt(bought["licence"], bought["honest"], marked=True)
+    assert receipts_marking_check_sample(limit=5) == 1
+    assert MarkingCheck.objects.get().verdict == MarkingVerdict.MATCHES
+
+
+def test_the_command_and_the_beat_job(bought, capsys) -> None:
+    from django.core.management import call_command
+
+    from exchange.celery import app
+    from exchange.operations.periodic import jobs
+
+    _receipt(bought["licence"], bought["honest"], marked=True)
+    call_command("check_receipt_marking", "--limit", "3")
+    assert "checked 1 receipt(s)" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        call_command("check_receipt_marking", "--limit", "-1")
+    job = next(j for j in jobs() if j.name == "check-receipt-marking")
+    assert job.task in app.tasks
