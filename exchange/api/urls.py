@@ -9,6 +9,7 @@ from exchange.ledger import api_views as ledger
 from exchange.metering import api_views as metering
 from exchange.payments import api_views as payments
 from exchange.purchases import api_views as purchases
+from exchange.tracing import api_views as tracing
 from licensing import api_views as licensing
 from peers import api_views as peers
 
@@ -54,5 +55,7 @@ urlpatterns = [
          name="web-seeds"),
     path("works/<str:work_id>/web-seeds/<int:seed_id>/", peers.WebSeedDeleteView.as_view(),
          name="web-seed"),
+    path("traces/", tracing.TraceListCreateView.as_view(), name="traces"),
+    path("traces/<str:report_id>/", tracing.TraceDetailView.as_view(), name="trace"),
     path("payments/webhooks/<str:provider>/", payments.WebhookView.as_view(), name="webhook"),
 ]

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from exchange.accounts.models import authenticated_user
 from exchange.api.errors import ServiceError, error_body
 from exchange.api.idempotency import idempotent
+from exchange.api.uploads import declared_length
 from exchange.catalogue import services
 from exchange.catalogue.filters import WorkFilter
 from exchange.catalogue.models import Work
@@ -64,8 +65,7 @@ class WorkListCreateView(generics.ListAPIView):
     @extend_schema(request=WorkCreateIn, responses={201: OwnWorkOut})
     @idempotent(required=False)
     def post(self, request: Request) -> Response:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-        if length > settings.MAX_UPLOAD_BYTES + _MULTIPART_SLACK:
+        if declared_length(request) > settings.MAX_UPLOAD_BYTES + _MULTIPART_SLACK:
             return Response(
                 error_body(
                     "file_too_large",

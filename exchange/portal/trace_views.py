@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 
 from exchange.accounts.models import authenticated_user
 from exchange.api.errors import ServiceError
+from exchange.api.uploads import declared_length
 from exchange.portal.forms import TraceForm
 from exchange.tracing.selectors import (
     licence_served_by,
@@ -23,19 +24,12 @@ def _rights_holders_only(request: HttpRequest) -> HttpResponse:
                   {"reason": "Only rights holders can trace copies of their works."}, status=403)
 
 
-def _declared_length(request: HttpRequest) -> int:
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0
-
-
 @login_required
 def trace(request: HttpRequest) -> HttpResponse:
     user = authenticated_user(request)
     if not user.is_rights_holder:
         return _rights_holders_only(request)
-    if request.method == "POST" and _declared_length(request) > settings.MAX_TRACE_BYTES + 2**16:
+    if request.method == "POST" and declared_length(request) > settings.MAX_TRACE_BYTES + 2**16:
         # Refused before Django spools the body to disk; the margin is the form's own fields.
         return render(request, "portal/trace.html", {
             "form": TraceForm(), "reports": trace_reports_for(user)[:20],

@@ -247,3 +247,50 @@ class TestPortal:
         client.force_login(bob)
         assert client.get(f"/studio/trace/{report.pk}/").status_code == 403
         assert client.get("/studio/trace/").status_code == 403
+
+
+class TestApi:
+    def test_trace_list_and_read_through_the_api(self, api, rita, bob, gallery) -> None:
+        client = api(rita)
+        copy, licence = gallery["bob"]
+        response = client.post("/api/v1/traces/", {"file": io.BytesIO(_leak(copy))},
+                                format="multipart", HTTP_IDEMPOTENCY_KEY="trace-1")
+        assert response.status_code == 201, response.json()
+        body = response.json()
+        assert body["outcome"] == "marked"
+        assert body["work"] == str(gallery["works"][0].pk)
+        [named] = body["licences"]
+        assert named["id"] == str(licence.pk)
+        assert named["buyer"] == bob.username
+        again = client.post("/api/v1/traces/", {"file": io.BytesIO(_leak(copy))},
+                            format="multipart", HTTP_IDEMPOTENCY_KEY="trace-1")
+        assert again.json() == body
+        assert TraceReport.objects.count() == 1
+        listed = client.get("/api/v1/traces/").json()
+        assert [r["id"] for r in listed["results"]] == [body["id"]]
+        assert client.get(f"/api/v1/traces/{body['id']}/").json() == body
+
+    def test_the_api_keeps_reports_and_tracing_to_rights_holders(self, api, rita, rob, bob,
+                                                                 gallery) -> None:
+        report = trace_copy(owner=rita, data=_leak(gallery["bob"][0]))
+        assert api(rob).get(f"/api/v1/traces/{report.pk}/").status_code == 404
+        assert api(rob).get("/api/v1/traces/").json()["results"] == []
+        assert api(None).get("/api/v1/traces/").status_code == 401
+        refused = api(bob).post("/api/v1/traces/", {"file": io.BytesIO(b"x")},
+                                format="multipart")
+        assert refused.status_code == 403
+
+    def test_bad_uploads_through_the_api(self, api, rita, settings) -> None:
+        client = api(rita)
+        missing = client.post("/api/v1/traces/", {}, format="multipart")
+        assert missing.status_code == 400
+        assert "file" in missing.json()["error"]["fields"]
+        broken = client.post("/api/v1/traces/", {"file": io.BytesIO(
+            demo_image_png(seed=1, width=300, height=300)[:400])}, format="multipart")
+        assert broken.status_code == 400
+        assert broken.json()["error"]["code"] == "unreadable_image"
+        settings.MAX_TRACE_BYTES = 1000
+        huge = client.post("/api/v1/traces/", {"file": io.BytesIO(b"x" * 200_000)},
+                           format="multipart")
+        assert huge.status_code == 413
+        assert not TraceReport.objects.exists()
