@@ -33,7 +33,7 @@ def bought(rita, bob, make_work, fund, device_of, settings) -> dict[str, Any]:
 
 def _receipt(licence: Any, output: bytes, *, marked: bool, reason: str = "") -> Receipt:
     return Receipt.objects.create(
-        licence=licence, receipt_id=f"r-{licence.pk}", token="signed", marked=marked,
+        licence=licence, receipt_id=f"r-{licence.pk.hex[:24]}", token="signed", marked=marked,
         output_sha256=hashlib.sha256(output).hexdigest(), unmarked_reason=reason,
         claimed_bytes={}, settle_after=licence.issued_at)
 
