@@ -20,6 +20,8 @@ from peers.agent.config import AgentHome, ConfigError, default_data_dir
 from peers.agent.context import Agent, AgentError
 from peers.agent.library import OwnedLicence
 from peers.agent.platform import PlatformError, PlatformUnreachableError
+from peers.agent.store import StoreError
+from peers.agent.trust import TrustError
 
 Handler = Callable[[Agent, argparse.Namespace], int]
 
@@ -189,7 +191,8 @@ def cmd_status(agent: Agent, args: argparse.Namespace) -> int:
         "listen": f"{agent.config.listen_host}:{agent.config.listen_port}",
     }
     try:
-        status["platform_reachable"] = bool(agent.platform.works_search(page_size=1) or True)
+        agent.platform.works_search(page_size=1)
+        status["platform_reachable"] = True
     except (PlatformUnreachableError, PlatformError):
         status["platform_reachable"] = False
     from peers.agent.outbox import OrderOutbox
@@ -218,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("init", help="make this device's keys and register them")
     p.add_argument("--platform", help="the platform's URL (default http://127.0.0.1:8000)")
     p.add_argument("--name", help="a name for this device")
-    p.add_argument("--port", type=int, help="the port `serve` listens on (default 7070)")
+    p.add_argument("--port", type=_port, help="the port `serve` listens on (default 7070)")
     p.add_argument("--force", action="store_true", help="replace existing device keys")
     p.set_defaults(handler=cmd_init)
 
@@ -247,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("serve", "share"):
         p = sub.add_parser(name, help="run the daemon: serve held pieces, announce, meter")
         p.add_argument("--host", help="address to listen on (default from config)")
-        p.add_argument("--port", type=int, help="port to listen on (default from config)")
+        p.add_argument("--port", type=_port, help="port to listen on (default from config)")
         p.add_argument("--limit-rate", type=_rate, default=None, help="upload cap")
         p.add_argument("--import-from", type=Path, default=None,
                        help="a folder of ciphertext files to seed every work from "
@@ -276,11 +279,21 @@ def _rate(text: str) -> int:
     number = value[: -1] if suffix else value
     try:
         rate = int(float(number) * units[suffix])
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, nan, inf
         raise argparse.ArgumentTypeError(f"not a rate: {text!r} (try 500K or 20M)") from None
     if rate <= 0:
         raise argparse.ArgumentTypeError("a rate must be positive")
     return rate
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {port}")
+    return port
 
 
 def _lazy(module: str, name: str) -> Handler:
@@ -311,6 +324,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
     except PlatformError as exc:
         print(f"error: the platform said: {exc} [{exc.code}]", file=sys.stderr)
+    except (TrustError, StoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except OSError as exc:  # a full disk, a folder we may not write: say which, not a trace
+        print(f"error: {exc.strerror or exc}"
+              + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

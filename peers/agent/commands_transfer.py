@@ -28,7 +28,7 @@ from peers.agent.context import Agent, AgentError
 from peers.agent.daemon import Daemon, ServeOptions
 from peers.agent.deliver import DeliveryError, deliver, receipt_for
 from peers.agent.download import Downloader, DownloadError, Progress, Source
-from peers.agent.gnutella import GnutellaNode, Neighbour, sources_from_hits
+from peers.agent.gnutella import GnutellaNode, known_neighbours, sources_from_hits
 from peers.agent.library import OwnedLicence
 from peers.agent.platform import PlatformError, PlatformUnreachableError
 from peers.agent.receipts import add_served, queue_receipt, send_receipt
@@ -75,19 +75,10 @@ def _platform_sources(agent: Agent, work_id: str, piece_count: int) -> tuple[lis
 
 async def _gnutella_sources(agent: Agent, work_id: str, piece_count: int) -> list[Source]:
     """Without the platform: ask known peers, Gnutella-style (Query flooding, TTL 4)."""
-    import aiohttp
-
     node = GnutellaNode(peer_id=agent.device.device_id, url="", holdings=lambda _w: None)
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as session:
-            for url in agent.config.known_peers:
-                try:
-                    async with session.get(f"{url.rstrip('/')}/v1/status") as response:
-                        status = await response.json()
-                    node.add_neighbour(Neighbour(peer_id=str(status["peer_id"]),
-                                                 url=url.rstrip("/")))
-                except (aiohttp.ClientError, TimeoutError, ValueError, KeyError):
-                    continue
+        for neighbour in await known_neighbours(agent.config.known_peers):
+            node.add_neighbour(neighbour)
         if not node.neighbours:
             raise AgentError("The platform is unreachable and no known peer answers "
                              "(add some with `serve --peer URL` or the config's known_peers).")
@@ -178,10 +169,10 @@ def _download(agent: Agent, args: argparse.Namespace, owned: OwnedLicence, work:
         bar.n = step.bytes_done
         bar.refresh()
 
+    limit = args.limit_rate or agent.config.download_limit_bps or None
     downloader = Downloader(work=work, licence=licence,
                             licence_token=owned.token, device=agent.device, sources=sources,
-                            web_seeds=web_seeds, rate_limit_bps=args.limit_rate,
-                            progress=progress)
+                            web_seeds=web_seeds, rate_limit_bps=limit, progress=progress)
     try:
         result = asyncio.run(downloader.run())
     except DownloadError as exc:

@@ -26,7 +26,12 @@ import aiohttp
 from licensing.core import LicensingError
 from peers.agent.bitfield import bitfield_encode
 from peers.agent.context import Agent, AgentError
-from peers.agent.gnutella import GnutellaNode, Neighbour, holdings_from_store
+from peers.agent.gnutella import (
+    GnutellaNode,
+    Neighbour,
+    holdings_from_store,
+    known_neighbours,
+)
 from peers.agent.outbox import OrderOutbox
 from peers.agent.platform import PlatformError, PlatformUnreachableError
 from peers.agent.receipts import send_pending_receipts
@@ -157,6 +162,10 @@ class Daemon:
                 log.info("%s: the platform is unreachable; will retry", name)
             except (PlatformError, StoreError, LicensingError, AgentError) as exc:
                 log.warning("%s failed: %s", name, exc)
+            except Exception:
+                # Anything else (a malformed answer, a database error in the outbox) must
+                # not end this chore for the daemon's lifetime: log it and try again.
+                log.exception("%s failed unexpectedly; will retry", name)
             if self.options.once:
                 return
             with contextlib.suppress(TimeoutError):
@@ -165,16 +174,7 @@ class Daemon:
     # --- the loop ---------------------------------------------------------------------------
 
     async def _neighbours(self) -> list[Neighbour]:
-        found = []
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as session:
-            for url in self.options.known_peers:
-                try:
-                    async with session.get(f"{url.rstrip('/')}/v1/status") as response:
-                        status = await response.json()
-                    found.append(Neighbour(peer_id=str(status["peer_id"]), url=url.rstrip("/")))
-                except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
-                    log.info("known peer %s not reachable now: %s", url, exc)
-        return found
+        return await known_neighbours(self.options.known_peers)
 
     async def run(self) -> None:
         try:

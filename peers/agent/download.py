@@ -675,6 +675,8 @@ class Downloader:
             retry = 1.0
             with contextlib.suppress(TypeError, ValueError):
                 retry = float(headers.get("Retry-After", "1"))
-            raise _BusyError(retry)
+            # A peer's header: "nan" or "inf" would park the source for ever.
+            raise _BusyError(min(max(retry, 0.0), MAX_BUSY_REST) if math.isfinite(retry)
+                             else 1.0)
         detail = f" {code}: {message}" if code else ""
         raise _SourceFailedError(f"piece {index}: HTTP {status}{detail}")

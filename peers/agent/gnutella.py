@@ -38,13 +38,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from .bitfield import BitfieldError, bitfield_count, bitfield_decode, bitfield_encode
 from .download import Source
 from .store import PieceStore
-from .wire import GNUTELLA_PATH
+from .wire import GNUTELLA_PATH, STATUS_PATH
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,18 @@ _MESSAGE_ID = re.compile(r"^[0-9a-f]{32}$")
 _ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 _URL = re.compile(r"^https?://[\x21-\x7e]{1,2040}$")
 _TYPES = ("ping", "query")
+
+
+def _is_url(value: object) -> bool:
+    """An http(s) URL whose host and port parse (a hit or pong names where to connect)."""
+    if not isinstance(value, str) or not _URL.match(value):
+        return False
+    try:
+        parts = urlsplit(value)
+        _ = parts.port
+    except ValueError:
+        return False
+    return bool(parts.hostname)
 _FIELDS = {"ping": {"v", "type", "id", "ttl", "hops", "from"}}
 _FIELDS["query"] = _FIELDS["ping"] | {"work"}
 
@@ -76,6 +89,21 @@ class Neighbour:
 
     peer_id: str
     url: str
+
+
+async def known_neighbours(urls: Iterable[str]) -> list[Neighbour]:
+    """The known peers that answer now, each with the id it gives in its status."""
+    found = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as session:
+        for url in urls:
+            base = url.rstrip("/")
+            try:
+                async with session.get(base + STATUS_PATH) as response:
+                    status = await response.json()
+                found.append(Neighbour(peer_id=str(status["peer_id"]), url=base))
+            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
+                log.info("known peer %s not reachable now: %s", url, exc)
+    return found
 
 
 @dataclass(frozen=True)
@@ -188,8 +216,7 @@ def _parse_pong(item: object) -> Pong | None:
     if not (
         isinstance(peer_id, str)
         and _ID.match(peer_id)
-        and isinstance(url, str)
-        and _URL.match(url)
+        and _is_url(url)
         and _is_int(works, 0, 2**31)
         and _is_int(hops, 0, 255)
     ):
@@ -206,8 +233,7 @@ def _parse_hit(item: object, work_id: str) -> QueryHit | None:
     if not (
         isinstance(peer_id, str)
         and _ID.match(peer_id)
-        and isinstance(url, str)
-        and _URL.match(url)
+        and _is_url(url)
         and work == work_id
         and isinstance(bits, str)
         and len(bits) <= 24_000  # 131,072 pieces in base64
@@ -304,9 +330,6 @@ class GnutellaNode:
     def add_neighbour(self, neighbour: Neighbour) -> None:
         if neighbour.peer_id != self.peer_id:
             self._neighbours[neighbour.peer_id] = neighbour
-
-    def remove_neighbour(self, peer_id: str) -> None:
-        self._neighbours.pop(peer_id, None)
 
     async def close(self) -> None:
         if self._session is not None and self._owns_session:

@@ -24,10 +24,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
+# Error bodies longer than this are not read (the connection is closed instead).
+from .wire import MAX_ERROR_BODY
+
 MAX_HEAD = 16 * 1024
 MAX_HEADERS = 100
-#: error bodies longer than this are not read (the connection is closed instead)
-MAX_ERROR_BODY = 4096
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 _IDLE_PER_ORIGIN = 16
@@ -351,12 +352,16 @@ class HttpPool:
     async def _get_once(
         self, url: str, headers: Mapping[str, str], *, expected: int, stall_timeout: float
     ) -> tuple[_Head, bytearray | bytes]:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            explicit_port = parts.port  # a bad port or bracket raises here, not later
+        except ValueError as error:
+            raise FetchError(f"not a valid URL ({error}): {url[:80]}") from None
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not parts.hostname:
             raise FetchError(f"not an http(s) URL: {url[:80]}")
         host = parts.hostname
-        port = parts.port or (443 if scheme == "https" else 80)
+        port = explicit_port or (443 if scheme == "https" else 80)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         authority = parts.netloc.rsplit("@", 1)[-1]
         lines = [f"GET {target} HTTP/1.1", f"Host: {authority}"]
@@ -401,7 +406,9 @@ class HttpPool:
         loop = asyncio.get_running_loop()
         context = None
         if scheme == "https":
-            context = self._ssl or ssl.create_default_context()
+            if self._ssl is None:  # made once per pool: building one reads the CA store
+                self._ssl = ssl.create_default_context()
+            context = self._ssl
         started = time.monotonic()
         try:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a

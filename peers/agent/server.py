@@ -146,9 +146,6 @@ class PieceServer:
         self.limiter = TokenBucket(upload_limit_bps) if upload_limit_bps else None
         self._ring: KeyRing | None = None
         self._verifier: OrderVerifier | None = None
-        #: pieces and bytes sent since start (for status and tests)
-        self.pieces_served = 0
-        self.bytes_served = 0
 
     def verifier(self) -> OrderVerifier:
         """The order verifier for the current key ring (licences re-verified if it changed)."""
@@ -240,8 +237,6 @@ class PieceServer:
         except ConnectionError:
             # The buyer went away mid-piece: nothing was delivered, nothing is recorded.
             return response
-        self.pieces_served += 1
-        self.bytes_served += length
         try:
             self.outbox.append(order_token, order, work_id=work_id)
         except OutboxError:
@@ -306,9 +301,6 @@ async def _json_errors(
         return error_response(code, error.reason or "refused")
 
 
-SERVER_KEY = web.AppKey("peermark_piece_server", PieceServer)
-
-
 def make_app(
     *,
     store: PieceStore,
@@ -334,7 +326,6 @@ def make_app(
         clock=clock,
     )
     app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=[_json_errors])
-    app[SERVER_KEY] = server
     app.router.add_get(PIECE_ROUTE, server.get_piece)
     app.router.add_get(STATUS_PATH, server.status)
     app.router.add_post(GNUTELLA_PATH, server.gnutella_message)

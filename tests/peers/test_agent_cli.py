@@ -124,3 +124,17 @@ def test_a_bad_rate_is_refused_by_the_parser(home, capsys) -> None:
         main(["--data-dir", str(home), "get", "x", "--limit-rate", "fast"])
     assert exit_info.value.code == 2
     assert "not a rate" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["init", "--port", "99999"], "a port is 0 to 65535"),
+    (["serve", "--port", "http"], "not a port number"),
+    (["get", "x", "--limit-rate", "inf"], "not a rate"),
+    (["get", "x", "--limit-rate", "1e400"], "not a rate"),
+])
+def test_ports_and_rates_out_of_range_are_refused_by_the_parser(home, capsys, args,
+                                                                message) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--data-dir", str(home), *args])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

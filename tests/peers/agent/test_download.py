@@ -241,7 +241,11 @@ def test_a_web_seed_mixes_with_peers_and_is_not_metered(sale: Sale, tmp_path: Pa
         assert result.bytes_by_web_seed[url] > 0
         assert result.bytes_by_peer.get(peer.peer_id, 0) > 0
         assert result.bytes_fetched == sale.manifest.ciphertext_size
-        assert {o.piece for o in orders} <= set(range(7))  # web seed pieces carry no order
+        # Every byte is credited once, to the peer or to the web seed; only the peer's are
+        # backed by orders (an endgame duplicate may add an order the peer lost the race on).
+        assert (result.bytes_by_peer[peer.peer_id] + result.bytes_by_web_seed[url]
+                == sale.manifest.ciphertext_size)
+        assert sum(o.byte_count for o in orders) >= result.bytes_by_peer[peer.peer_id]
         assert result.dropped == []
 
     asyncio.run(scenario())
@@ -413,3 +417,37 @@ def test_the_download_cap_holds_within_ten_percent(sale: Sale, tmp_path: Path) -
 
     rate = asyncio.run(scenario())
     assert 0.9 * cap <= rate <= 1.1 * cap, rate
+
+
+def test_a_source_with_a_malformed_url_is_dropped_and_the_rest_deliver(
+    sale: Sale, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        async with seeders(sale, tmp_path, [ALL]) as [good]:
+            work = buyer_work(sale, tmp_path)
+            broken = [Source("bad-port", "http://127.0.0.1:notaport"),
+                      Source("bad-bracket", "http://[::1")]
+            result = await downloader(sale, work, sources=[*broken, good.source()]).run()
+        assert decrypted(sale, work) == sale.master
+        assert {d.source for d in result.dropped} == {"bad-port", "bad-bracket"}
+        assert all("not a valid URL" in d.reason for d in result.dropped)
+        assert set(result.bytes_by_peer) == {good.peer_id}
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(("header", "rest"), [
+    ("nan", 1.0), ("inf", 1.0), ("-5", 0.0), ("1e9", 30.0), ("soon", 1.0), ("2", 2.0),
+])
+def test_a_peers_retry_after_is_bounded(sale: Sale, tmp_path: Path, header: str,
+                                        rest: float) -> None:
+    from types import SimpleNamespace
+
+    from peers.agent.download import MAX_BUSY_REST, _BusyError
+
+    assert rest <= MAX_BUSY_REST
+    work = buyer_work(sale, tmp_path)
+    with pytest.raises(_BusyError) as busy:
+        downloader(sale, work, sources=[])._refuse(
+            SimpleNamespace(is_peer=False), 0, 429, b"", {"Retry-After": header})
+    assert busy.value.retry_after == rest

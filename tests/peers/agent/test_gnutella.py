@@ -317,3 +317,16 @@ def test_a_hit_is_a_source_the_buyer_downloads_from_without_the_platform(
         assert decrypted(sale, work) == sale.master
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("url", ["http://h:abc", "http://[::1", "http://:80", "ftp://h"])
+def test_a_hit_or_pong_naming_an_unusable_url_is_ignored(url: str) -> None:
+    from peers.agent.gnutella import _parse_hit, _parse_pong
+
+    peer = "p" * 43
+    assert _parse_hit({"peer_id": peer, "url": url, "work": "w", "bitfield": "",
+                       "hops": 1}, "w") is None
+    assert _parse_pong({"peer_id": peer, "url": url, "works": 1, "hops": 1}) is None
+    good = "http://127.0.0.1:7070"
+    assert _parse_hit({"peer_id": peer, "url": good, "work": "w", "bitfield": "",
+                       "hops": 1}, "w") is not None
