@@ -1,6 +1,8 @@
 """Licensing benchmarks: packaging throughput and order verification rate.
 
-One command, one process pinned to one core, medians of several repetitions:
+One command, medians of several repetitions. The raw baselines and order verification
+run pinned to one core; packaging is measured twice, pinned to that core and, as it runs
+in a worker, free to put the master's hash on the second core:
 
     .venv/bin/python benchmarks/licensing/run.py
 
@@ -92,11 +94,16 @@ def raw_aead_sha(master: memoryview, key: bytes, *, hash_plaintext: bool) -> Non
     aead = AESGCM(key)
     nonce = bytes(12)
     master_hash = hashlib.sha256()
+    # Into one reused buffer, as packaging seals (``encrypt`` would allocate per piece
+    # and slow the baseline down, flattering the ratio).
+    out = memoryview(bytearray(PIECE_SIZE + 16))
     for offset in range(0, len(master), PIECE_SIZE):
         piece = master[offset : offset + PIECE_SIZE]
         if hash_plaintext:
             master_hash.update(piece)
-        hashlib.sha256(aead.encrypt(nonce, piece, b"aad")).digest()
+        sealed = out[: len(piece) + 16]
+        aead.encrypt_into(nonce, piece, b"aad", sealed)
+        hashlib.sha256(sealed).digest()
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -291,18 +298,18 @@ def render(
         ("---", "---:", "---:", "---:", "---:"),
         (
             f"packaging, MB/s of master ({packaging['size'] / MIB:.0f} MiB, file to file,"
-            " 1 MiB pieces; the master hash on a second thread)",
+            " 1 MiB pieces), as a worker runs it: two cores, the master hash on the second",
             f"{packaging['ours']:,.0f}",
             f"{packaging['raw']:,.0f} (AES-256-GCM + SHA-256 in memory, one core)",
             f"{pack_ratio:.0%}",
             verdict(pack_ratio, PACKAGING_TARGET),
         ),
         (
-            "packaging, the same, pinned to one core",
+            "packaging, the same, pinned to one core (like for like with the raw baseline)",
             f"{packaging['ours_one_core']:,.0f}",
             f"{packaging['raw']:,.0f}",
             f"{packaging['ratio_one_core']:.0%}",
-            "(for reference)",
+            verdict(packaging["ratio_one_core"], PACKAGING_TARGET) + " on one core",
         ),
         (
             "order verification, orders/s (licence cached; revocation, manifest, window"
@@ -319,7 +326,8 @@ def render(
 
 Run with `.venv/bin/python benchmarks/licensing/run.py` (defaults:
 `--master-mib {args.master_mib} --orders {args.orders} --repetitions {args.repetitions}`),
-one process pinned to CPU {cpu}; rates are medians of {args.repetitions} interleaved
+raw baselines and order verification pinned to CPU {cpu} (packaging also on both cores,
+below); rates are medians of {args.repetitions} interleaved
 repetitions, ratios are medians of paired measurements (below).
 Machine: {info["model"]}, `nproc` = {info["nproc"]} (shared with other work);
 Python {info["python"]}, cryptography {info["cryptography"]}, joserfc {info["joserfc"]}; {date}.
@@ -336,9 +344,11 @@ the master from and writing the ciphertext to the file system.
 
 On one core that extra pass caps packaging at the ceiling above, below the 60%
 target whatever the code does. So packaging hashes the master on a second thread
-(hashlib releases the GIL) while the first seals and hashes pieces: in a Celery worker
-on this 2-core machine the master hash costs no wall time. The raw baseline stays on
-one core, as the target defines it; the pinned packaging row shows the one-core figure.
+(hashlib releases the GIL) while the first seals and hashes pieces; a Celery worker on
+this 2-core machine runs it that way, at {packaging["ours"]:,.0f} MB/s against
+{packaging["ours_one_core"]:,.0f} MB/s pinned. The first row compares that two-core
+figure with the one-core raw baseline the target names; the second row is the like-for-
+like one-core comparison, and it misses the target by the ceiling's margin.
 
 Order verification parses the compact JWS once (strict base64url, each distinct
 header checked once and cached), checks the licence (cached by `jti` with its exact
