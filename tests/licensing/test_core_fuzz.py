@@ -166,7 +166,7 @@ def test_random_base64url_segments_raise_only_licensing_errors(
 @pytest.mark.parametrize("kind", KINDS)
 @FUZZ
 @given(data=st.data())
-def test_mutated_valid_tokens_raise_only_licensing_errors(
+def test_mutated_valid_tokens_are_always_refused(
     sale: Sale, order_token: str, receipt_token: str, kind: str, data: st.DataObject
 ) -> None:
     token = valid_token(sale, kind, order_token, receipt_token)
@@ -184,7 +184,12 @@ def test_mutated_valid_tokens_raise_only_licensing_errors(
     else:
         head, payload, signature = token.split(".")
         mutated = ".".join([payload, head, signature])
-    only_our_errors(readers(sale)[kind], mutated)
+    if mutated == token:  # a replacement by the same character
+        return
+    # Encodings are canonical (no padding, no stray bits, no whitespace), so any other
+    # text is another document, which the signature no longer covers: always refused.
+    with pytest.raises(LicensingError):
+        readers(sale)[kind](mutated)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -7,7 +7,6 @@ The full table, on larger images with several keys each, is the benchmark's job
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
 import numpy as np
 import pytest
@@ -16,28 +15,19 @@ from tests.watermark.attacks import BLIND, INFORMED, TARGETS
 from tests.watermark.conftest import Sample
 from watermark import extract
 
-# Known miss on this corpus of small (0.11 to 0.2 MP) images, reported in the issue note and
+# Known miss on this corpus of small (0.11 to 0.2 MP) images, reported in
 # docs/WATERMARK.md: the smallest, busiest texture (foliage, 0.11 MP) read blind after
 # resize-and-back, where the picture's own interference leaves too little margin. The
-# benchmark's larger images meet the target.
-_KNOWN_MISSES = {
-    "half and back": "small busy textures: picture interference after the resize (foliage)",
-}
-
-
-def _rows(table: Mapping[str, object]) -> list[object]:
-    return [
-        pytest.param(row, marks=pytest.mark.xfail(reason=_KNOWN_MISSES[row], strict=False))
-        if row in _KNOWN_MISSES else row
-        for row in table
-    ]
+# benchmark's larger images meet the target. That row may miss this one image, and no
+# more; a wrong payload still fails it, as every row.
+_KNOWN_MISSES = {"half and back": 1}
 
 
 def _required(row: str, n: int) -> int:
-    return math.ceil(TARGETS[row] * n - 1e-9)
+    return math.ceil(TARGETS[row] * n - 1e-9) - _KNOWN_MISSES.get(row, 0)
 
 
-@pytest.mark.parametrize("row", _rows(BLIND))
+@pytest.mark.parametrize("row", BLIND)
 def test_blind_read_survives(samples: list[Sample], row: str) -> None:
     rng = np.random.default_rng(5)
     misses = []
@@ -49,7 +39,7 @@ def test_blind_read_survives(samples: list[Sample], row: str) -> None:
     assert len(samples) - len(misses) >= _required(row, len(samples)), misses
 
 
-@pytest.mark.parametrize("row", _rows(INFORMED))
+@pytest.mark.parametrize("row", INFORMED)
 def test_informed_read_survives(samples: list[Sample], row: str) -> None:
     rng = np.random.default_rng(6)
     misses = []
