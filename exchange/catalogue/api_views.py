@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, permissions, status
@@ -16,7 +15,7 @@ from rest_framework.views import APIView
 from exchange.accounts.models import authenticated_user
 from exchange.api.errors import ServiceError, error_body
 from exchange.api.idempotency import idempotent
-from exchange.api.uploads import declared_length
+from exchange.api.uploads import upload_limit
 from exchange.catalogue import services
 from exchange.catalogue.filters import WorkFilter
 from exchange.catalogue.models import Work
@@ -28,9 +27,6 @@ from exchange.catalogue.selectors import (
 )
 from exchange.catalogue.serializers import OwnWorkOut, WorkCreateIn, WorkOut, WorkUpdateIn
 from exchange.catalogue.storage import preview_abspath
-
-# Multipart framing around the file; a body larger than the file limit plus this is refused unread.
-_MULTIPART_SLACK = 1024 * 1024
 
 
 def _out(work: Work, user: Any) -> dict[str, Any]:
@@ -63,17 +59,9 @@ class WorkListCreateView(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     @extend_schema(request=WorkCreateIn, responses={201: OwnWorkOut})
+    @upload_limit("MAX_UPLOAD_BYTES")
     @idempotent(required=False)
     def post(self, request: Request) -> Response:
-        if declared_length(request) > settings.MAX_UPLOAD_BYTES + _MULTIPART_SLACK:
-            return Response(
-                error_body(
-                    "file_too_large",
-                    f"The file is larger than the limit of {settings.MAX_UPLOAD_BYTES:,} bytes.",
-                    {"file": ["Too large."]},
-                ),
-                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-            )
         if not getattr(request.user, "is_rights_holder", False):
             raise ServiceError(
                 "Only rights holders can register works.",

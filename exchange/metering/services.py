@@ -206,7 +206,13 @@ def receipt_accept(*, licence: Licence, token: str, now: dt.datetime | None = No
                          data={"sha256": row.output_sha256, "marked": row.marked})
             transaction.on_commit(lambda: _queue_settlement(row.pk))
     except IntegrityError:
-        return receipt_accept(licence=licence, token=token, now=now)
+        # Either a concurrent delivery of this receipt won the race (answer with its row),
+        # or the device reused a receipt id from another of its licences.
+        existing = Receipt.objects.filter(licence=licence).first()
+        if existing is not None and existing.receipt_id == receipt.receipt_id:
+            return existing
+        raise ServiceError("This receipt's id is already used; a receipt needs its own id.",
+                           code="receipt_exists", status_code=409) from None
     return row
 
 
@@ -219,13 +225,19 @@ def _queue_settlement(receipt_pk: int) -> None:
                                     countdown=settings.METERING_GRACE_SECONDS + 1)
 
 
-def receipt_settle(*, receipt_pk: int, now: dt.datetime | None = None) -> bool:
-    """Settle one receipted purchase on the verified orders; True if it settled now."""
+def receipt_settle(*, receipt_pk: int, now: dt.datetime | None = None,
+                   flush: bool = True) -> bool:
+    """Settle one receipted purchase on the verified orders; True if it settled now.
+
+    ``flush`` first moves every accepted order into the database; a caller settling
+    many receipts flushes once itself and passes False.
+    """
     now = now or timezone.now()
     receipt = Receipt.objects.select_related("licence", "licence__purchase").get(pk=receipt_pk)
     if receipt.settled_at is not None or receipt.settle_after > now:
         return False
-    metering_flush(min_idle_ms=0)
+    if flush:
+        metering_flush(min_idle_ms=0)
     verified: dict[str, int] = defaultdict(int)
     by_user: dict[int, int] = defaultdict(int)
     for device_id, user_id, total in (
@@ -258,4 +270,7 @@ def receipts_settle_due(*, now: dt.datetime | None = None, limit: int = 500) -> 
     now = now or timezone.now()
     due = list(Receipt.objects.filter(settled_at__isnull=True, settle_after__lte=now)
                .order_by("settle_after").values_list("pk", flat=True)[:limit])
-    return sum(receipt_settle(receipt_pk=pk, now=now) for pk in due)
+    if not due:
+        return 0
+    metering_flush(min_idle_ms=0)
+    return sum(receipt_settle(receipt_pk=pk, now=now, flush=False) for pk in due)

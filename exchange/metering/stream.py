@@ -21,10 +21,18 @@ GROUP = "flushers"
 FLUSH_FLAG = "peermark:metering:flush-queued"
 
 
+_clients: dict[str, redis.Redis] = {}
+
+
 def client() -> redis.Redis:
-    if not settings.REDIS_URL:
+    """One client (and so one connection pool) per URL and process, not one per request."""
+    url = settings.REDIS_URL
+    if not url:
         raise RuntimeError("the metering stream needs REDIS_URL")
-    return redis.Redis.from_url(settings.REDIS_URL)
+    found = _clients.get(url)
+    if found is None:
+        found = _clients[url] = redis.Redis.from_url(url)
+    return found
 
 
 def ensure_group(conn: redis.Redis) -> None:

@@ -18,8 +18,8 @@ from licensing.core.jws import parse_document
 from licensing.core.licence import licence_from_claims
 from licensing.core.orders import Order, read_order
 from licensing.keys import platform_keyring
-from licensing.models import Device, Licence, WorkPackage
-from licensing.services import package_manifest
+from licensing.models import Device, Licence
+from licensing.services import package_get, package_manifest
 
 # Orders are signed when the piece is sent; one dated further ahead than this is forged
 # or from a broken clock.
@@ -37,7 +37,6 @@ class _KnownLicence:
     pk: uuid.UUID
     core: CoreLicence
     manifest: Manifest
-    byte_allowance: int
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ class OrderChecker:
 
     def __init__(self, *, submitter_id: int) -> None:
         self._submitter = submitter_id
-        self._devices: dict[str, int | None] = {}
+        self._devices: dict[str, bool] = {}
 
     def _licence(self, licence_id: str) -> _KnownLicence:
         known = self._licences.get(licence_id)
@@ -65,29 +64,29 @@ class OrderChecker:
             key = uuid.UUID(licence_id)
         except ValueError:
             raise OrderRejectedError("unknown_licence") from None
-        row = Licence.objects.filter(pk=key).only("token", "work_id", "byte_allowance").first()
+        row = Licence.objects.filter(pk=key).only("token", "work_id").first()
         if row is None:
             raise OrderRejectedError("unknown_licence")
         kid, claims = platform_keyring().verify(row.token, DocumentKind.LICENCE)
-        package = WorkPackage.objects.get(work_id=row.work_id)
+        package = package_get(row.work_id)
+        if package is None:  # a licence exists only for a packaged work
+            raise OrderRejectedError("unknown_licence")
         known = _KnownLicence(pk=row.pk, core=licence_from_claims(kid, claims),
-                              manifest=package_manifest(package),
-                              byte_allowance=row.byte_allowance)
+                              manifest=package_manifest(package))
         if len(self._licences) > 10_000:
             self._licences.clear()
         self._licences[licence_id] = known
         return known
 
     def _serving_user(self, device_id: str) -> int:
+        """The submitter, if the serving device is theirs (orders are submitted by the
+        peer that served them)."""
         if device_id not in self._devices:
-            self._devices[device_id] = (
-                Device.objects.filter(pk=device_id[:64], user_id=self._submitter)
-                .values_list("user_id", flat=True).first()
-            )
-        user = self._devices[device_id]
-        if user is None:
+            self._devices[device_id] = Device.objects.filter(
+                pk=device_id[:64], user_id=self._submitter).exists()
+        if not self._devices[device_id]:
             raise OrderRejectedError("not_your_peer")
-        return user
+        return self._submitter
 
     def check(self, token: object, *, now: dt.datetime) -> CheckedOrder:
         try:

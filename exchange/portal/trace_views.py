@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 
 from exchange.accounts.models import authenticated_user
 from exchange.api.errors import ServiceError
-from exchange.api.uploads import declared_length
+from exchange.api.uploads import too_large
 from exchange.portal.forms import TraceForm
 from exchange.tracing.selectors import (
     licence_served_by,
@@ -29,8 +29,7 @@ def trace(request: HttpRequest) -> HttpResponse:
     user = authenticated_user(request)
     if not user.is_rights_holder:
         return _rights_holders_only(request)
-    if request.method == "POST" and declared_length(request) > settings.MAX_TRACE_BYTES + 2**16:
-        # Refused before Django spools the body to disk; the margin is the form's own fields.
+    if request.method == "POST" and too_large(request, settings.MAX_TRACE_BYTES):
         return render(request, "portal/trace.html", {
             "form": TraceForm(), "reports": trace_reports_for(user)[:20],
             "refused": f"The file is larger than {settings.MAX_TRACE_BYTES // 2**20} MiB.",

@@ -11,16 +11,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from exchange.accounts.models import authenticated_user
-from exchange.api.errors import ServiceError, error_body
+from exchange.api.errors import ServiceError
 from exchange.api.idempotency import idempotent
 from exchange.api.pagination import paginated_response
-from exchange.api.uploads import declared_length
+from exchange.api.uploads import upload_limit
 from exchange.tracing.selectors import trace_report_get_for_owner, trace_reports_for
 from exchange.tracing.serializers import TraceIn, TraceReportOut
 from exchange.tracing.services import trace_copy
-
-# Multipart framing around the file; a larger body is refused unread.
-_MULTIPART_SLACK = 64 * 1024
 
 
 class TraceListCreateView(APIView):
@@ -33,13 +30,9 @@ class TraceListCreateView(APIView):
                                   TraceReportOut)
 
     @extend_schema(request=TraceIn, responses={201: TraceReportOut})
+    @upload_limit("MAX_TRACE_BYTES")
     @idempotent(required=False)
     def post(self, request: Request) -> Response:
-        if declared_length(request) > settings.MAX_TRACE_BYTES + _MULTIPART_SLACK:
-            return Response(error_body(
-                "file_too_large",
-                f"The file is larger than the limit of {settings.MAX_TRACE_BYTES:,} bytes.",
-                {"file": ["Too large."]}), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         user = authenticated_user(request)
         if not user.is_rights_holder:
             raise ServiceError("Only rights holders can trace copies.", code="forbidden",

@@ -63,9 +63,11 @@ def receipt_marking_check(*, receipt: Receipt) -> MarkingCheck:
             check = MarkingCheck.objects.create(receipt=receipt, verdict=verdict,
                                                 expected_sha256=digest, detail=detail)
             if verdict != MarkingVerdict.MATCHES:
-                reason = f"marking check: {detail}"
-                if receipt.review_reason:
-                    reason = f"{receipt.review_reason}; {reason}"
+                # Added to whatever settlement flagged, read under a lock, not overwritten.
+                current = Receipt.objects.select_for_update().only("review_reason").get(
+                    pk=receipt.pk)
+                reason = "; ".join(filter(None, [current.review_reason,
+                                                 f"marking check: {detail}"]))
                 Receipt.objects.filter(pk=receipt.pk).update(needs_review=True,
                                                              review_reason=reason[:300])
                 audit_record(actor=None, action="receipt.marking_flagged", target=receipt,
@@ -78,7 +80,9 @@ def receipt_marking_check(*, receipt: Receipt) -> MarkingCheck:
 def receipts_marking_check_sample(*, limit: int | None = None) -> int:
     """Check a random sample of receipts not checked yet; return how many were checked."""
     count = settings.MARKING_CHECKS_PER_RUN if limit is None else limit
-    sample = (Receipt.objects.filter(marking_check__isnull=True)
+    # Settled receipts only: settlement sets the review flag from the orders, and a check
+    # made before it would be overwritten.
+    sample = (Receipt.objects.filter(marking_check__isnull=True, settled_at__isnull=False)
               .select_related("licence__work").order_by("?")[:count])
     checked = 0
     for receipt in sample:

@@ -13,7 +13,8 @@ from licensing.models import Licence
 
 
 def trace_reports_for(owner: User) -> QuerySet[TraceReport]:
-    return TraceReport.objects.filter(owner=owner).select_related("work")
+    return (TraceReport.objects.filter(owner=owner).select_related("work")
+            .prefetch_related("licences__buyer"))
 
 
 def trace_report_get_for_owner(*, owner: User, report_id: int | str) -> TraceReport | None:

@@ -48,5 +48,6 @@ class TraceReportOut(serializers.Serializer):
     details = serializers.DictField(help_text="How it was found; keys are readable labels.")
 
     def get_licences(self, report: TraceReport) -> list[dict[str, Any]]:
-        licences = report.licences.select_related("buyer").order_by("issued_at")
+        # Prefetched with the buyer by the selectors; ordered here, in memory.
+        licences = sorted(report.licences.all(), key=lambda licence: licence.issued_at)
         return list(TracedLicenceOut(licences, many=True).data)

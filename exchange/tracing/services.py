@@ -30,8 +30,8 @@ from exchange.catalogue.storage import master_abspath
 from exchange.metering.models import Receipt
 from exchange.tracing.models import MasterFingerprint, TraceOutcome, TraceReport
 from exchange.tracing.perceptual import hash_distance, perceptual_hash
-from licensing.models import Licence, WorkPackage
-from licensing.services import package_keys
+from licensing.models import Licence
+from licensing.services import package_get, package_keys
 from watermark.codec import READABLE_FORMATS
 from watermark.planes import MIN_SUSPECT_PIXELS
 
@@ -207,7 +207,10 @@ def _master_image(work: Work) -> Any:
 def _read(work: Work, suspect: Any) -> watermark.ExtractResult | None:
     try:
         master = _master_image(work)
-        keys = package_keys(WorkPackage.objects.get(work=work))
+        package = package_get(work.pk)
+        if package is None:
+            return None
+        keys = package_keys(package)
         return watermark.extract(suspect, keys.watermark_key, reference=master)
     except (OSError, watermark.WatermarkError):
         return None

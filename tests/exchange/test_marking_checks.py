@@ -31,11 +31,13 @@ def bought(rita, bob, make_work, fund, device_of, settings) -> dict[str, Any]:
             "honest": watermark.embed_bytes(master, key, licence.watermark_payload)}
 
 
-def _receipt(licence: Any, output: bytes, *, marked: bool, reason: str = "") -> Receipt:
+def _receipt(licence: Any, output: bytes, *, marked: bool, reason: str = "",
+             settled: bool = True) -> Receipt:
     return Receipt.objects.create(
         licence=licence, receipt_id=f"r-{licence.pk.hex[:24]}", token="signed", marked=marked,
         output_sha256=hashlib.sha256(output).hexdigest(), unmarked_reason=reason,
-        claimed_bytes={}, settle_after=licence.issued_at)
+        claimed_bytes={}, settle_after=licence.issued_at,
+        settled_at=licence.issued_at if settled else None)
 
 
 def test_an_honest_agents_copy_matches(bought) -> None:
@@ -87,10 +89,22 @@ def test_each_receipt_is_checked_once_and_the_sample_skips_checked_ones(bought) 
     assert AuditEvent.objects.filter(action="receipt.marking_flagged").count() == 1
 
 
-def test_the_periodic_sample_checks_new_receipts(bought) -> None:
-    _receipt(bought["licence"], bought["honest"], marked=True)
+def test_the_periodic_sample_checks_settled_receipts_only(bought) -> None:
+    receipt = _receipt(bought["licence"], bought["honest"], marked=True, settled=False)
+    # Settlement sets the review flag from the orders: a check before it would be lost.
+    assert receipts_marking_check_sample(limit=5) == 0
+    Receipt.objects.filter(pk=receipt.pk).update(settled_at=receipt.settle_after)
     assert receipts_marking_check_sample(limit=5) == 1
     assert MarkingCheck.objects.get().verdict == MarkingVerdict.MATCHES
+
+
+def test_a_flag_is_added_to_the_settlements_own_reason(bought) -> None:
+    receipt = _receipt(bought["licence"], bought["master"], marked=True)
+    Receipt.objects.filter(pk=receipt.pk).update(needs_review=True,
+                                                 review_reason="orders disagree")
+    receipt_marking_check(receipt=receipt)  # the in-memory copy has no reason: not used
+    receipt.refresh_from_db()
+    assert receipt.review_reason.startswith("orders disagree; marking check:")
 
 
 def test_the_command_and_the_beat_job(bought, capsys) -> None:

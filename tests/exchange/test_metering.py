@@ -14,7 +14,7 @@ from exchange.ledger.selectors import account_balance
 from exchange.ledger.services import account_get_or_create
 from exchange.metering import services, stream
 from exchange.metering.models import LicenceUsage, MeteredOrder, Receipt
-from exchange.purchases.models import Purchase
+from exchange.purchases.models import Purchase, PurchaseState
 from exchange.purchases.services import purchases_refund_overdue
 from licensing.core import DeviceKeys, sign_order, sign_receipt
 
@@ -203,11 +203,46 @@ def test_only_the_buyer_sends_a_receipt(sale, carol, api) -> None:
     assert response.status_code == 404
 
 
-def test_a_receipted_purchase_is_not_refunded_and_a_silent_one_is(sale, bob, api) -> None:
+def _second_purchase(sale, rita, bob, make_work, api) -> str:
+    """Bob buys another of Rita's works with the same device; its licence id."""
+    from tests.conftest import png_bytes
+
+    other = make_work(rita, title="Another", data=png_bytes(300, 300, seed=9), price_minor=100)
+    device = Purchase.objects.select_related("licence").get().licence.device_id
+    body = api(bob).post("/api/v1/purchases/", {"work": str(other.pk), "device": device},
+                         format="json", HTTP_IDEMPOTENCY_KEY="k2").json()
+    return str(body["licence"]["id"])
+
+
+def test_a_receipted_purchase_is_not_refunded_and_a_silent_one_is(sale, rita, bob,
+                                                                   make_work, api) -> None:
+    silent = _second_purchase(sale, rita, bob, make_work, api)
     later = timezone.now() + dt.timedelta(hours=25)
     api(bob).post(f"/api/v1/licences/{sale['licence_id']}/receipt/",
                   {"receipt": _receipt(sale, {})}, format="json")
-    assert purchases_refund_overdue(now=later) == 0
+    assert purchases_refund_overdue(now=later) == 1
+    refunded = Purchase.objects.get(state=PurchaseState.REFUNDED)
+    assert str(refunded.licence_id) == silent
+    assert Purchase.objects.get(licence_id=sale["licence_id"]).state == PurchaseState.HELD
+
+
+def test_a_receipt_id_reused_for_another_licence_is_a_clear_conflict(sale, rita, bob,
+                                                                     make_work, api) -> None:
+    other = _second_purchase(sale, rita, bob, make_work, api)
+    first = sign_receipt(sale["keys"], licence_id=sale["licence_id"], output_sha256=b"1" * 32,
+                         served={}, marked=True, issued_at=int(time.time()),
+                         random=lambda n: b"\x07" * n)
+    again = sign_receipt(sale["keys"], licence_id=other, output_sha256=b"2" * 32,
+                         served={}, marked=True, issued_at=int(time.time()),
+                         random=lambda n: b"\x07" * n)
+    client = api(bob)
+    assert client.post(f"/api/v1/licences/{sale['licence_id']}/receipt/", {"receipt": first},
+                       format="json").status_code in (200, 201)
+    response = client.post(f"/api/v1/licences/{other}/receipt/", {"receipt": again},
+                           format="json")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "receipt_exists"
+    assert Receipt.objects.count() == 1
 
 
 def test_a_receipt_after_the_refund_is_refused(sale, bob, api) -> None:

@@ -42,3 +42,15 @@ def test_it_refuses_bad_arguments(rita, bob, tmp_path: Path, owner, price, curre
     with pytest.raises(CommandError, match=message):
         call_command("register_works", str(tmp_path), owner=owner, price_minor=price,
                      currency=currency)
+
+
+@pytest.mark.parametrize(("terms", "message"), [
+    ({"licence_days": 0}, "Licence lifetime"),
+    ({"licence_days": 999_999}, "Licence lifetime"),
+    ({"byte_allowance_multiple": 0}, "byte allowance"),
+])
+def test_it_refuses_terms_out_of_range(rita, tmp_path: Path, terms, message) -> None:
+    (tmp_path / "a.png").write_bytes(b"not read: the terms are refused first")
+    with pytest.raises(CommandError, match=message):
+        call_command("register_works", str(tmp_path), owner="rita", price_minor=100,
+                     currency="EUR", **terms)

@@ -291,6 +291,6 @@ class TestApi:
         assert broken.json()["error"]["code"] == "unreadable_image"
         settings.MAX_TRACE_BYTES = 1000
         huge = client.post("/api/v1/traces/", {"file": io.BytesIO(b"x" * 200_000)},
-                           format="multipart")
+                           format="multipart", HTTP_IDEMPOTENCY_KEY="huge-1")
         assert huge.status_code == 413
         assert not TraceReport.objects.exists()

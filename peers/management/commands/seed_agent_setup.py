@@ -13,11 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from exchange.accounts.models import ApiToken, Role, User
 from exchange.accounts.services import api_token_create
+from exchange.api.errors import ServiceError
 from licensing.core import DeviceKeys
 from licensing.services import device_register
 from peers.agent.config import AgentHome
@@ -35,6 +36,8 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=7700)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not 1 <= options["port"] <= 65535:
+            raise CommandError(f"--port must be 1 to 65535, not {options['port']}")
         home = AgentHome(options["data_dir"])
         home.ensure()
         config = home.load_config()
@@ -55,8 +58,12 @@ class Command(BaseCommand):
             keys = DeviceKeys.generate()
             keys.save(home.device_key_path)
         public = keys.public.to_b64url()
-        device_register(user=user, name="platform seed agent", signing_key=public["sig"],
-                        kem_key=public["kem"])
+        try:
+            device_register(user=user, name="platform seed agent", signing_key=public["sig"],
+                            kem_key=public["kem"])
+        except ServiceError as exc:  # e.g. these keys' device was revoked
+            raise CommandError(f"{exc.message} Remove {home.device_key_path} to make new "
+                               "device keys.") from exc
         config.platform_url = options["platform"]
         config.username = SEEDER
         config.device_name = "platform seed agent"

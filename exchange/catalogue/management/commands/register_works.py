@@ -20,7 +20,12 @@ from exchange.api.errors import ServiceError
 from exchange.catalogue.models import Work
 from exchange.catalogue.services import work_register
 from exchange.catalogue.terms import DEFAULT_USES
-from exchange.catalogue.validation import validate_currency, validate_price
+from exchange.catalogue.validation import (
+    validate_byte_allowance_multiple,
+    validate_currency,
+    validate_licence_days,
+    validate_price,
+)
 
 
 class Command(BaseCommand):
@@ -43,6 +48,8 @@ class Command(BaseCommand):
         try:
             validate_currency(options["currency"])
             validate_price(options["price_minor"], options["currency"])
+            validate_licence_days(options["licence_days"])
+            validate_byte_allowance_multiple(options["byte_allowance_multiple"])
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
         folder: Path = options["folder"]
