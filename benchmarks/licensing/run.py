@@ -36,14 +36,14 @@ from functools import partial
 from importlib import metadata
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from joserfc import jws as joserfc_jws
 from joserfc.jwk import OKPKey
 
+from benchmarks.common import RESULTS, write_section
 from licensing.core import (
     DeviceKeys,
     KeyRing,
@@ -367,21 +367,6 @@ the same load.
 """
 
 
-def update_benchmarks_doc(section: str) -> Path:
-    path = ROOT / "docs" / "BENCHMARKS.md"
-    path.parent.mkdir(exist_ok=True)
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(f"\n{SECTION}\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        tail = "" if end == -1 else text[end:]
-        text = text[: start + 1] + section + tail
-    path.write_text(text)
-    return path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--master-mib", type=int, default=256)
@@ -430,7 +415,9 @@ def main() -> None:
         f"{orders['generic_ratio']:>8.0%}"
     )
     if not args.no_write:
-        print(f"\nwrote {update_benchmarks_doc(section)}")
+        body = section.removeprefix(SECTION).lstrip("\n")
+        write_section(SECTION.removeprefix("## "), "\n" + body)
+        print(f"\nwrote {RESULTS}")
 
 
 if __name__ == "__main__":
