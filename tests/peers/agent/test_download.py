@@ -364,6 +364,29 @@ def test_the_endgame_finishes_without_waiting_for_a_slow_source(
 
 
 def test_a_peer_without_a_piece_it_claimed_is_not_dropped(sale: Sale, tmp_path: Path) -> None:
+    from peers.agent.bitfield import bitfield_from_indices
+
+    async def scenario() -> None:
+        async with seeders(sale, tmp_path, [range(4), ALL]) as [partial, full]:
+            work = buyer_work(sale, tmp_path)
+            # It claims exactly the pieces it lacks: every request to it is answered
+            # "404 piece-not-held" (a stale bitfield), which must not count against it.
+            lacking = range(4, sale.manifest.piece_count)
+            wrong = Source(partial.peer_id, partial.url,
+                           bitfield=bitfield_from_indices(lacking, sale.manifest.piece_count))
+            result = await downloader(sale, work, sources=[wrong, full.source()]).run()
+            ordered = partial.outbox.pending(100)
+        assert decrypted(sale, work) == sale.master
+        assert result.dropped == []
+        assert ordered == []  # it served nothing: every answer was not-held
+        assert set(result.bytes_by_peer) == {full.peer_id}
+
+    asyncio.run(scenario())
+
+
+def test_a_peer_with_an_unknown_bitfield_is_asked_and_serves_what_it_has(
+    sale: Sale, tmp_path: Path
+) -> None:
     async def scenario() -> None:
         async with seeders(sale, tmp_path, [range(4), ALL]) as [partial, full]:
             work = buyer_work(sale, tmp_path)
