@@ -94,6 +94,13 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # The sale's statements (exchange/rows.py) are prepared on their nth use per
+        # connection; 0 turns that off (for a pooler that cannot keep prepared
+        # statements, such as PgBouncer before 1.21 in transaction mode). Django's own
+        # queries bind on the client and are never prepared.
+        _prepare = env_int("PEERMARK_DB_PREPARE_THRESHOLD", default=5, minimum=0)
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = _prepare or None
 else:
     DATABASES = {
         "default": {

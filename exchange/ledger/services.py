@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import NoReturn
 
 from django.db import IntegrityError, connection, transaction
@@ -108,18 +109,18 @@ def ledger_post(*, kind: str, reference: str, memo: str, legs: Sequence[Leg],
     has just made the reference (a new purchase id) passes ``fresh_reference`` to skip the
     savepoint that turns a duplicate into that error: the unique constraint still holds.
     Either error marks the transaction for rollback, since balances may have moved.
+    Inside ``rows.one_statement`` (a sale) its writes go with the block's others, and
+    ``InsufficientFundsError`` is raised when the block ends.
     """
     if not connection.in_atomic_block:
         raise RuntimeError("ledger_post must run inside transaction.atomic()")
     per_account = _check_legs(legs)
     accounts = {leg.account.pk: leg.account for leg in legs}
-    cursor = rows.kept_cursor()
     for pk in sorted(pk for pk, account in accounts.items() if account.guarded):
         delta = per_account[pk]
         if delta:
-            cursor.execute(_MOVE_BALANCE, [delta, pk, delta])
-            if cursor.rowcount != 1:
-                _refuse(accounts[pk], delta)
+            rows.execute(_MOVE_BALANCE, [delta, pk, delta], expect=1,
+                         on_mismatch=partial(_refuse, accounts[pk], delta))
     if fresh_reference:
         entry = rows.insert(JournalEntry(kind=kind, reference=reference, memo=memo[:200]))
     else:
@@ -131,9 +132,10 @@ def ledger_post(*, kind: str, reference: str, memo: str, legs: Sequence[Leg],
             transaction.set_rollback(True)
             raise EntryAlreadyPostedError(f"{kind} {reference} is already posted") from exc
     placeholders = ", ".join(["(%s, %s, %s, %s)"] * len(legs))
-    rows.kept_cursor().execute(_INSERT_POSTINGS + placeholders, [
+    entry_id = rows.pk_of(entry)
+    rows.execute(_INSERT_POSTINGS + placeholders, [
         value for leg in legs
-        for value in (entry.pk, leg.account.pk, leg.account.currency, leg.amount)
+        for value in (entry_id, leg.account.pk, leg.account.currency, leg.amount)
     ])
     return entry
 

@@ -101,9 +101,10 @@ def purchase_create(*, buyer: User, work_id: uuid.UUID | str, device_id: str,
     """Buy a work for one of the buyer's devices: wallet to escrow, licence issued.
 
     Three reads (the work, the device, the buyer's accounts), then one transaction of
-    eight statements: the wallet debited and checked in one conditional UPDATE, the
-    escrow credited, the journal entry and its postings, the licence, the purchase, the
-    invoice and the audit row.
+    eight writes: the wallet debited and checked in one conditional UPDATE, the escrow
+    credited, the journal entry and its postings, the licence, the purchase, the invoice
+    and the audit row. On PostgreSQL the eight go to the database as one statement
+    (``rows.one_statement``).
     """
     now = now or timezone.now()
     work = _work_on_sale(work_id)
@@ -127,7 +128,7 @@ def purchase_create(*, buyer: User, work_id: uuid.UUID | str, device_id: str,
     # All or nothing, as part of the caller's transaction if there is one (the API's,
     # which also stores the response): no savepoint of its own, so a failure here
     # rolls back the caller's transaction too rather than leaving it half done.
-    with transaction.atomic(savepoint=False):
+    with transaction.atomic(savepoint=False), rows.one_statement():
         ledger_post(kind=EntryKind.PURCHASE, reference=str(purchase_id),
                     memo=f"{work.title[:150]} into escrow",
                     legs=[Leg(wallet, -work.price_minor), Leg(escrow, work.price_minor)],

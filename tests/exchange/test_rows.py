@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.db import IntegrityError, transaction
@@ -133,3 +135,99 @@ def test_updating_a_row_that_is_not_there_is_an_error() -> None:
     ghost = AuditEvent(pk=10**9, action="x", target_type="x", target_id="x")
     with pytest.raises(DatabaseError, match="no such row"):
         rows.update(ghost, ["action"])
+
+
+# --- one_statement: the sale's writes sent together ----------------------------------
+
+_POSTINGS = "INSERT INTO ledger_posting (entry_id, account_id, currency, amount) VALUES "
+
+
+def _accounts(bob) -> tuple[Account, Account]:
+    wallet = Account.objects.create(kind=AccountKind.WALLET, owner=bob, currency="EUR",
+                                    guarded=True, balance=0)
+    clearing = Account.objects.create(kind=AccountKind.CLEARING, currency="EUR",
+                                      guarded=False)
+    return wallet, clearing
+
+
+def test_one_statement_writes_in_one_trip_and_links_an_auto_key(
+        bob, django_assert_num_queries) -> None:
+    from django.db import connection
+
+    wallet, clearing = _accounts(bob)
+    with transaction.atomic():
+        trips = 1 if connection.vendor == "postgresql" else 4
+        with django_assert_num_queries(trips), rows.one_statement():
+            entry = rows.insert(JournalEntry(kind="topup", reference="batch", memo="m"))
+            entry_id = rows.pk_of(entry)
+            rows.execute(_POSTINGS + "(%s, %s, %s, %s), (%s, %s, %s, %s)",
+                         [entry_id, clearing.pk, "EUR", -70, entry_id, wallet.pk, "EUR", 70])
+            rows.execute("UPDATE ledger_account SET balance = balance + %s WHERE id = %s",
+                         [70, wallet.pk], expect=1)
+            event = rows.insert(AuditEvent(action="batch", target_type="x", target_id="1"))
+    assert entry.pk is not None  # filled in when the block ended
+    assert event.pk is not None
+    stored = JournalEntry.objects.get(pk=entry.pk)
+    assert stored.reference == "batch"
+    assert sorted(stored.postings.values_list("amount", flat=True)) == [-70, 70]
+    assert Account.objects.get(pk=wallet.pk).balance == 70
+    assert AuditEvent.objects.filter(pk=event.pk, action="batch").exists()
+
+
+class RefusedError(Exception):
+    pass
+
+
+def _refuse() -> None:
+    raise RefusedError
+
+
+def _overdraw(wallet: Account, **handler: Any) -> None:
+    with transaction.atomic(), rows.one_statement():
+        rows.insert(JournalEntry(kind="topup", reference="refused", memo="m"))
+        rows.execute("UPDATE ledger_account SET balance = balance + %s "
+                     "WHERE id = %s AND balance + %s >= 0", [-5, wallet.pk, -5],
+                     expect=1, **handler)
+
+
+def test_one_statement_row_count_mismatch_refuses_and_rolls_everything_back(bob) -> None:
+    wallet, _clearing = _accounts(bob)
+    with pytest.raises(RefusedError):
+        _overdraw(wallet, on_mismatch=_refuse)
+    assert not JournalEntry.objects.filter(reference="refused").exists()
+    assert Account.objects.get(pk=wallet.pk).balance == 0
+
+
+def test_one_statement_without_a_handler_still_refuses_a_mismatch(bob) -> None:
+    from django.db import DatabaseError
+
+    wallet, _clearing = _accounts(bob)
+    with pytest.raises(DatabaseError, match="unexpected row count"):
+        _overdraw(wallet)
+    assert not JournalEntry.objects.filter(reference="refused").exists()
+
+
+def _write_then(fail: Callable[[], object]) -> None:
+    with transaction.atomic(), rows.one_statement():
+        rows.insert(AuditEvent(action="lost", target_type="x", target_id="1"))
+        fail()
+
+
+def test_one_statement_that_raises_sends_nothing() -> None:
+    with pytest.raises(ZeroDivisionError):
+        _write_then(lambda: 1 / 0)
+    assert not AuditEvent.objects.filter(action="lost").exists()
+
+
+def test_one_statement_keeps_constraints() -> None:
+    rows.insert(JournalEntry(kind="topup", reference="dup", memo="first"))
+    with pytest.raises(IntegrityError):
+        _write_then(lambda: rows.insert(JournalEntry(kind="topup", reference="dup", memo="2")))
+    assert not AuditEvent.objects.filter(action="lost").exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_one_statement_needs_a_transaction_on_postgresql() -> None:
+    with pytest.raises(RuntimeError, match=r"inside transaction\.atomic"):
+        rows.one_statement().__enter__()
