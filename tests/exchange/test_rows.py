@@ -231,3 +231,20 @@ def test_one_statement_keeps_constraints() -> None:
 def test_one_statement_needs_a_transaction_on_postgresql() -> None:
     with pytest.raises(RuntimeError, match=r"inside transaction\.atomic"):
         rows.one_statement().__enter__()
+
+
+@pytest.mark.postgres
+def test_a_statement_of_many_parameters_is_converted_once() -> None:
+    # psycopg itself caches only statements of up to 50 parameters; the sale's has more.
+    from django.db import connection
+
+    values = ", ".join(["(%s)"] * 60)
+    sql = f"INSERT INTO test_many (n) SELECT v FROM (VALUES {values}) AS t(v) WHERE false"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE test_many (n int)")
+    rows.execute(sql, list(range(60)))
+    converted = rows._fixed_text_cursor()._query_cls.converted
+    before = converted.cache_info()
+    rows.execute(sql, list(range(60, 120)))
+    after = converted.cache_info()
+    assert (after.hits, after.misses) == (before.hits + 1, before.misses)
