@@ -303,7 +303,10 @@ def _mismatch(sql: str, on_mismatch: Callable[[], None] | None) -> None:
 
 
 def update(obj: Model, fields: Sequence[str]) -> None:
-    """UPDATE ``fields`` of ``obj``'s row, as ``obj.save(update_fields=fields)`` would."""
+    """UPDATE ``fields`` of ``obj``'s row, as ``obj.save(update_fields=fields)`` would.
+
+    Inside ``one_statement`` on PostgreSQL the row is written when the block ends.
+    """
     db = _db()
     meta = type(obj)._meta
     key = (type(obj), db.vendor, tuple(fields))
@@ -318,11 +321,12 @@ def update(obj: Model, fields: Sequence[str]) -> None:
     sql, chosen = plan
     values = [f.get_db_prep_save(f.pre_save(obj, add=False), db) for f in chosen]
     values.append(meta.pk.get_db_prep_value(obj.pk, db))
-    cursor = kept_cursor(db)
-    with transaction.mark_for_rollback_on_error(db.alias):  # as Model.save does
-        cursor.execute(sql, values)
-    if cursor.rowcount != 1:
+
+    def no_such_row() -> None:
+        transaction.set_rollback(True)
         raise DatabaseError(f"{meta.label} {obj.pk} was not updated: no such row")
+
+    execute(sql, values, expect=1, on_mismatch=no_such_row)
 
 
 def select(model: type[M], *, fields: Sequence[str], where: Mapping[str, Any],

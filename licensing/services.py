@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import secrets
 import uuid
@@ -227,6 +228,13 @@ def manifest_token(package: WorkPackage, *, now: dt.datetime | None = None) -> s
 # --- licences --------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
+def _device_public_keys(signing: str, kem: str) -> DevicePublicKeys:
+    """Parsed once per key pair: a device buys again and again, and parsing both curve
+    points cost about as much as signing its licence. The keys are immutable."""
+    return DevicePublicKeys.from_b64url(signing=signing, kem=kem)
+
+
 def _new_watermark_payload() -> int:
     return int.from_bytes(os.urandom(8), "big")
 
@@ -259,7 +267,7 @@ def licence_issue(
     ring = platform_keyring()
     manifest = package_manifest(package)
     keys = package_keys(package)
-    public = DevicePublicKeys.from_b64url(signing=device.signing_public, kem=device.kem_public)
+    public = _device_public_keys(device.signing_public, device.kem_public)
     licence_id = uuid.uuid4()
     payload = _new_watermark_payload()
     token = issue_licence(

@@ -127,13 +127,18 @@ def _error_key_response(code: str, message: str, status: int) -> Response:
     return Response(error_body(code, message, {HEADER: [message]}), status=status)
 
 
-def idempotent(*, required: bool) -> Callable[[View], View]:
+def idempotent(*, required: bool, one_statement: bool = False) -> Callable[[View], View]:
     """Decorate a DRF view method (``post``) so that its effect happens once per key.
 
     The view runs inside one durable transaction together with the write of its stored
     response: either both commit or neither does, so a crash between them cannot leave an
     effect without a record (which a retry would repeat). Services called from here open
     nested ``atomic()`` blocks, which become savepoints of this one.
+
+    ``one_statement`` sends the view's hot-path writes and the stored response as one
+    statement (``rows.one_statement``), for a view that never reads what it wrote (a
+    purchase); a refusal found when the statement runs (insufficient funds) still turns
+    into the view's error response.
     """
 
     def decorate(view: View) -> View:
@@ -159,12 +164,13 @@ def idempotent(*, required: bool) -> Callable[[View], View]:
             if isinstance(claimed, Response):
                 return claimed
             try:
-                with transaction.atomic(durable=True):
+                with transaction.atomic(durable=True), (
+                        rows.one_statement() if one_statement else nullcontext()):
                     response = view(self, request, *args, **kwargs)
                     if response.status_code >= 300:
                         raise _Abort(response)
                     _store(claimed, response)
-                    return response
+                return response
             except _Abort as abort:
                 response = abort.response
             except (ServiceError, APIException, ValidationError, PermissionDenied, Http404) as exc:

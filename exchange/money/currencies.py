@@ -35,8 +35,12 @@ def minor_unit_exponent(code: str) -> int:
     return int(get_currency_precision(code))
 
 
+@lru_cache(maxsize=4096)
 def format_minor(amount_minor: int, code: str, locale: str = "en") -> str:
-    """Human text for an amount, e.g. 1250 EUR -> '€12.50'. Display only, never arithmetic."""
+    """Human text for an amount, e.g. 1250 EUR -> '€12.50'. Display only, never arithmetic.
+
+    Remembered: every sale's invoice and response format the work's price, and Babel's
+    formatting cost about as much as a database round trip."""
     from decimal import Decimal
 
     exponent = minor_unit_exponent(code)

@@ -199,6 +199,13 @@ class TestRefusals:
         response = _buy(api(bob), {**sale, "work": dear})
         assert response.status_code == 402
         assert response.json()["error"]["code"] == "insufficient_funds"
+        assert "5000 EUR available, 5001 needed" in response.json()["error"]["message"]
+        self._assert_untouched(bob)
+        # The refusal (found only when the sale's one statement ran, on PostgreSQL) is
+        # stored under the key like any other answer: the same request gets it again.
+        again = _buy(api(bob), {**sale, "work": dear})
+        assert again.status_code == 402
+        assert again["Idempotent-Replayed"] == "true"
         self._assert_untouched(bob)
 
     def test_a_wallet_in_another_currency(self, bob, rita, make_work, api, sale) -> None:
