@@ -248,3 +248,25 @@ def test_a_statement_of_many_parameters_is_converted_once() -> None:
     rows.execute(sql, list(range(60, 120)))
     after = converted.cache_info()
     assert (after.hits, after.misses) == (before.hits + 1, before.misses)
+
+
+@pytest.mark.postgres
+def test_the_sales_statements_are_prepared_on_postgresql(rita, bob, make_work, fund,
+                                                         device_of) -> None:
+    from django.conf import settings
+    from django.db import connection
+
+    from exchange.purchases.services import purchase_create
+
+    threshold = settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"]
+    assert threshold == 5
+    work = make_work(rita, price_minor=10)
+    fund(bob, 1000)
+    _keys, device = device_of(bob)
+    for _ in range(threshold + 1):
+        purchase_create(buyer=bob, work_id=work.pk, device_id=device.device_id)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any(text.startswith("WITH w0 AS (UPDATE ledger_account") for text in prepared)
+    assert any('FROM "catalogue_work"' in text for text in prepared)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +72,21 @@ def test_it_refuses_a_secret_other_users_can_read(tmp_path: Path) -> None:
     path.chmod(0o644)
     with pytest.raises(ImproperlyConfigured, match="chmod 600"):
         secret_in_data_dir(path)
+
+
+def _settings_in_a_fresh_process(**env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "import exchange.settings as s; "
+         "print(s.DATABASES['default']['OPTIONS']['prepare_threshold'])"],
+        env={**os.environ, "DATABASE_URL": "postgres://peermark@db.example:5432/pm", **env},
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+def test_preparing_can_be_turned_off_for_a_pooler() -> None:
+    assert _settings_in_a_fresh_process().stdout.strip() == "5"
+    off = _settings_in_a_fresh_process(PEERMARK_DB_PREPARE_THRESHOLD="0")
+    assert off.stdout.strip() == "None"
+    bad = _settings_in_a_fresh_process(PEERMARK_DB_PREPARE_THRESHOLD="-1")
+    assert bad.returncode != 0
+    assert "PEERMARK_DB_PREPARE_THRESHOLD" in bad.stderr
