@@ -15,10 +15,7 @@ receipts (docs/THREAT_MODEL.md). Nothing here adds randomness to the output.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +31,7 @@ from licensing.core import (
     sign_receipt,
 )
 from licensing.core.packaging import cipher_for
+from peers.agent.files import atomic_file
 
 from .store import StoreError, WorkStore
 
@@ -146,7 +144,8 @@ def _deliver_image(
         output, reason, detail = plaintext, UnmarkedReason.UNSUPPORTED_FORMAT, str(error)
     except watermark.WatermarkError as error:
         output, reason, detail = plaintext, UnmarkedReason.EMBED_FAILED, str(error)
-    with _atomic_file(destination) as out:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(destination, suffix=".partial") as out:
         out.write(output)
     return Delivery(
         path=destination,
@@ -169,7 +168,8 @@ def _deliver_stream(
 ) -> Delivery:
     digest = hashlib.sha256()
     size = 0
-    with _atomic_file(destination) as out:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(destination, suffix=".partial") as out:
         for plaintext in _plaintext_pieces(store, manifest, keys):
             digest.update(plaintext)
             out.write(plaintext)
@@ -182,44 +182,6 @@ def _deliver_stream(
         unmarked_reason=reason,
         detail=detail,
     )
-
-
-@contextlib.contextmanager
-def _atomic_file(destination: Path) -> Iterator[_Writer]:
-    """A temporary file beside ``destination``, fsynced and renamed onto it on success."""
-    folder = destination.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=folder, prefix=f".{destination.name}.", suffix=".partial"
-    )
-    try:
-        with open(descriptor, "wb", buffering=0) as raw:
-            yield _Writer(raw.fileno())
-            os.fsync(raw.fileno())
-        os.replace(temporary, destination)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    with contextlib.suppress(OSError):  # the rename is done; a folder sync is best effort
-        folder_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(folder_fd)
-        finally:
-            os.close(folder_fd)
-
-
-class _Writer:
-    """Writes whole buffers to a file descriptor (``os.write`` may write less)."""
-
-    def __init__(self, descriptor: int) -> None:
-        self._fd = descriptor
-
-    def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
 
 
 def receipt_for(

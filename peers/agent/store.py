@@ -57,6 +57,7 @@ from .bitfield import (
     bitfield_length,
     check_bitfield,
 )
+from .files import fsync_folder, write_atomically
 
 MANIFEST_FILE = "manifest.jwt"
 CIPHERTEXT_FILE = "ciphertext"
@@ -96,32 +97,8 @@ def _io_error(action: str, error: OSError) -> StoreError:
     return StoreError(f"cannot {action}: {error}")
 
 
-def _fsync_folder(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _write_atomically(path: Path, data: bytes, *, sync: bool = True) -> None:
-    """Replace ``path`` with ``data``: temporary file beside it, (fsync,) rename."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with open(descriptor, "wb") as out:
-            out.write(data)
-            out.flush()
-            if sync:
-                os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
 def _replace_file(path: Path, data: bytes, *, sync: bool) -> None:
-    """``_write_atomically`` for a file one writer (holding its lock) replaces often.
+    """``write_atomically`` for a file one writer (holding its lock) replaces often.
 
     A fixed temporary name, a handful of system calls: cheap enough for every piece.
     """
@@ -366,8 +343,8 @@ class WorkStore:
                     f"another agent process is writing work {self.work_id}; try again later"
                 )
             try:
-                _write_atomically(self.folder / DIRTY_FILE, b"")
-                _fsync_folder(self.folder)
+                write_atomically(self.folder / DIRTY_FILE, b"")
+                fsync_folder(self.folder)
             except OSError as error:
                 raise _io_error(f"mark {self.work_id} as being written", error) from error
             self._dirty = True
@@ -469,7 +446,7 @@ class WorkStore:
                 return
             try:
                 (self.folder / DIRTY_FILE).unlink(missing_ok=True)
-                _fsync_folder(self.folder)
+                fsync_folder(self.folder)
             except OSError as error:
                 raise _io_error(f"sync {self.work_id} to disk", error) from error
             self._dirty = False
@@ -522,7 +499,7 @@ class PieceStore:
                 if manifest_token != existing.manifest_token:
                     # A re-signed manifest of the same content (key rotation): keep the newest.
                     try:
-                        _write_atomically(existing.folder / MANIFEST_FILE, manifest_token.encode())
+                        write_atomically(existing.folder / MANIFEST_FILE, manifest_token.encode())
                     except OSError as error:
                         raise _io_error("update the manifest", error) from error
                     existing.manifest_token = manifest_token
@@ -561,7 +538,7 @@ class PieceStore:
                 os.fsync(descriptor)
             finally:
                 os.close(descriptor)
-            _write_atomically(staging / BITFIELD_FILE, bytes(bitfield_length(manifest.piece_count)))
+            write_atomically(staging / BITFIELD_FILE, bytes(bitfield_length(manifest.piece_count)))
             try:
                 os.rename(staging, folder)
             except OSError as error:
@@ -569,7 +546,7 @@ class PieceStore:
                     raise
                 _remove_tree(staging)
                 return False
-            _fsync_folder(self.root)
+            fsync_folder(self.root)
         except OSError as error:
             _remove_tree(staging)
             raise _io_error(f"make room for work {manifest.work_id}", error) from error
