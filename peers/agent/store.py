@@ -476,6 +476,9 @@ class PieceStore:
             raise _io_error(f"create {self.root}", error) from error
         self._lock = threading.Lock()
         self._works: dict[str, WorkStore] = {}
+        # folder name -> (the manifest file's identity, its work id): the daemon lists
+        # the works every few seconds, and each answer to a ping or status request too.
+        self._listed: dict[str, tuple[tuple[int, int, int], str]] = {}
 
     def add_work(self, manifest_token: str, *, keyring: KeyRing, now: int) -> WorkStore:
         """Verify a signed manifest and start holding its work (or return the held one).
@@ -588,18 +591,32 @@ class PieceStore:
         return isinstance(work_id, str) and self.get(work_id) is not None
 
     def work_ids(self) -> list[str]:
-        """Every work held, from the folders on disk (sorted)."""
+        """Every work held, from the folders on disk (sorted).
+
+        A manifest is parsed again only when its file changed (inode, size, mtime), so a
+        listing costs one stat per work.
+        """
         found: list[str] = []
         try:
             entries = sorted(p for p in self.root.iterdir() if not p.name.startswith("."))
         except OSError as error:
             raise _io_error(f"list {self.root}", error) from error
+        listed: dict[str, tuple[tuple[int, int, int], str]] = {}
         for folder in entries:
+            path = folder / MANIFEST_FILE
             try:
-                token = (folder / MANIFEST_FILE).read_text("ascii")
-                found.append(_manifest_from_disk(token).work_id)
+                info = path.stat()
+                identity = (info.st_ino, info.st_size, info.st_mtime_ns)
+                known = self._listed.get(folder.name)
+                if known is not None and known[0] == identity:
+                    work_id = known[1]
+                else:
+                    work_id = _manifest_from_disk(path.read_text("ascii")).work_id
             except (OSError, UnicodeDecodeError, LicensingError):
                 continue
+            listed[folder.name] = (identity, work_id)
+            found.append(work_id)
+        self._listed = listed  # folders gone from disk are forgotten
         return sorted(found)
 
     def reload(self, work_id: str) -> WorkStore | None:

@@ -231,3 +231,33 @@ def test_another_process_reads_what_a_live_writer_adds_but_cannot_write_it(
 
     writer.close()  # the download ends cleanly: the daemon may write again
     assert seen.write_piece(6, piece(sale, 6)) is True
+
+
+def test_listing_the_works_parses_a_manifest_only_when_it_changed(
+    sale: Sale, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import peers.agent.store as store_module
+
+    store = PieceStore(tmp_path / "s")
+    work = store.add_verified(sale.manifest, sale.manifest_token)
+    parsed: list[str] = []
+    real = store_module._manifest_from_disk
+
+    def counting(token: str):  # type: ignore[no-untyped-def]
+        parsed.append(token)
+        return real(token)
+
+    monkeypatch.setattr(store_module, "_manifest_from_disk", counting)
+    assert store.work_ids() == [WORK_ID]
+    assert store.work_ids() == [WORK_ID]
+    assert len(parsed) == 1  # the second listing was one stat
+    manifest = work.folder / "manifest.jwt"
+    info = manifest.stat()
+    os.utime(manifest, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000))  # rewritten
+    assert store.work_ids() == [WORK_ID]
+    assert len(parsed) == 2
+    manifest.write_text("not a manifest", "ascii")
+    assert store.work_ids() == []  # unreadable now: not listed, not served
+    store.close()
+    shutil.rmtree(work.folder)
+    assert store.work_ids() == []
