@@ -35,7 +35,7 @@ from peers.agent.gnutella import (
 from peers.agent.outbox import OrderOutbox
 from peers.agent.platform import PlatformError, PlatformUnreachableError
 from peers.agent.receipts import send_pending_receipts
-from peers.agent.server import make_app, start_server
+from peers.agent.server import PieceServer, start_server
 from peers.agent.store import PieceStore, StoreError
 
 log = logging.getLogger("peers.agent.daemon")
@@ -188,12 +188,12 @@ class Daemon:
             holdings=holdings_from_store(self.store),
             works_shared=lambda: len(self.store.work_ids()),
         )
-        app = make_app(
+        app = PieceServer(
             store=self.store, device_id=self.device_id,
             keyring_provider=self.agent.trust.keyring,
             revocations_provider=self.agent.trust.revocations, outbox=self.outbox,
             upload_limit_bps=self.options.upload_limit_bps, gnutella=gnutella,
-        )
+        ).app()
         running = await start_server(app, host=self.options.host, port=self.options.port)
         self.options.port = running.port
         self.url = running.url

@@ -287,7 +287,7 @@ def holdings_from_store(store: PieceStore) -> Callable[[str], bytes | None]:
 
 
 class GnutellaNode:
-    """One node of the fallback network; serve it with ``server.make_app(gnutella=...)``."""
+    """One node of the fallback network; serve it with ``PieceServer(gnutella=...).app()``."""
 
     def __init__(
         self,

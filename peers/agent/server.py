@@ -147,6 +147,14 @@ class PieceServer:
         self._ring: KeyRing | None = None
         self._verifier: OrderVerifier | None = None
 
+    def app(self) -> web.Application:
+        """The serving peer's application. Start it with ``start_server``."""
+        app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=[_json_errors])
+        app.router.add_get(PIECE_ROUTE, self.get_piece)
+        app.router.add_get(STATUS_PATH, self.status)
+        app.router.add_post(GNUTELLA_PATH, self.gnutella_message)
+        return app
+
     def verifier(self) -> OrderVerifier:
         """The order verifier for the current key ring (licences re-verified if it changed)."""
         ring = self._keyring_provider()
@@ -299,37 +307,6 @@ async def _json_errors(
             413: ErrorCode.REQUEST_TOO_LARGE,
         }.get(error.status, ErrorCode.MALFORMED_REQUEST)
         return error_response(code, error.reason or "refused")
-
-
-def make_app(
-    *,
-    store: PieceStore,
-    device_id: str,
-    keyring_provider: Callable[[], KeyRing],
-    revocations_provider: Callable[[], RevocationList],
-    outbox: OrderOutbox,
-    upload_limit_bps: float | None = None,
-    max_upload_wait: float = DEFAULT_MAX_UPLOAD_WAIT,
-    gnutella: GnutellaNode | None = None,
-    clock: Callable[[], float] = time.time,
-) -> web.Application:
-    """The serving peer's application. Start it with ``start_server``."""
-    server = PieceServer(
-        store=store,
-        device_id=device_id,
-        keyring_provider=keyring_provider,
-        revocations_provider=revocations_provider,
-        outbox=outbox,
-        upload_limit_bps=upload_limit_bps,
-        max_upload_wait=max_upload_wait,
-        gnutella=gnutella,
-        clock=clock,
-    )
-    app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=[_json_errors])
-    app.router.add_get(PIECE_ROUTE, server.get_piece)
-    app.router.add_get(STATUS_PATH, server.status)
-    app.router.add_post(GNUTELLA_PATH, server.gnutella_message)
-    return app
 
 
 @dataclass

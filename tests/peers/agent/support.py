@@ -27,7 +27,7 @@ from licensing.core import (
 )
 from peers.agent.download import Downloader, Source
 from peers.agent.outbox import OrderOutbox
-from peers.agent.server import RunningServer, make_app, start_server
+from peers.agent.server import PieceServer, RunningServer, start_server
 from peers.agent.store import PieceStore, WorkStore
 from tests.licensing.core_support import NOW, Sale
 
@@ -89,7 +89,7 @@ async def start_seeder(
     device = device or DeviceKeys.generate()
     store, work = holder_store(sale, folder / "store", pieces)
     outbox = OrderOutbox(folder / "outbox.sqlite3")
-    app = make_app(
+    app = PieceServer(
         store=store,
         device_id=device.device_id,
         keyring_provider=keyring or (lambda: sale.agent_ring),
@@ -98,7 +98,7 @@ async def start_seeder(
         upload_limit_bps=upload_limit_bps,
         clock=now,
         **options,
-    )
+    ).app()
     server = await start_server(app)
     return Seeder(device=device, store=store, work=work, outbox=outbox, server=server, app=app)
 

@@ -28,7 +28,7 @@ from peers.agent.gnutella import (
     sources_from_hits,
 )
 from peers.agent.outbox import OrderOutbox
-from peers.agent.server import RunningServer, make_app, start_server
+from peers.agent.server import PieceServer, RunningServer, start_server
 from peers.agent.store import PieceStore
 from tests.licensing.core_support import WORK_ID, Sale
 from tests.peers.agent.support import decrypted, downloader, holder_store, now
@@ -60,14 +60,14 @@ async def start_node(
         peer_id=name, url="", holdings=holdings, works_shared=lambda: int(holds),
         hop_timeout=hop_timeout,
     )
-    app = make_app(
+    app = PieceServer(
         store=store,
         device_id=name,
         keyring_provider=lambda: pytest.fail("no piece is asked of a Gnutella-only node"),
         revocations_provider=lambda: pytest.fail("no piece is asked of a Gnutella-only node"),
         outbox=OrderOutbox(folder / f"{name}.outbox"),
         gnutella=node,
-    )
+    ).app()
     server = await start_server(app)
     node.url = server.url
     return Node(name, node, server)
@@ -290,7 +290,7 @@ def test_a_hit_is_a_source_the_buyer_downloads_from_without_the_platform(
         holder = GnutellaNode(
             peer_id=seeder_keys.device_id, url="", holdings=holdings_from_store(store)
         )
-        app = make_app(
+        app = PieceServer(
             store=store,
             device_id=seeder_keys.device_id,
             keyring_provider=lambda: sale.agent_ring,
@@ -298,7 +298,7 @@ def test_a_hit_is_a_source_the_buyer_downloads_from_without_the_platform(
             outbox=OrderOutbox(tmp_path / "seeder.outbox"),
             gnutella=holder,
             clock=now,
-        )
+        ).app()
         server = await start_server(app)
         holder.url = server.url
         async with network(tmp_path, ["buyer", "relay"], set()) as nodes:
