@@ -247,6 +247,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-buy", action="store_true", help="fail instead of buying")
     p.set_defaults(handler=_lazy("peers.agent.commands_transfer", "cmd_get"))
 
+    p = sub.add_parser("view", help="open a work in a viewer without keeping a copy "
+                                    "(for licences that permit viewing)")
+    p.add_argument("work", help="the work's id")
+    p.add_argument("--with", dest="viewer", metavar="COMMAND",
+                   help="the viewer to run on the file (default: $PEERMARK_VIEWER, xdg-open)")
+    p.add_argument("--no-wait", dest="wait", action="store_false",
+                   help="delete the copy as soon as the viewer exits, without asking")
+    p.set_defaults(handler=_lazy("peers.agent.commands_transfer", "cmd_view"))
+
     for name in ("serve", "share"):
         p = sub.add_parser(name, help="run the daemon: serve held pieces, announce, meter")
         p.add_argument("--host", help="address to listen on (default from config)")

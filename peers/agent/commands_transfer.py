@@ -1,4 +1,4 @@
-"""``get`` and ``serve``: the commands that move pieces (they load aiohttp)."""
+"""``get``, ``view`` and ``serve``: the commands that move pieces (they load aiohttp)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,13 @@ import argparse
 import asyncio
 import logging
 import mimetypes
+import os
 import re
+import shlex
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,6 +24,7 @@ from licensing.core import (
     Licence,
     LicensingError,
     Manifest,
+    Use,
     read_licence,
     read_manifest,
 )
@@ -26,7 +32,7 @@ from peers.agent.bitfield import bitfield_decode
 from peers.agent.cli import _print, buy
 from peers.agent.context import Agent, AgentError
 from peers.agent.daemon import Daemon, ServeOptions
-from peers.agent.deliver import DeliveryError, deliver, receipt_for
+from peers.agent.deliver import Delivery, DeliveryError, deliver, receipt_for
 from peers.agent.download import Downloader, DownloadError, Progress, Source
 from peers.agent.gnutella import GnutellaNode, known_neighbours, sources_from_hits
 from peers.agent.library import OwnedLicence
@@ -87,16 +93,55 @@ async def _gnutella_sources(agent: Agent, work_id: str, piece_count: int) -> lis
         await node.close()
 
 
+def _file_name(owned: OwnedLicence) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", owned.title).strip("-")[:60] or "work"
+    extension = mimetypes.guess_extension(owned.content_type) or ""
+    return f"{owned.work_id}-{stem}{extension}"
+
+
 def _destination(agent: Agent, args: argparse.Namespace, owned: OwnedLicence) -> Path:
     if args.out is not None:
         return Path(args.out)
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", owned.title).strip("-")[:60] or "work"
-    extension = mimetypes.guess_extension(owned.content_type) or ""
-    return agent.home.library_dir / f"{owned.work_id}-{stem}{extension}"
+    return agent.home.library_dir / _file_name(owned)
+
+
+def _usable_licence(agent: Agent, owned: OwnedLicence) -> Licence:
+    """The held licence, checked: platform-signed, this device's, current, not revoked."""
+    try:
+        licence = read_licence(owned.token, keyring=agent.trust.keyring(), now=int(time.time()),
+                               device_id=agent.device.device_id)
+        agent.trust.revocations().check_licence(licence)
+    except LicensingError as exc:
+        raise AgentError(f"Your licence cannot be used: {exc}") from exc
+    return licence
+
+
+def _uses(licence: Licence) -> str:
+    return ", ".join(sorted(u.value for u in licence.uses)) or "nothing"
+
+
+def _deliver(agent: Agent, owned: OwnedLicence, licence: Licence, work: WorkStore,
+             destination: Path) -> Delivery:
+    try:
+        return deliver(store=work, manifest=work.manifest, licence=licence,
+                       keys=licence.unwrap_keys(agent.device), destination=destination,
+                       content_type=owned.content_type)
+    except DeliveryError as exc:
+        raise AgentError(f"Could not write the copy: {exc}") from exc
+
+
+def _receipt(agent: Agent, owned: OwnedLicence, licence: Licence, delivery: Delivery,
+             *, online: bool) -> tuple[str, dict[str, int]]:
+    """Sign the receipt for a delivered copy, queue it and send it if online."""
+    served = add_served(agent, owned.licence_id, {})
+    token = receipt_for(delivery, device=agent.device, licence=licence, served_bytes=served,
+                        now=int(time.time()))
+    queue_receipt(agent, owned.licence_id, token)
+    return (send_receipt(agent, owned.licence_id) if online else "pending"), served
 
 
 def cmd_get(agent: Agent, args: argparse.Namespace) -> int:
-    device = agent.device  # no keys yet: "run init first"
+    agent.device  # noqa: B018 (no keys yet: "run init first")
     agent.home.ensure()
     online = bool(agent.config.token) and agent.refresh_trust()
     owned = agent.licences.for_work(args.work)
@@ -109,12 +154,10 @@ def cmd_get(agent: Agent, args: argparse.Namespace) -> int:
                              "unreachable, so it cannot be bought now.")
         owned = buy(agent, args.work)
         print(f"Bought “{owned.title}” (licence {owned.licence_id}).", file=sys.stderr)
-    try:
-        licence = read_licence(owned.token, keyring=agent.trust.keyring(), now=int(time.time()),
-                               device_id=device.device_id)
-        agent.trust.revocations().check_licence(licence)
-    except LicensingError as exc:
-        raise AgentError(f"Your licence cannot be used: {exc}") from exc
+    licence = _usable_licence(agent, owned)
+    # Keeping a plaintext copy is the licence's "download" term. Without it the pieces
+    # stay encrypted in the store, and `view` opens a marked copy that it deletes after.
+    keep = licence.permits(Use.DOWNLOAD.value)
     manifest, manifest_token = _manifest_for(agent, owned, licence.manifest_root)
     store = PieceStore(agent.home.store_dir)
     run: dict[str, object] = {"pieces_fetched": 0, "dropped": []}
@@ -123,29 +166,87 @@ def cmd_get(agent: Agent, args: argparse.Namespace) -> int:
         run["held_before"] = work.held_count
         if not work.complete:
             run.update(_download(agent, args, owned, work, licence=licence, online=online))
-        destination = _destination(agent, args, owned)
-        try:
-            delivery = deliver(store=work, manifest=manifest, licence=licence,
-                               keys=licence.unwrap_keys(device), destination=destination,
-                               content_type=owned.content_type)
-        except DeliveryError as exc:
-            raise AgentError(f"Could not write the copy: {exc}") from exc
+        if keep:
+            delivery = _deliver(agent, owned, licence, work, _destination(agent, args, owned))
     finally:
         store.close()
-    served = add_served(agent, owned.licence_id, {})
-    token = receipt_for(delivery, device=device, licence=licence, served_bytes=served,
-                        now=int(time.time()))
-    queue_receipt(agent, owned.licence_id, token)
-    outcome = send_receipt(agent, owned.licence_id) if online else "pending"
+    if not keep:
+        _print(args, f"Downloaded and verified all {manifest.piece_count} pieces; they stay "
+               f"encrypted. Your licence permits {_uses(licence)}, not keeping a copy"
+               + (f": open it with `view {owned.work_id}`." if licence.permits(Use.VIEW.value)
+                  else "."),
+               {"path": None, "kept": False, "uses": sorted(u.value for u in licence.uses),
+                "licence_id": owned.licence_id, "pieces": manifest.piece_count, **run})
+        return 0
+    outcome, served = _receipt(agent, owned, licence, delivery, online=online)
     mark = "watermarked for your licence" if delivery.marked else f"not marked ({delivery.detail})"
     _print(args, "\n".join([
         f"Wrote {delivery.path} ({delivery.size:,} bytes, {mark}).",
         f"SHA-256 {delivery.sha256_hex}",
         f"Receipt: {outcome}.",
-    ]), {"path": str(delivery.path), "sha256": delivery.sha256_hex, "marked": delivery.marked,
-         "receipt": outcome, "licence_id": owned.licence_id, "served": served,
-         "pieces": manifest.piece_count, **run})
+    ]), {"path": str(delivery.path), "kept": True, "sha256": delivery.sha256_hex,
+         "marked": delivery.marked, "receipt": outcome, "licence_id": owned.licence_id,
+         "served": served, "pieces": manifest.piece_count, **run})
     return 0
+
+
+def cmd_view(agent: Agent, args: argparse.Namespace) -> int:
+    """Open a marked copy in a viewer, from a private temporary folder deleted after.
+
+    For a licence that permits viewing but not keeping a copy (and for any other that
+    permits viewing). The copy is the same marked file ``get`` would write, so the
+    receipt, sent on the first view, is the same too.
+    """
+    agent.device  # noqa: B018 (no keys yet: "run init first")
+    agent.home.ensure()
+    owned = agent.licences.for_work(args.work)
+    if owned is None:
+        raise AgentError("You hold no licence for this work: `get` it first.")
+    online = bool(agent.config.token) and agent.refresh_trust()
+    licence = _usable_licence(agent, owned)
+    if not licence.permits(Use.VIEW.value):
+        raise AgentError(f"Your licence does not permit viewing (it permits {_uses(licence)}).")
+    viewer = _viewer(args.viewer)
+    manifest, manifest_token = _manifest_for(agent, owned, licence.manifest_root)
+    with tempfile.TemporaryDirectory(prefix="peermark-view-") as folder:  # owner-only
+        store = PieceStore(agent.home.store_dir)
+        try:
+            work = store.add_verified(manifest, manifest_token)
+            if not work.complete:
+                raise AgentError(f"{work.held_count} of {work.piece_count} pieces are here: "
+                                 f"run `get {owned.work_id}` first.")
+            delivery = _deliver(agent, owned, licence, work, Path(folder) / _file_name(owned))
+        finally:
+            store.close()
+        try:
+            # The user's own viewer command, on their own machine.
+            shown = subprocess.run([*viewer, str(delivery.path)], check=False)  # noqa: S603
+        except OSError as exc:  # never shown: no receipt
+            raise AgentError(f"Could not start the viewer {viewer[0]!r}: {exc}") from exc
+        outcome, _served = _receipt(agent, owned, licence, delivery, online=online)
+        if args.wait and sys.stdin.isatty():
+            input("Press Enter when you have finished viewing; the copy is then deleted. ")
+    _print(args, f"Viewed “{owned.title}” with {viewer[0]}; the copy was deleted. "
+           f"Receipt: {outcome}.",
+           {"viewer": viewer[0], "exit_code": shown.returncode, "kept": False,
+            "sha256": delivery.sha256_hex, "marked": delivery.marked, "receipt": outcome,
+            "licence_id": owned.licence_id})
+    return 0 if shown.returncode == 0 else 1
+
+
+def _viewer(chosen: str | None) -> list[str]:
+    """The viewer command: ``--with``, else ``PEERMARK_VIEWER``, else the desktop's opener."""
+    text = chosen or os.environ.get("PEERMARK_VIEWER", "")
+    if text.strip():
+        try:
+            command = shlex.split(text)
+        except ValueError as exc:
+            raise AgentError(f"Cannot read the viewer command {text!r}: {exc}") from exc
+        return command
+    for opener in ("xdg-open", "open"):
+        if shutil.which(opener):
+            return [opener]
+    raise AgentError("No viewer found: pass --with COMMAND or set PEERMARK_VIEWER.")
 
 
 def _download(agent: Agent, args: argparse.Namespace, owned: OwnedLicence, work: WorkStore,

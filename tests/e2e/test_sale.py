@@ -33,13 +33,15 @@ def _works(site: Platform) -> dict[str, dict[str, Any]]:
 
 
 def _register(site: Platform, title: str, *, width: int, height: int,
-              price_minor: int = 900, currency: str = "EUR") -> dict[str, Any]:
+              price_minor: int = 900, currency: str = "EUR",
+              uses: tuple[str, ...] = ("view", "download")) -> dict[str, Any]:
     """Rita registers a work through the API (a noisy picture: it compresses badly)."""
     from tests.conftest import png_bytes
 
     with site.api("rita") as client:
         response = client.post("/api/v1/works/", data={
-            "title": title, "price_minor": str(price_minor), "currency": currency},
+            "title": title, "price_minor": str(price_minor), "currency": currency,
+            "allowed_uses": list(uses)},
             files={"file": ("big.png", png_bytes(width, height, seed=7), "image/png")})
         assert response.status_code == 201, response.text
         work: dict[str, Any] = response.json()
@@ -204,3 +206,37 @@ def test_a_killed_peer_does_not_stop_the_download_and_a_killed_buyer_resumes(
     assert result["held_before"] == before
     assert result["pieces_fetched"] == result["pieces"] - before  # only the missing ones
     _payload_in(Path(result["path"]), buyer, site, result["licence_id"])
+
+
+def test_a_view_only_licence_keeps_no_copy_and_view_deletes_the_one_it_opens(
+    site: Platform, tmp_path: Path
+) -> None:
+    work = _register(site, "Look but do not keep", width=500, height=400, uses=("view",))
+    seeder = AgentProcess(tmp_path, "vseed", site.url)
+    seeder.setup("rita", site.logins["rita"])
+    _seed(seeder, site, work["id"], None)
+    buyer = AgentProcess(tmp_path, "looker", site.url)
+    buyer.setup("carol", site.logins["carol"])
+    buyer.run("wallet", "--topup", "5000", "EUR")
+    with seeder.serving():
+        got = buyer.run("get", work["id"])
+    assert (got["kept"], got["path"], got["uses"]) == (False, None, ["view"])
+    assert got["pieces_fetched"] == got["pieces"]
+    library = buyer.home / "library"
+    assert not library.exists() or not any(library.iterdir())
+
+    # A "viewer" that keeps what it was shown and where, so the test can look.
+    seen, where = tmp_path / "seen.png", tmp_path / "where.txt"
+    viewer = f"sh -c 'cp \"$0\" {seen} && printf %s \"$0\" > {where}'"
+    viewed = buyer.run("view", work["id"], "--with", viewer, "--no-wait")
+    assert viewed["marked"] is True
+    assert viewed["receipt"] == "sent"
+    shown = Path(where.read_text())
+    assert not shown.exists()
+    assert not shown.parent.exists()  # the private folder went with it
+    _payload_in(seen, buyer, site, viewed["licence_id"])
+
+    # A viewer that is not there is a clear error.
+    failed = buyer.run("view", work["id"], "--with", "/no/such/viewer", check=False)
+    assert failed.returncode == 1
+    assert "Could not start the viewer" in failed.stderr

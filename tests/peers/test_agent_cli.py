@@ -88,6 +88,7 @@ def test_search_buy_and_the_clear_errors_of_buying(
         (("wallet", "--topup", "12.50", "EUR"), "whole number of minor units"),
         (("get", "00000000-0000-0000-0000-000000000000", "--no-buy"), "no licence"),
         (("buy", "00000000-0000-0000-0000-000000000000"), "Not logged in"),
+        (("view", "00000000-0000-0000-0000-000000000000"), "no licence for this work"),
     ],
 )
 def test_commands_say_what_is_wrong(live_server, home, capsys, args, message) -> None:
