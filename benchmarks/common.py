@@ -44,5 +44,5 @@ def write_section(title: str, body: str) -> None:
         text = text.rstrip() + "\n\n" + section
     else:
         end = text.find("\n## ", start + len(heading))
-        text = text[:start] + section + ("" if end == -1 else text[end + 1:])
+        text = text[:start] + section + ("" if end == -1 else "\n" + text[end + 1:])
     RESULTS.write_text(text)

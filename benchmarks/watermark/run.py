@@ -285,10 +285,10 @@ def _section(args: argparse.Namespace, images: list[Image.Image], names: list[st
         missed.append("blind read time")
     if ours.unmarked_named:
         missed.append("no payload named for unmarked images")
-    _gap, tightest, rate, target = min(margins)
+    _gap, lowest, rate, target = min(margins, key=lambda m: (m[2], m[0]))
     lines.append(
         f"Targets MISSED on this corpus: {', '.join(missed)}." if missed else
-        f"Every target is met on this corpus; the tightest is {tightest}, "
+        f"Every target is met on this corpus; the lowest rate is {lowest}, "
         f"{rate * 100:.0f}% against {target * 100:.0f}%.")
     if ours.misses:
         lines += ["", "Our misses (attack: image, once per failed trial):", ""]
