@@ -156,6 +156,9 @@ def insert(obj: M) -> M:
                f"VALUES ({', '.join(['%s'] * len(fields))})")
         plan = _inserts[(model, db.vendor)] = (sql, fields, returning)
     sql, fields, returning = plan
+    # As Model.save does: a related object not yet written (its key still None, as an
+    # auto key queued in one_statement is) is refused, never stored as NULL.
+    obj._prepare_related_fields_for_save(operation_name="insert")  # type: ignore[attr-defined]
     values = [f.get_db_prep_save(f.pre_save(obj, add=True), db) for f in fields]
     queue = _queue(db)
     if queue is not None:
@@ -223,7 +226,17 @@ class _Write:
 
 
 def _queue(db: BaseDatabaseWrapper) -> list[_Write] | None:
-    return getattr(db, "_rows_queue", None)
+    queue: list[_Write] | None = getattr(db, "_rows_queue", None)
+    if queue is not None and _savepoints(db) != db._rows_queue_depth:  # type: ignore[attr-defined]
+        # A savepoint opened inside the block could be rolled back (or fail) without the
+        # queued writes, which go with the block's statement: refuse rather than mislead.
+        raise RuntimeError("a hot-path write inside a savepoint opened within one_statement")
+    return queue
+
+
+def _savepoints(db: BaseDatabaseWrapper) -> int:
+    # atomic(savepoint=False) records None: it can only roll back the whole transaction.
+    return sum(1 for sid in db.savepoint_ids if sid is not None)
 
 
 @contextmanager
@@ -235,8 +248,10 @@ def one_statement() -> Iterator[None]:
     (waking, reading the socket, replying) cost more CPU than the writes themselves.
     On PostgreSQL the queued writes become one statement of data-modifying ``WITH``
     parts, prepared once per connection like the others; an auto key a later write
-    needs comes from the part that inserted it. Elsewhere, and when nested, each write
-    runs as it is made, as outside the block.
+    needs comes from the part that inserted it. Elsewhere each write runs as it is
+    made, as outside the block. A nested block joins the outer one (the purchase API
+    sends its stored response with the sale's writes); a write inside a savepoint
+    opened within the block is refused, since that savepoint could not take it back.
 
     Must run inside a transaction: a write whose row count is wrong raises only after
     the whole statement ran, and the transaction must then roll back. Reads inside the
@@ -249,6 +264,7 @@ def one_statement() -> Iterator[None]:
     if not db.in_atomic_block:
         raise RuntimeError("one_statement must run inside transaction.atomic()")
     queue: list[_Write] = []
+    db._rows_queue_depth = _savepoints(db)  # type: ignore[attr-defined]
     db._rows_queue = queue  # type: ignore[attr-defined]
     try:
         yield
@@ -296,9 +312,13 @@ def _scalar(expression: str, part: int) -> str:
 
 
 def _mismatch(sql: str, on_mismatch: Callable[[], None] | None) -> None:
-    if on_mismatch is not None:
-        on_mismatch()
-    transaction.set_rollback(True)
+    # Other writes (the whole statement, in one_statement) may have landed: whatever the
+    # handler does, this transaction must not commit.
+    try:
+        if on_mismatch is not None:
+            on_mismatch()
+    finally:
+        transaction.set_rollback(True)
     raise DatabaseError(f"unexpected row count from: {sql[:80]}")
 
 

@@ -255,7 +255,10 @@ def _floor_client(index: int, seconds: float, start: mp.Barrier, out: mp.Queue,
                 cursor.fetchall()
             with conn.transaction():
                 cursor.execute(write, fresh(), prepare=True)
-                cursor.fetchone()
+                moved = cursor.fetchone()
+                # Every part wrote its row (the wallet's guarded move included), as a sale's.
+                if moved is None or not all(moved):
+                    raise RuntimeError(f"a replayed sale wrote nothing in a part: {moved}")
 
         sell()
         start.wait()

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from licensing.core import DeviceKeys, KeyRing, RevocationStore
 from peers.agent.outbox import OrderOutbox
-from peers.agent.server import make_app, start_server
+from peers.agent.server import PieceServer, start_server
 from peers.agent.store import PieceStore
 
 
@@ -36,13 +36,13 @@ async def serve(store_dir: Path, trust: dict[str, str], port: int) -> None:
     device = DeviceKeys.generate()
     store = PieceStore(store_dir)
     outbox = OrderOutbox(store_dir.parent / f"{store_dir.name}-outbox.sqlite3")
-    app = make_app(
+    app = PieceServer(
         store=store,
         device_id=device.device_id,
         keyring_provider=lambda: ring,
         revocations_provider=lambda: revocations.current(now=int(time.time())),
         outbox=outbox,
-    )
+    ).app()
     running = await start_server(app, port=port)
     print(json.dumps({"port": running.port, "device_id": device.device_id}), flush=True)
     stop = asyncio.Event()

@@ -12,6 +12,8 @@ def audit_record(
     *, actor: Any, action: str, target: models.Model, data: dict[str, Any] | None = None
 ) -> AuditEvent:
     # Written on every sale: the row goes in with SQL built once (exchange/rows.py).
+    if target.pk is None:
+        raise ValueError(f"audit of an unsaved {target._meta.label}")
     return rows.insert(AuditEvent(
         actor=actor if getattr(actor, "pk", None) else None,
         action=action,

@@ -253,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--with", dest="viewer", metavar="COMMAND",
                    help="the viewer to run on the file (default: $PEERMARK_VIEWER, xdg-open)")
     p.add_argument("--no-wait", dest="wait", action="store_false",
-                   help="delete the copy as soon as the viewer exits, without asking")
+                   help="delete the copy as soon as the viewer exits (a viewer that stays "
+                        "in the foreground), without asking")
     p.set_defaults(handler=_lazy("peers.agent.commands_transfer", "cmd_view"))
 
     for name in ("serve", "share"):

@@ -37,7 +37,7 @@ from peers.agent.download import Downloader, DownloadError, Progress, Source
 from peers.agent.gnutella import GnutellaNode, known_neighbours, sources_from_hits
 from peers.agent.library import OwnedLicence
 from peers.agent.platform import PlatformError, PlatformUnreachableError
-from peers.agent.receipts import add_served, queue_receipt, send_receipt
+from peers.agent.receipts import add_served, queue_receipt, receipt_sent, send_receipt
 from peers.agent.store import PieceStore, StoreError, WorkStore
 
 
@@ -132,8 +132,14 @@ def _deliver(agent: Agent, owned: OwnedLicence, licence: Licence, work: WorkStor
 
 def _receipt(agent: Agent, owned: OwnedLicence, licence: Licence, delivery: Delivery,
              *, online: bool) -> tuple[str, dict[str, int]]:
-    """Sign the receipt for a delivered copy, queue it and send it if online."""
+    """Sign the receipt for a delivered copy, queue it and send it if online.
+
+    Once per licence: the platform takes one receipt per licence, so a second `get` or
+    `view` of a work whose receipt was accepted sends nothing more.
+    """
     served = add_served(agent, owned.licence_id, {})
+    if receipt_sent(agent, owned.licence_id):
+        return "sent earlier", served
     token = receipt_for(delivery, device=agent.device, licence=licence, served_bytes=served,
                         now=int(time.time()))
     queue_receipt(agent, owned.licence_id, token)
@@ -158,6 +164,9 @@ def cmd_get(agent: Agent, args: argparse.Namespace) -> int:
     # Keeping a plaintext copy is the licence's "download" term. Without it the pieces
     # stay encrypted in the store, and `view` opens a marked copy that it deletes after.
     keep = licence.permits(Use.DOWNLOAD.value)
+    if not keep and args.out is not None:
+        raise AgentError(f"Your licence permits {_uses(licence)}, not keeping a copy, so "
+                         "there is nothing to write to --out.")
     manifest, manifest_token = _manifest_for(agent, owned, licence.manifest_root)
     store = PieceStore(agent.home.store_dir)
     run: dict[str, object] = {"pieces_fetched": 0, "dropped": []}
@@ -218,20 +227,35 @@ def cmd_view(agent: Agent, args: argparse.Namespace) -> int:
             delivery = _deliver(agent, owned, licence, work, Path(folder) / _file_name(owned))
         finally:
             store.close()
+        opener = viewer[0] in _OPENERS
         try:
             # The user's own viewer command, on their own machine.
             shown = subprocess.run([*viewer, str(delivery.path)], check=False)  # noqa: S603
         except OSError as exc:  # never shown: no receipt
             raise AgentError(f"Could not start the viewer {viewer[0]!r}: {exc}") from exc
+        if shown.returncode != 0:
+            raise AgentError(f"The viewer {viewer[0]!r} failed (exit code "
+                             f"{shown.returncode}); the copy was deleted.")
         outcome, _served = _receipt(agent, owned, licence, delivery, online=online)
         if args.wait and sys.stdin.isatty():
-            input("Press Enter when you have finished viewing; the copy is then deleted. ")
+            print("Press Enter when you have finished viewing; the copy is then deleted.",
+                  file=sys.stderr, flush=True)
+            sys.stdin.readline()
+        elif args.wait and opener:
+            # A desktop opener returns at once, before its viewer has read the file.
+            print(f"Keeping the copy {OPENER_GRACE_SECONDS} s for the viewer to open it.",
+                  file=sys.stderr, flush=True)
+            time.sleep(OPENER_GRACE_SECONDS)
     _print(args, f"Viewed “{owned.title}” with {viewer[0]}; the copy was deleted. "
            f"Receipt: {outcome}.",
-           {"viewer": viewer[0], "exit_code": shown.returncode, "kept": False,
-            "sha256": delivery.sha256_hex, "marked": delivery.marked, "receipt": outcome,
-            "licence_id": owned.licence_id})
-    return 0 if shown.returncode == 0 else 1
+           {"viewer": viewer[0], "kept": False, "sha256": delivery.sha256_hex,
+            "marked": delivery.marked, "receipt": outcome, "licence_id": owned.licence_id})
+    return 0
+
+
+# Desktop openers hand the file to the user's viewer and exit at once.
+_OPENERS = ("xdg-open", "open")
+OPENER_GRACE_SECONDS = 20
 
 
 def _viewer(chosen: str | None) -> list[str]:
@@ -243,7 +267,7 @@ def _viewer(chosen: str | None) -> list[str]:
         except ValueError as exc:
             raise AgentError(f"Cannot read the viewer command {text!r}: {exc}") from exc
         return command
-    for opener in ("xdg-open", "open"):
+    for opener in _OPENERS:
         if shutil.which(opener):
             return [opener]
     raise AgentError("No viewer found: pass --with COMMAND or set PEERMARK_VIEWER.")

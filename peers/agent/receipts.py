@@ -46,6 +46,11 @@ def queue_receipt(agent: Agent, licence_id: str, token: str) -> Path:
     return path
 
 
+def receipt_sent(agent: Agent, licence_id: str) -> bool:
+    """Has the platform accepted this licence's receipt already?"""
+    return (agent.home.receipts_dir / f"{uuid.UUID(licence_id)}.sent").exists()
+
+
 def send_receipt(agent: Agent, licence_id: str) -> str:
     """Send one queued receipt: 'sent', 'pending' (platform unreachable) or 'refused: …'."""
     path = agent.home.receipts_dir / f"{uuid.UUID(licence_id)}.jwt"

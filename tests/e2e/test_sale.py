@@ -236,7 +236,15 @@ def test_a_view_only_licence_keeps_no_copy_and_view_deletes_the_one_it_opens(
     assert not shown.parent.exists()  # the private folder went with it
     _payload_in(seen, buyer, site, viewed["licence_id"])
 
-    # A viewer that is not there is a clear error.
+    again = buyer.run("view", work["id"], "--with", "true", "--no-wait")
+    assert again["receipt"] == "sent earlier"  # one receipt per licence
+
+    # Clear errors: a viewer that is not there or fails, a copy the terms do not allow.
     failed = buyer.run("view", work["id"], "--with", "/no/such/viewer", check=False)
     assert failed.returncode == 1
     assert "Could not start the viewer" in failed.stderr
+    failed = buyer.run("view", work["id"], "--with", "false", check=False)
+    assert "failed (exit code 1)" in failed.stderr
+    failed = buyer.run("get", work["id"], "--out", str(tmp_path / "kept.png"), check=False)
+    assert "not keeping a copy" in failed.stderr
+    assert not (tmp_path / "kept.png").exists()

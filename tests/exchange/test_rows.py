@@ -270,3 +270,45 @@ def test_the_sales_statements_are_prepared_on_postgresql(rita, bob, make_work, f
         prepared = [row[0] for row in cursor.fetchall()]
     assert any(text.startswith("WITH w0 AS (UPDATE ledger_account") for text in prepared)
     assert any('FROM "catalogue_work"' in text for text in prepared)
+
+
+def test_a_refusal_caught_inside_the_transaction_still_rolls_it_back(bob) -> None:
+    import contextlib
+
+    wallet, _clearing = _accounts(bob)
+    with transaction.atomic():
+        with contextlib.suppress(RefusedError), rows.one_statement():
+            rows.insert(JournalEntry(kind="topup", reference="caught", memo="m"))
+            rows.execute("UPDATE ledger_account SET balance = balance + %s "
+                         "WHERE id = %s AND balance + %s >= 0", [-5, wallet.pk, -5],
+                         expect=1, on_mismatch=_refuse)
+        assert transaction.get_rollback()  # the caller cannot commit what was sent
+    assert not JournalEntry.objects.filter(reference="caught").exists()
+
+
+def test_an_unsaved_related_row_is_refused_not_stored_as_null() -> None:
+    from exchange.audit.services import audit_record
+
+    entry = JournalEntry(kind="topup", reference="unsaved", memo="m")  # never inserted
+    with pytest.raises(ValueError, match="unsaved related object"):
+        rows.insert(AuditEvent(action="x", target_type="x", target_id="1",
+                               actor=_unsaved_user()))
+    with pytest.raises(ValueError, match="unsaved"):
+        audit_record(actor=None, action="x", target=entry)
+
+
+def _unsaved_user() -> Any:
+    from exchange.accounts.models import User
+
+    return User(username="ghost")
+
+
+@pytest.mark.postgres
+def test_a_write_in_a_savepoint_inside_one_statement_is_refused() -> None:
+    def write_in_a_savepoint() -> None:
+        with transaction.atomic(), rows.one_statement(), transaction.atomic():
+            rows.insert(AuditEvent(action="nested", target_type="x", target_id="1"))
+
+    with pytest.raises(RuntimeError, match="inside a savepoint"):
+        write_in_a_savepoint()
+    assert not AuditEvent.objects.filter(action="nested").exists()
