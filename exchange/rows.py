@@ -313,12 +313,14 @@ def _scalar(expression: str, part: int) -> str:
 
 def _mismatch(sql: str, on_mismatch: Callable[[], None] | None) -> None:
     # Other writes (the whole statement, in one_statement) may have landed: whatever the
-    # handler does, this transaction must not commit.
+    # handler does, this transaction must not commit. (Outside a transaction the one
+    # statement has committed on its own and touched nothing else.)
     try:
         if on_mismatch is not None:
             on_mismatch()
     finally:
-        transaction.set_rollback(True)
+        if _db().in_atomic_block:
+            transaction.set_rollback(True)
     raise DatabaseError(f"unexpected row count from: {sql[:80]}")
 
 
@@ -343,7 +345,6 @@ def update(obj: Model, fields: Sequence[str]) -> None:
     values.append(meta.pk.get_db_prep_value(obj.pk, db))
 
     def no_such_row() -> None:
-        transaction.set_rollback(True)
         raise DatabaseError(f"{meta.label} {obj.pk} was not updated: no such row")
 
     execute(sql, values, expect=1, on_mismatch=no_such_row)

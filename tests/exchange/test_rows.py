@@ -137,6 +137,16 @@ def test_updating_a_row_that_is_not_there_is_an_error() -> None:
         rows.update(ghost, ["action"])
 
 
+@pytest.mark.django_db(transaction=True)
+def test_updating_a_missing_row_outside_a_transaction_is_the_same_error() -> None:
+    # As the idempotency key's stored response is written after an aborted request.
+    from django.db import DatabaseError
+
+    ghost = AuditEvent(pk=10**9, action="x", target_type="x", target_id="x")
+    with pytest.raises(DatabaseError, match="no such row"):
+        rows.update(ghost, ["action"])
+
+
 # --- one_statement: the sale's writes sent together ----------------------------------
 
 _POSTINGS = "INSERT INTO ledger_posting (entry_id, account_id, currency, amount) VALUES "
