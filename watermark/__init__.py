@@ -10,6 +10,7 @@ from watermark.codec import MARKABLE_FORMATS, embed_bytes, extract_bytes, open_i
 from watermark.embed import embed
 from watermark.errors import (
     CorruptImageError,
+    EmbedCheckError,
     ImageTooLargeError,
     ImageTooSmallError,
     InvalidKeyError,
@@ -29,6 +30,7 @@ __all__ = [
     "PAYLOAD_BITS",
     "Alignment",
     "CorruptImageError",
+    "EmbedCheckError",
     "ExtractResult",
     "ImageTooLargeError",
     "ImageTooSmallError",

@@ -22,11 +22,13 @@ from PIL import Image
 
 from watermark import grid
 from watermark.detect import BlindStatistic, blind_statistic, chip_gain
-from watermark.mask import choose_cell
+from watermark.errors import EmbedCheckError
+from watermark.mask import candidate_cells, choose_cell
 from watermark.params import DEFAULT, Params
 from watermark.pattern import Layout, layout
 from watermark.payload import CODED_BITS, codeword, validate_key, validate_payload
 from watermark.planes import DEFAULT_MAX_PIXELS, to_planes
+from watermark.selfcheck import check_marked
 
 
 def bit_shares(
@@ -85,13 +87,28 @@ def embed(
 ) -> Image.Image:
     """A copy of `image` carrying `payload` under `key`, in the same mode (palette: RGB/RGBA).
 
-    Raises `InvalidKeyError`, `InvalidPayloadError`, or an `UnsupportedImageError` subclass.
+    The copy is checked before it is returned (`selfcheck`): at least `params.psnr_floor`
+    dB from the input, and the payload reads back blind. The cell side is the one
+    `mask.choose_cell` picks; only if that copy fails its check is the other side the
+    readers try tried (a small smooth picture's large cells can be too few to carry the
+    code past its hard edges). Raises `InvalidKeyError`,
+    `InvalidPayloadError`, an `UnsupportedImageError` subclass for an image it will not
+    mark, or `EmbedCheckError` for a copy that failed its check.
     """
     raw_key = validate_key(key)
     value = validate_payload(payload)
     planes = to_planes(image, max_pixels)
     luma = planes.luma
-    params = params.with_cell(choose_cell(luma, params))
-    cells = mark_cells(luma, raw_key, value, params)
-    delta = grid.spread(cells, params.cell, luma.shape[0], luma.shape[1])
-    return planes.with_luma_added(delta)
+    failures: list[EmbedCheckError] = []
+    for cell in candidate_cells(luma, params):
+        cell_params = params.with_cell(cell)
+        cells = mark_cells(luma, raw_key, value, cell_params)
+        delta = grid.spread(cells, cell, luma.shape[0], luma.shape[1])
+        try:
+            marked = planes.with_luma_added(delta)
+            check_marked(planes, marked, raw_key, value, cell_params)
+        except EmbedCheckError as error:
+            failures.append(error)
+            continue
+        return marked.image()
+    raise failures[0]

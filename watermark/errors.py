@@ -2,7 +2,8 @@
 
 Every image the library refuses raises a subclass of `UnsupportedImageError`, so the agent can
 record "not marked" in its receipt with one ``except`` clause, while a caller that cares can
-still tell a decompression bomb from a truncated download.
+still tell a decompression bomb from a truncated download. A copy that `embed` made but will
+not hand over, because its own check found it damaged, raises `EmbedCheckError`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,17 @@ class ImageTooLargeError(UnsupportedImageError):
 
 class CorruptImageError(UnsupportedImageError):
     """The bytes do not decode to a whole image (truncated or damaged file)."""
+
+
+class EmbedCheckError(WatermarkError):
+    """`embed` refused to return its copy: the self-check found it damaged or unreadable.
+
+    Raised instead of returning a copy whose PSNR against the input is below the floor, or
+    from which a blind read does not give back the payload (a picture with no room for a
+    mark, such as one that is saturated almost everywhere, or a defect). Not an
+    `UnsupportedImageError`: the image was fine, the marking was not, and the agent
+    records the copy as unmarked with the reason ``embed-failed``.
+    """
 
 
 class InvalidPayloadError(WatermarkError, ValueError):

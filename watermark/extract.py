@@ -12,10 +12,12 @@ expected pattern (also taken through the resampling); since the embedder chose t
 amplitude to bring the master's own detector output to a common margin, adding the master's
 detector output back turns the estimate into a value whose sign is the bit.
 
-Every read ends in the keyed check (`payload`): a read either names the payload the key's
-holder embedded or says "no mark". The few readings tried per call (a blind read tries the
-two cell sides the embedder may have chosen; an informed read at most three readings) each
-have a 2**-24 chance of a false match, so a call's false-positive rate is below 2e-7.
+Both readers try the two cell sides the embedder may have used: the one `mask.choose_cell`
+picks first, then the other (the embedder falls back to it when its own check fails; see
+`embed`). Every read ends in the keyed check (`payload`): a read either names the payload
+the key's holder embedded or says "no mark". The few readings tried per call (blind: one
+per cell side; informed: at most three per cell side, registering only once) each have a
+2**-24 chance of a false match, so a call's false-positive rate is below 4e-7.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from PIL import Image
 
 from watermark import grid
 from watermark.detect import blind_statistic, chip_gain, soft_bits
-from watermark.mask import candidate_cells, choose_cell
+from watermark.mask import candidate_cells
 from watermark.params import DEFAULT, Params
 from watermark.pattern import layout
 from watermark.payload import CODED_BITS, decode, validate_key
@@ -69,24 +71,67 @@ def blind_soft(luma: NDArray[np.float32], key: bytes, params: Params) -> Soft:
     return soft_bits(blind_statistic(luma, params), layout(key, rows, cols, CODED_BITS))
 
 
-def informed_soft(suspect: NDArray[np.float32], master: NDArray[np.float32], key: bytes,
-                  params: Params) -> tuple[Soft, Soft, Alignment]:
-    """Soft values from the registered copy: host-compensated, and the plain estimate."""
-    params = params.with_cell(choose_cell(master, params))
+MIN_GAIN = 0.05
+"""Least contrast (as a share of the master's) an informed read divides by; see `_fit_gain`."""
+
+
+def _fit_gain(master: NDArray[np.float32], copy: NDArray[np.float32]) -> tuple[float, float]:
+    """Gain and offset that best map the master's pixels onto the copy's (least squares).
+
+    A flat master (all black, all white) says nothing about contrast: its gain column is
+    constant, the fit is degenerate, and a gain of zero would be divided by below. Such a
+    master, or a fit that leaves less than `MIN_GAIN` of its contrast, is taken at gain 1
+    with the mean difference as the offset: the copy's contrast cannot be measured, and
+    assuming it unchanged is the reading that can still find a mark.
+    """
+    x = master.astype(np.float64)
+    y = copy.astype(np.float64)
+    if x.size == 0:
+        return 1.0, 0.0
+    spread = float(np.var(x))
+    if spread > 1e-6:
+        gain = float(np.mean((x - x.mean()) * (y - y.mean()))) / spread
+        if np.isfinite(gain) and abs(gain) >= MIN_GAIN:
+            return gain, float(y.mean()) - gain * float(x.mean())
+    return 1.0, float(y.mean() - x.mean())
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A suspect copy put into the master's frame: what every cell side's read shares."""
+
+    alignment: Alignment
+    matrix: NDArray[np.float64]
+    warped: NDArray[np.float32]
+    """The copy resampled onto the master's pixel grid."""
+    seen: NDArray[np.float32]
+    """The master taken to the copy's frame and back: it lost what the copy lost."""
+    suspect_shape: tuple[int, int]
+
+
+def registered(suspect: NDArray[np.float32], master: NDArray[np.float32]) -> Registered:
+    """Register the copy to the master once, for reads at any cell side."""
     alignment = register(suspect, master)
     matrix = np.array(alignment.matrix, dtype=np.float64).reshape(2, 3)
     h, w = master.shape
-    warped = warp(suspect, matrix, h, w, cubic=True)
-    valid = coverage(matrix, master.shape, suspect.shape, params.cell, 2.0)
+    shape = (suspect.shape[0], suspect.shape[1])
+    return Registered(alignment, matrix, warp(suspect, matrix, h, w, cubic=True),
+                      round_trip(master, matrix, shape), shape)
+
+
+def informed_soft(copy: Registered, master: NDArray[np.float32], key: bytes,
+                  params: Params) -> tuple[Soft, Soft]:
+    """Soft values from the registered copy at the cell side in `params` (which must be set):
+    host-compensated, and the plain estimate."""
+    matrix, warped, seen = copy.matrix, copy.warped, copy.seen
+    h, w = master.shape
+    valid = coverage(matrix, master.shape, copy.suspect_shape, params.cell, 2.0)
     rows, cols = valid.shape
     inside = np.zeros(master.shape, dtype=bool)
     inside[: rows * params.cell, : cols * params.cell] = np.kron(
         valid, np.ones((params.cell, params.cell), dtype=bool))
 
-    seen = round_trip(master, matrix, suspect.shape)
-    design = np.stack([seen[inside], np.ones(int(inside.sum()), np.float32)], axis=1)
-    (gain, offset), *_ = np.linalg.lstsq(design.astype(np.float64),
-                                         warped[inside].astype(np.float64), rcond=None)
+    gain, offset = _fit_gain(seen[inside], warped[inside])
     residual = np.where(inside, warped - (gain * seen + offset), 0.0).astype(np.float32)
     cells = grid.cell_weighted_sums(residual, params.cell)
     cells = cells - grid.box_mean(cells, 2)
@@ -94,7 +139,8 @@ def informed_soft(suspect: NDArray[np.float32], master: NDArray[np.float32], key
     host = blind_statistic(master, params)
     lay = layout(key, rows, cols, CODED_BITS)
     unit = grid.spread(host.amplitude * lay.chip, params.cell, h, w)
-    template = grid.cell_weighted_sums(round_trip(unit, matrix, suspect.shape), params.cell)
+    template = grid.cell_weighted_sums(round_trip(unit, matrix, copy.suspect_shape),
+                                       params.cell)
     expected = (template - grid.box_mean(template, 2)) * lay.chip
 
     floor = np.float32(chip_gain(params) * params.read_noise**2)
@@ -108,7 +154,7 @@ def informed_soft(suspect: NDArray[np.float32], master: NDArray[np.float32], key
     host_stat = lay.per_bit(host.residual * host.weight * lay.chip)
     noise = np.maximum(host_gain / np.sqrt(power) / abs(gain), 1e-12)
     compensated = (share * host_gain + host_stat) / noise
-    return np.asarray(compensated, np.float64), np.asarray(plain, np.float64), alignment
+    return np.asarray(compensated, np.float64), np.asarray(plain, np.float64)
 
 
 def _blind(luma: NDArray[np.float32], key: bytes, params: Params) -> ExtractResult:
@@ -141,17 +187,25 @@ def extract(
         return _blind(luma_of(image, max_pixels), raw_key, params)
     luma = luma_of(image, max_pixels, MIN_SUSPECT_PIXELS)
     master = luma_of(reference, max_pixels)
-    compensated, plain, alignment = informed_soft(luma, master, raw_key, params)
-    first = _decided(compensated, raw_key, informed=True, alignment=alignment)
-    if first.found:
-        return first
-    second = _decided(plain, raw_key, informed=True, alignment=alignment)
-    if second.found:
-        return second
-    if luma.shape == master.shape:
-        cell = choose_cell(master, params)
-        third = _decided(blind_soft(luma, raw_key, params.with_cell(cell)), raw_key,
-                         informed=False)
-        if third.found:
-            return third
-    return first
+    return _informed(luma, master, raw_key, params)
+
+
+def _informed(luma: NDArray[np.float32], master: NDArray[np.float32], key: bytes,
+              params: Params) -> ExtractResult:
+    """Register once; read at the master's cell side, then at the other one the embedder
+    falls back to when its own check fails there (see `embed`)."""
+    copy = registered(luma, master)
+    tried = []
+    for cell in candidate_cells(master, params):
+        cell_params = params.with_cell(cell)
+        compensated, plain = informed_soft(copy, master, key, cell_params)
+        for soft in (compensated, plain):
+            result = _decided(soft, key, informed=True, alignment=copy.alignment)
+            if result.found:
+                return result
+            tried.append(result)
+        if luma.shape == master.shape:
+            result = _decided(blind_soft(luma, key, cell_params), key, informed=False)
+            if result.found:
+                return result
+    return tried[0]

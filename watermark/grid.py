@@ -76,17 +76,22 @@ def spread(cells: Array, cell: int, height: int, width: int) -> Array:
 
 
 def box_mean(a: Array, radius: int) -> Array:
-    """Mean over a (2r+1)^2 window, edges replicated; on the small cell grid only."""
+    """Mean over a (2r+1)^2 window, edges replicated; on the small cell grid only.
+
+    Summed as shifted slices, not as differences of a running (integral-image) sum: the
+    differences of large running sums cancel, and a window of zeros could come out a
+    hair below zero, whose square root is NaN. Sums of shifted non-negative values stay
+    non-negative, and for the 3x3 and 5x5 windows used here they cost no more.
+    """
     size = 2 * radius + 1
+    rows, cols = a.shape
     padded = np.pad(a.astype(np.float64), radius, mode="edge")
-    integral = np.zeros((padded.shape[0] + 1, padded.shape[1] + 1), dtype=np.float64)
-    integral[1:, 1:] = padded.cumsum(axis=0).cumsum(axis=1)
-    total = (
-        integral[size:, size:]
-        - integral[:-size, size:]
-        - integral[size:, :-size]
-        + integral[:-size, :-size]
-    )
+    down = padded[0:rows].copy()
+    for shift in range(1, size):
+        down += padded[shift : shift + rows]
+    total = down[:, 0:cols].copy()
+    for shift in range(1, size):
+        total += down[:, shift : shift + cols]
     return (total / (size * size)).astype(np.float32)
 
 

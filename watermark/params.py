@@ -52,6 +52,11 @@ class Params:
     max_share: float = 2.5
     """...and at most this multiple of it, so no bit's cells become visible."""
 
+    psnr_floor: float = 40.0
+    """The least PSNR (dB) at which `embed` hands over a copy; below it, it raises.
+
+    A guard on the output, not part of the mark: reading does not depend on it. The budget
+    `psnr` sits a little above it to leave room for rounding to whole grey levels."""
 
     def size_cell(self, height: int, width: int) -> int:
         """The cell side for an image of this size, before looking at its content.

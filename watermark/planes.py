@@ -16,7 +16,12 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from watermark.errors import ImageTooLargeError, ImageTooSmallError, UnsupportedImageError
+from watermark.errors import (
+    EmbedCheckError,
+    ImageTooLargeError,
+    ImageTooSmallError,
+    UnsupportedImageError,
+)
 
 MIN_PIXELS: Final = 256 * 256
 MIN_SIDE: Final = 64
@@ -47,14 +52,24 @@ class Planes:
             return self.pixels[:, :, 0].astype(np.float32)
         return _integer_luma(self.pixels)
 
-    def with_luma_added(self, delta: NDArray[np.float32]) -> Image.Image:
-        """The image with `delta` added to every colour channel, rounded and clipped."""
+    def with_luma_added(self, delta: NDArray[np.float32]) -> Planes:
+        """The planes with `delta` added to every colour channel, rounded and clipped.
+
+        A non-finite delta is refused here, at the cast: NaN cast to uint8 is whatever the
+        CPU makes of it, and a copy built from it is noise, not a marked picture.
+        """
+        if not bool(np.isfinite(delta).all()):
+            raise EmbedCheckError("the mark came out as non-finite numbers; nothing was marked")
         out = self.pixels.copy()
         colour = self.pixels[:, :, : self.colour].astype(np.float32) + delta[:, :, None]
         out[:, :, : self.colour] = np.clip(np.rint(colour), 0, 255).astype(np.uint8)
-        if out.shape[2] == 1:
-            return Image.fromarray(out[:, :, 0], mode=self.mode)
-        return Image.fromarray(out, mode=self.mode)
+        return Planes(out, self.mode, self.colour)
+
+    def image(self) -> Image.Image:
+        """The planes as a PIL image in their mode."""
+        if self.pixels.shape[2] == 1:
+            return Image.fromarray(self.pixels[:, :, 0], mode=self.mode)
+        return Image.fromarray(self.pixels, mode=self.mode)
 
 
 def check_size(width: int, height: int, max_pixels: int, min_pixels: int = MIN_PIXELS) -> None:
@@ -108,6 +123,8 @@ def luma_of(
     check_size(image.width, image.height, max_pixels, min_pixels)
     if image.mode in {"I;16", "I;16B", "I;16L", "I", "F"}:
         plane = np.asarray(image.convert("F"), dtype=np.float32)
+        if not bool(np.isfinite(plane).all()):
+            raise UnsupportedImageError("the image has pixels that are not finite numbers")
         top = float(plane.max()) if plane.size else 0.0
         return plane * np.float32(255.0 / 65535.0) if top > 255.0 else plane
     if image.mode in {"L", "LA"}:

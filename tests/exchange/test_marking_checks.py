@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from typing import Any
 
+import numpy as np
 import pytest
+from PIL import Image
 
 import watermark
 from exchange.audit.models import AuditEvent
@@ -77,6 +80,23 @@ def test_an_unmarkable_work_delivered_as_its_master_matches(rita, bob, make_work
     licence = purchase_create(buyer=bob, work_id=work.pk, device_id=device.device_id).licence
     master = (settings.MASTERS_DIR / work.master_path).read_bytes()
     receipt = _receipt(licence, master, marked=False, reason="unsupported-format")
+    assert receipt_marking_check(receipt=receipt).verdict == MarkingVerdict.MATCHES
+
+
+def test_a_master_the_mark_does_not_survive_in_delivered_plain_matches(
+        rita, bob, make_work, fund, device_of, settings) -> None:
+    # Pure black and white squares: embed's own check refuses every marked copy, so the
+    # honest agent writes the master, reported as embed-failed; the platform agrees.
+    y, x = np.mgrid[0:320, 0:384]
+    board = Image.fromarray(((x // 16 + y // 16) % 2 * 255).astype(np.uint8), mode="L")
+    out = io.BytesIO()
+    board.save(out, "PNG")
+    work = make_work(rita, data=out.getvalue())
+    fund(bob, 5000)
+    _keys, device = device_of(bob)
+    licence = purchase_create(buyer=bob, work_id=work.pk, device_id=device.device_id).licence
+    master = (settings.MASTERS_DIR / work.master_path).read_bytes()
+    receipt = _receipt(licence, master, marked=False, reason="embed-failed")
     assert receipt_marking_check(receipt=receipt).verdict == MarkingVerdict.MATCHES
 
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+from PIL import Image
 
 import watermark
 from licensing.core import (
@@ -151,6 +156,59 @@ def test_an_image_the_library_cannot_read_is_recorded_as_unsupported(
     assert (delivery.marked, delivery.unmarked_reason) == (
         False, UnmarkedReason.UNSUPPORTED_FORMAT,
     )
+
+
+def _checkerboard_png() -> bytes:
+    """Pure black and white squares: no room for a mark, so embed's own check refuses it."""
+    y, x = np.mgrid[0:320, 0:384]
+    image = Image.fromarray(((x // 16 + y // 16) % 2 * 255).astype(np.uint8), mode="L")
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def test_an_image_the_mark_does_not_survive_in_is_delivered_plain_as_embed_failed(
+    sale: Sale, tmp_path: Path
+) -> None:
+    master = _checkerboard_png()
+    held = bought(sale, tmp_path / "work", master)
+
+    delivery = deliver_to(held, tmp_path / "board.png", "image/png")
+
+    assert (delivery.marked, delivery.unmarked_reason) == (False, UnmarkedReason.EMBED_FAILED)
+    assert "does not read back" in delivery.detail
+    assert (tmp_path / "board.png").read_bytes() == master
+    assert delivery.sha256 == hashlib.sha256(master).digest()
+
+
+@pytest.mark.parametrize(
+    "defect",
+    [
+        pytest.param(np.nan, id="NaN amplitudes, as the variance bug made"),
+        pytest.param(400.0, id="finite amplitudes far too strong"),
+    ],
+)
+def test_a_marking_defect_never_reaches_the_buyer_as_a_damaged_file(
+    sale: Sale, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, defect: float
+) -> None:
+    # Stand-in for any future arithmetic defect in the mark: every cell's amplitude is
+    # garbage. embed's self-check must refuse the copy, and the agent must write the plain
+    # decrypted master, recorded as embed-failed, never the wrecked picture.
+    def broken_cells(luma: Any, key: bytes, payload: int, params: Any) -> Any:
+        rows, cols = luma.shape[0] // params.cell, luma.shape[1] // params.cell
+        return np.full((rows, cols), defect, np.float32)
+
+    monkeypatch.setattr(importlib.import_module("watermark.embed"), "mark_cells", broken_cells)
+    master = photo_png()
+    held = bought(sale, tmp_path / "work", master)
+    destination = tmp_path / "library" / "harbour.png"
+
+    delivery = deliver_to(held, destination, "image/png")
+
+    assert (delivery.marked, delivery.unmarked_reason) == (False, UnmarkedReason.EMBED_FAILED)
+    assert destination.read_bytes() == master
+    assert delivery.sha256 == hashlib.sha256(master).digest()
+    assert sorted(p.name for p in destination.parent.iterdir()) == ["harbour.png"]
 
 
 def test_a_piece_damaged_on_disk_fails_delivery_and_leaves_no_file_behind(
