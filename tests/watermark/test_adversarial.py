@@ -11,6 +11,7 @@ edges has no room, and the self-check refuses it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from tests.watermark.conftest import KEY, PAYLOAD
+from tests.watermark.photographs import photograph
 from watermark import (
     EmbedCheckError,
     ImageTooSmallError,
@@ -203,6 +205,24 @@ def test_a_suspect_with_non_finite_pixels_is_refused() -> None:
     plane[7, 9] = np.nan
     with pytest.raises(UnsupportedImageError, match="not finite"):
         luma_of(Image.fromarray(plane, mode="F"), min_pixels=96 * 96)
+
+
+@pytest.mark.parametrize(
+    ("suspect", "master"),
+    [
+        pytest.param(lambda: Image.new("L", (512, 512), 128), lambda: photograph("astronaut"),
+                     id="a flat grey copy against a photograph"),
+        pytest.param(lambda: Image.effect_noise((384, 320), 60), lambda: Image.new("L", (W, H)),
+                     id="noise against an all-black master"),
+        pytest.param(lambda: Image.new("L", (W, H), 255), lambda: Image.new("L", (W, H)),
+                     id="all white against all black"),
+    ],
+)
+def test_an_informed_read_of_a_copy_of_something_else_says_no_mark(
+    suspect: Callable[[], Image.Image], master: Callable[[], Image.Image]
+) -> None:
+    result = extract(suspect(), KEY, reference=master())
+    assert (result.found, result.payload) == (False, None)
 
 
 # Random small pictures made of blocks that are flat, saturated, noisy or ramps.
