@@ -95,12 +95,15 @@ DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        # The sale's statements (exchange/rows.py) are prepared on their nth use per
-        # connection; 0 turns that off (for a pooler that cannot keep prepared
-        # statements, such as PgBouncer before 1.21 in transaction mode). Django's own
-        # queries bind on the client and are never prepared.
+        # Parameters are bound on the server (Django's documented psycopg option), so a
+        # statement's text is the same for every call and psycopg prepares it on its nth
+        # use per connection: the server then parses and plans each of a sale's
+        # statements once, not on every sale. 0 turns preparing off (a pooler that
+        # cannot keep prepared statements, such as PgBouncer before 1.21 in
+        # transaction mode); binding stays on the server.
         _prepare = env_int("PEERMARK_DB_PREPARE_THRESHOLD", default=5, minimum=0)
-        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = _prepare or None
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            server_side_binding=True, prepare_threshold=_prepare or None)
 else:
     DATABASES = {
         "default": {

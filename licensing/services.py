@@ -13,7 +13,6 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from exchange import rows
 from exchange.accounts.models import User
 from exchange.api.errors import ServiceError
 from exchange.audit.services import audit_record
@@ -286,7 +285,7 @@ def licence_issue(
     # The payload is unique by constraint. Two random 64-bit values collide with odds of
     # about n**2 / 2**65 over n licences; if it ever happens, the purchase's transaction
     # fails as a whole and the client's retry (same Idempotency-Key) draws a new one.
-    return rows.insert(Licence(
+    return Licence.objects.create(
         id=licence_id,
         buyer=buyer,
         device=device,
@@ -298,7 +297,7 @@ def licence_issue(
         token=token,
         issued_at=issued,
         expires_at=expires,
-    ))
+    )
 
 
 def licence_revoke(*, licence: Licence, reason: str, actor: User | None = None) -> bool:

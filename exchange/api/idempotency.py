@@ -30,7 +30,6 @@ from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from exchange import rows
 from exchange.accounts.models import User
 from exchange.api.errors import ServiceError, error_body
 from exchange.api.models import IdempotencyRecord
@@ -85,7 +84,8 @@ def _claim(user: User, key: str, fingerprint: str) -> IdempotencyRecord | Respon
     """
     try:
         with transaction.atomic() if connection.in_atomic_block else nullcontext():
-            return rows.insert(IdempotencyRecord(user=user, key=key, fingerprint=fingerprint))
+            return IdempotencyRecord.objects.create(user=user, key=key,
+                                                    fingerprint=fingerprint)
     except IntegrityError:
         pass
     existing = IdempotencyRecord.objects.filter(user=user, key=key).first()
@@ -127,18 +127,13 @@ def _error_key_response(code: str, message: str, status: int) -> Response:
     return Response(error_body(code, message, {HEADER: [message]}), status=status)
 
 
-def idempotent(*, required: bool, one_statement: bool = False) -> Callable[[View], View]:
+def idempotent(*, required: bool) -> Callable[[View], View]:
     """Decorate a DRF view method (``post``) so that its effect happens once per key.
 
     The view runs inside one durable transaction together with the write of its stored
     response: either both commit or neither does, so a crash between them cannot leave an
     effect without a record (which a retry would repeat). Services called from here open
     nested ``atomic()`` blocks, which become savepoints of this one.
-
-    ``one_statement`` sends the view's hot-path writes and the stored response as one
-    statement (``rows.one_statement``), for a view that never reads what it wrote (a
-    purchase); a refusal found when the statement runs (insufficient funds) still turns
-    into the view's error response.
     """
 
     def decorate(view: View) -> View:
@@ -164,8 +159,7 @@ def idempotent(*, required: bool, one_statement: bool = False) -> Callable[[View
             if isinstance(claimed, Response):
                 return claimed
             try:
-                with transaction.atomic(durable=True), (
-                        rows.one_statement() if one_statement else nullcontext()):
+                with transaction.atomic(durable=True):
                     response = view(self, request, *args, **kwargs)
                     if response.status_code >= 300:
                         raise _Abort(response)
@@ -193,7 +187,7 @@ def _store(record: IdempotencyRecord, response: Response) -> None:
     record.state = IdempotencyRecord.State.DONE
     record.status_code = response.status_code
     record.response_body = response.data
-    rows.update(record, ["state", "status_code", "response_body"])
+    record.save(update_fields=["state", "status_code", "response_body"])
 
 
 def idempotency_records_purge(*, now: Any = None) -> int:

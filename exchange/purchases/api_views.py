@@ -36,7 +36,7 @@ class PurchaseListCreateView(APIView):
         return paginated_response(request, self, purchases, PurchaseOut)
 
     @extend_schema(request=PurchaseIn, responses={201: PurchaseCreatedOut})
-    @idempotent(required=True, one_statement=True)
+    @idempotent(required=True)
     def post(self, request: Request) -> Response:
         data = PurchaseIn(data=request.data)
         data.is_valid(raise_exception=True)

@@ -16,7 +16,6 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from exchange import rows
 from exchange.accounts.models import User
 from exchange.api.errors import ServiceError
 from exchange.audit.services import audit_record
@@ -43,8 +42,8 @@ class PurchaseClosedError(ServiceError):
 
 # What a sale reads of the work and its owner (the seller's name goes on the invoice).
 _SALE_FIELDS = ("owner", "title", "status", "price_minor", "currency", "allowed_uses",
-                "licence_days", "byte_allowance_multiple")
-_SELLER_FIELDS = ("username", "first_name", "last_name")
+                "licence_days", "byte_allowance_multiple", "owner__username",
+                "owner__first_name", "owner__last_name")
 
 
 def _work_on_sale(work_id: uuid.UUID | str) -> Work:
@@ -52,9 +51,8 @@ def _work_on_sale(work_id: uuid.UUID | str) -> Work:
         key = uuid.UUID(str(work_id))
     except ValueError:
         key = None
-    found = rows.select(Work, fields=_SALE_FIELDS, where={"id": key},
-                        related=("owner", _SELLER_FIELDS)) if key else []
-    work = found[0] if found else None
+    work = (Work.objects.select_related("owner").only(*_SALE_FIELDS).filter(pk=key).first()
+            if key else None)
     if work is None or work.status not in (WorkStatus.READY, WorkStatus.WITHDRAWN):
         raise ServiceError("No such work.", code="not_found", status_code=404, field="work")
     if work.status == WorkStatus.WITHDRAWN:
@@ -64,20 +62,19 @@ def _work_on_sale(work_id: uuid.UUID | str) -> Work:
 
 
 def _device_of(buyer: User, device_id: str) -> Device:
-    found = rows.select(Device, fields=("user", "signing_public", "kem_public", "revoked_at"),
-                        where={"device_id": str(device_id)[:64], "user": buyer.pk})
-    if not found:
+    device = (Device.objects.only("user", "signing_public", "kem_public", "revoked_at")
+              .filter(device_id=str(device_id)[:64], user=buyer).first())
+    if device is None:
         raise ServiceError("No such device on your account; run `init` first.",
                            code="unknown_device", status_code=400, field="device")
-    return found[0]
+    return device
 
 
 def _buyer_accounts(buyer: User, currency: str) -> tuple[Account, Account]:
     """The buyer's wallet and escrow account in ``currency`` (one query when both exist)."""
-    found = {a.kind: a for a in rows.select(
-        Account, fields=("kind", "currency", "guarded"),
-        where={"kind": (AccountKind.WALLET.value, AccountKind.ESCROW.value), "owner": buyer.pk,
-               "currency": currency, "reference": ""})}
+    found = {a.kind: a for a in Account.objects.only("kind", "currency", "guarded").filter(
+        kind__in=(AccountKind.WALLET, AccountKind.ESCROW), owner=buyer, currency=currency,
+        reference="")}
     wallet = found.get(AccountKind.WALLET)
     if wallet is not None:
         escrow = found.get(AccountKind.ESCROW) or account_get_or_create(
@@ -100,11 +97,10 @@ def purchase_create(*, buyer: User, work_id: uuid.UUID | str, device_id: str,
                     now: dt.datetime | None = None) -> Purchase:
     """Buy a work for one of the buyer's devices: wallet to escrow, licence issued.
 
-    Three reads (the work, the device, the buyer's accounts), then one transaction of
-    eight writes: the wallet debited and checked in one conditional UPDATE, the escrow
-    credited, the journal entry and its postings, the licence, the purchase, the invoice
-    and the audit row. On PostgreSQL the eight go to the database as one statement
-    (``rows.one_statement``).
+    Three reads (the work with its owner, the device, the buyer's accounts), then one
+    transaction of eight writes: the wallet debited and checked in one conditional
+    UPDATE, the escrow credited, the journal entry and its postings, the licence, the
+    purchase, the invoice and the audit row.
     """
     now = now or timezone.now()
     work = _work_on_sale(work_id)
@@ -128,7 +124,7 @@ def purchase_create(*, buyer: User, work_id: uuid.UUID | str, device_id: str,
     # All or nothing, as part of the caller's transaction if there is one (the API's,
     # which also stores the response): no savepoint of its own, so a failure here
     # rolls back the caller's transaction too rather than leaving it half done.
-    with transaction.atomic(savepoint=False), rows.one_statement():
+    with transaction.atomic(savepoint=False):
         ledger_post(kind=EntryKind.PURCHASE, reference=str(purchase_id),
                     memo=f"{work.title[:150]} into escrow",
                     legs=[Leg(wallet, -work.price_minor), Leg(escrow, work.price_minor)],
@@ -138,18 +134,18 @@ def purchase_create(*, buyer: User, work_id: uuid.UUID | str, device_id: str,
             lifetime=dt.timedelta(days=work.licence_days),
             byte_allowance=package.ciphertext_size * work.byte_allowance_multiple, now=now,
         )
-        purchase = rows.insert(Purchase(
+        purchase = Purchase.objects.create(
             id=purchase_id, buyer=buyer, work=work, licence=licence,
             price_minor=work.price_minor, currency=work.currency,
             fee_bps=settings.PLATFORM_FEE_BPS, seeding_bps=settings.SEEDING_SHARE_BPS,
             receipt_due_at=now + dt.timedelta(hours=settings.RECEIPT_WINDOW_HOURS),
-        ))
-        rows.insert(Invoice(
+        )
+        Invoice.objects.create(
             purchase=purchase, buyer_name=buyer.get_full_name() or buyer.username,
             seller_name=work.owner.get_full_name() or work.owner.username,
             description=f"Licence to “{work.title[:200]}” ({', '.join(work.allowed_uses)})",
             amount_minor=work.price_minor, currency=work.currency,
-        ))
+        )
         audit_record(actor=buyer, action="purchase.create", target=purchase,
                      data={"work": str(work.pk), "price_minor": work.price_minor,
                            "currency": work.currency, "licence": str(licence.pk)})

@@ -175,3 +175,27 @@ class TestTheDatabaseRefusesTampering:
         _, wallet = self._entry(bob)
         with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("UPDATE ledger_account SET balance = -1 WHERE id = %s", [wallet.pk])
+
+
+@pytest.mark.postgres
+def test_a_sales_statements_are_bound_on_the_server_and_prepared(rita, bob, make_work, fund,
+                                                                 device_of) -> None:
+    # Django's documented options: parameters bound on the server, so psycopg prepares
+    # each statement on its fifth use per connection and the server stops re-planning.
+    from django.conf import settings
+
+    from exchange.purchases.services import purchase_create
+
+    options = settings.DATABASES["default"]["OPTIONS"]
+    assert (options["server_side_binding"], options["prepare_threshold"]) == (True, 5)
+    work = make_work(rita, price_minor=10)
+    fund(bob, 1000)
+    _keys, device = device_of(bob)
+    for _ in range(6):
+        purchase_create(buyer=bob, work_id=work.pk, device_id=device.device_id)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any(text.startswith('UPDATE "ledger_account" SET balance') for text in prepared)
+    assert any('INSERT INTO "ledger_posting"' in text for text in prepared)
+    assert any('FROM "catalogue_work"' in text for text in prepared)

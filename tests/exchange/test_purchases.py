@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from exchange.audit.models import AuditEvent
@@ -149,12 +148,10 @@ class TestCost:
                                    device_id=sale["device"].device_id)
 
         buy()  # the first also opens the escrow account and reads the package
-        # The work, the device, the wallet and escrow; then two balances, the entry, its
-        # postings, the licence, the purchase, the invoice, the audit row: on PostgreSQL
-        # those eight writes are one statement. (Outside a test's transaction, BEGIN and
-        # COMMIT add two round trips.)
-        writes = 1 if connection.vendor == "postgresql" else 8
-        with django_assert_num_queries(3 + writes):
+        # The work with its seller, the device, the wallet and escrow; then two balances,
+        # the entry, its postings, the licence, the purchase, the invoice, the audit row.
+        # (Outside a test's transaction, BEGIN and COMMIT add two round trips.)
+        with django_assert_num_queries(3 + 8):
             purchase = buy()
         assert _wallet(bob) == 5000 - 2 * PRICE
         _assert_ledger_sums_to_zero()
