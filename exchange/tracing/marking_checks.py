@@ -1,9 +1,9 @@
 """Sampled server-side checks that delivered copies were marked as their licences say.
 
-For a receipt, the platform makes the copy an honest agent would have written — the
-master marked with the work's watermark key and the licence's payload by the same
-library and rule (`peers.agent.deliver`), or the master itself where that rule leaves a
-copy unmarked — and compares its SHA-256 with the one the device signed. A difference,
+For a receipt, the platform makes the copy an honest agent would have written, by the
+same rule the agent applies (`watermark.rule`: the master marked with the work's
+watermark key and the licence's payload, or the master itself where the rule leaves a
+copy unmarked), and compares its SHA-256 with the one the device signed. A difference,
 or an "unmarked" report for a master the platform can mark, flags the receipt for a
 person's review (the Django admin lists receipts needing review); it is evidence, not a
 verdict: an agent on another version of the image library can differ honestly.
@@ -16,13 +16,12 @@ import hashlib
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-import watermark
 from exchange.audit.services import audit_record
 from exchange.catalogue.storage import master_abspath
 from exchange.metering.models import Receipt
 from exchange.tracing.models import MarkingCheck, MarkingVerdict
 from licensing.services import package_get, package_keys
-from peers.agent.deliver import MAX_MARKABLE_BYTES, markable_format
+from watermark import rule as marking_rule
 
 
 def _expected_copy(receipt: Receipt) -> tuple[bytes, bool]:
@@ -30,15 +29,14 @@ def _expected_copy(receipt: Receipt) -> tuple[bytes, bool]:
     licence = receipt.licence
     work = licence.work
     master = master_abspath(work.master_path).read_bytes()
-    if markable_format(work.content_type) is None or len(master) > MAX_MARKABLE_BYTES:
+    if not marking_rule.marks(work.content_type, len(master)):
         return master, False
     package = package_get(work.pk)
     assert package is not None  # sold, so packaged
-    try:
-        return watermark.embed_bytes(master, package_keys(package).watermark_key,
-                                     licence.watermark_payload), True
-    except watermark.WatermarkError:
-        return master, False  # the agent falls back to the plain master the same way
+    copy = marking_rule.licensed_copy(master, work.content_type,
+                                      package_keys(package).watermark_key,
+                                      licence.watermark_payload)
+    return copy.data, copy.marked
 
 
 def receipt_marking_check(*, receipt: Receipt) -> MarkingCheck:

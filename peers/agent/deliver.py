@@ -2,15 +2,16 @@
 
 ``deliver`` opens every piece with the licence's content key (AES-256-GCM
 authenticates each one, so a piece damaged on disk since it was verified is refused),
-embeds the licence's watermark payload when the work is an image the watermark
-library can mark, and writes the copy through a temporary file in the destination's
-folder (fsync, rename): never a partial or corrupt file under the final name. It
+applies the marking rule (``watermark.rule``: the licence's payload embedded when the
+work is an image the library marks, else the plain master and why), and writes the
+copy through a temporary file in the destination's folder (fsync, rename): never a
+partial or corrupt file under the final name. It
 returns the copy's SHA-256, whether it was marked and, if not, why, in the closed
 vocabulary the receipt carries (``UnmarkedReason``).
 
 Marking must be deterministic for a given (master, key, payload, library version):
-the platform's audit recomputes a sample of copies and compares their hashes with the
-receipts (docs/THREAT_MODEL.md). Nothing here adds randomness to the output.
+the platform's audit recomputes a sample of copies with the same rule and compares
+their hashes with the receipts (docs/THREAT_MODEL.md). Nothing here adds randomness.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import watermark
 from licensing.core import (
     DeviceKeys,
     Licence,
@@ -32,20 +32,9 @@ from licensing.core import (
 )
 from licensing.core.packaging import cipher_for
 from peers.agent.files import atomic_file
+from watermark import rule as marking_rule
 
 from .store import StoreError, WorkStore
-
-#: media types the watermark library can mark, by the PIL format it reads them as
-IMAGE_FORMATS: Mapping[str, str] = {
-    "image/png": "PNG",
-    "image/jpeg": "JPEG",
-    "image/jpg": "JPEG",
-    "image/pjpeg": "JPEG",
-    "image/webp": "WEBP",
-}
-#: images larger than this are not decoded in memory to be marked (recorded as
-#: ``embed-failed``); the watermark library refuses far smaller pixel counts anyway
-MAX_MARKABLE_BYTES = 512 << 20
 
 
 class DeliveryError(Exception):
@@ -67,13 +56,6 @@ class Delivery:
     @property
     def sha256_hex(self) -> str:
         return self.sha256.hex()
-
-
-def markable_format(content_type: str) -> str | None:
-    """The watermark format for a media type, or None if the library cannot mark it."""
-    base = content_type.split(";", 1)[0].strip().lower()
-    found = IMAGE_FORMATS.get(base)
-    return found if found in watermark.MARKABLE_FORMATS else None
 
 
 def deliver(
@@ -100,21 +82,14 @@ def deliver(
     if not store.complete:
         missing = manifest.piece_count - store.held_count
         raise DeliveryError(f"the work is incomplete: {missing} piece(s) missing")
-    image_format = markable_format(content_type)
     try:
-        if image_format is not None and manifest.master_size <= MAX_MARKABLE_BYTES:
-            return _deliver_image(store, manifest, licence, keys, destination)
-        reason_text = (
-            f"{content_type or 'this media type'} cannot be watermarked"
-            if image_format is None
-            else "the image is too large to mark in memory"
-        )
-        reason = (
-            UnmarkedReason.UNSUPPORTED_FORMAT if image_format is None
-            else UnmarkedReason.EMBED_FAILED
-        )
+        if marking_rule.marks(content_type, manifest.master_size):
+            return _deliver_image(
+                store, manifest, licence, keys, destination, content_type=content_type
+            )
+        reason, detail = marking_rule.skipped_reason(content_type)
         return _deliver_stream(
-            store, manifest, keys, destination, reason=reason, detail=reason_text
+            store, manifest, keys, destination, reason=UnmarkedReason(reason), detail=detail
         )
     except LicensingError as error:
         raise DeliveryError(f"a piece does not decrypt: {error}") from error
@@ -131,29 +106,28 @@ def _plaintext_pieces(store: WorkStore, manifest: Manifest, keys: LicenceKeys) -
 
 
 def _deliver_image(
-    store: WorkStore, manifest: Manifest, licence: Licence, keys: LicenceKeys, destination: Path
+    store: WorkStore,
+    manifest: Manifest,
+    licence: Licence,
+    keys: LicenceKeys,
+    destination: Path,
+    *,
+    content_type: str,
 ) -> Delivery:
     plaintext = b"".join(_plaintext_pieces(store, manifest, keys))
-    reason: UnmarkedReason | None = None
-    detail = ""
-    try:
-        output = watermark.embed_bytes(plaintext, keys.watermark_key, licence.watermark_payload)
-    except watermark.ImageTooSmallError as error:
-        output, reason, detail = plaintext, UnmarkedReason.TOO_SMALL, str(error)
-    except watermark.UnsupportedImageError as error:
-        output, reason, detail = plaintext, UnmarkedReason.UNSUPPORTED_FORMAT, str(error)
-    except watermark.WatermarkError as error:
-        output, reason, detail = plaintext, UnmarkedReason.EMBED_FAILED, str(error)
+    copy = marking_rule.licensed_copy(
+        plaintext, content_type, keys.watermark_key, licence.watermark_payload
+    )
     destination.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(destination, suffix=".partial") as out:
-        out.write(output)
+        out.write(copy.data)
     return Delivery(
         path=destination,
-        sha256=hashlib.sha256(output).digest(),
-        size=len(output),
-        marked=reason is None,
-        unmarked_reason=reason,
-        detail=detail,
+        sha256=hashlib.sha256(copy.data).digest(),
+        size=len(copy.data),
+        marked=copy.marked,
+        unmarked_reason=None if copy.reason is None else UnmarkedReason(copy.reason),
+        detail=copy.detail,
     )
 
 

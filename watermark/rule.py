@@ -1,0 +1,83 @@
+"""The marking rule: what copy of a master a licence's holder receives, and why.
+
+One function, used by the buyer's agent to write the copy and by the platform's audit to
+recompute it: if the two differed, every honest receipt would be flagged. Images the
+library marks get the licence's payload; anything else, or an image the library will not
+mark, is the master itself, with the reason in the receipt's closed vocabulary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from watermark.codec import MARKABLE_FORMATS, embed_bytes
+from watermark.errors import ImageTooSmallError, UnsupportedImageError, WatermarkError
+
+#: media types the library marks, by the PIL format it reads them as
+IMAGE_FORMATS: Final[Mapping[str, str]] = {
+    "image/png": "PNG",
+    "image/jpeg": "JPEG",
+    "image/jpg": "JPEG",
+    "image/pjpeg": "JPEG",
+    "image/webp": "WEBP",
+}
+
+#: a larger master is not decoded in memory to be marked (recorded as embed-failed);
+#: the library refuses far smaller pixel counts anyway
+MAX_MARKABLE_BYTES: Final = 512 << 20
+
+UNSUPPORTED_FORMAT: Final = "unsupported-format"
+TOO_SMALL: Final = "too-small"
+EMBED_FAILED: Final = "embed-failed"
+
+
+def markable_format(content_type: str) -> str | None:
+    """The image format for a media type, or None if the library cannot mark it."""
+    base = content_type.split(";", 1)[0].strip().lower()
+    found = IMAGE_FORMATS.get(base)
+    return found if found in MARKABLE_FORMATS else None
+
+
+def marks(content_type: str, size: int) -> bool:
+    """Whether the rule tries to mark a master of this media type and size at all.
+
+    A master it does not try can be streamed through unchanged, never held in memory.
+    """
+    return markable_format(content_type) is not None and size <= MAX_MARKABLE_BYTES
+
+
+def skipped_reason(content_type: str) -> tuple[str, str]:
+    """Why the rule does not try to mark this master: a receipt reason and a sentence."""
+    if markable_format(content_type) is None:
+        return UNSUPPORTED_FORMAT, f"{content_type or 'this media type'} cannot be watermarked"
+    return EMBED_FAILED, "the image is too large to mark in memory"
+
+
+@dataclass(frozen=True)
+class Copy:
+    """The bytes a licence's holder receives; `reason` is None when they carry the mark."""
+
+    data: bytes
+    reason: str | None = None
+    detail: str = ""
+
+    @property
+    def marked(self) -> bool:
+        return self.reason is None
+
+
+def licensed_copy(master: bytes, content_type: str, key: bytes, payload: int) -> Copy:
+    """The copy the rule gives for a master, a work's key and a licence's payload."""
+    if not marks(content_type, len(master)):
+        reason, detail = skipped_reason(content_type)
+        return Copy(master, reason, detail)
+    try:
+        return Copy(embed_bytes(master, key, payload))
+    except ImageTooSmallError as error:
+        return Copy(master, TOO_SMALL, str(error))
+    except UnsupportedImageError as error:
+        return Copy(master, UNSUPPORTED_FORMAT, str(error))
+    except WatermarkError as error:  # EmbedCheckError: the copy failed its own check
+        return Copy(master, EMBED_FAILED, str(error))
