@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 
-from exchange.api.errors import json_404, json_500
+from exchange.core.errors import json_404, json_500
 from licensing import api_views as licensing_api
 
 

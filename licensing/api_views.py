@@ -13,10 +13,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from exchange.accounts.models import authenticated_user
-from exchange.api.idempotency import idempotent
-from exchange.api.pagination import paginated_response
 from exchange.catalogue.models import WorkStatus
 from exchange.catalogue.selectors import work_get_visible
+from exchange.core.idempotency import idempotent
+from exchange.core.pagination import paginated_response
 from licensing import services
 from licensing.keys import platform_keyring
 from licensing.models import Licence, WorkPackage

@@ -14,8 +14,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from exchange.accounts.models import User
-from exchange.api.errors import ServiceError
 from exchange.audit.services import audit_record
+from exchange.core.errors import ServiceError
 from licensing.core.at_rest import unwrap_at_rest, wrap_at_rest
 from licensing.core.device import DevicePublicKeys
 from licensing.core.errors import LicensingError

@@ -11,8 +11,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from exchange.accounts.models import authenticated_user
-from exchange.api.pagination import PagePagination
 from exchange.catalogue.selectors import work_get_for_owner, work_get_visible
+from exchange.core.pagination import PagePagination
 from peers import services
 from peers.models import WebSeed
 from peers.selectors import sources_for, web_seeds_for

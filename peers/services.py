@@ -11,9 +11,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from exchange.accounts.models import User
-from exchange.api.errors import ServiceError
 from exchange.audit.services import audit_record
 from exchange.catalogue.models import Work, WorkStatus
+from exchange.core.errors import ServiceError
 from licensing.models import Device
 from peers.bitfields import BitfieldError, bitfield_count, bitfield_decode
 from peers.models import Holding, Peer, WebSeed

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from exchange.accounts import services
 from exchange.accounts.models import ApiToken, authenticated_user
 from exchange.accounts.serializers import MeOut, TokenCreatedOut, TokenCreateIn, TokenOut
-from exchange.api.errors import error_body
+from exchange.core.errors import error_body
 
 
 class LoginThrottle(AnonRateThrottle):

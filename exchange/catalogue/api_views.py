@@ -13,9 +13,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from exchange.accounts.models import authenticated_user
-from exchange.api.errors import ServiceError, error_body
-from exchange.api.idempotency import idempotent
-from exchange.api.uploads import upload_limit
 from exchange.catalogue import services
 from exchange.catalogue.filters import WorkFilter
 from exchange.catalogue.models import Work
@@ -27,6 +24,9 @@ from exchange.catalogue.selectors import (
 )
 from exchange.catalogue.serializers import OwnWorkOut, WorkCreateIn, WorkOut, WorkUpdateIn
 from exchange.catalogue.storage import preview_abspath
+from exchange.core.errors import ServiceError, error_body
+from exchange.core.idempotency import idempotent
+from exchange.core.uploads import upload_limit
 
 
 def _out(work: Work, user: Any) -> dict[str, Any]:

@@ -8,10 +8,10 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
 from rest_framework import serializers
 
-from exchange.api.fields import StrictIntegerField
 from exchange.catalogue import validation
 from exchange.catalogue.models import MediaType, Work
 from exchange.catalogue.terms import ALLOWED_USES, DEFAULT_USES
+from exchange.core.fields import StrictIntegerField
 from exchange.money.currencies import format_minor
 
 

@@ -11,12 +11,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from exchange.accounts.models import User
-from exchange.api.errors import ServiceError
 from exchange.audit.services import audit_record
 from exchange.catalogue.models import Work, WorkStatus
 from exchange.catalogue.previews import preview_make
 from exchange.catalogue.sniffing import UnsupportedFileError, sniff_upload
 from exchange.catalogue.storage import master_abspath, master_store, work_files_remove
+from exchange.core.errors import ServiceError
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from typing import NoReturn
 from django.db import IntegrityError, connection, transaction
 
 from exchange.accounts.models import User
-from exchange.api.errors import ServiceError
-from exchange.api.fields import INT64_MAX
+from exchange.core.errors import ServiceError
+from exchange.core.fields import INT64_MAX
 from exchange.ledger.models import GUARDED_KINDS, Account, AccountKind, JournalEntry, Posting
 
 

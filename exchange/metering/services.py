@@ -18,8 +18,8 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from exchange.accounts.models import User
-from exchange.api.errors import ServiceError
 from exchange.audit.services import audit_record
+from exchange.core.errors import ServiceError
 from exchange.metering import stream
 from exchange.metering.models import LicenceUsage, MeteredOrder, Receipt
 from exchange.metering.verify import CheckedOrder, OrderChecker, OrderRejectedError

@@ -10,8 +10,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from exchange.accounts.models import authenticated_user
-from exchange.api.idempotency import idempotent
-from exchange.api.pagination import paginated_response
+from exchange.core.access import get_owned
+from exchange.core.idempotency import idempotent
+from exchange.core.pagination import paginated_response
 from exchange.payments import services
 from exchange.payments.models import Payout, TopUp
 from exchange.payments.serializers import PayoutIn, PayoutOut, TopUpIn, TopUpOut
@@ -42,8 +43,6 @@ class TopUpDetailView(APIView):
 
     @extend_schema(responses=TopUpOut)
     def get(self, request: Request, topup_id: str) -> Response:
-        from exchange.api.selectors import get_owned
-
         return Response(TopUpOut(get_owned(TopUp, topup_id, authenticated_user(request))).data)
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from exchange.api.fields import StrictIntegerField
+from exchange.core.fields import StrictIntegerField
 from exchange.money.currencies import format_minor
 from exchange.payments.models import Payout, PayoutSource, TopUp
 from exchange.payments.providers.testpay import SCENARIOS

@@ -15,8 +15,8 @@ from django.conf import settings
 from django.db import transaction
 
 from exchange.accounts.models import User
-from exchange.api.errors import ServiceError
 from exchange.audit.services import audit_record
+from exchange.core.errors import ServiceError
 from exchange.ledger.models import AccountKind, EntryKind
 from exchange.ledger.services import Leg, account_get_or_create, ledger_post, platform_account
 from exchange.money.currencies import format_minor, is_known_currency, minor_unit_exponent

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from exchange.api.errors import ServiceError
+from exchange.core.errors import ServiceError
 from exchange.payments.models import WebhookEvent
 from exchange.payments.providers import provider_get
 from exchange.payments.services import payout_apply, topup_apply

@@ -20,7 +20,8 @@ from django.views.decorators.http import require_POST
 from rest_framework.exceptions import NotFound
 
 from exchange.accounts.models import authenticated_user
-from exchange.api.errors import ServiceError
+from exchange.core.errors import ServiceError
+from exchange.core.idempotency import form_key, run_once
 from exchange.ledger.models import Account, AccountKind, Posting
 from exchange.ledger.statements import month_bounds, statements_csv, statements_for
 from exchange.money.currencies import format_minor
@@ -28,7 +29,6 @@ from exchange.payments.models import Payout, TopUp
 from exchange.payments.services import payout_request, topup_create
 from exchange.portal.charts import bar_chart_svg
 from exchange.portal.forms import PayoutForm, TopUpForm
-from exchange.portal.once import form_key, run_once
 from exchange.purchases.models import Purchase, PurchaseState, Settlement
 from exchange.purchases.selectors import monthly_sales, purchase_get_for_buyer, sales_currencies
 

@@ -8,8 +8,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from exchange.accounts.models import authenticated_user
-from exchange.api.errors import ServiceError
-from exchange.api.uploads import too_large
+from exchange.core.errors import ServiceError
+from exchange.core.uploads import too_large
 from exchange.portal.forms import TraceForm
 from exchange.tracing.selectors import (
     licence_served_by,

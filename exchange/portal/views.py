@@ -11,7 +11,6 @@ from django.shortcuts import redirect, render
 from rest_framework.exceptions import NotFound, PermissionDenied
 
 from exchange.accounts.services import user_signup
-from exchange.api.errors import ServiceError
 from exchange.catalogue import services
 from exchange.catalogue.models import WorkStatus
 from exchange.catalogue.selectors import (
@@ -20,6 +19,7 @@ from exchange.catalogue.selectors import (
     works_owned_by,
     works_visible_to,
 )
+from exchange.core.errors import ServiceError
 from exchange.portal.forms import SignupForm, WorkEditForm, WorkRegisterForm
 
 

@@ -10,8 +10,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from exchange.accounts.models import authenticated_user
-from exchange.api.idempotency import idempotent
-from exchange.api.pagination import paginated_response
+from exchange.core.idempotency import idempotent
+from exchange.core.pagination import paginated_response
 from exchange.purchases import services
 from exchange.purchases.models import Purchase
 from exchange.purchases.selectors import purchase_get_for_buyer

@@ -5,7 +5,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from exchange.api.fields import StrictIntegerField
+from exchange.core.fields import StrictIntegerField
 from exchange.money.currencies import format_minor
 from exchange.purchases.models import Invoice, Purchase, PurchaseState
 from licensing.models import Licence

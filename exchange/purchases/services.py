@@ -17,9 +17,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from exchange.accounts.models import User
-from exchange.api.errors import ServiceError
 from exchange.audit.services import audit_record
 from exchange.catalogue.models import Work, WorkStatus
+from exchange.core.errors import ServiceError
 from exchange.ledger.models import Account, AccountKind, EntryKind
 from exchange.ledger.services import (
     InsufficientFundsError,

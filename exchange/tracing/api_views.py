@@ -11,10 +11,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from exchange.accounts.models import authenticated_user
-from exchange.api.errors import ServiceError
-from exchange.api.idempotency import idempotent
-from exchange.api.pagination import paginated_response
-from exchange.api.uploads import upload_limit
+from exchange.core.errors import ServiceError
+from exchange.core.idempotency import idempotent
+from exchange.core.pagination import paginated_response
+from exchange.core.uploads import upload_limit
 from exchange.tracing.selectors import trace_report_get_for_owner, trace_reports_for
 from exchange.tracing.serializers import TraceIn, TraceReportOut
 from exchange.tracing.services import trace_copy

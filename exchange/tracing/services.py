@@ -23,10 +23,10 @@ from django.utils import timezone
 
 import watermark
 from exchange.accounts.models import User
-from exchange.api.errors import ServiceError
 from exchange.audit.services import audit_record
 from exchange.catalogue.models import MediaType, Work
 from exchange.catalogue.storage import master_abspath
+from exchange.core.errors import ServiceError
 from exchange.metering.models import Receipt
 from exchange.tracing.models import MasterFingerprint, TraceOutcome, TraceReport
 from exchange.tracing.perceptual import hash_distance, perceptual_hash

@@ -15,11 +15,11 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory, force_authenticate
 from rest_framework.views import APIView
 
-from exchange.api.errors import ServiceError
-from exchange.api.idempotency import idempotency_records_purge, idempotent
-from exchange.api.models import IdempotencyRecord
 from exchange.audit.models import AuditEvent
 from exchange.catalogue.models import Work
+from exchange.core.errors import ServiceError
+from exchange.core.idempotency import idempotency_records_purge, idempotent
+from exchange.core.models import IdempotencyRecord
 from tests.conftest import png_bytes
 
 pytestmark = pytest.mark.django_db
@@ -154,7 +154,7 @@ def test_a_key_abandoned_by_a_dead_process_can_be_retried(bob) -> None:
     _Probe.behaviour = staticmethod(lambda request: calls.append(1) or Response({}, status=201))
     # The fingerprint differs, so this is another request: refused, not taken over.
     assert _call(bob, "k-5").status_code == 422
-    from exchange.api.idempotency import request_fingerprint
+    from exchange.core.idempotency import request_fingerprint
 
     record = IdempotencyRecord.objects.get(key="k-5")
     factory = APIRequestFactory()

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exchange.accounts.models import Role, User
-from exchange.api.errors import ServiceError
+from exchange.core.errors import ServiceError
 from exchange.ledger.models import Account, AccountKind, JournalEntry, Posting
 from exchange.ledger.selectors import account_balance
 from exchange.payments.models import Payout, TopUp

@@ -159,7 +159,7 @@ class TestBoundaries:
         assert not report.licences.exists()
 
     def test_a_buyer_cannot_trace(self, bob, gallery) -> None:
-        from exchange.api.errors import ServiceError
+        from exchange.core.errors import ServiceError
 
         with pytest.raises(ServiceError, match="Only rights holders"):
             trace_copy(owner=bob, data=gallery["bob"][0])
@@ -170,7 +170,7 @@ class TestBoundaries:
     ])
     def test_bad_files_get_a_clear_error_and_leave_no_report(self, rita, gallery, data,
                                                              code) -> None:
-        from exchange.api.errors import ServiceError
+        from exchange.core.errors import ServiceError
 
         with pytest.raises(ServiceError) as caught:
             trace_copy(owner=rita, data=data)
@@ -178,7 +178,7 @@ class TestBoundaries:
         assert not TraceReport.objects.exists()
 
     def test_a_file_over_the_limit_is_refused(self, rita, settings) -> None:
-        from exchange.api.errors import ServiceError
+        from exchange.core.errors import ServiceError
 
         settings.MAX_TRACE_BYTES = 1000
         with pytest.raises(ServiceError) as caught:
@@ -186,7 +186,7 @@ class TestBoundaries:
         assert caught.value.code == "too_large"
 
     def test_tracing_is_limited_per_hour(self, rita, settings) -> None:
-        from exchange.api.errors import ServiceError
+        from exchange.core.errors import ServiceError
 
         settings.TRACES_PER_HOUR = 2
         for _ in range(2):

@@ -18,7 +18,7 @@ from django.db import transaction
 
 from exchange.accounts.models import ApiToken, Role, User
 from exchange.accounts.services import api_token_create
-from exchange.api.errors import ServiceError
+from exchange.core.errors import ServiceError
 from licensing.core import DeviceKeys
 from licensing.services import device_register
 from peers.agent.config import AgentHome

@@ -16,7 +16,6 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from exchange.accounts.models import User
-from exchange.api.errors import ServiceError
 from exchange.catalogue.models import Work
 from exchange.catalogue.services import work_register
 from exchange.catalogue.terms import DEFAULT_USES
@@ -26,6 +25,7 @@ from exchange.catalogue.validation import (
     validate_licence_days,
     validate_price,
 )
+from exchange.core.errors import ServiceError
 
 
 class Command(BaseCommand):

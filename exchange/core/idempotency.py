@@ -1,4 +1,4 @@
-"""Stripe-strict idempotency for every POST that changes state.
+"""Stripe-strict idempotency for every POST that changes state: the API's and the portal's.
 
 Same key and same body: the stored response is replayed (``Idempotent-Replayed: true``).
 Same key, other body: 422. Same key while the first request is still running: 409.
@@ -8,6 +8,10 @@ the stored response then commit in one transaction.
 
 A request that fails with a 5xx releases its key, so the client may retry it; a 4xx is
 stored like a success, because the same request would fail the same way again.
+
+Portal forms that move money use the same table (`run_once`): each form carries a fresh
+random key, and the POST claims it in the transaction of the action itself, so a double
+click, a reload or a back-and-resubmit performs the action once.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ import functools
 import hashlib
 import json
 import re
+import secrets
 from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.http import Http404
@@ -30,9 +36,8 @@ from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from exchange.accounts.models import User
-from exchange.api.errors import ServiceError, error_body
-from exchange.api.models import IdempotencyRecord
+from exchange.core.errors import ServiceError, error_body
+from exchange.core.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -40,6 +45,7 @@ _KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 STALE_AFTER = timedelta(minutes=5)
 
 View = TypeVar("View", bound=Callable[..., Response])
+T = TypeVar("T")
 
 
 def request_fingerprint(request: Request) -> str:
@@ -76,7 +82,7 @@ def _in_flight() -> Response:
     )
 
 
-def _claim(user: User, key: str, fingerprint: str) -> IdempotencyRecord | Response:
+def _claim(user: Any, key: str, fingerprint: str) -> IdempotencyRecord | Response:
     """Insert the key under its unique constraint, or answer from the row already there.
 
     Outside a transaction (a request) the INSERT commits on its own, in one round trip;
@@ -153,7 +159,7 @@ def idempotent(*, required: bool) -> Callable[[View], View]:
                     "invalid", f"{HEADER} must be 1 to 255 printable ASCII characters.", 400
                 )
             user = request.user
-            if not isinstance(user, User):
+            if not isinstance(user, get_user_model()):
                 return view(self, request, *args, **kwargs)  # the view's permission check answers
             claimed = _claim(user, key, request_fingerprint(request))
             if isinstance(claimed, Response):
@@ -198,3 +204,25 @@ def idempotency_records_purge(*, now: Any = None) -> int:
         created_at__lt=now - timedelta(hours=hours)
     ).delete()
     return deleted
+
+
+def form_key() -> str:
+    """A fresh key for one portal form (sent back with its POST)."""
+    return secrets.token_urlsafe(16)
+
+
+def run_once(*, user: Any, key: str, action: Callable[[], T]) -> tuple[bool, T | None]:
+    """Run ``action`` unless this form key was used: (ran, result).
+
+    The key is claimed in the action's own transaction, so a failing action releases it
+    with everything else it wrote.
+    """
+    if not key or len(key) > 64:
+        return False, None
+    try:
+        with transaction.atomic():
+            IdempotencyRecord.objects.create(user=user, key=f"portal:{key}", fingerprint="portal",
+                                             state=IdempotencyRecord.State.DONE)
+            return True, action()
+    except IntegrityError:
+        return False, None

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from rest_framework import status
 from rest_framework.response import Response
 
-from exchange.api.errors import error_body
+from exchange.core.errors import error_body
 
 #: room for a multipart body's framing and its other form fields, beside the file
 MULTIPART_SLACK = 64 * 1024

@@ -8,12 +8,10 @@ from typing import Any, TypeVar
 from django.db import models
 from rest_framework.exceptions import NotFound
 
-from exchange.accounts.models import User
-
 M = TypeVar("M", bound=models.Model)
 
 
-def get_owned(model: type[M], pk: Any, user: User) -> M:
+def get_owned(model: type[M], pk: Any, user: models.Model) -> M:
     """The object if it belongs to ``user``; otherwise a 404 that says nothing more."""
     try:
         key = uuid.UUID(str(pk))

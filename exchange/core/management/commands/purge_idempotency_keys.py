@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from exchange.api.idempotency import idempotency_records_purge
+from exchange.core.idempotency import idempotency_records_purge
 
 
 class Command(BaseCommand):

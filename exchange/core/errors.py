@@ -39,11 +39,6 @@ class ServiceError(Exception):
         self.field = field
 
 
-class ConflictError(ServiceError):
-    status_code = status.HTTP_409_CONFLICT
-    code = "conflict"
-
-
 def error_body(
     code: str, message: str, fields: dict[str, list[str]] | None = None
 ) -> dict[str, Any]:
