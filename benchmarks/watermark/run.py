@@ -277,7 +277,9 @@ def _photograph_table(images: list[Image.Image], names: list[str], tallies: list
     for image, name, tally in zip(images, names, tallies, strict=True):
         row = min((*BLIND, *INFORMED), key=lambda r: tally.hits.get(r, 0) / max(
             tally.trials.get(r, 0), 1))
-        weakest = f"{row}: {percent(tally.hits.get(row, 0), tally.trials.get(row, 0))}"
+        hits, trials = tally.hits.get(row, 0), tally.trials.get(row, 0)
+        weakest = (f"{row}: {percent(hits, trials)}" if hits < trials
+                   else f"none: every row {percent(hits, trials)}")
         low = f"{min(tally.psnr):.1f}" if tally.psnr else "refused"
         plain = percent(tally.hits.get("none (PNG)", 0), tally.trials.get("none (PNG)", 0))
         lines.append(f"| {name} | {image.width}x{image.height} {image.mode} | {low} | {plain} "
