@@ -5,7 +5,7 @@ The agent's own module is the one definition (pure, stdlib only): the platform c
 announced bitfield by exactly the rule the agents that send it use.
 """
 
-from peers.agent.bitfield import (
+from licensing.core.bitfield import (
     BitfieldError,
     bitfield_count,
     bitfield_decode,

@@ -25,11 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from agent.download import Downloader, Source
+from agent.store import PieceStore
 from licensing.core import DeviceKeys, KeyRing, read_licence, read_manifest
+from licensing.core.bitfield import bitfield_full
 from licensing.core.packaging import cipher_for
-from peers.agent.bitfield import bitfield_full
-from peers.agent.download import Downloader, Source
-from peers.agent.store import PieceStore
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ first time. Loopback only; every server it starts is stopped at the end.
     fetches the same bytes from the same servers into one file (no check, no
     decryption). Also: the agent decrypting in memory only, and the agent on the same
     work packaged with 256 KiB pieces (the piece-size default's evidence).
-(b) Agent to agent: 4 serving agents (separate processes running ``peers.agent.server``)
+(b) Agent to agent: 4 serving agents (separate processes running ``agent.server``)
     and 1 downloading agent; every request carries the licence and an order signed by the
     buyer's device, checked by the serving agent (signature, licence, revocation, window,
     replay) and recorded in its outbox. Beside it, a libtorrent swarm: 4 seeders and 1
@@ -54,6 +54,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 import watermark
+from agent.store import PieceStore
 from benchmarks.common import machine, write_section
 from licensing.core import (
     DeviceKeys,
@@ -66,7 +67,6 @@ from licensing.core import (
     sign_manifest,
     sign_revocation_list,
 )
-from peers.agent.store import PieceStore
 
 HERE = Path(__file__).resolve().parent
 WORK = ROOT / "benchmarks" / ".work" / "transfer"

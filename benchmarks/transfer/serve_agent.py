@@ -21,10 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from agent.outbox import OrderOutbox
+from agent.server import PieceServer, start_server
+from agent.store import PieceStore
 from licensing.core import DeviceKeys, KeyRing, RevocationStore
-from peers.agent.outbox import OrderOutbox
-from peers.agent.server import PieceServer, start_server
-from peers.agent.store import PieceStore
 
 
 async def serve(store_dir: Path, trust: dict[str, str], port: int) -> None:

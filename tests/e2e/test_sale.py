@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
+from agent.store import PieceStore
 from licensing.core import KeyRing, read_licence, read_piece
-from peers.agent.store import PieceStore
 from tests.support.agents import AgentProcess
 from tests.support.platform import Platform, platform
 from tests.support.processes import stop

@@ -156,5 +156,5 @@ def test_the_catalogue_searches_and_shows_a_work(rita, client, make_work) -> Non
     assert "Harbour" not in page
     detail = client.get(f"/works/{work.pk}/").content.decode()
     assert "€12.50" in detail
-    assert f"python -m peers.agent get {work.pk}" in detail
+    assert f"python -m agent get {work.pk}" in detail
     assert client.get("/works/not-a-uuid/").status_code == 404

@@ -8,8 +8,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from agent.config import AgentHome
 from licensing.models import Device
-from peers.agent.config import AgentHome
 
 pytestmark = pytest.mark.django_db
 

@@ -30,7 +30,7 @@ class AgentProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def _command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "peers.agent", "--data-dir", str(self.home), "--json",
+        return [sys.executable, "-m", "agent", "--data-dir", str(self.home), "--json",
                 *args]
 
     def run(self, *args: str, stdin: str | None = None, check: bool = True,

@@ -5,7 +5,7 @@ platform, that imports every ready work's ciphertext from the platform's data fo
 serves it, so the first buyer of a work always has a source. Run once (again is safe),
 then start it with:
 
-    python -m peers.agent --data-dir DIR serve --import-from $PEERMARK_DATA_DIR/ciphertext
+    python -m agent --data-dir DIR serve --import-from $PEERMARK_DATA_DIR/ciphertext
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from agent.config import AgentHome
 from exchange.accounts.models import ApiToken, Role, User
 from exchange.accounts.services import api_token_create
 from exchange.core.errors import ServiceError
 from licensing.core import DeviceKeys
 from licensing.services import device_register
-from peers.agent.config import AgentHome
 
 SEEDER = "platform-seeder"
 

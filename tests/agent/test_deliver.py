@@ -15,6 +15,8 @@ import pytest
 from PIL import Image
 
 import watermark
+from agent.deliver import Delivery, DeliveryError, deliver, receipt_for
+from agent.store import PieceStore, WorkStore
 from licensing.core import (
     Licence,
     LicenceKeys,
@@ -26,10 +28,8 @@ from licensing.core import (
     read_receipt,
     sign_manifest,
 )
-from peers.agent.deliver import Delivery, DeliveryError, deliver, receipt_for
-from peers.agent.store import PieceStore, WorkStore
+from tests.agent.support import photo_png
 from tests.licensing.core_support import DAY, NOW, Sale
-from tests.peers.agent.support import photo_png
 
 PAYLOAD = 0xFEED_FACE_CAFE_BEEF
 

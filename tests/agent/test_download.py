@@ -15,18 +15,18 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from agent.download import NoSourceError, Progress, Source
+from agent.server import start_server
+from agent.store import PieceStore, WorkStore
 from licensing.core import read_piece
-from peers.agent.download import NoSourceError, Progress, Source
-from peers.agent.server import start_server
-from peers.agent.store import PieceStore, WorkStore
-from tests.licensing.core_support import Sale
-from tests.peers.agent.support import (
+from tests.agent.support import (
     decrypted,
     downloader,
     seeders,
     start_fake_peer,
     start_raw_peer,
 )
+from tests.licensing.core_support import Sale
 
 ALL = None  # a seeder holding every piece
 
@@ -364,7 +364,7 @@ def test_the_endgame_finishes_without_waiting_for_a_slow_source(
 
 
 def test_a_peer_without_a_piece_it_claimed_is_not_dropped(sale: Sale, tmp_path: Path) -> None:
-    from peers.agent.bitfield import bitfield_from_indices
+    from licensing.core.bitfield import bitfield_from_indices
 
     async def scenario() -> None:
         async with seeders(sale, tmp_path, [range(4), ALL]) as [partial, full]:
@@ -466,7 +466,7 @@ def test_a_peers_retry_after_is_bounded(sale: Sale, tmp_path: Path, header: str,
                                         rest: float) -> None:
     from types import SimpleNamespace
 
-    from peers.agent.download import MAX_BUSY_REST, _BusyError
+    from agent.download import MAX_BUSY_REST, _BusyError
 
     assert rest <= MAX_BUSY_REST
     work = buyer_work(sale, tmp_path)

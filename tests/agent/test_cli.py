@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from peers.agent.cli import main
+from agent.cli import main
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from peers.agent import __version__
+from agent import __version__
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from peers.agent.config import write_private
+from agent.config import write_private
 
 
 @dataclass(frozen=True)

@@ -47,16 +47,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from licensing.core import KeyRing, LicensingError, Manifest, read_manifest, verify_piece
-from licensing.core.jws import parse_document
-from licensing.core.kinds import DocumentKind
-
-from .bitfield import (
+from licensing.core.bitfield import (
     BitfieldError,
     bitfield_count,
     bitfield_indices,
     bitfield_length,
     check_bitfield,
 )
+from licensing.core.jws import parse_document
+from licensing.core.kinds import DocumentKind
+
 from .files import fsync_folder, write_atomically
 
 MANIFEST_FILE = "manifest.jwt"

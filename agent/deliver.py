@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.files import atomic_file
 from licensing.core import (
     DeviceKeys,
     Licence,
@@ -31,7 +32,6 @@ from licensing.core import (
     sign_receipt,
 )
 from licensing.core.packaging import cipher_for
-from peers.agent.files import atomic_file
 from watermark import rule as marking_rule
 
 from .store import StoreError, WorkStore

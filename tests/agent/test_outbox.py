@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agent.outbox import OrderOutbox
 from licensing.core import Order
-from peers.agent.outbox import OrderOutbox
 
 
 def order(nonce: str, *, licence: str = "licence-bob-1", piece: int = 0) -> Order:

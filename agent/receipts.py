@@ -12,9 +12,9 @@ import logging
 import uuid
 from pathlib import Path
 
-from peers.agent.config import write_private
-from peers.agent.context import Agent
-from peers.agent.platform import PlatformError, PlatformUnreachableError
+from agent.config import write_private
+from agent.context import Agent
+from agent.platform import PlatformError, PlatformUnreachableError
 
 log = logging.getLogger(__name__)
 

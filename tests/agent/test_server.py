@@ -15,14 +15,14 @@ from typing import Any
 import aiohttp
 import pytest
 
+from agent.download import Source
+from agent.store import PieceStore
+from agent.wire import LICENCE_HEADER, ORDER_HEADER, piece_url
 from licensing.core import RevocationList, read_piece, read_revocation_list, sign_order
+from licensing.core.bitfield import bitfield_decode
 from licensing.core.kinds import DocumentKind
-from peers.agent.bitfield import bitfield_decode
-from peers.agent.download import Source
-from peers.agent.store import PieceStore
-from peers.agent.wire import LICENCE_HEADER, ORDER_HEADER, piece_url
+from tests.agent.support import Seeder, downloader, seeders, start_seeder
 from tests.licensing.core_support import DAY, NOW, Sale, forge
-from tests.peers.agent.support import Seeder, downloader, seeders, start_seeder
 
 
 def order_for(sale: Sale, seeder: Seeder, index: int, **changes: Any) -> str:

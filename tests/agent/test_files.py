@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from peers.agent.files import atomic_file, write_atomically
+from agent.files import atomic_file, write_atomically
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from agent.config import write_private
 from licensing.core import KeyRing, LicensingError, RevocationList, RevocationStore
-from peers.agent.config import write_private
 
 
 class TrustError(Exception):

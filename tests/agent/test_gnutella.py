@@ -19,19 +19,19 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from licensing.core import DeviceKeys
-from peers.agent.bitfield import bitfield_full
-from peers.agent.gnutella import (
+from agent.gnutella import (
     GnutellaNode,
     Neighbour,
     holdings_from_store,
     sources_from_hits,
 )
-from peers.agent.outbox import OrderOutbox
-from peers.agent.server import PieceServer, RunningServer, start_server
-from peers.agent.store import PieceStore
+from agent.outbox import OrderOutbox
+from agent.server import PieceServer, RunningServer, start_server
+from agent.store import PieceStore
+from licensing.core import DeviceKeys
+from licensing.core.bitfield import bitfield_full
+from tests.agent.support import decrypted, downloader, holder_store, now
 from tests.licensing.core_support import WORK_ID, Sale
-from tests.peers.agent.support import decrypted, downloader, holder_store, now
 
 PIECES = 13
 
@@ -321,7 +321,7 @@ def test_a_hit_is_a_source_the_buyer_downloads_from_without_the_platform(
 
 @pytest.mark.parametrize("url", ["http://h:abc", "http://[::1", "http://:80", "ftp://h"])
 def test_a_hit_or_pong_naming_an_unusable_url_is_ignored(url: str) -> None:
-    from peers.agent.gnutella import _parse_hit, _parse_pong
+    from agent.gnutella import _parse_hit, _parse_pong
 
     peer = "p" * 43
     assert _parse_hit({"peer_id": peer, "url": url, "work": "w", "bitfield": "",

@@ -42,7 +42,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from .bitfield import BitfieldError, bitfield_count, bitfield_decode, bitfield_encode
+from licensing.core.bitfield import BitfieldError, bitfield_count, bitfield_decode, bitfield_encode
+
 from .download import Source
 from .store import PieceStore
 from .wire import GNUTELLA_PATH, STATUS_PATH

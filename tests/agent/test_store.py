@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.store import BITFIELD_FILE, DIRTY_FILE, LOCK_FILE, PieceStore, StoreError
 from licensing.core import (
     BadPieceError,
     BadSignatureError,
@@ -17,8 +18,7 @@ from licensing.core import (
     read_piece,
     sign_manifest,
 )
-from peers.agent.bitfield import bitfield_indices
-from peers.agent.store import BITFIELD_FILE, DIRTY_FILE, LOCK_FILE, PieceStore, StoreError
+from licensing.core.bitfield import bitfield_indices
 from tests.licensing.core_support import DAY, NOW, WORK_ID, Sale
 
 
@@ -236,7 +236,7 @@ def test_another_process_reads_what_a_live_writer_adds_but_cannot_write_it(
 def test_listing_the_works_parses_a_manifest_only_when_it_changed(
     sale: Sale, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import peers.agent.store as store_module
+    import agent.store as store_module
 
     store = PieceStore(tmp_path / "s")
     work = store.add_verified(sale.manifest, sale.manifest_token)

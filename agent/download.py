@@ -46,8 +46,8 @@ from licensing.core import (
     LicensingError,
     sign_order,
 )
+from licensing.core.bitfield import BitfieldError, bitfield_full, bitfield_has, check_bitfield
 
-from .bitfield import BitfieldError, bitfield_full, bitfield_has, check_bitfield
 from .httpclient import (
     MAX_REDIRECTS,
     FetchError,

@@ -19,16 +19,16 @@ import numpy as np
 from aiohttp import web
 from PIL import Image, ImageFilter
 
+from agent.download import Downloader, Source
+from agent.outbox import OrderOutbox
+from agent.server import PieceServer, RunningServer, start_server
+from agent.store import PieceStore, WorkStore
 from licensing.core import (
     DeviceKeys,
     KeyRing,
     RevocationList,
     read_piece,
 )
-from peers.agent.download import Downloader, Source
-from peers.agent.outbox import OrderOutbox
-from peers.agent.server import PieceServer, RunningServer, start_server
-from peers.agent.store import PieceStore, WorkStore
 from tests.licensing.core_support import NOW, Sale
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

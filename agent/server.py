@@ -51,8 +51,8 @@ from licensing.core import (
     WrongDeviceError,
     WrongPeerError,
 )
+from licensing.core.bitfield import bitfield_encode
 
-from .bitfield import bitfield_encode
 from .outbox import OrderOutbox, OutboxError
 from .ratelimit import TokenBucket
 from .store import PieceStore, StoreError

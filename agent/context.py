@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from agent.config import AgentConfig, AgentHome
+from agent.library import LicenceBook
+from agent.platform import PlatformClient, PlatformError, PlatformUnreachableError
+from agent.trust import TrustStore
 from licensing.core import DeviceKeys, KeyFileError, LicensingError
-from peers.agent.config import AgentConfig, AgentHome
-from peers.agent.library import LicenceBook
-from peers.agent.platform import PlatformClient, PlatformError, PlatformUnreachableError
-from peers.agent.trust import TrustStore
 
 
 class AgentError(Exception):

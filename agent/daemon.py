@@ -23,22 +23,22 @@ from typing import Any
 
 import aiohttp
 
-from licensing.core import LicensingError
-from peers.agent.bitfield import bitfield_encode
-from peers.agent.context import Agent, AgentError
-from peers.agent.gnutella import (
+from agent.context import Agent, AgentError
+from agent.gnutella import (
     GnutellaNode,
     Neighbour,
     holdings_from_store,
     known_neighbours,
 )
-from peers.agent.outbox import OrderOutbox
-from peers.agent.platform import PlatformError, PlatformUnreachableError
-from peers.agent.receipts import send_pending_receipts
-from peers.agent.server import PieceServer, start_server
-from peers.agent.store import PieceStore, StoreError
+from agent.outbox import OrderOutbox
+from agent.platform import PlatformError, PlatformUnreachableError
+from agent.receipts import send_pending_receipts
+from agent.server import PieceServer, start_server
+from agent.store import PieceStore, StoreError
+from licensing.core import LicensingError
+from licensing.core.bitfield import bitfield_encode
 
-log = logging.getLogger("peers.agent.daemon")
+log = logging.getLogger("agent.daemon")
 
 HEARTBEAT_SECONDS = 30.0
 RESCAN_SECONDS = 3.0

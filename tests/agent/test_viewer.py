@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from peers.agent.commands_transfer import _viewer
-from peers.agent.context import AgentError
+from agent.commands_transfer import _viewer
+from agent.context import AgentError
 
 
 def test_the_command_given_wins_and_is_split_as_a_shell_would(monkeypatch) -> None:

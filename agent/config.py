@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from peers.agent.files import write_atomically
+from agent.files import write_atomically
 
 
 class ConfigError(Exception):

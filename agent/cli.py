@@ -1,4 +1,4 @@
-"""``python -m peers.agent``: the desktop agent's command line.
+"""``python -m agent``: the desktop agent's command line.
 
 Each subcommand is a thin function over ``Agent`` (context.py) and the wire modules;
 errors a person can act on print as one line, with exit status 1.
@@ -14,14 +14,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from agent import __version__
+from agent.config import AgentHome, ConfigError, default_data_dir
+from agent.context import Agent, AgentError
+from agent.library import OwnedLicence
+from agent.platform import PlatformError, PlatformUnreachableError
+from agent.store import StoreError
+from agent.trust import TrustError
 from licensing.core import DeviceKeys
-from peers.agent import __version__
-from peers.agent.config import AgentHome, ConfigError, default_data_dir
-from peers.agent.context import Agent, AgentError
-from peers.agent.library import OwnedLicence
-from peers.agent.platform import PlatformError, PlatformUnreachableError
-from peers.agent.store import StoreError
-from peers.agent.trust import TrustError
 
 Handler = Callable[[Agent, argparse.Namespace], int]
 
@@ -79,7 +79,7 @@ def cmd_login(agent: Agent, args: argparse.Namespace) -> int:
     """Exchange a password for an API token (kept in the config, mode 600)."""
     username = args.username or input("Username: ")
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
-    from peers.agent.platform import PlatformClient
+    from agent.platform import PlatformClient
 
     with PlatformClient(agent.config.platform_url) as anonymous:
         token = anonymous.token_create(username=username, password=password,
@@ -159,7 +159,7 @@ def cmd_wallet(agent: Agent, args: argparse.Namespace) -> int:
 
 
 def cmd_library(agent: Agent, args: argparse.Namespace) -> int:
-    from peers.agent.store import PieceStore
+    from agent.store import PieceStore
 
     store = PieceStore(agent.home.store_dir)
     rows = []
@@ -195,7 +195,7 @@ def cmd_status(agent: Agent, args: argparse.Namespace) -> int:
         status["platform_reachable"] = True
     except (PlatformUnreachableError, PlatformError):
         status["platform_reachable"] = False
-    from peers.agent.outbox import OrderOutbox
+    from agent.outbox import OrderOutbox
 
     if agent.home.outbox_path.exists():
         status["orders_waiting_for_metering"] = OrderOutbox(agent.home.outbox_path).count_pending()
@@ -209,7 +209,7 @@ def cmd_status(agent: Agent, args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m peers.agent",
+        prog="python -m agent",
         description="Peermark's desktop agent: search, buy, download from peers, share.",
     )
     parser.add_argument("--data-dir", type=Path, default=None,
@@ -245,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-rate", type=_rate, default=None,
                    help="download cap, e.g. 500K or 20M bytes per second")
     p.add_argument("--no-buy", action="store_true", help="fail instead of buying")
-    p.set_defaults(handler=_lazy("peers.agent.commands_transfer", "cmd_get"))
+    p.set_defaults(handler=_lazy("agent.commands_transfer", "cmd_get"))
 
     p = sub.add_parser("view", help="open a work in a viewer without keeping a copy "
                                     "(for licences that permit viewing)")
@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-wait", dest="wait", action="store_false",
                    help="delete the copy as soon as the viewer exits (a viewer that stays "
                         "in the foreground), without asking")
-    p.set_defaults(handler=_lazy("peers.agent.commands_transfer", "cmd_view"))
+    p.set_defaults(handler=_lazy("agent.commands_transfer", "cmd_view"))
 
     for name in ("serve", "share"):
         p = sub.add_parser(name, help="run the daemon: serve held pieces, announce, meter")
@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(the platform's seed agent)")
         p.add_argument("--peer", action="append", default=[],
                        help="a known peer URL for the Gnutella fallback (repeatable)")
-        p.set_defaults(handler=_lazy("peers.agent.commands_transfer", "cmd_serve"))
+        p.set_defaults(handler=_lazy("agent.commands_transfer", "cmd_serve"))
 
     p = sub.add_parser("status", help="what this agent is and holds")
     p.set_defaults(handler=cmd_status)

@@ -18,6 +18,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from agent.cli import _print, buy
+from agent.context import Agent, AgentError
+from agent.daemon import Daemon, ServeOptions
+from agent.deliver import Delivery, DeliveryError, deliver, receipt_for
+from agent.download import Downloader, DownloadError, Progress, Source
+from agent.gnutella import GnutellaNode, known_neighbours, sources_from_hits
+from agent.library import OwnedLicence
+from agent.platform import PlatformError, PlatformUnreachableError
+from agent.receipts import add_served, queue_receipt, receipt_sent, send_receipt
+from agent.store import PieceStore, StoreError, WorkStore
 from licensing.core import (
     DocumentKind,
     ExpiredError,
@@ -28,17 +38,7 @@ from licensing.core import (
     read_licence,
     read_manifest,
 )
-from peers.agent.bitfield import bitfield_decode
-from peers.agent.cli import _print, buy
-from peers.agent.context import Agent, AgentError
-from peers.agent.daemon import Daemon, ServeOptions
-from peers.agent.deliver import Delivery, DeliveryError, deliver, receipt_for
-from peers.agent.download import Downloader, DownloadError, Progress, Source
-from peers.agent.gnutella import GnutellaNode, known_neighbours, sources_from_hits
-from peers.agent.library import OwnedLicence
-from peers.agent.platform import PlatformError, PlatformUnreachableError
-from peers.agent.receipts import add_served, queue_receipt, receipt_sent, send_receipt
-from peers.agent.store import PieceStore, StoreError, WorkStore
+from licensing.core.bitfield import bitfield_decode
 
 
 def _manifest_for(agent: Agent, owned: OwnedLicence, root: bytes) -> tuple[Manifest, str]:

@@ -1,3 +1,0 @@
-from peers.agent.cli import main
-
-raise SystemExit(main())
