@@ -75,15 +75,34 @@ def _register_device(agent: Agent, keys: DeviceKeys) -> None:
     agent.refresh_trust()
 
 
+def _token_from_file(path: Path) -> str:
+    try:
+        token = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise AgentError(f"cannot read the token file {path}: {error}") from error
+    if not token or len(token) > 200 or any(c.isspace() for c in token):
+        raise AgentError(f"{path} does not hold an API token")
+    return token
+
+
 def cmd_login(agent: Agent, args: argparse.Namespace) -> int:
-    """Exchange a password for an API token (kept in the config, mode 600)."""
-    username = args.username or input("Username: ")
-    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
+    """Exchange a password for an API token, or take a token an operator issued (kept in
+    the config, mode 600), and register this device."""
     from agent.platform import PlatformClient
 
-    with PlatformClient(agent.config.platform_url) as anonymous:
-        token = anonymous.token_create(username=username, password=password,
-                                       name=f"agent on {agent.config.device_name}")
+    if args.token_file is not None:
+        if args.username or args.password_stdin:
+            raise AgentError("`login --token-file` takes no username or password")
+        token = _token_from_file(args.token_file)
+        with PlatformClient(agent.config.platform_url, token) as client:
+            username = str(client.me()["username"])
+    else:
+        username = args.username or input("Username: ")
+        password = (sys.stdin.readline().rstrip("\n") if args.password_stdin
+                    else getpass.getpass())
+        with PlatformClient(agent.config.platform_url) as anonymous:
+            token = anonymous.token_create(username=username, password=password,
+                                           name=f"agent on {agent.config.device_name}")
     agent.config.token = token
     agent.config.username = username
     agent.home.save_config(agent.config)
@@ -228,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("login", help="log in to the platform and register this device")
     p.add_argument("--username")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.add_argument("--token-file", type=Path, default=None,
+                   help="use the API token in this file instead of a password (a seed agent's)")
     p.set_defaults(handler=cmd_login)
 
     p = sub.add_parser("search", help="search the catalogue")

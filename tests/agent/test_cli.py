@@ -139,3 +139,35 @@ def test_ports_and_rates_out_of_range_are_refused_by_the_parser(home, capsys, ar
         main(["--data-dir", str(home), *args])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_login_with_an_issued_token_file_registers_the_device(live_server, home, capsys,
+                                                               tmp_path) -> None:
+    from django.core.management import call_command
+
+    from licensing.models import Device
+
+    token_file = tmp_path / "platform-token"
+    call_command("seed_agent_setup", token_file=token_file)
+    _agent(home, capsys, "init", "--platform", live_server.url, "--port", "7710")
+
+    code, data, _ = _agent(home, capsys, "login", "--token-file", str(token_file))
+
+    assert code == 0
+    assert data == {"username": "platform-seeder"}
+    assert Device.objects.filter(user__username="platform-seeder").count() == 1
+    assert json.loads((home / "config.json").read_text())["listen_port"] == 7710
+
+
+@pytest.mark.parametrize("content", ["", "two words\n", None])
+def test_a_bad_token_file_is_a_clear_error(live_server, home, capsys, tmp_path,
+                                           content: str | None) -> None:
+    _agent(home, capsys, "init", "--platform", live_server.url)
+    token_file = tmp_path / "token"
+    if content is not None:
+        token_file.write_text(content)
+
+    code, _, err = _agent(home, capsys, "login", "--token-file", str(token_file))
+
+    assert code != 0
+    assert "token file" in err or "does not hold an API token" in err
