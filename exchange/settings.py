@@ -56,8 +56,8 @@ INSTALLED_APPS = [
     "exchange.operations",
     "exchange.tracing",
     "exchange.portal",
-    "licensing",
-    "peers",
+    "exchange.licensing",
+    "exchange.peers",
 ]
 
 MIDDLEWARE = [
@@ -140,7 +140,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "exchange.purchases.tasks.refund_overdue_purchases", "schedule": 300.0,
     },
     "refresh-revocation-list": {
-        "task": "licensing.tasks.revocation_list_refresh", "schedule": 3600.0,
+        "task": "exchange.licensing.tasks.revocation_list_refresh", "schedule": 3600.0,
     },
     "flush-metering": {"task": "exchange.metering.tasks.metering_flush_task", "schedule": 5.0},
     "settle-due-receipts": {

@@ -3,7 +3,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 
 from exchange.core.errors import json_404, json_500
-from licensing import api_views as licensing_api
+from exchange.licensing import api_views as licensing_api
 
 
 def healthz(_request: HttpRequest) -> HttpResponse:

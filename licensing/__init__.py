@@ -1,8 +1,7 @@
-"""Licensing: platform signing keys, licence tokens, manifests, revocation, content keys.
+"""Licensing's pure core: signed documents, keys, content-key wrapping, packaging.
 
-``licensing.core`` is pure (no Django import): the desktop agent and serving
-peers verify with it offline, and the platform issues with it. The Django side
-(key storage encrypted at rest, admin, JWKS endpoint, device registration,
-packaging task) builds on that core. Formats: docs/TOKENS.md; threat model:
-docs/THREAT_MODEL.md.
+``licensing.core`` imports no Django: the desktop agent and serving peers verify with it
+offline, and the platform issues with it. The platform's side (keys stored encrypted at
+rest, devices, licences, the JWKS endpoint, packaging, revocation) is the Django app
+``exchange.licensing``. Formats: docs/TOKENS.md; threat model: docs/THREAT_MODEL.md.
 """

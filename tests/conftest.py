@@ -79,7 +79,7 @@ def _private_data_dir(settings: Any, tmp_path: Path) -> None:
         setattr(settings, name, data / folder)
     settings.DATA_DIR = data
     settings.FILE_UPLOAD_TEMP_DIR = str(data / "tmp")
-    from licensing.keys import keyring_clear_cache
+    from exchange.licensing.keys import keyring_clear_cache
 
     keyring_clear_cache()  # keys live in each test's own database
     settings.TESTPAY_DELIVERY = "inprocess"
@@ -206,8 +206,8 @@ def fund(django_capture_on_commit_callbacks: Any) -> Callable[..., None]:
 @pytest.fixture
 def device_of() -> Callable[..., Any]:
     """Make device keys (as the agent's ``init`` does) and register their public halves."""
+    from exchange.licensing.services import device_register
     from licensing.core.device import DeviceKeys
-    from licensing.services import device_register
 
     def make(user: User, name: str = "laptop") -> tuple[DeviceKeys, Any]:
         keys = DeviceKeys.generate()

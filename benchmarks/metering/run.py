@@ -80,9 +80,9 @@ def _world(clients: int, orders: int, licences: int, tag: int) -> dict[str, Any]
     from exchange.catalogue.services import work_process, work_register
     from exchange.ledger.models import AccountKind
     from exchange.ledger.services import Leg, account_get_or_create, ledger_post, platform_account
+    from exchange.licensing.services import device_register, package_manifest
     from exchange.purchases.services import purchase_create
     from licensing.core import DeviceKeys, sign_order
-    from licensing.services import device_register, package_manifest
 
     def device_for(user: User) -> DeviceKeys:
         keys = DeviceKeys.generate()

@@ -82,8 +82,8 @@ def _setup_world(clients: int) -> dict[str, object]:
     from exchange.catalogue.services import work_register
     from exchange.ledger.models import AccountKind
     from exchange.ledger.services import Leg, account_get_or_create, ledger_post, platform_account
+    from exchange.licensing.services import device_register
     from licensing.core.device import DeviceKeys
-    from licensing.services import device_register
 
     rita = User.objects.create_user("rita", password="x", role=Role.RIGHTS_HOLDER)
     data = os.urandom(256 * 1024)

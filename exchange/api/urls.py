@@ -6,12 +6,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from exchange.accounts import api_views as accounts
 from exchange.catalogue import api_views as catalogue
 from exchange.ledger import api_views as ledger
+from exchange.licensing import api_views as licensing
 from exchange.metering import api_views as metering
 from exchange.payments import api_views as payments
+from exchange.peers import api_views as peers
 from exchange.purchases import api_views as purchases
 from exchange.tracing import api_views as tracing
-from licensing import api_views as licensing
-from peers import api_views as peers
 
 app_name = "api"
 

@@ -123,7 +123,7 @@ def work_process(*, work_id: uuid.UUID | str) -> Work:
     Packaging keeps its first result and the status moves by compare-and-swap, so a
     re-delivered task is harmless.
     """
-    from licensing.services import work_package
+    from exchange.licensing.services import work_package
 
     work = Work.objects.get(pk=work_id)
     if work.status != WorkStatus.PROCESSING:

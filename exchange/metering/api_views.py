@@ -12,9 +12,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from exchange.accounts.models import authenticated_user
+from exchange.licensing.selectors import licence_get_for_buyer
 from exchange.metering import services
 from exchange.metering.serializers import OrdersIn, OrdersOut, ReceiptIn, ReceiptOut
-from licensing.selectors import licence_get_for_buyer
 
 
 class OrdersView(APIView):

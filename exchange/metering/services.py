@@ -20,6 +20,8 @@ from django.utils import timezone
 from exchange.accounts.models import User
 from exchange.audit.services import audit_record
 from exchange.core.errors import ServiceError
+from exchange.licensing.keys import platform_keyring
+from exchange.licensing.models import Licence
 from exchange.metering import stream
 from exchange.metering.models import LicenceUsage, MeteredOrder, Receipt
 from exchange.metering.verify import CheckedOrder, OrderChecker, OrderRejectedError
@@ -28,8 +30,6 @@ from exchange.purchases.services import PurchaseClosedError, purchase_settle
 from licensing.core import DocumentKind, LicensingError
 from licensing.core.licence import licence_from_claims
 from licensing.core.receipts import read_receipt
-from licensing.keys import platform_keyring
-from licensing.models import Licence
 
 log = logging.getLogger(__name__)
 

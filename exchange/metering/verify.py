@@ -12,14 +12,14 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
+from exchange.licensing.keys import platform_keyring
+from exchange.licensing.models import Device, Licence
+from exchange.licensing.services import package_get, package_manifest
 from licensing.core import DocumentKind, LicensingError, Manifest
 from licensing.core import Licence as CoreLicence
 from licensing.core.jws import parse_document
 from licensing.core.licence import licence_from_claims
 from licensing.core.orders import Order, read_order
-from licensing.keys import platform_keyring
-from licensing.models import Device, Licence
-from licensing.services import package_get, package_manifest
 
 # Orders are signed when the piece is sent; one dated further ahead than this is forged
 # or from a broken clock.

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from exchange.accounts.models import authenticated_user
 from exchange.core.idempotency import idempotent
 from exchange.core.pagination import paginated_response
+from exchange.licensing.services import manifest_token, package_get
 from exchange.purchases import services
 from exchange.purchases.models import Purchase
 from exchange.purchases.selectors import purchase_get_for_buyer
@@ -22,7 +23,6 @@ from exchange.purchases.serializers import (
     PurchaseOut,
     purchase_created_body,
 )
-from licensing.services import manifest_token, package_get
 
 
 class PurchaseListCreateView(APIView):

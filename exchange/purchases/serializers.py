@@ -6,9 +6,9 @@ from typing import Any
 from rest_framework import serializers
 
 from exchange.core.fields import StrictIntegerField
+from exchange.licensing.models import Licence
 from exchange.money.currencies import format_minor
 from exchange.purchases.models import Invoice, Purchase, PurchaseState
-from licensing.models import Licence
 
 
 class PurchaseIn(serializers.Serializer):

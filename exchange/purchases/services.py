@@ -28,11 +28,11 @@ from exchange.ledger.services import (
     ledger_post,
     platform_account,
 )
+from exchange.licensing.models import Device
+from exchange.licensing.services import licence_issue, licence_revoke, package_get
 from exchange.money.currencies import format_minor
 from exchange.money.splits import sale_split
 from exchange.purchases.models import Invoice, Purchase, PurchaseState, Settlement
-from licensing.models import Device
-from licensing.services import licence_issue, licence_revoke, package_get
 
 
 class PurchaseClosedError(ServiceError):

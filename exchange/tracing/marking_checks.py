@@ -18,9 +18,9 @@ from django.db import IntegrityError, transaction
 
 from exchange.audit.services import audit_record
 from exchange.catalogue.storage import master_abspath
+from exchange.licensing.services import package_get, package_keys
 from exchange.metering.models import Receipt
 from exchange.tracing.models import MarkingCheck, MarkingVerdict
-from licensing.services import package_get, package_keys
 from watermark import rule as marking_rule
 
 

@@ -7,9 +7,9 @@ from typing import Any
 from django.db.models import QuerySet, Sum
 
 from exchange.accounts.models import User
+from exchange.licensing.models import Licence
 from exchange.metering.models import MeteredOrder
 from exchange.tracing.models import TraceReport
-from licensing.models import Licence
 
 
 def trace_reports_for(owner: User) -> QuerySet[TraceReport]:

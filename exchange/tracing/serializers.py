@@ -4,9 +4,9 @@ from typing import Any
 
 from rest_framework import serializers
 
+from exchange.licensing.models import Licence
 from exchange.tracing.models import TraceOutcome, TraceReport
 from exchange.tracing.selectors import licence_served_by
-from licensing.models import Licence
 
 
 class TraceIn(serializers.Serializer):

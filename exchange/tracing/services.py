@@ -27,11 +27,11 @@ from exchange.audit.services import audit_record
 from exchange.catalogue.models import MediaType, Work
 from exchange.catalogue.storage import master_abspath
 from exchange.core.errors import ServiceError
+from exchange.licensing.models import Licence
+from exchange.licensing.services import package_get, package_keys
 from exchange.metering.models import Receipt
 from exchange.tracing.models import MasterFingerprint, TraceOutcome, TraceReport
 from exchange.tracing.perceptual import hash_distance, perceptual_hash
-from licensing.models import Licence
-from licensing.services import package_get, package_keys
 from watermark.codec import READABLE_FORMATS
 from watermark.planes import MIN_SUSPECT_PIXELS
 

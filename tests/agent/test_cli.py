@@ -145,7 +145,7 @@ def test_login_with_an_issued_token_file_registers_the_device(live_server, home,
                                                                tmp_path) -> None:
     from django.core.management import call_command
 
-    from licensing.models import Device
+    from exchange.licensing.models import Device
 
     token_file = tmp_path / "platform-token"
     call_command("seed_agent_setup", token_file=token_file)

@@ -80,7 +80,7 @@ def test_a_sale_served_by_three_peers_settles_exactly(site: Platform, tmp_path: 
     user_of = {device: user for user, device in devices.items()}
     served = {user_of[device]: count for device, count in served_by_device.items()}
     size = int(site.query(
-        "import json\nfrom licensing.models import WorkPackage\n"
+        "import json\nfrom exchange.licensing.models import WorkPackage\n"
         f"print(json.dumps(WorkPackage.objects.get(work_id='{work['id']}').ciphertext_size))"))
     ids = site.query("import json\nfrom exchange.accounts.models import User\n"
                      "print(json.dumps({u.username: u.pk for u in User.objects.all()}))")

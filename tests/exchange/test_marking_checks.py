@@ -13,11 +13,11 @@ from PIL import Image
 import watermark
 from exchange.audit.models import AuditEvent
 from exchange.catalogue.demo_images import demo_image_png
+from exchange.licensing.services import package_get, package_keys
 from exchange.metering.models import Receipt
 from exchange.purchases.services import purchase_create
 from exchange.tracing.marking_checks import receipt_marking_check, receipts_marking_check_sample
 from exchange.tracing.models import MarkingCheck, MarkingVerdict
-from licensing.services import package_get, package_keys
 
 pytestmark = pytest.mark.django_db
 

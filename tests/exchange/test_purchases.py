@@ -14,6 +14,8 @@ from exchange.catalogue.services import work_process
 from exchange.ledger.models import Account, AccountKind, JournalEntry, Posting
 from exchange.ledger.selectors import account_balance
 from exchange.ledger.services import account_get_or_create
+from exchange.licensing.models import Licence
+from exchange.licensing.services import package_get, package_manifest
 from exchange.purchases.models import Purchase
 from exchange.purchases.services import (
     PurchaseClosedError,
@@ -26,8 +28,6 @@ from licensing.core.keyring import KeyRing
 from licensing.core.licence import read_licence
 from licensing.core.manifest import read_manifest
 from licensing.core.packaging import decrypt_work
-from licensing.models import Licence
-from licensing.services import package_get, package_manifest
 
 pytestmark = pytest.mark.django_db
 
@@ -254,7 +254,7 @@ class TestRefusals:
         self._assert_untouched(bob)
 
     def test_a_revoked_device(self, bob, api, sale) -> None:
-        from licensing.services import device_revoke
+        from exchange.licensing.services import device_revoke
 
         device_revoke(device=sale["device"], actor=bob)
         response = _buy(api(bob), sale)
@@ -367,8 +367,8 @@ class TestSettling:
 
 
 def test_the_fast_response_body_is_what_the_schema_serializer_renders(sale, bob) -> None:
+    from exchange.licensing.services import manifest_token
     from exchange.purchases.serializers import PurchaseCreatedOut, purchase_created_body
-    from licensing.services import manifest_token
 
     purchase = purchase_create(buyer=bob, work_id=sale["work"].pk,
                                device_id=sale["device"].device_id)

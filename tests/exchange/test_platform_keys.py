@@ -11,10 +11,7 @@ from django.core.management.base import CommandError
 from django.test import Client
 from django.utils import timezone
 
-from licensing.core.errors import KeyStateError, LicensingError, RetiredKeyError
-from licensing.core.keyring import KeyRing
-from licensing.core.licence import read_licence
-from licensing.keys import (
+from exchange.licensing.keys import (
     key_activate,
     key_encryption_key,
     key_publish,
@@ -22,7 +19,10 @@ from licensing.keys import (
     keyring_clear_cache,
     platform_keyring,
 )
-from licensing.models import PlatformKey
+from exchange.licensing.models import PlatformKey
+from licensing.core.errors import KeyStateError, LicensingError, RetiredKeyError
+from licensing.core.keyring import KeyRing
+from licensing.core.licence import read_licence
 
 pytestmark = pytest.mark.django_db
 

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from peers.models import Holding, Peer, WebSeed
+from exchange.peers.models import Holding, Peer, WebSeed
 
 
 @admin.register(Peer)

@@ -23,11 +23,11 @@ from django.db.models import Max
 from django.utils import timezone
 
 from exchange.env import env_str, secret_in_data_dir
+from exchange.licensing.models import Licence, PlatformKey
 from licensing.core.at_rest import KEK_BYTES, unwrap_at_rest, wrap_at_rest
 from licensing.core.errors import KeyStateError
 from licensing.core.keyring import KeyRing, KeyState, may_activate, may_retire
 from licensing.core.keyring import PlatformKey as CorePlatformKey
-from licensing.models import Licence, PlatformKey
 
 # The ring is read on every signature; keys change rarely and a rotation step leaves the
 # old signer valid for much longer than this, so a short per-process cache is safe.

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from licensing.models import Device, Licence
+from exchange.licensing.models import Device, Licence
 
 
 class DeviceIn(serializers.Serializer):

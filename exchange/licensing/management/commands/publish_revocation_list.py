@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from licensing.services import revocation_list_current, revocation_list_publish
+from exchange.licensing.services import revocation_list_current, revocation_list_publish
 
 
 class Command(BaseCommand):

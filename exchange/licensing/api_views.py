@@ -17,11 +17,11 @@ from exchange.catalogue.models import WorkStatus
 from exchange.catalogue.selectors import work_get_visible
 from exchange.core.idempotency import idempotent
 from exchange.core.pagination import paginated_response
-from licensing import services
-from licensing.keys import platform_keyring
-from licensing.models import Licence, WorkPackage
-from licensing.selectors import device_get_for_owner, licence_get_for_buyer
-from licensing.serializers import (
+from exchange.licensing import services
+from exchange.licensing.keys import platform_keyring
+from exchange.licensing.models import Licence, WorkPackage
+from exchange.licensing.selectors import device_get_for_owner, licence_get_for_buyer
+from exchange.licensing.serializers import (
     DeviceIn,
     DeviceOut,
     LicenceOut,

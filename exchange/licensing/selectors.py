@@ -8,7 +8,7 @@ from typing import Any
 from rest_framework.exceptions import NotFound
 
 from exchange.accounts.models import User
-from licensing.models import Device, Licence
+from exchange.licensing.models import Device, Licence
 
 
 def device_get_for_owner(*, user: User, device_id: Any) -> Device:

@@ -2,6 +2,6 @@ from django.apps import AppConfig
 
 
 class PeersConfig(AppConfig):
-    name = "peers"
+    name = "exchange.peers"
     label = "peers"
     verbose_name = "Peers"

@@ -16,6 +16,8 @@ from django.utils import timezone
 from exchange.accounts.models import User
 from exchange.audit.services import audit_record
 from exchange.core.errors import ServiceError
+from exchange.licensing.keys import key_encryption_key, platform_keyring
+from exchange.licensing.models import Device, Licence, RevocationList, WorkPackage
 from licensing.core.at_rest import unwrap_at_rest, wrap_at_rest
 from licensing.core.device import DevicePublicKeys
 from licensing.core.errors import LicensingError
@@ -24,8 +26,6 @@ from licensing.core.licence import issue_licence
 from licensing.core.manifest import Manifest, sign_manifest
 from licensing.core.packaging import package_work
 from licensing.core.revocation import sign_revocation_list
-from licensing.keys import key_encryption_key, platform_keyring
-from licensing.models import Device, Licence, RevocationList, WorkPackage
 
 
 def _now() -> dt.datetime:

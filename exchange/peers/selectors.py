@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from exchange.catalogue.models import Work
-from peers.models import Holding, WebSeed
+from exchange.peers.models import Holding, WebSeed
 
 
 def live_since(now: dt.datetime | None = None) -> dt.datetime:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from peers.bitfields import bitfield_encode
-from peers.models import Holding, WebSeed
+from exchange.peers.bitfields import bitfield_encode
+from exchange.peers.models import Holding, WebSeed
 
 
 class HoldingIn(serializers.Serializer):

@@ -7,11 +7,11 @@ import time
 import pytest
 from django.test import Client
 
+from exchange.licensing.models import Device
 from licensing.core.device import DeviceKeys
 from licensing.core.keyring import KeyRing
 from licensing.core.manifest import read_manifest
 from licensing.core.revocation import read_revocation_list
-from licensing.models import Device
 
 pytestmark = pytest.mark.django_db
 

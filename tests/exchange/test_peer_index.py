@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from peers.models import Holding, Peer
+from exchange.peers.models import Holding, Peer
 
 pytestmark = pytest.mark.django_db
 
@@ -75,7 +75,7 @@ def test_a_silent_peer_drops_out_and_a_heartbeat_brings_it_back(carol, bob, work
 
 
 def test_a_revoked_device_is_not_a_source(carol, bob, work, device_of, api) -> None:
-    from licensing.services import device_revoke
+    from exchange.licensing.services import device_revoke
 
     _, device = device_of(carol)
     _announce(api(carol), device, work)

@@ -1,7 +1,7 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from licensing.services import revocation_list_current
+from exchange.licensing.services import revocation_list_current
 
 
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)

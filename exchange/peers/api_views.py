@@ -13,10 +13,10 @@ from rest_framework.views import APIView
 from exchange.accounts.models import authenticated_user
 from exchange.catalogue.selectors import work_get_for_owner, work_get_visible
 from exchange.core.pagination import PagePagination
-from peers import services
-from peers.models import WebSeed
-from peers.selectors import sources_for, web_seeds_for
-from peers.serializers import (
+from exchange.peers import services
+from exchange.peers.models import WebSeed
+from exchange.peers.selectors import sources_for, web_seeds_for
+from exchange.peers.serializers import (
     AnnounceIn,
     HeartbeatIn,
     PeerOut,

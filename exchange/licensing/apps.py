@@ -2,6 +2,6 @@ from django.apps import AppConfig
 
 
 class LicensingConfig(AppConfig):
-    name = "licensing"
+    name = "exchange.licensing"
     label = "licensing"
     verbose_name = "Licensing"

@@ -14,9 +14,9 @@ from exchange.accounts.models import User
 from exchange.audit.services import audit_record
 from exchange.catalogue.models import Work, WorkStatus
 from exchange.core.errors import ServiceError
-from licensing.models import Device
-from peers.bitfields import BitfieldError, bitfield_count, bitfield_decode
-from peers.models import Holding, Peer, WebSeed
+from exchange.licensing.models import Device
+from exchange.peers.bitfields import BitfieldError, bitfield_count, bitfield_decode
+from exchange.peers.models import Holding, Peer, WebSeed
 
 MAX_HOLDINGS_PER_ANNOUNCE = 1000
 

@@ -6,9 +6,9 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from exchange.licensing.models import Device, Licence, PlatformKey, RevocationList, WorkPackage
+from exchange.licensing.services import device_revoke, licence_revoke
 from exchange.readonly_admin import ReadOnlyAdmin
-from licensing.models import Device, Licence, PlatformKey, RevocationList, WorkPackage
-from licensing.services import device_revoke, licence_revoke
 
 
 @admin.register(PlatformKey)

@@ -13,9 +13,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from exchange.licensing.keys import key_activate, key_live_until, key_publish, key_retire
+from exchange.licensing.models import PlatformKey
 from licensing.core.errors import KeyStateError
-from licensing.keys import key_activate, key_live_until, key_publish, key_retire
-from licensing.models import PlatformKey
 
 
 class Command(BaseCommand):
