@@ -137,20 +137,20 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Every periodic job is also a management command (docs/OPERATIONS.md).
 CELERY_BEAT_SCHEDULE = {
     "refund-overdue-purchases": {
-        "task": "exchange.purchases.tasks.refund_overdue_purchases", "schedule": 300.0,
+        "task": "exchange.purchases.tasks.purchases_refund_overdue_task", "schedule": 300.0,
     },
     "refresh-revocation-list": {
-        "task": "exchange.licensing.tasks.revocation_list_refresh", "schedule": 3600.0,
+        "task": "exchange.licensing.tasks.revocation_list_current_task", "schedule": 3600.0,
     },
     "flush-metering": {"task": "exchange.metering.tasks.metering_flush_task", "schedule": 5.0},
     "settle-due-receipts": {
-        "task": "exchange.metering.tasks.settle_due_receipts", "schedule": 10.0,
+        "task": "exchange.metering.tasks.receipts_settle_due_task", "schedule": 10.0,
     },
     "purge-idempotency-keys": {
         "task": "exchange.core.tasks.idempotency_records_purge_task", "schedule": 3600.0,
     },
     "check-receipt-marking": {
-        "task": "exchange.tracing.tasks.check_receipt_marking", "schedule": 300.0,
+        "task": "exchange.tracing.tasks.receipts_marking_check_sample_task", "schedule": 300.0,
     },
 }
 

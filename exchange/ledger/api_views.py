@@ -11,7 +11,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from exchange.accounts.models import authenticated_user
-from exchange.ledger.models import Account, AccountKind
+from exchange.ledger.models import Account
+from exchange.ledger.selectors import accounts_of, balances_of, platform_accounts
 from exchange.ledger.serializers import AccountStatementOut, BalanceOut
 from exchange.ledger.statements import statements_csv, statements_for
 
@@ -23,11 +24,7 @@ class WalletView(APIView):
 
     @extend_schema(responses=BalanceOut(many=True))
     def get(self, request: Request) -> Response:
-        accounts = (
-            Account.objects.filter(owner=authenticated_user(request), reference="")
-            .exclude(kind=AccountKind.ESCROW)
-            .order_by("kind", "currency")
-        )
+        accounts = balances_of(authenticated_user(request))
         return Response({"balances": BalanceOut(accounts, many=True).data})
 
 
@@ -36,8 +33,8 @@ def _statement_accounts(request: Request) -> list[Account]:
     if request.query_params.get("party") == "platform":
         if not user.is_platform_admin:
             raise PermissionDenied("Only platform admins see the platform's statement.")
-        return list(Account.objects.filter(owner__isnull=True).order_by("kind", "currency"))
-    return list(Account.objects.filter(owner=user).order_by("kind", "currency", "reference"))
+        return list(platform_accounts())
+    return list(accounts_of(user))
 
 
 def _month(period: str) -> tuple[int, int]:

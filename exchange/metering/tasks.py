@@ -20,5 +20,5 @@ def receipt_settle_task(receipt_pk: int) -> bool:
 
 
 @shared_task(autoretry_for=(OperationalError, RedisError), retry_backoff=True, max_retries=5)
-def settle_due_receipts() -> int:
+def receipts_settle_due_task() -> int:
     return receipts_settle_due()

@@ -22,7 +22,8 @@ from rest_framework.exceptions import NotFound
 from exchange.accounts.models import authenticated_user
 from exchange.core.errors import ServiceError
 from exchange.core.idempotency import form_key, run_once
-from exchange.ledger.models import Account, AccountKind, Posting
+from exchange.ledger.models import AccountKind, Posting
+from exchange.ledger.selectors import accounts_of, balances_of
 from exchange.ledger.statements import month_bounds, statements_csv, statements_for
 from exchange.money.currencies import format_minor
 from exchange.payments.models import Payout, TopUp
@@ -53,8 +54,7 @@ def _recent_months(count: int = 6) -> list[str]:
 @login_required
 def wallet(request: HttpRequest) -> HttpResponse:
     user = authenticated_user(request)
-    accounts = (Account.objects.filter(owner=user, reference="")
-                .exclude(kind=AccountKind.ESCROW).order_by("kind", "currency"))
+    accounts = balances_of(user)
     return render(request, "portal/wallet.html", {
         "accounts": accounts,
         "topups": TopUp.objects.filter(user=user)[:10],
@@ -120,8 +120,7 @@ def _period(period: str) -> tuple[int, int]:
 def statement(request: HttpRequest, period: str) -> HttpResponse:
     user = authenticated_user(request)
     year, month = _period(period)
-    accounts = Account.objects.filter(owner=user).order_by("kind", "currency", "reference")
-    statements = statements_for(accounts, year=year, month=month)
+    statements = statements_for(accounts_of(user), year=year, month=month)
     if request.GET.get("format") == "csv":
         response = HttpResponse(statements_csv(statements), content_type="text/csv")
         response["Content-Disposition"] = (

@@ -5,5 +5,5 @@ from exchange.purchases.services import purchases_refund_overdue
 
 
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
-def refund_overdue_purchases() -> int:
+def purchases_refund_overdue_task() -> int:
     return purchases_refund_overdue()

@@ -9,5 +9,5 @@ from exchange.tracing.marking_checks import receipts_marking_check_sample
 
 
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
-def check_receipt_marking() -> int:
+def receipts_marking_check_sample_task() -> int:
     return receipts_marking_check_sample()
