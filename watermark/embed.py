@@ -88,12 +88,12 @@ def embed(
     """A copy of `image` carrying `payload` under `key`, in the same mode (palette: RGB/RGBA).
 
     The copy is checked before it is returned (`selfcheck`): at least `params.psnr_floor`
-    dB from the input, and the payload reads back blind. The cell side is the one
-    `mask.choose_cell` picks; only if that copy fails its check is the other side the
-    readers try tried (a small smooth picture's large cells can be too few to carry the
-    code past its hard edges). Raises `InvalidKeyError`,
-    `InvalidPayloadError`, an `UnsupportedImageError` subclass for an image it will not
-    mark, or `EmbedCheckError` for a copy that failed its check.
+    dB from the input, and the payload reads back blind. It is marked with the cell side
+    `mask.choose_cell` picks; if that copy fails its check, it is marked again with the
+    other side the readers try (a small smooth picture's large cells can be too few to
+    carry the code past its hard edges). Raises `InvalidKeyError`, `InvalidPayloadError`,
+    an `UnsupportedImageError` subclass for an image it will not mark, or
+    `EmbedCheckError` when no copy passed its check.
     """
     raw_key = validate_key(key)
     value = validate_payload(payload)
