@@ -2,18 +2,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import AnonymousUser
 from django.db import models
 
+from exchange.accounts.models import User
 from exchange.audit.models import AuditEvent
 
 
 def audit_record(
-    *, actor: Any, action: str, target: models.Model, data: dict[str, Any] | None = None
+    *, actor: User | AnonymousUser | None, action: str, target: models.Model,
+    data: dict[str, Any] | None = None,
 ) -> AuditEvent:
     if target.pk is None:
         raise ValueError(f"audit of an unsaved {target._meta.label}")
     return AuditEvent.objects.create(
-        actor=actor if getattr(actor, "pk", None) else None,
+        actor=actor if isinstance(actor, User) and actor.pk else None,
         action=action,
         target_type=target._meta.label_lower,
         target_id=str(target.pk),

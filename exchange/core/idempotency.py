@@ -23,7 +23,7 @@ import re
 import secrets
 from collections.abc import Callable
 from contextlib import nullcontext
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -44,6 +44,8 @@ _KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 # A request that has been "in flight" this long died without releasing its key.
 STALE_AFTER = timedelta(minutes=5)
 
+# A user is `Any` here: the user model belongs to an app, which this bottom package may not
+# import (pyproject.toml's import contracts).
 View = TypeVar("View", bound=Callable[..., Response])
 T = TypeVar("T")
 
@@ -196,7 +198,7 @@ def _store(record: IdempotencyRecord, response: Response) -> None:
     record.save(update_fields=["state", "status_code", "response_body"])
 
 
-def idempotency_records_purge(*, now: Any = None) -> int:
+def idempotency_records_purge(*, now: datetime | None = None) -> int:
     """Forget keys older than the retention period (at least 24 hours)."""
     now = now or timezone.now()
     hours = max(24, getattr(settings, "IDEMPOTENCY_RETENTION_HOURS", 48))

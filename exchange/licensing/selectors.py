@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from rest_framework.exceptions import NotFound
 
@@ -11,14 +10,14 @@ from exchange.accounts.models import User
 from exchange.licensing.models import Device, Licence
 
 
-def device_get_for_owner(*, user: User, device_id: Any) -> Device:
+def device_get_for_owner(*, user: User, device_id: object) -> Device:
     device = Device.objects.filter(pk=str(device_id)[:64], user=user).first()
     if device is None:
         raise NotFound("No such device.")
     return device
 
 
-def licence_get_for_buyer(*, user: User, licence_id: Any) -> Licence:
+def licence_get_for_buyer(*, user: User, licence_id: object) -> Licence:
     """A licence its buyer may see. Anyone else's is a 404: licence ids are not public."""
     try:
         key = uuid.UUID(str(licence_id))

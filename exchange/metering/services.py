@@ -10,7 +10,6 @@ import socket
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -24,10 +23,12 @@ from exchange.licensing.keys import platform_keyring
 from exchange.licensing.models import Licence
 from exchange.metering import stream
 from exchange.metering.models import LicenceUsage, MeteredOrder, Receipt
+from exchange.metering.stream import OrderEntry
 from exchange.metering.verify import CheckedOrder, OrderChecker, OrderRejectedError
 from exchange.purchases.models import PurchaseState
 from exchange.purchases.services import PurchaseClosedError, purchase_settle
 from licensing.core import DocumentKind, LicensingError
+from licensing.core.licence import Licence as CoreLicence
 from licensing.core.licence import licence_from_claims
 from licensing.core.receipts import read_receipt
 
@@ -43,14 +44,14 @@ class OrderOutcome:
     reason: str = ""
 
 
-def _entry(checked: CheckedOrder) -> dict[str, Any]:
+def _entry(checked: CheckedOrder) -> OrderEntry:
     order = checked.order
     return {"licence": str(checked.licence_pk), "nonce": order.nonce,
             "device": checked.serving_device, "user": checked.serving_user,
             "piece": order.piece, "bytes": order.byte_count, "iat": order.issued_at}
 
 
-def orders_ingest(*, submitter: User, tokens: list[Any],
+def orders_ingest(*, submitter: User, tokens: list[object],
                   now: dt.datetime | None = None) -> list[OrderOutcome]:
     """Check a batch of orders; record the good ones (through the Redis stream when there
     is one, else straight into the database). Each order gets an outcome."""
@@ -60,7 +61,7 @@ def orders_ingest(*, submitter: User, tokens: list[Any],
     now = now or timezone.now()
     checker = OrderChecker(submitter_id=submitter.pk)
     outcomes: list[OrderOutcome] = []
-    good: list[tuple[int, dict[str, Any]]] = []
+    good: list[tuple[int, OrderEntry]] = []
     seen: set[tuple[str, str]] = set()
     for index, token in enumerate(tokens):
         try:
@@ -83,7 +84,7 @@ def orders_ingest(*, submitter: User, tokens: list[Any],
     return sorted(outcomes, key=lambda o: o.index)
 
 
-def _ingest_to_stream(good: list[tuple[int, dict[str, Any]]]) -> list[OrderOutcome]:
+def _ingest_to_stream(good: list[tuple[int, OrderEntry]]) -> list[OrderOutcome]:
     conn = stream.client()
     fresh = stream.append_new(conn, [entry for _index, entry in good])
     outcomes = [OrderOutcome(index, "accepted" if new else "duplicate")
@@ -95,14 +96,14 @@ def _ingest_to_stream(good: list[tuple[int, dict[str, Any]]]) -> list[OrderOutco
     return outcomes
 
 
-def orders_record(entries: Iterable[dict[str, Any]]) -> dict[tuple[str, str], bool]:
+def orders_record(entries: Iterable[OrderEntry]) -> dict[tuple[str, str], bool]:
     """Insert orders (once each) and count their bytes against each licence's allowance.
 
     Returns which (licence, nonce) pairs were new. One transaction and a handful of
     statements however many licences the batch touches; the licences' usage rows are
     locked in a fixed order, so concurrent flushes neither deadlock nor over-count.
     """
-    by_licence: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_licence: dict[str, list[OrderEntry]] = defaultdict(list)
     for entry in entries:
         by_licence[entry["licence"]].append(entry)
     result: dict[tuple[str, str], bool] = {}
@@ -169,7 +170,7 @@ def metering_flush(*, batch: int = 2000, min_idle_ms: int = 30_000,
 # --- receipts and settlement ---------------------------------------------------------------
 
 
-def _core_licence(licence: Licence) -> Any:
+def _core_licence(licence: Licence) -> CoreLicence:
     kid, claims = platform_keyring().verify(licence.token, DocumentKind.LICENCE)
     return licence_from_claims(kid, claims)
 

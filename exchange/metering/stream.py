@@ -11,10 +11,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import redis
 from django.conf import settings
+
+
+class OrderEntry(TypedDict):
+    """One accepted order as the stream carries it (JSON) and the flush records it."""
+
+    licence: str
+    nonce: str
+    device: str
+    user: int
+    piece: int
+    bytes: int
+    iat: int
+
 
 STREAM = "peermark:metering:orders"
 GROUP = "flushers"
@@ -60,7 +73,7 @@ return added
 SEEN_TTL_SECONDS = 14 * 86400
 
 
-def append_new(conn: redis.Redis, entries: list[dict[str, Any]]) -> list[bool]:
+def append_new(conn: redis.Redis, entries: list[OrderEntry]) -> list[bool]:
     """Append the orders not seen before; say which were new."""
     if not entries:
         return []
@@ -71,7 +84,7 @@ def append_new(conn: redis.Redis, entries: list[dict[str, Any]]) -> list[bool]:
 
 
 def read_batch(conn: redis.Redis, *, consumer: str, count: int,
-               min_idle_ms: int) -> list[tuple[bytes, dict[str, Any]]]:
+               min_idle_ms: int) -> list[tuple[bytes, OrderEntry]]:
     """Entries abandoned by a dead consumer first, then new ones."""
     ensure_group(conn)
     claimed: list[Any] = conn.xautoclaim(STREAM, GROUP, consumer, min_idle_time=min_idle_ms,
@@ -83,7 +96,8 @@ def read_batch(conn: redis.Redis, *, consumer: str, count: int,
         )
         for _stream, items in fresh or []:
             entries += items
-    return [(entry_id, json.loads(fields[b"o"])) for entry_id, fields in entries]
+    return [(entry_id, cast(OrderEntry, json.loads(fields[b"o"])))
+            for entry_id, fields in entries]
 
 
 def acknowledge(conn: redis.Redis, ids: list[bytes]) -> None:

@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from rest_framework.exceptions import NotFound, PermissionDenied
 
+from exchange.accounts.models import authenticated_user
 from exchange.accounts.services import user_signup
 from exchange.catalogue import services
 from exchange.catalogue.models import WorkStatus
@@ -59,7 +60,7 @@ def work_detail(request: HttpRequest, work_id: str) -> HttpResponse:
 
 @login_required
 def my_works(request: HttpRequest) -> HttpResponse:
-    works = works_owned_by(request.user)
+    works = works_owned_by(authenticated_user(request))
     return render(request, "portal/my_works.html", {"works": works})
 
 

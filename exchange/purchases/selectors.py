@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
-from typing import Any
 
 from rest_framework.exceptions import NotFound
 
@@ -11,7 +11,7 @@ from exchange.accounts.models import User
 from exchange.purchases.models import Purchase
 
 
-def purchase_get_for_buyer(*, user: User, purchase_id: Any) -> Purchase:
+def purchase_get_for_buyer(*, user: User, purchase_id: object) -> Purchase:
     try:
         key = uuid.UUID(str(purchase_id))
     except ValueError:
@@ -22,7 +22,7 @@ def purchase_get_for_buyer(*, user: User, purchase_id: Any) -> Purchase:
     return purchase
 
 
-def _month_starts(now: Any, months: int) -> list[tuple[int, int]]:
+def _month_starts(now: dt.datetime, months: int) -> list[tuple[int, int]]:
     year, month = now.year, now.month
     out = []
     for _ in range(months):
@@ -34,7 +34,7 @@ def _month_starts(now: Any, months: int) -> list[tuple[int, int]]:
 
 
 def monthly_sales(*, owner: User, currency: str, months: int = 12,
-                  now: Any = None) -> list[tuple[str, int, int]]:
+                  now: dt.datetime | None = None) -> list[tuple[str, int, int]]:
     """(``YYYY-MM``, sales count, gross minor units) of ``owner``'s works, last ``months``,
     counting purchases not refunded."""
     from django.db.models import Count, Sum

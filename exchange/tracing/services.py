@@ -20,6 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from PIL import Image
 
 import watermark
 from exchange.accounts.models import User
@@ -199,12 +200,12 @@ def master_fingerprint(work: Work) -> MasterFingerprint | None:
     return stored
 
 
-def _master_image(work: Work) -> Any:
+def _master_image(work: Work) -> Image.Image:
     data = master_abspath(work.master_path).read_bytes()
     return watermark.open_image(data, formats=READABLE_FORMATS)
 
 
-def _read(work: Work, suspect: Any) -> watermark.ExtractResult | None:
+def _read(work: Work, suspect: Image.Image) -> watermark.ExtractResult | None:
     try:
         master = _master_image(work)
         package = package_get(work.pk)
