@@ -16,8 +16,8 @@ Rules that keep a crash from ever marking an unverified piece:
   before a byte is written, writes it at its offset, and only then marks it.
 * The bitfield file is replaced atomically (temporary file, rename) after every piece,
   so it is never torn; concurrent writers share one rewrite (group commit).
-* Neither the ciphertext nor the bitfield is fsynced per piece (under a download's
-  write load one fsync took up to 30 ms here, more than the piece's transfer).
+* Neither the ciphertext nor the bitfield is fsynced per piece: under a download's
+  write load one fsync can cost more than the piece's own transfer.
   Instead the ``dirty`` marker is made durable before the first piece of a session is
   marked, and removed by ``flush`` once the ciphertext and then the bitfield are
   synced (temporary file, fsync, rename). A store reopened
