@@ -131,25 +131,14 @@ def _size(count: int) -> str:
     return f"{value:.1f} GiB"
 
 
-def buy(agent: Agent, work_id: str) -> OwnedLicence:
-    """Buy ``work_id`` for this device (retrying a lost purchase with the same key)."""
-    agent.require_login()
-    work = agent.platform.work(work_id)
-    key = agent.licences.purchase_key(work_id)
-    body = agent.platform.purchase(work_id=work_id, device_id=agent.device.device_id,
-                                   idempotency_key=key)
-    licence = OwnedLicence.from_purchase(body, work)
-    agent.licences.save(licence)
-    agent.licences.purchase_done(work_id)
-    return licence
-
-
 def cmd_buy(agent: Agent, args: argparse.Namespace) -> int:
     existing = agent.licences.for_work(args.work)
     if existing is not None and not args.again:
         _print(args, f"You already hold licence {existing.licence_id} for this work "
                      "(use --again to buy another).", {"licence_id": existing.licence_id})
         return 0
+    from agent.workflow import buy  # loads the transfer modules only when buying
+
     licence = buy(agent, args.work)
     _print(args, f"Bought “{licence.title}”: licence {licence.licence_id}.\n"
                  f"Download it with: get {licence.work_id}",

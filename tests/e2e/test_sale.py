@@ -12,7 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
+from agent.config import AgentHome
+from agent.context import Agent
+from agent.download import Progress
+from agent.library import OwnedLicence
 from agent.store import PieceStore
+from agent.workflow import GetListener, get_work
 from licensing.core import KeyRing, read_licence, read_piece
 from tests.support.agents import AgentProcess
 from tests.support.platform import Platform, platform
@@ -248,3 +253,50 @@ def test_a_view_only_licence_keeps_no_copy_and_view_deletes_the_one_it_opens(
     failed = buyer.run("get", work["id"], "--out", str(tmp_path / "kept.png"), check=False)
     assert "not keeping a copy" in failed.stderr
     assert not (tmp_path / "kept.png").exists()
+
+
+class _Heard(GetListener):
+    """A front end other than the CLI: records what the workflow reports."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+
+    def bought(self, owned: OwnedLicence) -> None:
+        self.events.append(("bought", owned.work_id))
+
+    def download_started(self, owned: OwnedLicence, total_bytes: int) -> None:
+        self.events.append(("started", total_bytes))
+
+    def download_progress(self, step: Progress) -> None:
+        self.events.append(("progress", step.bytes_done))
+
+    def download_finished(self) -> None:
+        self.events.append(("finished", None))
+
+
+def test_the_get_workflow_serves_any_front_end_not_only_the_cli(
+    site: Platform, tmp_path: Path
+) -> None:
+    work = _works(site)["Harbour at dawn"]
+    seeder = AgentProcess(tmp_path, "wf-seed", site.url)
+    seeder.setup("rita", site.logins["rita"])
+    _seed(seeder, site, work["id"], None)
+    buyer = AgentProcess(tmp_path, "wf-buyer", site.url)
+    buyer.setup("carol", site.logins["carol"])
+    buyer.run("wallet", "--topup", "5000", "EUR")
+    heard = _Heard()
+
+    with seeder.serving():
+        done = get_work(Agent(AgentHome(buyer.home)), work["id"], listener=heard)
+
+    assert done.delivery is not None
+    assert done.delivery.marked
+    assert done.receipt == "sent"
+    assert done.download.pieces_fetched == done.manifest.piece_count
+    kinds = [kind for kind, _ in heard.events]
+    assert kinds[:2] == ["bought", "started"]
+    assert kinds[-1] == "finished"
+    steps = [value for kind, value in heard.events if kind == "progress"]
+    assert steps == sorted(steps)
+    assert steps[-1] == heard.events[1][1] == done.manifest.ciphertext_size
+    _payload_in(done.delivery.path, buyer, site, done.owned.licence_id)

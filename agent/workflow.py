@@ -1,0 +1,271 @@
+"""The get workflow: buy, manifest, download, deliver, receipt.
+
+One module the CLI's ``get`` and ``view`` call, and any other front end (the daemon, a
+GUI) can call the same way: it decides and does, and reports through a `GetListener`;
+it never prints. The CLI only parses arguments and prints what comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent.context import Agent, AgentError
+from agent.deliver import Delivery, DeliveryError, deliver, receipt_for
+from agent.download import Downloader, DownloadError, DroppedSource, Progress, Source
+from agent.gnutella import GnutellaNode, known_neighbours, sources_from_hits
+from agent.library import OwnedLicence
+from agent.platform import PlatformUnreachableError
+from agent.receipts import add_served, queue_receipt, receipt_sent, send_receipt
+from agent.store import PieceStore, StoreError, WorkStore
+from licensing.core import (
+    DocumentKind,
+    ExpiredError,
+    Licence,
+    LicensingError,
+    Manifest,
+    Use,
+    read_licence,
+    read_manifest,
+)
+from licensing.core.bitfield import bitfield_decode
+
+
+class GetListener:
+    """What a front end hears while a work is fetched; each method does nothing here."""
+
+    def bought(self, owned: OwnedLicence) -> None:
+        """A licence was bought for this device (before any piece is fetched)."""
+
+    def download_started(self, owned: OwnedLicence, total_bytes: int) -> None:
+        """Pieces are about to be fetched; `total_bytes` is the whole ciphertext."""
+
+    def download_progress(self, step: Progress) -> None:
+        """Another piece is verified and stored."""
+
+    def download_finished(self) -> None:
+        """The download ended, in success or not."""
+
+
+@dataclass
+class DownloadSummary:
+    pieces_fetched: int = 0
+    dropped: list[DroppedSource] = field(default_factory=list)
+    web_seed_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class GetOutcome:
+    """What `get_work` did. `delivery` is None when the licence does not permit keeping a
+    copy: the pieces are then held, still encrypted, for `view`."""
+
+    owned: OwnedLicence
+    licence: Licence
+    manifest: Manifest
+    held_before: int
+    download: DownloadSummary
+    delivery: Delivery | None
+    receipt: str | None
+    served: dict[str, int]
+
+
+def buy(agent: Agent, work_id: str) -> OwnedLicence:
+    """Buy ``work_id`` for this device (retrying a lost purchase with the same key)."""
+    agent.require_login()
+    work = agent.platform.work(work_id)
+    key = agent.licences.purchase_key(work_id)
+    body = agent.platform.purchase(work_id=work_id, device_id=agent.device.device_id,
+                                   idempotency_key=key)
+    licence = OwnedLicence.from_purchase(body, work)
+    agent.licences.save(licence)
+    agent.licences.purchase_done(work_id)
+    return licence
+
+
+def file_name(owned: OwnedLicence) -> str:
+    """The copy's file name in the library: the work's id, its title, its extension."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", owned.title).strip("-")[:60] or "work"
+    extension = mimetypes.guess_extension(owned.content_type) or ""
+    return f"{owned.work_id}-{stem}{extension}"
+
+
+def usable_licence(agent: Agent, owned: OwnedLicence) -> Licence:
+    """The held licence, checked: platform-signed, this device's, current, not revoked."""
+    try:
+        licence = read_licence(owned.token, keyring=agent.trust.keyring(), now=int(time.time()),
+                               device_id=agent.device.device_id)
+        agent.trust.revocations().check_licence(licence)
+    except LicensingError as exc:
+        raise AgentError(f"Your licence cannot be used: {exc}") from exc
+    return licence
+
+
+def uses_text(licence: Licence) -> str:
+    return ", ".join(sorted(u.value for u in licence.uses)) or "nothing"
+
+
+def manifest_for(agent: Agent, owned: OwnedLicence, root: bytes) -> tuple[Manifest, str]:
+    """The work's signed manifest: the one bought with the licence, or a fresh one.
+
+    Offline with an expired manifest token, the manifest is still trusted if its
+    signature holds and its Merkle root is the one the (platform-signed, current)
+    licence names: the licence vouches for exactly that content.
+    """
+    ring = agent.trust.keyring()
+    now = int(time.time())
+    token = owned.manifest
+    try:
+        return read_manifest(token, keyring=ring, now=now), token
+    except ExpiredError:
+        pass
+    try:
+        token = str(agent.platform.manifest(owned.work_id)["token"])
+        return read_manifest(token, keyring=ring, now=now), token
+    except PlatformUnreachableError:
+        _kid, claims = ring.verify(owned.manifest, DocumentKind.MANIFEST)
+        manifest = Manifest.from_claims(claims)
+        if manifest.root != root:
+            raise AgentError("The stored manifest does not match the licence.") from None
+        return manifest, owned.manifest
+
+
+def platform_sources(agent: Agent, work_id: str, piece_count: int) -> tuple[list[Source],
+                                                                             list[str]]:
+    """The peers and web seeds the platform's index names for a work."""
+    body = agent.platform.sources(work_id)
+    sources = []
+    for item in body["results"]:
+        try:
+            bits = bitfield_decode(item["bitfield"], piece_count)
+        except ValueError:
+            continue
+        sources.append(Source(peer_id=item["peer_id"], url=item["url"], bitfield=bits))
+    return sources, list(body["web_seeds"])
+
+
+async def gnutella_sources(agent: Agent, work_id: str, piece_count: int) -> list[Source]:
+    """Without the platform: ask known peers, Gnutella-style (Query flooding, TTL 4)."""
+    node = GnutellaNode(peer_id=agent.device.device_id, url="", holdings=lambda _w: None)
+    try:
+        for neighbour in await known_neighbours(agent.config.known_peers):
+            node.add_neighbour(neighbour)
+        if not node.neighbours:
+            raise AgentError("The platform is unreachable and no known peer answers "
+                             "(add some with `serve --peer URL` or the config's known_peers).")
+        return sources_from_hits(await node.query(work_id), piece_count)
+    finally:
+        await node.close()
+
+
+def download(agent: Agent, owned: OwnedLicence, work: WorkStore, *, licence: Licence,
+             online: bool, rate_limit_bps: int | None,
+             listener: GetListener) -> DownloadSummary:
+    """Fetch the pieces the store lacks from every source at once; resumable."""
+    count = work.manifest.piece_count
+    web_seeds: list[str] = []
+    if online:
+        try:
+            sources, web_seeds = platform_sources(agent, owned.work_id, count)
+        except PlatformUnreachableError:
+            online = False
+    if not online:
+        sources = asyncio.run(gnutella_sources(agent, owned.work_id, count))
+    if not sources and not web_seeds:
+        raise AgentError("Nobody is sharing this work right now; try again later.")
+    listener.download_started(owned, work.manifest.ciphertext_size)
+    downloader = Downloader(work=work, licence=licence, licence_token=owned.token,
+                            device=agent.device, sources=sources, web_seeds=web_seeds,
+                            rate_limit_bps=rate_limit_bps, progress=listener.download_progress)
+    try:
+        result = asyncio.run(downloader.run())
+    except DownloadError as exc:
+        add_served(agent, owned.licence_id, dict(exc.result.bytes_by_peer))
+        raise AgentError(f"The download stopped: {exc}. Run `get` again to resume.") from exc
+    except StoreError as exc:
+        raise AgentError(f"Cannot store pieces: {exc}") from exc
+    finally:
+        listener.download_finished()
+    add_served(agent, owned.licence_id, dict(result.bytes_by_peer))
+    return DownloadSummary(len(result.pieces_fetched), list(result.dropped),
+                           result.web_seed_bytes)
+
+
+def deliver_copy(agent: Agent, owned: OwnedLicence, licence: Licence, work: WorkStore,
+                 destination: Path) -> Delivery:
+    """Decrypt, apply the marking rule, write atomically (see `agent.deliver`)."""
+    try:
+        return deliver(store=work, manifest=work.manifest, licence=licence,
+                       keys=licence.unwrap_keys(agent.device), destination=destination,
+                       content_type=owned.content_type)
+    except DeliveryError as exc:
+        raise AgentError(f"Could not write the copy: {exc}") from exc
+
+
+def receipt(agent: Agent, owned: OwnedLicence, licence: Licence, delivery: Delivery,
+            *, online: bool) -> tuple[str, dict[str, int]]:
+    """Sign the receipt for a delivered copy, queue it and send it if online.
+
+    Once per licence: the platform takes one receipt per licence, so a second `get` or
+    `view` of a work whose receipt was accepted sends nothing more.
+    """
+    served = add_served(agent, owned.licence_id, {})
+    if receipt_sent(agent, owned.licence_id):
+        return "sent earlier", served
+    token = receipt_for(delivery, device=agent.device, licence=licence, served_bytes=served,
+                        now=int(time.time()))
+    queue_receipt(agent, owned.licence_id, token)
+    return (send_receipt(agent, owned.licence_id) if online else "pending"), served
+
+
+def get_work(agent: Agent, work_id: str, *, destination: Path | None = None,
+             allow_buy: bool = True, rate_limit_bps: int | None = None,
+             listener: GetListener | None = None) -> GetOutcome:
+    """Buy if needed, then fetch, verify, decrypt, mark, write and send the receipt.
+
+    Keeping a plaintext copy is the licence's "download" term; without it the pieces stay
+    encrypted in the store (for `view`) and nothing is written. `destination` defaults to
+    the library; giving one for a licence that does not permit keeping a copy is an error.
+    """
+    listener = listener or GetListener()
+    agent.device  # noqa: B018 (no keys yet: "run init first")
+    agent.home.ensure()
+    online = bool(agent.config.token) and agent.refresh_trust()
+    owned = agent.licences.for_work(work_id)
+    if owned is None:
+        if not allow_buy:
+            raise AgentError("You hold no licence for this work (and --no-buy was given).")
+        agent.require_login()
+        if not online:
+            raise AgentError("You hold no licence for this work and the platform is "
+                             "unreachable, so it cannot be bought now.")
+        owned = buy(agent, work_id)
+        listener.bought(owned)
+    licence = usable_licence(agent, owned)
+    keep = licence.permits(Use.DOWNLOAD.value)
+    if not keep and destination is not None:
+        raise AgentError(f"Your licence permits {uses_text(licence)}, not keeping a copy, so "
+                         "there is nothing to write to --out.")
+    manifest, manifest_token = manifest_for(agent, owned, licence.manifest_root)
+    store = PieceStore(agent.home.store_dir)
+    summary = DownloadSummary()
+    delivery: Delivery | None = None
+    try:
+        work = store.add_verified(manifest, manifest_token)
+        held_before = work.held_count
+        if not work.complete:
+            summary = download(agent, owned, work, licence=licence, online=online,
+                               rate_limit_bps=rate_limit_bps, listener=listener)
+        if keep:
+            delivery = deliver_copy(agent, owned, licence, work,
+                                    destination or agent.home.library_dir / file_name(owned))
+    finally:
+        store.close()
+    outcome: str | None = None
+    served: dict[str, int] = {}
+    if delivery is not None:
+        outcome, served = receipt(agent, owned, licence, delivery, online=online)
+    return GetOutcome(owned, licence, manifest, held_before, summary, delivery, outcome, served)
