@@ -90,6 +90,9 @@ def cmd_login(agent: Agent, args: argparse.Namespace) -> int:
     the config, mode 600), and register this device."""
     from agent.platform import PlatformClient
 
+    if args.platform:
+        agent.home.ensure()
+        agent.config.platform_url = args.platform
     if args.token_file is not None:
         if args.username or args.password_stdin:
             raise AgentError("`login --token-file` takes no username or password")
@@ -238,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     p.add_argument("--token-file", type=Path, default=None,
                    help="use the API token in this file instead of a password (a seed agent's)")
+    p.add_argument("--platform", help="the platform's URL, if not the one `init` set")
     p.set_defaults(handler=cmd_login)
 
     p = sub.add_parser("search", help="search the catalogue")

@@ -32,6 +32,7 @@ from licensing.core import (
     sign_receipt,
 )
 from licensing.core.packaging import cipher_for
+from watermark import InvalidKeyError, InvalidPayloadError
 from watermark import rule as marking_rule
 
 from .store import StoreError, WorkStore
@@ -115,9 +116,13 @@ def _deliver_image(
     content_type: str,
 ) -> Delivery:
     plaintext = b"".join(_plaintext_pieces(store, manifest, keys))
-    copy = marking_rule.licensed_copy(
-        plaintext, content_type, keys.watermark_key, licence.watermark_payload
-    )
+    try:
+        copy = marking_rule.licensed_copy(
+            plaintext, content_type, keys.watermark_key, licence.watermark_payload
+        )
+    except (InvalidKeyError, InvalidPayloadError) as error:
+        raise DeliveryError(f"the licence's watermark key or payload is unusable: {error}"
+                            ) from error
     destination.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(destination, suffix=".partial") as out:
         out.write(copy.data)

@@ -27,7 +27,8 @@ from watermark.params import MAX_CELL, MIN_CELL, Params
 def texture(luma: NDArray[np.float32], params: Params) -> NDArray[np.float32]:
     """Local standard deviation of luminance per cell."""
     _, variance = grid.cell_means_and_variances(luma, params.cell)
-    return np.sqrt(grid.box_mean(variance, 1))
+    # Never below zero, so never a NaN root (box_mean of non-negatives already is not).
+    return np.sqrt(np.maximum(grid.box_mean(variance, 1), np.float32(0.0)))
 
 
 def _energy_per_cell(params: Params) -> float:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from watermark.codec import MARKABLE_FORMATS, embed_bytes
-from watermark.errors import ImageTooSmallError, UnsupportedImageError, WatermarkError
+from watermark.errors import EmbedCheckError, ImageTooSmallError, UnsupportedImageError
 
 #: media types the library marks, by the PIL format it reads them as
 IMAGE_FORMATS: Final[Mapping[str, str]] = {
@@ -69,7 +69,12 @@ class Copy:
 
 
 def licensed_copy(master: bytes, content_type: str, key: bytes, payload: int) -> Copy:
-    """The copy the rule gives for a master, a work's key and a licence's payload."""
+    """The copy the rule gives for a master, a work's key and a licence's payload.
+
+    A bad key or payload is not a property of the master: it raises (`InvalidKeyError`,
+    `InvalidPayloadError`) rather than passing as a routine unmarked copy, which the
+    platform's audit would then recompute and accept.
+    """
     if not marks(content_type, len(master)):
         reason, detail = skipped_reason(content_type)
         return Copy(master, reason, detail)
@@ -79,5 +84,5 @@ def licensed_copy(master: bytes, content_type: str, key: bytes, payload: int) ->
         return Copy(master, TOO_SMALL, str(error))
     except UnsupportedImageError as error:
         return Copy(master, UNSUPPORTED_FORMAT, str(error))
-    except WatermarkError as error:  # EmbedCheckError: the copy failed its own check
+    except EmbedCheckError as error:  # the marked copy failed embed's own check
         return Copy(master, EMBED_FAILED, str(error))

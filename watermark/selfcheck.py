@@ -1,12 +1,16 @@
 """Embed's check of its own output, made before any buyer sees the copy.
 
 A marking defect is silent: the buyer paid, the receipt says "marked", and what reaches
-them is a wrecked picture that carries no readable mark. So `embed` judges the copy it is
-about to return the way anyone else would: the PSNR of its colour channels against the
-input must reach `Params.psnr_floor`, and the blind reader (the one a tracer uses without
-the master) must give back the exact payload. If either fails, `embed` raises
+them is a wrecked picture that carries no readable mark. So `embed` judges the pixels it
+is about to return the way anyone else would: the PSNR of their colour channels against
+the input must reach `Params.psnr_floor`, and the blind reader (the one a tracer uses
+without the master) must give back the exact payload. If either fails, `embed` raises
 `EmbedCheckError`, and the agent delivers the plain copy recorded as unmarked
 ("embed-failed") rather than a damaged one.
+
+The check is on the marked pixels. `embed_bytes` then encodes them in the master's
+format; for JPEG and lossy WebP that re-encoding adds its own loss, as any re-save of a
+lossy file does (docs/WATERMARK.md gives the figures).
 """
 
 from __future__ import annotations

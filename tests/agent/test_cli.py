@@ -149,14 +149,37 @@ def test_login_with_an_issued_token_file_registers_the_device(live_server, home,
 
     token_file = tmp_path / "platform-token"
     call_command("seed_agent_setup", token_file=token_file)
-    _agent(home, capsys, "init", "--platform", live_server.url, "--port", "7710")
+    capsys.readouterr()
 
-    code, data, _ = _agent(home, capsys, "login", "--token-file", str(token_file))
-
+    code, data, _ = _agent(home, capsys, "login", "--platform", live_server.url,
+                           "--token-file", str(token_file))
     assert code == 0
     assert data == {"username": "platform-seeder"}
+    code, _, _ = _agent(home, capsys, "init", "--port", "7710")
+
+    assert code == 0
     assert Device.objects.filter(user__username="platform-seeder").count() == 1
     assert json.loads((home / "config.json").read_text())["listen_port"] == 7710
+
+
+def test_a_replaced_seed_token_is_taken_before_the_old_one_is_used(live_server, home, capsys,
+                                                                   tmp_path) -> None:
+    # As scripts/run does at every start: the platform's half, then login, then init.
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from exchange.accounts.models import ApiToken
+
+    token_file = tmp_path / "platform-token"
+    for revoke_first in (False, True):
+        if revoke_first:  # the operator revoked the seed agent's token since
+            ApiToken.objects.update(revoked_at=timezone.now())
+        call_command("seed_agent_setup", token_file=token_file)
+        assert _agent(home, capsys, "login", "--platform", live_server.url,
+                      "--token-file", str(token_file))[0] == 0
+        assert _agent(home, capsys, "init", "--port", "7710")[0] == 0
+    assert json.loads((home / "config.json").read_text())["token"] == (
+        token_file.read_text().strip())
 
 
 @pytest.mark.parametrize("content", ["", "two words\n", None])

@@ -211,6 +211,21 @@ def test_a_marking_defect_never_reaches_the_buyer_as_a_damaged_file(
     assert sorted(p.name for p in destination.parent.iterdir()) == ["harbour.png"]
 
 
+def test_an_unusable_watermark_key_fails_delivery_rather_than_pass_as_unmarked(
+    sale: Sale, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Licences carry 32-byte keys, so this stands in for a defect upstream of the rule.
+    def refuse(*_args: Any) -> Any:
+        raise watermark.InvalidKeyError("key must be at least 16 bytes, got 5")
+
+    monkeypatch.setattr("agent.deliver.marking_rule.licensed_copy", refuse)
+    held = bought(sale, tmp_path / "work", photo_png())
+
+    with pytest.raises(DeliveryError, match="watermark key or payload is unusable"):
+        deliver_to(held, tmp_path / "out" / "harbour.png", "image/png")
+    assert not (tmp_path / "out" / "harbour.png").exists()
+
+
 def test_a_piece_damaged_on_disk_fails_delivery_and_leaves_no_file_behind(
     sale: Sale, tmp_path: Path
 ) -> None:

@@ -50,3 +50,18 @@ def test_a_folder_as_the_token_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="is a folder"):
         call_command("seed_agent_setup", token_file=tmp_path)
     assert not User.objects.filter(username="platform-seeder").exists()
+
+
+def test_a_loose_token_file_is_made_owner_only_again(tmp_path: Path) -> None:
+    path = tmp_path / "platform-token"
+    call_command("seed_agent_setup", token_file=path)
+    path.chmod(0o644)
+    (tmp_path / "platform-token.partial").write_text("left over")
+    (tmp_path / "platform-token.partial").chmod(0o666)
+
+    call_command("seed_agent_setup", token_file=path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+    ApiToken.objects.update(revoked_at="2026-01-01T00:00:00Z")
+    call_command("seed_agent_setup", token_file=path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

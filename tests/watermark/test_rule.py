@@ -66,3 +66,13 @@ def test_anything_else_is_the_master_itself_with_the_reason(
 
     assert (copy.data, copy.marked, copy.reason) == (master, False, reason)
     assert copy.detail
+
+
+def test_a_bad_key_or_payload_raises_instead_of_passing_as_unmarked(photo: Image.Image) -> None:
+    from watermark import InvalidKeyError, InvalidPayloadError
+
+    master = _png(photo)
+    with pytest.raises(InvalidKeyError):
+        licensed_copy(master, "image/png", b"short", PAYLOAD)
+    with pytest.raises(InvalidPayloadError):
+        licensed_copy(master, "image/png", KEY, -1)

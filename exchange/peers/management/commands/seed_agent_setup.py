@@ -8,8 +8,8 @@ written to ``--token-file`` (owner-only). The agent does its own half through th
 API, as any agent does, so the platform never touches an agent's files:
 
     python manage.py seed_agent_setup --token-file DIR/platform-token
-    python -m agent --data-dir DIR init --platform URL --port 7700
-    python -m agent --data-dir DIR login --token-file DIR/platform-token
+    python -m agent --data-dir DIR login --platform URL --token-file DIR/platform-token
+    python -m agent --data-dir DIR init --port 7700
     python -m agent --data-dir DIR serve --import-from $PEERMARK_DATA_DIR/ciphertext
 
 Running it again is safe: a token in the file that is still live is kept.
@@ -44,10 +44,15 @@ def _live_token(path: Path, user: User) -> str | None:
 
 
 def _write_secret(path: Path, text: str) -> None:
-    """Owner-only, through a temporary file and a rename: never a half-written token."""
+    """Owner-only, through a temporary file and a rename: never a half-written token.
+
+    The temporary file is made anew (a leftover one, whatever its mode, is removed first),
+    so the mode is the one given here.
+    """
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    partial.unlink(missing_ok=True)
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as out:
         out.write(text + "\n")
         out.flush()
@@ -74,7 +79,9 @@ class Command(BaseCommand):
             user.set_unusable_password()  # it logs in with its token only
             user.save(update_fields=["password"])
             token = _live_token(path, user)
-            if token is None:
+            if token is not None:
+                path.chmod(0o600)  # kept: still owner-only, whatever happened to it since
+            else:
                 token = api_token_create(user=user, name="seed agent").raw
                 try:
                     _write_secret(path, token)
