@@ -236,8 +236,9 @@ def _floor_client(index: int, seconds: float, start: mp.Barrier, out: mp.Queue,
     licence = purchase.licence
     assert licence is not None
     entry_id = JournalEntry.objects.get(reference=str(purchase.pk)).pk
-    reads = [(sql, params) for sql, params in sent if sql.lstrip().upper().startswith("SELECT")]
-    writes = [(sql, params) for sql, params in sent if (sql, params) not in reads]
+    reads, writes = [], []
+    for sql, params in sent:
+        (reads if sql.lstrip().upper().startswith("SELECT") else writes).append((sql, params))
     connection.close()
 
     with psycopg.connect(f"{SERVER}/{DB_NAME}", autocommit=True) as conn:

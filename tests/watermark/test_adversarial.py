@@ -269,8 +269,14 @@ def test_embed_returns_a_readable_copy_above_the_floor_or_raises(
     original = _picture(blocks, colour, seed)
     try:
         marked = embed(original, KEY, payload)
-    except EmbedCheckError:
-        return  # refused, clearly: nothing damaged was handed over
+    except EmbedCheckError as refusal:
+        reason = str(refusal)
+    else:
+        reason = ""
+    if reason:
+        # Refused, clearly, for one of the check's two reasons: nothing damaged handed over.
+        assert "does not read back" in reason or "below the floor" in reason
+        return
     x = np.asarray(original, dtype=np.float64)
     y = np.asarray(marked, dtype=np.float64)
     assert np.isfinite(y).all()
