@@ -10,16 +10,18 @@ The rules (docs/PROTOCOL.md, "Downloading"):
   takes at most ``ceil(max_connections / sources)`` requests at once, capped at
   ``connections_per_source`` (default 4), so one source still gets 4 connections and
   4 sources get 2 each. One piece per request.
-* Piece choice: rarest first (fewest live sources holding it; random among equals).
-* Endgame: once every missing piece is in flight, an idle connection duplicates the
-  piece that has been in flight longest at another source (up to ``endgame_copies``
-  copies); the first verified copy wins and the others are cancelled.
+* Piece choice, endgame and bans: ``picker.PiecePicker`` (rarest first; duplicates of
+  the oldest requests once every missing piece is in flight, the first verified copy
+  wins and the others are cancelled).
 * Checks: the length announced and received, then the SHA-256 against the signed
-  manifest (``WorkStore.write_piece``) before anything is written. A source that sends
-  a bad piece, a truncated or wrong-length body, garbage HTTP or an error status is
-  dropped and its pieces are reassigned; one silent for ``stall_timeout`` seconds
-  (default 10) is dropped as stalled. ``404 piece-not-held`` only clears that bit;
-  ``429 busy`` rests the source for its ``Retry-After``.
+  manifest (``WorkStore.write_piece``) before anything is written. A piece that fails
+  its hash is banned at the source that sent it (only that piece: the source's other
+  pieces stay usable) and fetched elsewhere; a source that keeps sending bad pieces
+  loses the picker's trust and is dropped. A truncated or wrong-length body, garbage
+  HTTP or an error status drops the source at once and its pieces are reassigned; one
+  silent for ``stall_timeout`` seconds (default 10) is dropped as stalled.
+  ``404 piece-not-held`` only clears that bit; ``429 busy`` rests the source for its
+  ``Retry-After``.
 * Stop: when no live source holds some missing piece, ``NoSourceError`` names the
   pieces and the reasons sources were dropped; verified pieces stay in the store, so
   a later run resumes from them.
@@ -46,7 +48,7 @@ from licensing.core import (
     LicensingError,
     sign_order,
 )
-from licensing.core.bitfield import BitfieldError, bitfield_full, bitfield_has, check_bitfield
+from licensing.core.bitfield import BitfieldError, bitfield_full, check_bitfield
 
 from .httpclient import (
     MAX_REDIRECTS,
@@ -57,6 +59,7 @@ from .httpclient import (
     StatusError,
     TruncatedError,
 )
+from .picker import BannedPiece, DroppedSource, PiecePicker, SourceState
 from .ratelimit import TokenBucket
 from .store import StoreError, WorkStore
 from .wire import (
@@ -99,14 +102,6 @@ class Progress:
     pieces_total: int
 
 
-@dataclass(frozen=True)
-class DroppedSource:
-    """A source the downloader stopped using, and why."""
-
-    source: str
-    reason: str
-
-
 @dataclass
 class DownloadResult:
     """What one run fetched, from whom."""
@@ -118,6 +113,8 @@ class DownloadResult:
     #: verified ciphertext bytes per web seed URL (not metered)
     bytes_by_web_seed: dict[str, int] = field(default_factory=dict)
     dropped: list[DroppedSource] = field(default_factory=list)
+    #: pieces a source sent wrong, banned at that source only (the run went on)
+    banned: list[BannedPiece] = field(default_factory=list)
     #: endgame duplicate requests started
     endgame_requests: int = 0
     elapsed: float = 0.0
@@ -161,43 +158,13 @@ class _BusyError(Exception):
         self.retry_after = retry_after
 
 
-class _Src:
-    """The downloader's view of one source."""
+@dataclass(eq=False)
+class _Endpoint:
+    """Where and how to ask one source, and its requests in flight."""
 
-    __slots__ = (
-        "bits",
-        "busy_until",
-        "dead",
-        "fetching",
-        "is_peer",
-        "key",
-        "load",
-        "order",
-        "order_version",
-        "position",
-        "url",
-    )
-
-    def __init__(self, *, key: str, url: str, is_peer: bool, bits: bytearray | None) -> None:
-        self.key = key
-        self.url = url
-        self.is_peer = is_peer
-        self.bits = bits  # None: holds every piece
-        self.dead = False
-        self.load = 0
-        self.busy_until = 0.0
-        self.fetching: dict[int, asyncio.Task[bytearray]] = {}
-        self.order: list[int] = []
-        self.order_version = -1
-        self.position = 0
-
-    def holds(self, index: int) -> bool:
-        return self.bits is None or bitfield_has(self.bits, index)
-
-    def forget(self, index: int) -> None:
-        if self.bits is None:
-            return
-        self.bits[index >> 3] &= ~(0x80 >> (index & 7)) & 0xFF
+    url: str
+    is_peer: bool
+    fetching: dict[int, asyncio.Task[bytearray]] = field(default_factory=dict)
 
 
 class Downloader:
@@ -209,6 +176,9 @@ class Downloader:
     ``on_piece(index, ciphertext)`` in a worker thread right after a piece is written
     (e.g. to decrypt a large non-image work while it downloads; it must be thread-safe,
     and the view is valid only during the call: its buffer is reused).
+
+    Which piece goes to which source is ``picker.PiecePicker``'s decision; this class
+    does the requests, the checks and the writes, and tells the picker what happened.
     """
 
     def __init__(
@@ -243,43 +213,34 @@ class Downloader:
         self._connections_per_source = connections_per_source
         self._stall_timeout = stall_timeout
         self._limiter = TokenBucket(rate_limit_bps) if rate_limit_bps else None
-        self._endgame_copies = max(1, endgame_copies)
+        self._endgame_copies = endgame_copies
         self._progress = progress
         self._on_piece = on_piece
         self._pool = pool
         self._clock = clock
         self._random = random
         self._result = DownloadResult()
-        self._sources: list[_Src] = []
-        seen: set[str] = set()
+        #: source key -> (bitfield, endpoint), in the order given
+        self._given: dict[str, tuple[bytes, _Endpoint]] = {}
         count = self._manifest.piece_count
         for source in sources:
-            if source.peer_id in seen or source.peer_id == device.device_id:
+            if source.peer_id in self._given or source.peer_id == device.device_id:
                 continue
-            seen.add(source.peer_id)
-            bits = bytearray(bitfield_full(count))  # unknown: ask for anything, learn from 404s
+            bits = bitfield_full(count)  # unknown: ask for anything, learn from 404s
             if source.bitfield is not None:
                 try:
-                    bits = bytearray(check_bitfield(source.bitfield, count))
+                    bits = check_bitfield(source.bitfield, count)
                 except BitfieldError as error:
                     reason = f"bad bitfield: {error}"
                     self._result.dropped.append(DroppedSource(source.peer_id, reason))
                     continue
-            self._sources.append(_Src(key=source.peer_id, url=source.url, is_peer=True, bits=bits))
+            self._given[source.peer_id] = (bits, _Endpoint(source.url, is_peer=True))
         for url in web_seeds:
-            if url in seen:
-                continue
-            seen.add(url)
-            self._sources.append(_Src(key=url, url=url, is_peer=False, bits=None))
+            if url not in self._given:
+                self._given[url] = (bitfield_full(count), _Endpoint(url, is_peer=False))
         # Run state (set up by run()).
-        self._remaining: set[int] = set()
-        self._pending: set[int] = set()
-        self._requeued: set[int] = set()
-        self._inflight: dict[int, dict[_Src, float]] = {}
-        self._avail: dict[int, int] = {}
-        self._tiebreak: dict[int, int] = {}
-        self._version = 0
-        self._per_source = 1
+        self._picker = self._new_picker([])
+        self._endpoints: dict[SourceState, _Endpoint] = {}
         self._wake = asyncio.Event()
         self._done = asyncio.Event()
         self._error: BaseException | None = None
@@ -287,8 +248,16 @@ class Downloader:
         self._pieces_done = 0
         self._verifying = asyncio.Semaphore(2 * max_connections)
         self._storing: set[asyncio.Task[None]] = set()
-        #: pieces received and being verified (not worth duplicating in the endgame)
-        self._checking: set[int] = set()
+
+    def _new_picker(self, missing: Sequence[int]) -> PiecePicker:
+        return PiecePicker(
+            missing=missing,
+            sources=[(key, bits) for key, (bits, _) in self._given.items()],
+            max_connections=self._max_connections,
+            connections_per_source=self._connections_per_source,
+            endgame_copies=self._endgame_copies,
+            random=self._random,
+        )
 
     # -- the run ------------------------------------------------------------------
 
@@ -298,20 +267,15 @@ class Downloader:
         self._wake = asyncio.Event()
         self._done = asyncio.Event()
         missing = self._work.missing()
-        self._remaining = set(missing)
-        self._pending = set(missing)
         self._pieces_done = self._work.held_count
         self._bytes_done = self._work.held_bytes
-        noise = self._random(4 * len(missing)) if missing else b""
-        self._tiebreak = {
-            index: int.from_bytes(noise[4 * n : 4 * n + 4], "big")
-            for n, index in enumerate(missing)
-        }
-        self._recount()
-        if not self._remaining:
+        self._picker = picker = self._new_picker(missing)
+        self._endpoints = {src: self._given[src.key][1] for src in picker.sources}
+        self._result.banned = picker.bans
+        if picker.done:
             self._result.elapsed = time.monotonic() - started
             return self._result
-        self._check_coverage()
+        self._check_stuck()
         if self._error is not None:
             raise self._error
         owned = self._pool is None
@@ -326,8 +290,8 @@ class Downloader:
         finally:
             for task in workers:
                 task.cancel()
-            for src in self._sources:
-                for fetch in src.fetching.values():
+            for endpoint in self._endpoints.values():
+                for fetch in endpoint.fetching.values():
                     fetch.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             # Pieces still being verified (endgame duplicates) finish: never cut a write.
@@ -349,172 +313,70 @@ class Downloader:
         self._wake.set()
         self._wake = asyncio.Event()
 
-    # -- bookkeeping --------------------------------------------------------------
-
-    def _live(self) -> list[_Src]:
-        return [s for s in self._sources if not s.dead]
-
-    def _recount(self) -> None:
-        """Availability of every remaining piece among live sources; reset the orders."""
-        live = self._live()
-        self._avail = {index: sum(1 for s in live if s.holds(index)) for index in self._remaining}
-        share = math.ceil(self._max_connections / max(1, len(live)))
-        self._per_source = max(1, min(self._connections_per_source, share))
-        self._version += 1
-
-    def _check_coverage(self) -> None:
-        """Set aside pieces no live source holds; stop once nothing else can be fetched.
-
-        The download goes on with what the live sources hold (so a later run has less
-        to fetch), and ends with ``NoSourceError`` when only orphaned pieces are left.
-        """
-        self._pending = {i for i in self._pending if self._avail.get(i, 0) > 0}
-        self._requeued &= self._pending
-        self._check_stuck()
-
     def _check_stuck(self) -> None:
-        if self._pending or self._inflight or not self._remaining or self._done.is_set():
+        """Stop with ``NoSourceError`` once only pieces no live source can give are left."""
+        orphans = self._picker.orphans()
+        if orphans is None or self._done.is_set():
             return
-        orphans = sorted(self._remaining)
         shown = ", ".join(str(i) for i in orphans[:10]) + (" ..." if len(orphans) > 10 else "")
         reasons = "; ".join(f"{d.source}: {d.reason}" for d in self._result.dropped) or "none"
-        self._finish(
-            NoSourceError(
-                f"no remaining source holds {len(orphans)} missing piece(s) ({shown}); "
-                f"dropped sources: {reasons}",
-                self._result,
-                orphans,
-            )
+        message = (
+            f"no remaining source holds {len(orphans)} missing piece(s) ({shown}); "
+            f"dropped sources: {reasons}"
         )
+        banned = [b for b in self._picker.bans if b.piece in set(orphans)]
+        if banned:
+            message += "; bad pieces: " + "; ".join(
+                f"{b.source} sent piece {b.piece} wrong" for b in banned[:10]
+            )
+        self._finish(NoSourceError(message, self._result, orphans))
 
-    def _drop(self, src: _Src, reason: str) -> None:
-        if src.dead:
-            return
-        src.dead = True
-        self._result.dropped.append(DroppedSource(src.key, reason))
-        for task in list(src.fetching.values()):
+    def _drop(self, src: SourceState, reason: str) -> None:
+        if self._picker.drop(src, reason):
+            self._dropped(src)
+
+    def _dropped(self, src: SourceState) -> None:
+        """``src`` was dropped by the picker: record it and cancel its requests."""
+        self._result.dropped.append(self._picker.dropped[-1])
+        for task in list(self._endpoints[src].fetching.values()):
             task.cancel()
-        self._recount()
-        self._check_coverage()
-        self._notify()
-
-    def _not_held(self, src: _Src, index: int) -> None:
-        """The source lacks a piece its bitfield claimed (or it sent no bitfield)."""
-        if src.holds(index):
-            src.forget(index)
-            self._avail[index] = self._avail.get(index, 1) - 1
-        self._check_coverage()
-
-    def _release(self, src: _Src, index: int) -> None:
-        """``src`` no longer fetches ``index``; put the piece back if nobody else does."""
-        fetchers = self._inflight.get(index)
-        if fetchers is not None:
-            fetchers.pop(src, None)
-            if not fetchers:
-                del self._inflight[index]
-        if (
-            index in self._remaining
-            and index not in self._inflight
-            and self._avail.get(index, 0) > 0
-        ):
-            self._pending.add(index)
-            self._requeued.add(index)
         self._check_stuck()
         self._notify()
 
-    # -- choosing -----------------------------------------------------------------
-
-    def _next_piece(self, src: _Src) -> int | None:
-        if self._requeued:
-            best: int | None = None
-            for index in list(self._requeued):
-                if index not in self._pending:
-                    self._requeued.discard(index)
-                elif src.holds(index) and (
-                    best is None or self._avail.get(index, 0) < self._avail.get(best, 0)
-                ):
-                    best = index
-            if best is not None:
-                self._requeued.discard(best)
-                return best
-        if src.order_version != self._version:
-            src.order = sorted(
-                (i for i in self._pending if src.holds(i)),
-                key=lambda i: (self._avail.get(i, 0), self._tiebreak.get(i, 0)),
-            )
-            src.position = 0
-            src.order_version = self._version
-        order, pending = src.order, self._pending
-        while src.position < len(order):
-            index = order[src.position]
-            src.position += 1
-            if index in pending:
-                return index
-        return None
-
-    def _choose(self) -> tuple[_Src, int, bool] | None:
-        now = time.monotonic()
-        ready = [
-            s
-            for s in self._sources
-            if not s.dead and s.load < self._per_source and s.busy_until <= now
-        ]
-        ready.sort(key=lambda s: s.load)
-        for src in ready:
-            index = self._next_piece(src)
-            if index is not None:
-                self._pending.discard(index)
-                return src, index, False
-        if self._pending:
-            return None
-        # Endgame: every missing piece is in flight; duplicate the oldest at another source.
-        best: tuple[float, _Src, int] | None = None
-        for index, fetchers in self._inflight.items():
-            if (
-                len(fetchers) >= self._endgame_copies
-                or index in self._checking
-                or index not in self._remaining
-            ):
-                continue  # enough copies, one is being verified, or it is done
-            since = min(fetchers.values())
-            for src in ready:
-                if src not in fetchers and src.holds(index) and (best is None or since < best[0]):
-                    best = (since, src, index)
-                    break
-        if best is None:
-            return None
-        return best[1], best[2], True
+    def _release(self, src: SourceState, index: int) -> None:
+        self._picker.release(src, index)
+        self._check_stuck()
+        self._notify()
 
     # -- working ------------------------------------------------------------------
 
     async def _worker(self, pool: HttpPool) -> None:
         """One connection's loop: choose, fetch; verification and storage run behind it."""
+        picker = self._picker
         while not self._done.is_set():
-            choice = self._choose()
+            choice = picker.pick(time.monotonic())
             if choice is None:
                 wake = self._wake
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._next_rest_end()):
+                    async with asyncio.timeout(picker.rest_ends_in(time.monotonic())):
                         await wake.wait()
                 continue
-            src, index, endgame = choice
-            if endgame:
+            src, index = choice.source, choice.index
+            if choice.endgame:
                 self._result.endgame_requests += 1
-            src.load += 1
-            self._inflight.setdefault(index, {})[src] = time.monotonic()
-            task = asyncio.create_task(self._fetch(pool, src, index))
-            src.fetching[index] = task
+            endpoint = self._endpoints[src]
+            task = asyncio.create_task(self._fetch(pool, src, endpoint, index))
+            endpoint.fetching[index] = task
             handed_over = False
             try:
                 body = await task
                 # The connection is free as soon as the body is in: verifying and writing
                 # the piece runs behind it, bounded by the number of buffers in flight.
                 await self._verifying.acquire()
-                if index not in self._remaining:
+                if not picker.checking(index):
                     self._verifying.release()
                     pool.release(body)
                     continue
-                self._checking.add(index)
                 storing = asyncio.create_task(self._store(pool, src, index, body))
                 self._storing.add(storing)
                 storing.add_done_callback(self._storing.discard)
@@ -525,10 +387,10 @@ class Downloader:
                     raise
                 continue  # lost an endgame race, or the source was dropped
             except _NotHeldError:
-                self._not_held(src, index)
+                picker.not_held(src, index)
                 continue
             except _BusyError as busy:
-                src.busy_until = time.monotonic() + min(busy.retry_after, MAX_BUSY_REST)
+                picker.rest(src, time.monotonic() + min(busy.retry_after, MAX_BUSY_REST))
                 continue
             except _SourceFailedError as failure:
                 self._drop(src, str(failure))
@@ -537,24 +399,26 @@ class Downloader:
                 self._finish(error)
                 return
             finally:
-                if src.fetching.get(index) is task:
-                    del src.fetching[index]
-                src.load -= 1
+                if endpoint.fetching.get(index) is task:
+                    del endpoint.fetching[index]
+                picker.answered(src)
                 if not handed_over:
                     self._release(src, index)
 
-    async def _store(self, pool: HttpPool, src: _Src, index: int, body: bytearray) -> None:
+    async def _store(self, pool: HttpPool, src: SourceState, index: int, body: bytearray) -> None:
         """Verify and write one received piece (in a thread); then account for it."""
+        picker = self._picker
         try:
             written = await asyncio.to_thread(self._store_piece, index, body)
         except asyncio.CancelledError:
             # The thread may still be reading the buffer: never hand it out again.
             self._verifying.release()
-            self._checking.discard(index)
+            picker.checked(index)
             self._release(src, index)
             raise
         except LicensingError as error:  # BadPieceError: wrong bytes for this index
-            self._drop(src, f"bad piece {index}: {error}")
+            if picker.bad_piece(src, index, str(error)):
+                self._dropped(src)
         except StoreError as error:
             self._finish(DownloadError(f"cannot store the download: {error}", self._result))
         except Exception as error:  # noqa: BLE001 - a bug must stop the run, not hang it
@@ -567,24 +431,17 @@ class Downloader:
                     self._finish(error)
         pool.release(body)
         self._verifying.release()
-        self._checking.discard(index)
+        picker.checked(index)
         self._release(src, index)
 
-    def _next_rest_end(self) -> float | None:
-        now = time.monotonic()
-        ends = [s.busy_until - now for s in self._sources if not s.dead and s.busy_until > now]
-        return max(0.01, min(ends)) if ends else None
-
-    def _completed(self, src: _Src, index: int, length: int) -> None:
-        self._remaining.discard(index)
-        self._pending.discard(index)
-        for other in list(self._inflight.get(index, {})):
-            task = other.fetching.get(index)
+    def _completed(self, src: SourceState, index: int, length: int) -> None:
+        for other in self._picker.verified(src, index):
+            task = self._endpoints[other].fetching.get(index)
             if task is not None:
                 task.cancel()
         result = self._result
         result.pieces_fetched.append(index)
-        tally = result.bytes_by_peer if src.is_peer else result.bytes_by_web_seed
+        tally = result.bytes_by_peer if self._endpoints[src].is_peer else result.bytes_by_web_seed
         tally[src.key] = tally.get(src.key, 0) + length
         self._pieces_done += 1
         self._bytes_done += length
@@ -597,7 +454,7 @@ class Downloader:
                     pieces_total=self._manifest.piece_count,
                 )
             )
-        if not self._remaining:
+        if self._picker.done:
             self._finish()
         else:
             self._notify()
@@ -611,14 +468,16 @@ class Downloader:
                 self._on_piece(index, view)
         return True
 
-    async def _fetch(self, pool: HttpPool, src: _Src, index: int) -> bytearray:
+    async def _fetch(
+        self, pool: HttpPool, src: SourceState, endpoint: _Endpoint, index: int
+    ) -> bytearray:
         manifest = self._manifest
         length = manifest.piece_length(index)
         if self._limiter is not None:
             await self._limiter.acquire(length)
         headers = {"Accept-Encoding": "identity"}
-        if src.is_peer:
-            url = piece_url(src.url, manifest.work_id, index)
+        if endpoint.is_peer:
+            url = piece_url(endpoint.url, manifest.work_id, index)
             headers[LICENCE_HEADER] = self._licence_token
             headers[ORDER_HEADER] = sign_order(
                 self._device,
@@ -630,7 +489,7 @@ class Downloader:
                 random=self._random,
             )
         else:
-            url = src.url
+            url = endpoint.url
             headers["Range"] = range_header(manifest.piece_offset(index), length)
         try:
             response = await pool.get(
@@ -638,37 +497,37 @@ class Downloader:
                 headers,
                 expected=length,
                 stall_timeout=self._stall_timeout,
-                max_redirects=0 if src.is_peer else MAX_REDIRECTS,
+                max_redirects=0 if endpoint.is_peer else MAX_REDIRECTS,
             )
         except StallError:
             raise _SourceFailedError(f"stalled: silent for {self._stall_timeout:g} s") from None
         except StatusError as error:
-            self._refuse(src, index, error.status, error.body, error.headers)
+            self._refuse(endpoint, index, error.status, error.body, error.headers)
         except LengthError as error:
             raise _SourceFailedError(f"piece {index}: {error}") from None
         except TruncatedError as error:
             raise _SourceFailedError(f"piece {index}: truncated ({error})") from None
         except FetchError as error:
             raise _SourceFailedError(f"HTTP failure: {error}") from None
-        if not self._status_fits(src, response.status):
+        if not self._status_fits(endpoint, response.status):
             pool.release(response.body)
             raise _SourceFailedError(
                 f"piece {index}: HTTP {response.status}"
-                + ("" if src.is_peer else " to a Range request: the server ignores ranges")
+                + ("" if endpoint.is_peer else " to a Range request: the server ignores ranges")
             )
         return response.body
 
-    def _status_fits(self, src: _Src, status: int) -> bool:
+    def _status_fits(self, endpoint: _Endpoint, status: int) -> bool:
         """Which success statuses a source may answer with."""
-        if src.is_peer:
+        if endpoint.is_peer:
             return status == 200
         # A 200 to a Range request is the whole file, unless the file is one piece.
         return status == 206 or (status == 200 and self._manifest.piece_count == 1)
 
     def _refuse(
-        self, src: _Src, index: int, status: int, body: bytes, headers: Mapping[str, str]
+        self, endpoint: _Endpoint, index: int, status: int, body: bytes, headers: Mapping[str, str]
     ) -> NoReturn:
-        code, message = parse_error(body) if src.is_peer else ("", "")
+        code, message = parse_error(body) if endpoint.is_peer else ("", "")
         if status == 404 and code == ErrorCode.PIECE_NOT_HELD:
             raise _NotHeldError
         if status == 429:

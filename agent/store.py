@@ -49,9 +49,13 @@ from pathlib import Path
 from licensing.core import KeyRing, LicensingError, Manifest, read_manifest, verify_piece
 from licensing.core.bitfield import (
     BitfieldError,
+    bitfield_clear,
     bitfield_count,
+    bitfield_has,
     bitfield_indices,
     bitfield_length,
+    bitfield_missing,
+    bitfield_set,
     check_bitfield,
 )
 from licensing.core.jws import parse_document
@@ -207,7 +211,7 @@ class WorkStore:
     def have(self, index: int) -> bool:
         if not 0 <= index < self.manifest.piece_count:
             return False
-        return bool(self._bits[index >> 3] & (0x80 >> (index & 7)))
+        return bitfield_has(self._bits, index)
 
     def held(self) -> list[int]:
         with self._lock:
@@ -215,10 +219,7 @@ class WorkStore:
 
     def missing(self) -> list[int]:
         with self._lock:
-            bits = self._bits
-            return [
-                i for i in range(self.manifest.piece_count) if not bits[i >> 3] & (0x80 >> (i & 7))
-            ]
+            return bitfield_missing(self._bits, self.manifest.piece_count)
 
     @property
     def held_count(self) -> int:
@@ -263,7 +264,7 @@ class WorkStore:
         """
         verify_piece(self.manifest, index, memoryview(data))
         with self._lock:
-            if index in self._writing or self._bits[index >> 3] & (0x80 >> (index & 7)):
+            if index in self._writing or bitfield_has(self._bits, index):
                 return False
             self._writing.add(index)
         try:
@@ -294,17 +295,13 @@ class WorkStore:
 
     def _mark(self, index: int) -> None:
         with self._lock:
-            mask = 0x80 >> (index & 7)
-            if not self._bits[index >> 3] & mask:
-                self._bits[index >> 3] |= mask
+            if bitfield_set(self._bits, index):
                 self._held += 1
                 self._version += 1
 
     def _unmark(self, index: int) -> None:
         with self._lock:
-            mask = 0x80 >> (index & 7)
-            if self._bits[index >> 3] & mask:
-                self._bits[index >> 3] &= ~mask & 0xFF
+            if bitfield_clear(self._bits, index):
                 self._held -= 1
                 self._version += 1
 

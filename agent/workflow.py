@@ -16,9 +16,10 @@ from pathlib import Path
 
 from agent.context import Agent, AgentError
 from agent.deliver import Delivery, DeliveryError, deliver, receipt_for
-from agent.download import Downloader, DownloadError, DroppedSource, Progress, Source
+from agent.download import Downloader, DownloadError, Progress, Source
 from agent.gnutella import GnutellaNode, known_neighbours, sources_from_hits
 from agent.library import OwnedLicence
+from agent.picker import DroppedSource
 from agent.platform import PlatformUnreachableError
 from agent.receipts import add_served, queue_receipt, receipt_sent, send_receipt
 from agent.store import PieceStore, StoreError, WorkStore

@@ -37,9 +37,32 @@ def bitfield_has(bits: bytes | bytearray, index: int) -> bool:
     return bool(bits[index >> 3] & (0x80 >> (index & 7)))
 
 
+def bitfield_set(bits: bytearray, index: int) -> bool:
+    """Set bit ``index`` in place; True if it was clear."""
+    mask = 0x80 >> (index & 7)
+    if bits[index >> 3] & mask:
+        return False
+    bits[index >> 3] |= mask
+    return True
+
+
+def bitfield_clear(bits: bytearray, index: int) -> bool:
+    """Clear bit ``index`` in place; True if it was set."""
+    mask = 0x80 >> (index & 7)
+    if not bits[index >> 3] & mask:
+        return False
+    bits[index >> 3] &= ~mask & 0xFF
+    return True
+
+
 def bitfield_indices(bits: bytes | bytearray, piece_count: int) -> list[int]:
     """The set pieces, in order."""
     return [i for i in range(piece_count) if bits[i >> 3] & (0x80 >> (i & 7))]
+
+
+def bitfield_missing(bits: bytes | bytearray, piece_count: int) -> list[int]:
+    """The clear pieces, in order."""
+    return [i for i in range(piece_count) if not bits[i >> 3] & (0x80 >> (i & 7))]
 
 
 def bitfield_count(bits: bytes | bytearray) -> int:

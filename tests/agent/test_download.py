@@ -474,3 +474,112 @@ def test_a_peers_retry_after_is_bounded(sale: Sale, tmp_path: Path, header: str,
         downloader(sale, work, sources=[])._refuse(
             SimpleNamespace(is_peer=False), 0, 429, b"", {"Retry-After": header})
     assert busy.value.retry_after == rest
+
+
+# -- smart ban: a bad piece is banned where it came from, the source stays usable --------
+
+
+def corrupted_copy(sale: Sale, folder: Path, bad_pieces: list[int]) -> Path:
+    """A mirror's copy of the ciphertext file with one byte flipped in each bad piece."""
+    data = bytearray(sale.packaged.ciphertext_path.read_bytes())
+    for index in bad_pieces:
+        data[sale.manifest.piece_offset(index) + 7] ^= 0x01
+    folder.mkdir(parents=True)
+    (folder / "work.ciphertext").write_bytes(bytes(data))
+    return folder
+
+
+def test_one_bad_piece_on_every_mirror_still_completes_the_download(
+    sale: Sale, tmp_path: Path
+) -> None:
+    # Three web seeds, each corrupt in a different piece: every piece has a good copy
+    # somewhere, but no mirror is wholly good.
+    corrupt = {0: [2], 1: [6], 2: [11]}
+
+    async def scenario() -> None:
+        mirrors = [
+            await start_web_seed(corrupted_copy(sale, tmp_path / f"mirror{n}", bad))
+            for n, bad in corrupt.items()
+        ]
+        try:
+            work = buyer_work(sale, tmp_path)
+            result = await downloader(sale, work, web_seeds=[url for _, url in mirrors]).run()
+        finally:
+            for stop, _ in mirrors:
+                await stop()
+        assert decrypted(sale, work) == sale.master
+        assert result.dropped == []
+        # Each ban names the mirror and the piece it has wrong, nothing else.
+        urls = [url for _, url in mirrors]
+        for ban in result.banned:
+            assert ban.piece in corrupt[urls.index(ban.source)]
+        assert result.bytes_fetched == sale.manifest.ciphertext_size
+
+    asyncio.run(scenario())
+
+
+def test_a_peer_whose_first_answer_is_bad_keeps_serving_its_other_pieces(
+    sale: Sale, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        fakes = []
+        for _ in range(2):
+            spoilt: list[int] = []
+
+            async def first_one_bad(
+                request: web.Request, index: int, spoilt: list[int] = spoilt
+            ) -> web.StreamResponse:
+                data = bytearray(piece_bytes(sale, index))
+                if not spoilt:
+                    spoilt.append(index)
+                    data[0] ^= 0xFF
+                return web.Response(body=bytes(data))
+
+            fakes.append((await start_fake_peer(first_one_bad), spoilt))
+        try:
+            work = buyer_work(sale, tmp_path)
+            result = await downloader(
+                sale, work, sources=[Source(f.peer_id, f.url) for f, _ in fakes]
+            ).run()
+        finally:
+            for fake, _ in fakes:
+                await fake.server.stop()
+        assert decrypted(sale, work) == sale.master
+        assert result.dropped == []
+        assert sorted((b.source, b.piece) for b in result.banned) == sorted(
+            (fake.peer_id, spoilt[0]) for fake, spoilt in fakes
+        )
+        for fake, spoilt in fakes:
+            # never asked again for the piece it spoilt, and it served others
+            assert fake.requests.count(spoilt[0]) == 1
+            assert result.bytes_by_peer[fake.peer_id] > 0
+
+    asyncio.run(scenario())
+
+
+def test_a_piece_bad_on_every_mirror_stops_with_that_piece_named(
+    sale: Sale, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        mirrors = [
+            await start_web_seed(corrupted_copy(sale, tmp_path / f"mirror{n}", [4]))
+            for n in range(2)
+        ]
+        try:
+            work = buyer_work(sale, tmp_path)
+            with pytest.raises(NoSourceError) as raised:
+                await downloader(sale, work, web_seeds=[url for _, url in mirrors]).run()
+        finally:
+            for stop, _ in mirrors:
+                await stop()
+        error = raised.value
+        assert error.missing == (4,)
+        assert "no remaining source holds 1 missing piece(s) (4)" in str(error)
+        assert "dropped sources: none" in str(error)
+        for _, url in mirrors:
+            assert f"{url} sent piece 4 wrong" in str(error)
+        assert error.result.dropped == []
+        # everything else was fetched and kept, for a later run to resume from
+        assert work.held() == [i for i in range(13) if i != 4]
+
+    asyncio.run(scenario())
