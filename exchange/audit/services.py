@@ -1,17 +1,16 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib.auth.models import AnonymousUser
 from django.db import models
 
 from exchange.accounts.models import User
 from exchange.audit.models import AuditEvent
+from exchange.core.jsontypes import JSONObject
 
 
 def audit_record(
     *, actor: User | AnonymousUser | None, action: str, target: models.Model,
-    data: dict[str, Any] | None = None,
+    data: JSONObject | None = None,
 ) -> AuditEvent:
     if target.pk is None:
         raise ValueError(f"audit of an unsaved {target._meta.label}")

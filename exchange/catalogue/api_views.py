@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import AnonymousUser
+from django.db.models import QuerySet
 from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, permissions, status
@@ -12,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from exchange.accounts.models import authenticated_user
+from exchange.accounts.models import User, authenticated_user
 from exchange.catalogue import services
 from exchange.catalogue.filters import WorkFilter
 from exchange.catalogue.models import Work
@@ -26,10 +28,11 @@ from exchange.catalogue.serializers import OwnWorkOut, WorkCreateIn, WorkOut, Wo
 from exchange.catalogue.storage import preview_abspath
 from exchange.core.errors import ServiceError, error_body
 from exchange.core.idempotency import idempotent
+from exchange.core.jsontypes import JSONObject
 from exchange.core.uploads import upload_limit
 
 
-def _out(work: Work, user: Any) -> dict[str, Any]:
+def _out(work: Work, user: User | AnonymousUser) -> JSONObject:
     serializer = OwnWorkOut if work.owner_id == getattr(user, "pk", None) else WorkOut
     return dict(serializer(work).data)
 
@@ -44,7 +47,7 @@ class WorkListCreateView(generics.ListAPIView):
     ordering = ["-created_at"]
     parser_classes = [MultiPartParser]
 
-    def get_queryset(self) -> Any:
+    def get_queryset(self) -> QuerySet[Work]:
         if (
             self.request.query_params.get("mine") in ("1", "true")
             and self.request.user.is_authenticated
@@ -130,7 +133,7 @@ class WorkPreviewView(APIView):
     permission_classes = [permissions.AllowAny]
 
     @extend_schema(responses={(200, "image/jpeg"): bytes})
-    def get(self, request: Request, work_id: str) -> Any:
+    def get(self, request: Request, work_id: str) -> Response | FileResponse:
         work = work_get_visible(user=request.user, work_id=work_id)
         if not work.preview_path:
             return Response(error_body("not_found", "This work has no preview."), status=404)

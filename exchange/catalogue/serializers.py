@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ParamSpec, TypeVar
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
@@ -14,10 +15,13 @@ from exchange.catalogue.terms import ALLOWED_USES, DEFAULT_USES
 from exchange.core.fields import StrictIntegerField
 from exchange.money.currencies import format_minor
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-def _django_to_drf(func: Any, *args: Any) -> Any:
+
+def _django_to_drf(func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     try:
-        return func(*args)
+        return func(*args, **kwargs)
     except DjangoValidationError as exc:
         raise serializers.ValidationError(exc.messages) from exc
 
@@ -41,7 +45,7 @@ class TermsFields(serializers.Serializer):
         return value
 
     def validate_allowed_uses(self, value: list[str]) -> list[str]:
-        return _django_to_drf(validation.validate_uses, value)  # type: ignore[no-any-return]
+        return _django_to_drf(validation.validate_uses, value)
 
     def validate_licence_days(self, value: int) -> int:
         _django_to_drf(validation.validate_licence_days, value)
@@ -51,7 +55,7 @@ class TermsFields(serializers.Serializer):
         _django_to_drf(validation.validate_byte_allowance_multiple, value)
         return value
 
-    def _check_price(self, attrs: dict[str, Any], instance: Work | None) -> None:
+    def _check_price(self, attrs: Mapping[str, object], instance: Work | None) -> None:
         if "price_minor" not in attrs and "currency" not in attrs:
             return
         price = attrs.get("price_minor", instance.price_minor if instance else None)
@@ -79,7 +83,7 @@ class WorkCreateIn(TermsFields):
     licence_days = StrictIntegerField(min_value=1, required=False, default=365)
     byte_allowance_multiple = StrictIntegerField(min_value=1, required=False, default=2)
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+    def validate(self, attrs: dict[str, object]) -> dict[str, object]:
         self._check_price(attrs, None)
         return attrs
 
@@ -93,7 +97,7 @@ class WorkUpdateIn(TermsFields):
         for field in self.fields.values():
             field.required = False
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+    def validate(self, attrs: dict[str, object]) -> dict[str, object]:
         unknown = set(self.initial_data) - set(self.fields)
         if unknown:
             raise serializers.ValidationError(

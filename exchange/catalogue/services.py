@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any, BinaryIO
+from typing import BinaryIO, TypedDict
 
 from django.conf import settings
 from django.db import transaction
@@ -17,18 +17,24 @@ from exchange.catalogue.previews import preview_make
 from exchange.catalogue.sniffing import UnsupportedFileError, sniff_upload
 from exchange.catalogue.storage import master_abspath, master_store, work_files_remove
 from exchange.core.errors import ServiceError
+from exchange.core.jsontypes import JSONObject
 
 log = logging.getLogger(__name__)
 
-EDITABLE_FIELDS = (
-    "title",
-    "description",
-    "price_minor",
-    "currency",
-    "allowed_uses",
-    "licence_days",
-    "byte_allowance_multiple",
-)
+
+class WorkChanges(TypedDict, total=False):
+    """What ``work_update_terms`` may change, each already validated (serializer or form)."""
+
+    title: str
+    description: str
+    price_minor: int
+    currency: str
+    allowed_uses: list[str]
+    licence_days: int
+    byte_allowance_multiple: int
+
+
+EDITABLE_FIELDS = tuple(WorkChanges.__annotations__)
 
 
 def work_register(
@@ -159,7 +165,7 @@ def work_mark_failed(*, work_id: uuid.UUID | str, reason: str) -> None:
             audit_record(actor=None, action="work.failed", target=work, data={"reason": reason})
 
 
-def work_update_terms(*, work: Work, actor: User, changes: dict[str, Any]) -> Work:
+def work_update_terms(*, work: Work, actor: User, changes: WorkChanges) -> Work:
     """Change price, terms or text. Licences already sold keep the terms they were sold on."""
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
@@ -168,17 +174,19 @@ def work_update_terms(*, work: Work, actor: User, changes: dict[str, Any]) -> Wo
         raise ServiceError(
             "A withdrawn work cannot be changed.", code="work_withdrawn", status_code=409
         )
-    before = {name: getattr(work, name) for name in changes}
+    before: JSONObject = {name: getattr(work, name) for name in changes}
     with transaction.atomic():
         for name, value in changes.items():
             setattr(work, name, value)
+        # The values just set, i.e. ``changes``, as the plain dict that the audit's JSON is.
+        after: JSONObject = {name: getattr(work, name) for name in changes}
         work.full_clean(exclude=["master_path", "preview_path", "owner"])
         work.save(update_fields=[*changes, "updated_at"])
         audit_record(
             actor=actor,
             action="work.update",
             target=work,
-            data={"before": before, "after": changes},
+            data={"before": before, "after": after},
         )
     return work
 

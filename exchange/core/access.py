@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from django.db import models
 from rest_framework.exceptions import NotFound
@@ -11,7 +11,7 @@ from rest_framework.exceptions import NotFound
 M = TypeVar("M", bound=models.Model)
 
 
-def get_owned(model: type[M], pk: Any, user: models.Model) -> M:
+def get_owned(model: type[M], pk: object, user: models.Model) -> M:
     """The object if it belongs to ``user``; otherwise a 404 that says nothing more."""
     try:
         key = uuid.UUID(str(pk))

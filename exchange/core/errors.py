@@ -6,7 +6,7 @@ map ``fields`` onto form inputs, so every failure path renders through here.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -39,13 +39,25 @@ class ServiceError(Exception):
         self.field = field
 
 
+class ErrorContent(TypedDict):
+    code: str
+    message: str
+    fields: dict[str, list[str]]
+
+
+class ErrorBody(TypedDict):
+    """The body of every error response."""
+
+    error: ErrorContent
+
+
 def error_body(
     code: str, message: str, fields: dict[str, list[str]] | None = None
-) -> dict[str, Any]:
+) -> ErrorBody:
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
-def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+def _flatten(detail: object, prefix: str = "") -> dict[str, list[str]]:
     """DRF nests errors as dicts and lists; clients want ``field.sub: [messages]``."""
     out: dict[str, list[str]] = {}
     if isinstance(detail, dict):
@@ -78,6 +90,7 @@ _CODES = {
 }
 
 
+# ``context`` is DRF's (view, args, kwargs, request), passed on to its handler as it types it.
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ServiceError):
         fields = {exc.field: [exc.message]} if exc.field else {}
@@ -101,7 +114,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         response.data = error_body("invalid", f"Invalid input: {names}.", fields)
         return response
     code = next((c for cls, c in _CODES.items() if isinstance(exc, cls)), "error")
-    detail: Any = getattr(exc, "detail", str(exc))
+    detail: object = getattr(exc, "detail", str(exc))
     message = str(detail) if not isinstance(detail, dict | list) else "Request failed."
     response.data = error_body(code, message)
     return response

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from rest_framework import serializers
 
@@ -24,7 +23,7 @@ class StrictIntegerField(serializers.IntegerField):
         "out_of_range": "The number is out of range.",
     }
 
-    def to_internal_value(self, data: Any) -> int:
+    def to_internal_value(self, data: object) -> int:
         if isinstance(data, bool):
             self.fail("invalid")
         if isinstance(data, int):

@@ -24,17 +24,20 @@ import secrets
 from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.http import Http404
 from django.utils import timezone
+from django.utils.datastructures import MultiValueDict
 from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from exchange.core.errors import ServiceError, error_body
 from exchange.core.models import IdempotencyRecord
@@ -44,8 +47,9 @@ _KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 # A request that has been "in flight" this long died without releasing its key.
 STALE_AFTER = timedelta(minutes=5)
 
-# A user is `Any` here: the user model belongs to an app, which this bottom package may not
-# import (pyproject.toml's import contracts).
+# A user is an `AbstractBaseUser` here, and rows name it by `user_id`: the user model
+# belongs to an app, which this bottom package may not import (pyproject.toml's import
+# contracts), and the type checker knows the foreign key only as that model.
 View = TypeVar("View", bound=Callable[..., Response])
 T = TypeVar("T")
 
@@ -56,8 +60,8 @@ def request_fingerprint(request: Request) -> str:
     digest.update(
         f"{request.method} {request.path}?{request.META.get('QUERY_STRING', '')}".encode()
     )
-    data: Any = request.data
-    if hasattr(data, "lists"):  # a QueryDict from a form or multipart body
+    data = request.data
+    if isinstance(data, MultiValueDict):  # a QueryDict from a form or multipart body
         items = sorted((key, sorted(str(v) for v in values)) for key, values in data.lists())
         digest.update(json.dumps(items).encode())
     else:
@@ -84,7 +88,7 @@ def _in_flight() -> Response:
     )
 
 
-def _claim(user: Any, key: str, fingerprint: str) -> IdempotencyRecord | Response:
+def _claim(user: AbstractBaseUser, key: str, fingerprint: str) -> IdempotencyRecord | Response:
     """Insert the key under its unique constraint, or answer from the row already there.
 
     Outside a transaction (a request) the INSERT commits on its own, in one round trip;
@@ -92,11 +96,11 @@ def _claim(user: Any, key: str, fingerprint: str) -> IdempotencyRecord | Respons
     """
     try:
         with transaction.atomic() if connection.in_atomic_block else nullcontext():
-            return IdempotencyRecord.objects.create(user=user, key=key,
+            return IdempotencyRecord.objects.create(user_id=user.pk, key=key,
                                                     fingerprint=fingerprint)
     except IntegrityError:
         pass
-    existing = IdempotencyRecord.objects.filter(user=user, key=key).first()
+    existing = IdempotencyRecord.objects.filter(user_id=user.pk, key=key).first()
     if existing is None:  # released (a 5xx) between our insert and this read
         return _in_flight()
     if existing.fingerprint != fingerprint:
@@ -146,7 +150,7 @@ def idempotent(*, required: bool) -> Callable[[View], View]:
 
     def decorate(view: View) -> View:
         @functools.wraps(view)
-        def wrapper(self: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
+        def wrapper(self: APIView, request: Request, *args: object, **kwargs: object) -> Response:
             key = request.headers.get(HEADER)
             if key is None:
                 if required:
@@ -213,7 +217,8 @@ def form_key() -> str:
     return secrets.token_urlsafe(16)
 
 
-def run_once(*, user: Any, key: str, action: Callable[[], T]) -> tuple[bool, T | None]:
+def run_once(*, user: AbstractBaseUser, key: str,
+             action: Callable[[], T]) -> tuple[bool, T | None]:
     """Run ``action`` unless this form key was used: (ran, result).
 
     The key is claimed in the action's own transaction, so a failing action releases it
@@ -223,7 +228,8 @@ def run_once(*, user: Any, key: str, action: Callable[[], T]) -> tuple[bool, T |
         return False, None
     try:
         with transaction.atomic():
-            IdempotencyRecord.objects.create(user=user, key=f"portal:{key}", fingerprint="portal",
+            IdempotencyRecord.objects.create(user_id=user.pk, key=f"portal:{key}",
+                                             fingerprint="portal",
                                              state=IdempotencyRecord.State.DONE)
             return True, action()
     except IntegrityError:

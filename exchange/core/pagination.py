@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,7 +16,9 @@ class PagePagination(PageNumberPagination):
     max_page_size = 100
 
 
-def paginated_response(request: Request, view: APIView, queryset: QuerySet[Any],
+# The serializer's instance type is left open: DRF's stubs type it as one object, but with
+# many=True it is given a page (a list), which they cannot express.
+def paginated_response(request: Request, view: APIView, queryset: QuerySet[Model],
                        serializer: type[BaseSerializer[Any]]) -> Response:
     """A page of ``queryset`` in the API's list shape (count, next, previous, results)."""
     paginator = PagePagination()

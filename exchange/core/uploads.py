@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from django.http import HttpRequest
 from rest_framework import status
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from exchange.core.errors import error_body
 
 #: room for a multipart body's framing and its other form fields, beside the file
 MULTIPART_SLACK = 64 * 1024
 
-View = TypeVar("View", bound=Callable[..., Any])
+View = TypeVar("View", bound=Callable[..., Response])
 
 
-def declared_length(request: Any) -> int:
+def declared_length(request: HttpRequest) -> int:
     """The body size the client declared; 0 when absent or not a number (the parser then
     limits the read)."""
     try:
@@ -26,7 +29,7 @@ def declared_length(request: Any) -> int:
         return 0
 
 
-def too_large(request: Any, max_file_bytes: int) -> bool:
+def too_large(request: HttpRequest, max_file_bytes: int) -> bool:
     """Whether the body cannot hold a file within ``max_file_bytes``: refused unread,
     before Django spools it to disk or anything hashes it."""
     return declared_length(request) > max_file_bytes + MULTIPART_SLACK
@@ -39,7 +42,7 @@ def upload_limit(setting: str) -> Callable[[View], View]:
     """
     def decorate(view: View) -> View:
         @functools.wraps(view)
-        def wrapper(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        def wrapper(self: APIView, request: Request, *args: object, **kwargs: object) -> Response:
             from django.conf import settings
 
             limit = int(getattr(settings, setting))

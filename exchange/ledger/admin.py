@@ -1,7 +1,5 @@
 """The ledger in the admin: everything visible, nothing editable (corrections are entries)."""
 
-from typing import Any
-
 from django.contrib import admin
 from django.http import HttpRequest
 
@@ -16,7 +14,7 @@ class PostingInline(admin.TabularInline):
     readonly_fields = fields
     can_delete = False
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: JournalEntry | None = None) -> bool:
         return False
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, TypedDict, cast
+from typing import TypedDict, cast
 
 import redis
 from django.conf import settings
@@ -28,6 +28,9 @@ class OrderEntry(TypedDict):
     bytes: int
     iat: int
 
+
+#: a stream entry as redis-py reads it (bytes, not decoded): its id and its fields
+_Entry = tuple[bytes, dict[bytes, bytes]]
 
 STREAM = "peermark:metering:orders"
 GROUP = "flushers"
@@ -87,11 +90,14 @@ def read_batch(conn: redis.Redis, *, consumer: str, count: int,
                min_idle_ms: int) -> list[tuple[bytes, OrderEntry]]:
     """Entries abandoned by a dead consumer first, then new ones."""
     ensure_group(conn)
-    claimed: list[Any] = conn.xautoclaim(STREAM, GROUP, consumer, min_idle_time=min_idle_ms,
-                                         start_id="0-0", count=count)[1]
-    entries = [e for e in claimed if e and e[1]]
+    # XAUTOCLAIM gives (None, None) for an entry deleted while it was pending.
+    claimed: list[tuple[bytes | None, dict[bytes, bytes] | None]] = conn.xautoclaim(
+        STREAM, GROUP, consumer, min_idle_time=min_idle_ms, start_id="0-0", count=count)[1]
+    entries: list[_Entry] = [(entry_id, fields) for entry_id, fields in claimed
+                             if entry_id is not None and fields]
     if len(entries) < count:
-        fresh: list[Any] = conn.xreadgroup(  # type: ignore[assignment]
+        # one [stream, entries] pair per stream read
+        fresh: list[tuple[bytes, list[_Entry]]] = conn.xreadgroup(  # type: ignore[assignment]
             GROUP, consumer, {STREAM: ">"}, count=count - len(entries)
         )
         for _stream, items in fresh or []:

@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict, cast
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -16,6 +16,14 @@ from django.db import close_old_connections
 from exchange.celery import app as celery_app
 
 log = logging.getLogger(__name__)
+
+
+class BeatEntry(TypedDict):
+    """One entry of ``CELERY_BEAT_SCHEDULE`` as settings.py writes them: every so many
+    seconds (no crontabs, which this runner could not follow)."""
+
+    task: str
+    schedule: float
 
 
 @dataclass
@@ -28,7 +36,8 @@ class Job:
 
 def jobs() -> list[Job]:
     celery_app.loader.import_default_modules()  # register every app's tasks
-    schedule: dict[str, dict[str, Any]] = settings.CELERY_BEAT_SCHEDULE
+    # The type checker reads settings.py's literal as dict[str, dict[str, object]].
+    schedule = cast(dict[str, BeatEntry], settings.CELERY_BEAT_SCHEDULE)
     return [Job(name, str(entry["task"]), float(entry["schedule"]))
             for name, entry in schedule.items()]
 

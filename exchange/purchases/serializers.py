@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TypedDict
 
 from rest_framework import serializers
 
@@ -52,10 +52,44 @@ class PurchaseCreatedOut(serializers.Serializer):
     manifest = serializers.CharField(help_text="The work's signed manifest.")
 
 
+class PurchaseBody(TypedDict):
+    """What ``PurchaseOut`` renders."""
+
+    id: str
+    work: str
+    work_title: str
+    licence: str
+    price_minor: int
+    currency: str
+    display: str
+    state: str
+    receipt_due_at: str | None
+    created_at: str | None
+    closed_at: str | None
+
+
+class LicenceGrantBody(TypedDict):
+    """What ``LicenceGrantOut`` renders."""
+
+    id: str
+    token: str
+    watermark_payload: str
+    expires_at: str | None
+
+
+class PurchaseCreatedBody(TypedDict):
+    """What ``PurchaseCreatedOut`` renders."""
+
+    purchase: PurchaseBody
+    licence: LicenceGrantBody
+    manifest: str
+
+
 _when = serializers.DateTimeField()
 
 
-def purchase_created_body(purchase: Purchase, licence: Licence, manifest: str) -> dict[str, Any]:
+def purchase_created_body(purchase: Purchase, licence: Licence,
+                          manifest: str) -> PurchaseCreatedBody:
     """What ``PurchaseCreatedOut`` renders, built directly.
 
     It answers every sale, and a DRF serializer deep-copies its declared fields on every

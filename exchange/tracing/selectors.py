@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 from django.db.models import QuerySet, Sum
 
@@ -26,10 +26,16 @@ def trace_report_get_for_owner(*, owner: User, report_id: int | str) -> TraceRep
     return trace_reports_for(owner).filter(pk=key).first()
 
 
-def licence_served_by(licence: Licence) -> list[dict[str, Any]]:
+class ServedBytes(TypedDict):
+    serving_user__username: str
+    bytes: int
+
+
+def licence_served_by(licence: Licence) -> list[ServedBytes]:
     """Who served the pieces of this licence's copy, and how many bytes each."""
     served = (MeteredOrder.objects.filter(licence=licence)
               .values("serving_user__username")
               .annotate(bytes=Sum("bytes"))
               .order_by("-bytes"))
-    return [dict(row) for row in served]
+    return [ServedBytes(serving_user__username=row["serving_user__username"],
+                        bytes=row["bytes"]) for row in served]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from rest_framework import serializers
 
@@ -18,6 +18,13 @@ class ServedOut(serializers.Serializer):
     bytes = serializers.IntegerField()
 
 
+class ServedRow(TypedDict):
+    """What ``ServedOut`` renders."""
+
+    peer: str
+    bytes: int
+
+
 class TracedLicenceOut(serializers.Serializer):
     id = serializers.UUIDField()
     buyer = serializers.CharField(source="buyer.username")
@@ -30,7 +37,7 @@ class TracedLicenceOut(serializers.Serializer):
     def get_revoked(self, licence: Licence) -> bool:
         return licence.revoked_at is not None
 
-    def get_served_by(self, licence: Licence) -> list[dict[str, Any]]:
+    def get_served_by(self, licence: Licence) -> list[ServedRow]:
         return list(ServedOut(licence_served_by(licence), many=True).data)
 
 
@@ -47,6 +54,8 @@ class TraceReportOut(serializers.Serializer):
     licences = serializers.SerializerMethodField()
     details = serializers.DictField(help_text="How it was found; keys are readable labels.")
 
+    # The return type is what the OpenAPI schema says of ``licences`` (drf-spectacular reads
+    # it): a precise one would change the published schema, so it stays as it was.
     def get_licences(self, report: TraceReport) -> list[dict[str, Any]]:
         # Prefetched with the buyer by the selectors; ordered here, in memory.
         licences = sorted(report.licences.all(), key=lambda licence: licence.issued_at)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -28,6 +27,7 @@ from exchange.audit.services import audit_record
 from exchange.catalogue.models import MediaType, Work
 from exchange.catalogue.storage import master_abspath
 from exchange.core.errors import ServiceError
+from exchange.core.jsontypes import JSONObject, JSONValue
 from exchange.licensing.models import Licence
 from exchange.licensing.services import package_get, package_keys
 from exchange.metering.models import Receipt
@@ -85,7 +85,8 @@ def trace_copy(*, owner: User, data: bytes, name: str = "") -> TraceReport:
     return report
 
 
-_Found = tuple[str, Work | None, list[Licence], dict[str, Any]]
+#: outcome, work, licences, and the report's details (shown as they are: readable keys)
+_Found = tuple[str, Work | None, list[Licence], JSONObject]
 
 
 def _exact(owner: User, digest: str) -> _Found | None:
@@ -137,7 +138,7 @@ def _by_watermark(owner: User, data: bytes) -> _Found:
         if result.found:
             return _named(reads[-1])
     nearest = ranked[0] if ranked else None
-    details: dict[str, Any] = {"candidates": [
+    details: dict[str, JSONValue] = {"candidates": [
         {"work": str(r.work.pk), "title": r.work.title, "distance": r.distance,
          "score": round(r.result.score, 3)} for r in reads]}
     if nearest is not None and nearest[0] <= SAME_PICTURE_BITS:
@@ -151,7 +152,7 @@ def _named(read: _Read) -> _Found:
     licence = Licence.objects.filter(
         work=read.work, watermark_stored=Licence.stored_payload(result.payload)).first()
     # Shown as they are on the report page, so the keys are its labels.
-    details: dict[str, Any] = {
+    details: dict[str, JSONValue] = {
         "method": "informed watermark read (registered to the master)",
         "bit errors corrected": result.bit_errors,
         "mark score (1 is a clean copy)": round(result.score, 3),

@@ -8,12 +8,15 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 from PIL import Image
 
 import watermark
 from exchange.catalogue.demo_images import demo_image_png
+from exchange.metering.models import MeteredOrder
 from exchange.purchases.services import purchase_create
 from exchange.tracing.models import TraceOutcome, TraceReport
+from exchange.tracing.selectors import licence_served_by
 from exchange.tracing.services import trace_copy
 from licensing.core.keyring import KeyRing
 from licensing.core.licence import read_licence
@@ -269,6 +272,24 @@ class TestApi:
         listed = client.get("/api/v1/traces/").json()
         assert [r["id"] for r in listed["results"]] == [body["id"]]
         assert client.get(f"/api/v1/traces/{body['id']}/").json() == body
+
+    def test_a_named_licence_shows_who_served_its_copy(self, api, rita, bob, carol,
+                                                       gallery) -> None:
+        copy, licence = gallery["bob"]
+        carol_device = gallery["carol"][1].device
+        served = [(carol, carol_device, 300), (bob, licence.device, 100),
+                  (carol, carol_device, 400)]
+        for piece, (user, device, size) in enumerate(served):
+            MeteredOrder.objects.create(
+                licence=licence, nonce=f"n{piece}", serving_device=device, serving_user=user,
+                piece=piece, bytes=size, counted_bytes=size, issued_at=timezone.now())
+        report = trace_copy(owner=rita, data=_leak(copy))
+        [named] = api(rita).get(f"/api/v1/traces/{report.pk}/").json()["licences"]
+        assert named["served_by"] == [{"peer": carol.username, "bytes": 700},
+                                      {"peer": bob.username, "bytes": 100}]
+        assert licence_served_by(licence) == [
+            {"serving_user__username": carol.username, "bytes": 700},
+            {"serving_user__username": bob.username, "bytes": 100}]
 
     def test_the_api_keeps_reports_and_tracing_to_rights_holders(self, api, rita, rob, bob,
                                                                  gallery) -> None:

@@ -114,6 +114,8 @@ def test_an_owner_changes_price_and_terms(rita, make_work, api) -> None:
     assert (work.price_minor, work.allowed_uses, work.licence_days) == (2000, ["view"], 30)
     event = AuditEvent.objects.get(action="work.update")
     assert event.data["before"]["price_minor"] == 1250
+    assert event.data["after"] == {"price_minor": 2000, "allowed_uses": ["view"],
+                                   "licence_days": 30}
 
 
 def test_a_withdrawn_work_leaves_the_catalogue_and_withdrawing_twice_is_harmless(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from exchange.accounts.models import Role, User
@@ -58,7 +58,7 @@ DEMO_FUNDS = (("EUR", 5000), ("USD", 5000), ("JPY", 5000))
 class Command(BaseCommand):
     help = "Create demo users (a rights holder, two buyers, an admin) and a few works."
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--quiet", action="store_true", help="Do not print the logins.")
 
     def _fund_buyers(self, users: dict[str, User]) -> None:
