@@ -294,7 +294,18 @@ PEER_TIMEOUT_SECONDS = env_int("PEERMARK_PEER_TIMEOUT_SECONDS", default=90, mini
 PEERS_ALLOW_ANNOUNCED_HOST = env_bool("PEERMARK_PEERS_ALLOW_ANNOUNCED_HOST", default=False)
 
 # --- Money ----------------------------------------------------------------------
-PAYMENTS_PROVIDER = env_str("PEERMARK_PAYMENTS_PROVIDER", "testpay") or "testpay"
+# The built-in test provider (exchange/payments/providers/testpay/) confirms whatever it
+# is asked to and moves no real money, so it is off unless turned on: scripts/run (the
+# embedded demo) and the tests do. On, it is the default provider; off, nothing falls
+# back to it, and naming it as the provider stops the process at start-up.
+TEST_PAYMENTS = env_bool("PEERMARK_TEST_PAYMENTS", default=False)
+PAYMENTS_PROVIDER = env_str("PEERMARK_PAYMENTS_PROVIDER") or ("testpay" if TEST_PAYMENTS else "")
+if PAYMENTS_PROVIDER == "testpay" and not TEST_PAYMENTS:
+    raise ImproperlyConfigured(
+        "PEERMARK_PAYMENTS_PROVIDER=testpay needs PEERMARK_TEST_PAYMENTS=true: "
+        "the test payment provider moves no real money"
+    )
+# Where the test provider delivers its webhooks over HTTP (with workers).
 PAYMENTS_WEBHOOK_URL = env_str(
     "PEERMARK_PAYMENTS_WEBHOOK_URL", f"{PUBLIC_URL}/api/v1/payments/webhooks/testpay/"
 )

@@ -82,6 +82,9 @@ def _private_data_dir(settings: Any, tmp_path: Path) -> None:
     from exchange.licensing.keys import keyring_clear_cache
 
     keyring_clear_cache()  # keys live in each test's own database
+    # The test payment provider, off by default, is on in the tests (as in the demo).
+    settings.TEST_PAYMENTS = True
+    settings.PAYMENTS_PROVIDER = "testpay"
     settings.TESTPAY_DELIVERY = "inprocess"
     settings.TESTPAY_WEBHOOK_SECRET = "whsec_" + "dGVzdC1zZWNyZXQtZm9yLXdlYmhvb2tzLTAxMjM0NTY="
     # Real password hashing is slow by design; the tests make many users.

@@ -64,7 +64,7 @@ class PayoutListCreateView(APIView):
         payout = services.payout_request(
             user=authenticated_user(request), source=fields["account"],
             amount_minor=fields["amount_minor"], currency=fields["currency"],
-            scenario=fields["scenario"],
+            options=fields["options"],
         )
         payout.refresh_from_db()
         return Response(PayoutOut(payout).data, status=status.HTTP_201_CREATED)

@@ -1,30 +1,61 @@
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from rest_framework import serializers
 
 from exchange.core.fields import StrictIntegerField
 from exchange.money.currencies import format_minor
 from exchange.payments.models import Payout, PayoutSource, TopUp
-from exchange.payments.providers.testpay import SCENARIOS
+from exchange.payments.providers import provider_options
+from exchange.payments.providers.base import PaymentKind
 
 
-class TopUpIn(serializers.Serializer):
+class _ProviderOptionsIn(serializers.Serializer):
+    """Adds the configured provider's own options (``PaymentProvider.options``) as
+    optional choice fields, and gathers their values into ``validated_data["options"]``.
+
+    The fields are asked of the provider per request, not named here, so this module
+    knows no provider, and the schema shows the options of the one configured: the test
+    provider's ``scenario`` where it is on, nothing for a provider without options."""
+
+    payment_kind: ClassVar[PaymentKind]
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        for option in provider_options(self.payment_kind):
+            if option.name in fields:
+                raise ValueError(f"provider option {option.name!r} hides a field")
+            fields[option.name] = serializers.ChoiceField(
+                choices=option.choices, required=False, default=option.default,
+                help_text=option.help_text or None,
+            )
+        return fields
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        names = [option.name for option in provider_options(self.payment_kind)]
+        attrs["options"] = {name: attrs.pop(name) for name in names if name in attrs}
+        return attrs
+
+
+class TopUpIn(_ProviderOptionsIn):
+    """Money for your wallet, collected by the payment provider."""
+
+    payment_kind = "topup"
     amount_minor = StrictIntegerField(help_text="Minor units of the currency (cents for EUR).")
     currency = serializers.CharField(min_length=3, max_length=3)
-    scenario = serializers.ChoiceField(
-        choices=SCENARIOS["topup"], required=False, default="succeed",
-        help_text="Test provider only: how the payment should behave.",
-    )
 
 
-class PayoutIn(serializers.Serializer):
+class PayoutIn(_ProviderOptionsIn):
+    """Money paid out to you from your earnings or seeding credit."""
+
+    payment_kind = "payout"
     amount_minor = StrictIntegerField()
     currency = serializers.CharField(min_length=3, max_length=3)
     account = serializers.ChoiceField(
         choices=PayoutSource.choices, help_text="Which balance to pay out from."
     )
-    scenario = serializers.ChoiceField(choices=SCENARIOS["payout"], required=False,
-                                       default="succeed")
 
 
 class TopUpOut(serializers.ModelSerializer):

@@ -9,6 +9,7 @@ whatever order, the events arrive.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 
 from django.conf import settings
@@ -21,7 +22,7 @@ from exchange.ledger.models import AccountKind, EntryKind
 from exchange.ledger.services import Leg, account_get_or_create, ledger_post, platform_account
 from exchange.money.currencies import format_minor, is_known_currency, minor_unit_exponent
 from exchange.payments.models import Payout, PayoutSource, PayoutState, TopUp, TopUpState
-from exchange.payments.providers import provider_get
+from exchange.payments.providers import options_clean, provider_get
 
 
 def _check_amount(amount_minor: int, currency: str, *, ceiling_major: int) -> None:
@@ -39,10 +40,13 @@ def _check_amount(amount_minor: int, currency: str, *, ceiling_major: int) -> No
 
 
 def topup_create(*, user: User, amount_minor: int, currency: str,
-                 scenario: str = "succeed") -> TopUp:
-    """Ask the provider to collect money for ``user``'s wallet. Nothing is credited yet."""
+                 options: Mapping[str, str] | None = None) -> TopUp:
+    """Ask the provider to collect money for ``user``'s wallet. Nothing is credited yet.
+
+    ``options`` are the configured provider's own (``PaymentProvider.options``)."""
     _check_amount(amount_minor, currency, ceiling_major=settings.MAX_TOPUP_MAJOR)
     provider = provider_get()
+    chosen = options_clean(provider, "topup", options or {})
     with transaction.atomic():
         topup = TopUp.objects.create(
             user=user, amount_minor=amount_minor, currency=currency, provider=provider.name,
@@ -53,7 +57,7 @@ def topup_create(*, user: User, amount_minor: int, currency: str,
         transaction.on_commit(
             lambda: provider.topup_start(
                 reference=topup.provider_ref, amount_minor=amount_minor, currency=currency,
-                scenario=scenario,
+                options=chosen,
             )
         )
     return topup
@@ -64,9 +68,9 @@ def payout_minimum(currency: str) -> int:
 
 
 def payout_request(*, user: User, source: str, amount_minor: int, currency: str,
-                   scenario: str = "succeed") -> Payout:
+                   options: Mapping[str, str] | None = None) -> Payout:
     """Move ``amount_minor`` from the user's earnings or seeding credit to payout-pending,
-    and ask the provider to pay it out."""
+    and ask the provider to pay it out. ``options`` as for ``topup_create``."""
     if source not in PayoutSource.values:
         raise ServiceError(f"Pay out from {' or '.join(PayoutSource.values)}.", code="invalid",
                            field="source")
@@ -78,6 +82,7 @@ def payout_request(*, user: User, source: str, amount_minor: int, currency: str,
             field="amount_minor",
         )
     provider = provider_get()
+    chosen = options_clean(provider, "payout", options or {})
     with transaction.atomic():
         payout = Payout.objects.create(
             user=user, source=source, amount_minor=amount_minor, currency=currency,
@@ -94,7 +99,7 @@ def payout_request(*, user: User, source: str, amount_minor: int, currency: str,
         transaction.on_commit(
             lambda: provider.payout_start(
                 reference=payout.provider_ref, amount_minor=amount_minor, currency=currency,
-                scenario=scenario,
+                options=chosen,
             )
         )
     return payout

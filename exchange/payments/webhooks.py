@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 
 from exchange.core.errors import ServiceError
 from exchange.payments.models import WebhookEvent
-from exchange.payments.providers import provider_get
+from exchange.payments.providers import PaymentsUnavailableError, provider_get
 from exchange.payments.services import payout_apply, topup_apply
 from exchange.payments.signatures import WebhookSignatureError, verify
 
@@ -52,7 +52,7 @@ def webhook_receive(*, provider: str, headers: Mapping[str, str], body: bytes,
     lowered = {key.lower(): value for key, value in headers.items()}
     try:
         source = provider_get(provider)
-    except ValueError:
+    except PaymentsUnavailableError:  # unknown, or the test provider while it is off
         raise WebhookError(f"Unknown provider {provider!r}.", code="unknown_provider",
                            status_code=404) from None
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django import forms
 from django.conf import settings
@@ -13,6 +13,8 @@ from exchange.catalogue import validation
 from exchange.catalogue.models import Work
 from exchange.catalogue.terms import ALLOWED_USES, DEFAULT_USES
 from exchange.money.currencies import active_currencies
+from exchange.payments.providers import provider_options
+from exchange.payments.providers.base import PaymentKind
 
 
 class SignupForm(UserCreationForm):
@@ -133,20 +135,39 @@ class WorkEditForm(TermsForm):
         return cls(data=data, initial=initial)
 
 
-class TopUpForm(forms.Form):
+class _ProviderOptionsForm(forms.Form):
+    """Adds the configured provider's own options (the test provider's behaviour, where
+    it is on) after the form's fields, and gathers them into ``cleaned_data["options"]``,
+    as the API's serializers do."""
+
+    payment_kind: ClassVar[PaymentKind]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._options = provider_options(self.payment_kind)
+        for option in self._options:
+            self.fields[option.name] = forms.ChoiceField(
+                label=option.label, choices=option.choices, initial=option.default,
+                required=False,
+            )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        data["options"] = {option.name: data.pop(option.name, "") or option.default
+                           for option in self._options}
+        return data
+
+
+class TopUpForm(_ProviderOptionsForm):
+    payment_kind = "topup"
     once = forms.CharField(widget=forms.HiddenInput, max_length=64)
     amount_minor = forms.IntegerField(label="Amount (minor units)", min_value=1,
                                       help_text="1000 EUR means €10.00.")
     currency = forms.ChoiceField(choices=_currency_choices, initial="EUR")
-    scenario = forms.ChoiceField(
-        label="Test provider behaviour", initial="succeed",
-        choices=[("succeed", "Pay"), ("decline", "Decline the card"),
-                 ("duplicate", "Send the webhook twice"),
-                 ("out_of_order", "Send the webhooks out of order")],
-    )
 
 
-class PayoutForm(forms.Form):
+class PayoutForm(_ProviderOptionsForm):
+    payment_kind = "payout"
     once = forms.CharField(widget=forms.HiddenInput, max_length=64)
     account = forms.ChoiceField(choices=[("earnings", "Royalty earnings"),
                                          ("seeding", "Seeding credit")])

@@ -90,7 +90,7 @@ def wallet_topup(request: HttpRequest) -> HttpResponse:
     return _money_form(
         request, TopUpForm(request.POST),
         lambda data: topup_create(user=user, amount_minor=data["amount_minor"],
-                                  currency=data["currency"], scenario=data["scenario"]),
+                                  currency=data["currency"], options=data["options"]),
         "Top-up requested; your wallet is credited when the payment provider confirms it.",
     )
 
@@ -102,7 +102,8 @@ def wallet_payout(request: HttpRequest) -> HttpResponse:
     return _money_form(
         request, PayoutForm(request.POST),
         lambda data: payout_request(user=user, source=data["account"],
-                                    amount_minor=data["amount_minor"], currency=data["currency"]),
+                                    amount_minor=data["amount_minor"], currency=data["currency"],
+                                    options=data["options"]),
         "Payout requested.",
     )
 

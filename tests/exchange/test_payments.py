@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
 
+from exchange.audit.models import AuditEvent
+from exchange.core.errors import ServiceError
 from exchange.ledger.models import AccountKind, JournalEntry
 from exchange.ledger.selectors import account_balance
 from exchange.ledger.services import account_get_or_create
 from exchange.payments.models import Payout, TopUp, WebhookEvent
+from exchange.payments.services import topup_create
 from exchange.payments.signatures import sign_headers
 
 pytestmark = pytest.mark.django_db
@@ -89,6 +96,20 @@ class TestTopUps:
             _topup(api(bob), scenario="out_of_order")
         assert TopUp.objects.get().state == "succeeded"
         assert _balance(bob) == 5000
+
+    def test_an_unknown_scenario_is_refused_before_anything_is_written(self, bob, api) -> None:
+        response = _topup(api(bob), scenario="explode")
+        assert response.status_code == 400
+        assert "scenario" in response.json()["error"]["fields"]
+        assert not TopUp.objects.exists()
+        with pytest.raises(ServiceError) as refused:
+            topup_create(user=bob, amount_minor=100, currency="EUR",
+                         options={"scenario": "explode"})
+        assert refused.value.field == "scenario"
+        with pytest.raises(ServiceError) as unknown:
+            topup_create(user=bob, amount_minor=100, currency="EUR", options={"colour": "red"})
+        assert unknown.value.field == "colour"
+        assert not TopUp.objects.exists()
 
     def test_a_late_failure_after_success_changes_nothing(self, bob, api, client) -> None:
         _topup(api(bob))
@@ -279,3 +300,119 @@ class TestPayouts:
         response = self._payout(api(earner), source="seeding")
         assert response.status_code == 402
         assert not Payout.objects.exists()
+
+
+def _in_a_fresh_process(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` where settings are read from ``env`` alone, as at a real start."""
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("PEERMARK_TEST_PAYMENTS", "PEERMARK_PAYMENTS_PROVIDER", "DATABASE_URL",
+                          "REDIS_URL", "CELERY_BROKER_URL")}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**clean, "PEERMARK_DATA_DIR": str(tmp_path), **env},
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+
+
+class TestTheTestProviderSwitch:
+    """The test provider moves no real money: it is off unless PEERMARK_TEST_PAYMENTS says
+    otherwise, and nothing falls back to it."""
+
+    @pytest.fixture
+    def off(self, settings) -> None:
+        settings.TEST_PAYMENTS = False
+
+    def test_it_is_off_by_default_and_nothing_falls_back_to_it(self, tmp_path) -> None:
+        read = "import exchange.settings as s; print(s.TEST_PAYMENTS, repr(s.PAYMENTS_PROVIDER))"
+        assert _in_a_fresh_process(read, tmp_path).stdout.split() == ["False", "''"]
+        on = _in_a_fresh_process(read, tmp_path, PEERMARK_TEST_PAYMENTS="true")
+        assert on.stdout.split() == ["True", "'testpay'"]
+
+    def test_choosing_it_while_it_is_off_stops_the_start(self, tmp_path) -> None:
+        result = _in_a_fresh_process("import exchange.settings", tmp_path,
+                                     PEERMARK_PAYMENTS_PROVIDER="testpay")
+        assert result.returncode != 0
+        assert "PEERMARK_TEST_PAYMENTS=true" in result.stderr
+        bad = _in_a_fresh_process("import exchange.settings", tmp_path,
+                                  PEERMARK_TEST_PAYMENTS="maybe")
+        assert "PEERMARK_TEST_PAYMENTS must be true or false" in bad.stderr
+
+    def test_workers_register_its_delivery_task_only_when_it_is_on(self, tmp_path) -> None:
+        tasks = ("from exchange.celery import app; app.loader.import_default_modules(); "
+                 "print('\\n'.join(app.tasks))")
+        name = "exchange.payments.providers.testpay.tasks.testpay_deliver_task"
+        on = _in_a_fresh_process(tasks, tmp_path, PEERMARK_TEST_PAYMENTS="true")
+        assert name in on.stdout.split(), on.stderr
+        assert "exchange.catalogue.tasks.work_process_task" in on.stdout.split()
+        off = _in_a_fresh_process(tasks, tmp_path)
+        assert "exchange.catalogue.tasks.work_process_task" in off.stdout.split(), off.stderr
+        assert name not in off.stdout.split()
+
+    def test_off_a_top_up_is_refused_and_nothing_is_written(self, off, bob, api) -> None:
+        response = _topup(api(bob), scenario="succeed")
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "payments_unavailable"
+        assert "PEERMARK_TEST_PAYMENTS" in response.json()["error"]["message"]
+        assert not TopUp.objects.exists()
+        assert not AuditEvent.objects.exists()
+        assert _balance(bob) == 0
+
+    def test_off_a_payout_is_refused_and_nothing_moves(self, off, rita, api) -> None:
+        response = api(rita).post("/api/v1/payouts/", {"amount_minor": 2000, "currency": "EUR",
+                                  "account": "earnings"}, format="json",
+                                  HTTP_IDEMPOTENCY_KEY="p-1")
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "payments_unavailable"
+        assert not Payout.objects.exists()
+        assert not JournalEntry.objects.exists()
+
+    def test_off_its_webhooks_are_not_accepted(self, bob, api, client, settings) -> None:
+        _topup(api(bob))
+        topup = TopUp.objects.get()
+        settings.TEST_PAYMENTS = False
+        response = _deliver(client, _event(topup))
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "unknown_provider"
+        assert TopUp.objects.get().state == "pending"
+        assert not WebhookEvent.objects.exists()
+        assert _balance(bob) == 0
+
+    def test_off_an_event_queued_before_is_not_delivered(
+        self, bob, api, settings, django_capture_on_commit_callbacks
+    ) -> None:
+        from exchange.payments.providers import PaymentsUnavailableError
+
+        with django_capture_on_commit_callbacks(execute=False) as queued:
+            _topup(api(bob))
+        settings.TEST_PAYMENTS = False
+        with pytest.raises(PaymentsUnavailableError):
+            queued[0]()
+        assert TopUp.objects.get().state == "pending"
+        assert _balance(bob) == 0
+
+    def test_off_the_api_and_its_schema_offer_no_scenario(self, off, client) -> None:
+        from exchange.payments.serializers import PayoutIn, TopUpIn
+
+        assert "scenario" not in TopUpIn().fields
+        assert "scenario" not in PayoutIn().fields
+        schema = client.get("/api/v1/schema/", HTTP_ACCEPT="application/json").content
+        assert b"scenario" not in schema.lower()
+
+    def test_on_the_api_offers_its_scenarios(self, client) -> None:
+        from exchange.payments.serializers import PayoutIn, TopUpIn
+
+        assert set(TopUpIn().fields["scenario"].choices) == {
+            "succeed", "decline", "duplicate", "out_of_order"}
+        assert set(PayoutIn().fields["scenario"].choices) == {"succeed", "fail", "duplicate"}
+        assert b"TopUpInScenarioEnum" in client.get("/api/v1/schema/").content
+
+    def test_start_up_checks_say_what_is_wrong(self, settings) -> None:
+        from exchange.payments.apps import payments_provider_check
+
+        assert payments_provider_check() == []
+        settings.PAYMENTS_PROVIDER = ""
+        assert [m.id for m in payments_provider_check()] == ["payments.W001"]
+        settings.PAYMENTS_PROVIDER = "acmepay"
+        assert [m.id for m in payments_provider_check()] == ["payments.E001"]
+        settings.PAYMENTS_PROVIDER, settings.TEST_PAYMENTS = "testpay", False
+        assert [m.id for m in payments_provider_check()] == ["payments.E001"]

@@ -48,6 +48,27 @@ def test_a_top_up_form_submitted_twice_tops_up_once(bob, client,
     assert "€25.00" in client.get("/wallet/").content.decode()
 
 
+def test_the_wallet_offers_the_test_providers_behaviours_only_where_it_is_on(
+    bob, client, settings, django_capture_on_commit_callbacks
+) -> None:
+    client.force_login(bob)
+    page = client.get("/wallet/").content.decode()
+    assert "Test provider behaviour" in page
+    form = {"once": _once(page), "amount_minor": "2500", "currency": "EUR",
+            "scenario": "decline"}
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/wallet/topup/", form)
+    assert TopUp.objects.get().state == "failed"
+
+    settings.TEST_PAYMENTS = False
+    page = client.get("/wallet/").content.decode()
+    assert "Test provider behaviour" not in page
+    form = {"once": _once(page), "amount_minor": "2500", "currency": "EUR"}
+    page = client.post("/wallet/topup/", form, follow=True).content.decode()
+    assert "Payments are not available" in page
+    assert TopUp.objects.count() == 1
+
+
 def test_a_payout_above_the_balance_shows_an_error_and_moves_nothing(rita, client) -> None:
     client.force_login(rita)
     form = {"once": _once(client.get("/wallet/").content.decode()), "account": "earnings",

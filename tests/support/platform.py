@@ -88,6 +88,8 @@ def platform(tmp: Path, *, celery: bool = False, piece_size: int = 256 * 1024,
         "PEERMARK_METERING_GRACE_SECONDS": "2", "PEERMARK_JWKS_MAX_AGE": "0",
         # Every agent and helper here logs in from 127.0.0.1: lift the per-address limit.
         "PEERMARK_LOGIN_RATE": "10000/min",
+        # Buyers top up through the test payment provider, off unless turned on.
+        "PEERMARK_TEST_PAYMENTS": "true",
         "DATABASE_URL": "", "REDIS_URL": "", **db_env, **(extra_env or {}),
     }
     if celery:

@@ -1,4 +1,4 @@
-"""Webhook delivery for the test provider (the provider's side of the wire)."""
+"""The test provider's side of the wire: sign one event and deliver it to the platform."""
 
 from __future__ import annotations
 
@@ -8,36 +8,32 @@ import time
 from typing import Any
 
 import httpx
-from celery import shared_task
 from django.conf import settings
 
-from exchange.payments.providers import provider_get
+from exchange.payments.providers import TEST_PROVIDER, provider_get
 from exchange.payments.signatures import sign_headers
 
 log = logging.getLogger(__name__)
 
 
 class DeliveryFailedError(Exception):
-    pass
+    """The platform answered 5xx: worth delivering again later."""
 
 
-@shared_task(
-    autoretry_for=(DeliveryFailedError, httpx.TransportError),
-    retry_backoff=True,
-    retry_backoff_max=300,
-    max_retries=8,
-)
-def testpay_deliver_task(event: dict[str, Any]) -> str:
-    """Sign and deliver one event. A 5xx or a network error is retried with back-off, as
-    real providers do, and a redelivered event carries the same id."""
+def testpay_deliver(*, event: dict[str, Any]) -> str:
+    """Sign and deliver one event; return what the platform answered.
+
+    Raises ``DeliveryFailedError`` on a 5xx and lets ``httpx.TransportError`` through,
+    the two a real provider retries. Refuses (``PaymentsUnavailableError``) once the test
+    provider is off, so an event queued before that is never delivered."""
     body = json.dumps(event, separators=(",", ":")).encode()
     headers = sign_headers(
-        provider_get("testpay").webhook_secret(), event["id"], int(time.time()), body
+        provider_get(TEST_PROVIDER).webhook_secret(), event["id"], int(time.time()), body
     )
     if settings.TESTPAY_DELIVERY == "inprocess":
         from exchange.payments.webhooks import webhook_receive
 
-        return webhook_receive(provider="testpay", headers=headers, body=body)
+        return webhook_receive(provider=TEST_PROVIDER, headers=headers, body=body)
     response = httpx.post(
         str(settings.PAYMENTS_WEBHOOK_URL),
         content=body,

@@ -1,26 +1,31 @@
-"""The built-in test provider: behaves like a real one, without a real bank.
-
-It confirms asynchronously through webhooks signed in the Standard Webhooks form, after
-a configurable delay, and can be told (per payment, through ``scenario``) to decline, to
-deliver an event twice, or to deliver events out of order — the things real providers do
-that a platform must survive. Delivery is a Celery task: over HTTP to the platform's
-webhook URL when workers run, or straight into the webhook handler (signature check
-included) in the embedded default, where no second process exists to receive it.
-"""
+"""The test provider: which events a payment's scenario produces, and queueing them."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
 
 from exchange.env import secret_in_data_dir
+from exchange.payments.providers.base import PaymentKind, ProviderOption
+from exchange.payments.providers.testpay.tasks import testpay_deliver_task
 from exchange.payments.signatures import secret_generate
 
-SCENARIOS = {
-    "topup": ("succeed", "decline", "duplicate", "out_of_order"),
-    "payout": ("succeed", "fail", "duplicate"),
+_HELP = "Test provider only: how the payment should behave."
+OPTIONS: dict[PaymentKind, ProviderOption] = {
+    "topup": ProviderOption(
+        name="scenario", label="Test provider behaviour", help_text=_HELP,
+        choices=(("succeed", "Pay"), ("decline", "Decline the card"),
+                 ("duplicate", "Send the webhook twice"),
+                 ("out_of_order", "Send the webhooks out of order")),
+    ),
+    "payout": ProviderOption(
+        name="scenario", label="Test provider behaviour", help_text=_HELP,
+        choices=(("succeed", "Pay out"), ("fail", "Fail: the account is closed"),
+                 ("duplicate", "Send the webhook twice")),
+    ),
 }
 
 
@@ -34,11 +39,13 @@ def _event(kind: str, reference: str, amount_minor: int, currency: str,
     }
 
 
-def _plan(direction: str, scenario: str, reference: str, amount: int,
+def _plan(kind: PaymentKind, options: Mapping[str, str], reference: str, amount: int,
           currency: str) -> list[dict[str, Any]]:
-    if scenario not in SCENARIOS[direction]:
-        raise ValueError(f"unknown {direction} scenario {scenario!r}")
-    if direction == "topup":
+    option = OPTIONS[kind]
+    scenario = options.get(option.name, option.default)
+    if scenario not in option.values:
+        raise ValueError(f"unknown {kind} scenario {scenario!r}")
+    if kind == "topup":
         processing = _event("topup.processing", reference, amount, currency)
         if scenario == "decline":
             return [processing, _event("topup.failed", reference, amount, currency,
@@ -69,9 +76,10 @@ class TestPay:
     def reference_new(self) -> str:
         return "tp_" + secrets.token_hex(12)
 
-    def _send(self, events: list[dict[str, Any]]) -> None:
-        from exchange.payments.tasks import testpay_deliver_task
+    def options(self, kind: PaymentKind) -> tuple[ProviderOption, ...]:
+        return (OPTIONS[kind],)
 
+    def _send(self, events: list[dict[str, Any]]) -> None:
         delay = settings.TESTPAY_DELAY_SECONDS
         for position, event in enumerate(events):
             # Spacing the events keeps their order on a worker; out-of-order scenarios
@@ -79,9 +87,9 @@ class TestPay:
             testpay_deliver_task.apply_async(args=[event], countdown=delay + position)
 
     def topup_start(self, *, reference: str, amount_minor: int, currency: str,
-                    scenario: str) -> None:
-        self._send(_plan("topup", scenario, reference, amount_minor, currency))
+                    options: Mapping[str, str]) -> None:
+        self._send(_plan("topup", options, reference, amount_minor, currency))
 
     def payout_start(self, *, reference: str, amount_minor: int, currency: str,
-                     scenario: str) -> None:
-        self._send(_plan("payout", scenario, reference, amount_minor, currency))
+                     options: Mapping[str, str]) -> None:
+        self._send(_plan("payout", options, reference, amount_minor, currency))
