@@ -18,7 +18,6 @@ from tqdm import tqdm
 
 from agent.cli import _print
 from agent.context import Agent, AgentError
-from agent.daemon import Daemon, ServeOptions
 from agent.download import Progress
 from agent.library import OwnedLicence
 from agent.platform import PlatformError
@@ -166,6 +165,9 @@ def _viewer(chosen: str | None) -> list[str]:
 
 
 def cmd_serve(agent: Agent, args: argparse.Namespace) -> int:
+    # Imported here: the daemon's server stack is not part of `get`'s start-up.
+    from agent.daemon import Daemon, ServeOptions
+
     agent.require_login()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per platform call

@@ -9,6 +9,13 @@ partial or corrupt file under the final name. It
 returns the copy's SHA-256, whether it was marked and, if not, why, in the closed
 vocabulary the receipt carries (``UnmarkedReason``).
 
+A work that is not marked is written while it downloads (``StreamedCopy``): each piece
+is decrypted right after it is verified and stored, in the downloader's worker
+threads, into the temporary file, and hashed in order as the written prefix grows;
+what is left for the end is the pieces the download did not bring (held before this
+run), the rest of the hash, the fsync and the rename. The work is never read back and
+decrypted a second time.
+
 Marking must be deterministic for a given (master, key, payload, library version):
 the platform's audit recomputes a sample of copies with the same rule and compares
 their hashes with the receipts (docs/THREAT_MODEL.md). Nothing here adds randomness.
@@ -16,12 +23,17 @@ their hashes with the receipts (docs/THREAT_MODEL.md). Nothing here adds randomn
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
+import os
+import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.files import atomic_file
+from agent.files import atomic_file, fsync_folder
 from licensing.core import (
     DeviceKeys,
     Licence,
@@ -31,6 +43,7 @@ from licensing.core import (
     UnmarkedReason,
     sign_receipt,
 )
+from licensing.core.bitfield import bitfield_has, bitfield_length, bitfield_missing, bitfield_set
 from licensing.core.packaging import cipher_for
 from watermark import InvalidKeyError, InvalidPayloadError
 from watermark import rule as marking_rule
@@ -74,12 +87,7 @@ def deliver(
     a piece does not authenticate, or the copy cannot be written.
     """
     destination = Path(destination)
-    if store.manifest.root != manifest.root or store.work_id != manifest.work_id:
-        raise DeliveryError("the store holds another packaging of this work")
-    try:
-        licence.check_manifest(manifest)
-    except LicensingError as error:
-        raise DeliveryError(f"the licence is for another work: {error}") from error
+    _check_delivery(store, manifest, licence)
     if not store.complete:
         missing = manifest.piece_count - store.held_count
         raise DeliveryError(f"the work is incomplete: {missing} piece(s) missing")
@@ -88,16 +96,45 @@ def deliver(
             return _deliver_image(
                 store, manifest, licence, keys, destination, content_type=content_type
             )
-        reason, detail = marking_rule.skipped_reason(content_type)
-        return _deliver_stream(
-            store, manifest, keys, destination, reason=UnmarkedReason(reason), detail=detail
-        )
     except LicensingError as error:
         raise DeliveryError(f"a piece does not decrypt: {error}") from error
     except StoreError as error:
         raise DeliveryError(f"cannot read the held work: {error}") from error
     except OSError as error:
         raise DeliveryError(f"cannot write {destination}: {error}") from error
+    copy = StreamedCopy(manifest=manifest, keys=keys, destination=destination,
+                        content_type=content_type)
+    return copy.finish(store)
+
+
+def _check_delivery(store: WorkStore, manifest: Manifest, licence: Licence) -> None:
+    if store.manifest.root != manifest.root or store.work_id != manifest.work_id:
+        raise DeliveryError("the store holds another packaging of this work")
+    try:
+        licence.check_manifest(manifest)
+    except LicensingError as error:
+        raise DeliveryError(f"the licence is for another work: {error}") from error
+
+
+def streamed_copy(
+    *,
+    store: WorkStore,
+    manifest: Manifest,
+    licence: Licence,
+    keys: LicenceKeys,
+    destination: Path,
+    content_type: str,
+) -> StreamedCopy | None:
+    """A copy to write while the work downloads, or None if it will be marked.
+
+    A marked copy is made from the whole plaintext at once (``deliver``, after the
+    download); the marking rule caps those works' size, so nothing is lost there.
+    """
+    _check_delivery(store, manifest, licence)
+    if marking_rule.marks(content_type, manifest.master_size):
+        return None
+    return StreamedCopy(manifest=manifest, keys=keys, destination=Path(destination),
+                        content_type=content_type)
 
 
 def _plaintext_pieces(store: WorkStore, manifest: Manifest, keys: LicenceKeys) -> Iterator[bytes]:
@@ -136,31 +173,157 @@ def _deliver_image(
     )
 
 
-def _deliver_stream(
-    store: WorkStore,
-    manifest: Manifest,
-    keys: LicenceKeys,
-    destination: Path,
-    *,
-    reason: UnmarkedReason,
-    detail: str,
-) -> Delivery:
-    digest = hashlib.sha256()
-    size = 0
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(destination, suffix=".partial") as out:
-        for plaintext in _plaintext_pieces(store, manifest, keys):
-            digest.update(plaintext)
-            out.write(plaintext)
-            size += len(plaintext)
-    return Delivery(
-        path=destination,
-        sha256=digest.digest(),
-        size=size,
-        marked=False,
-        unmarked_reason=reason,
-        detail=detail,
-    )
+class StreamedCopy:
+    """The copy of an unmarked work, written piece by piece as the download verifies them.
+
+    ``on_piece`` is the downloader's hook (worker threads, any order); it never raises:
+    a piece it cannot decrypt or write is left for ``finish``, which decrypts from the
+    store whatever is not yet in the copy and raises ``DeliveryError`` if that fails
+    too. Until ``finish`` returns, the copy exists only as a temporary file beside the
+    destination; ``discard`` removes it (a failed or interrupted download).
+    """
+
+    def __init__(
+        self, *, manifest: Manifest, keys: LicenceKeys, destination: Path, content_type: str
+    ) -> None:
+        reason, detail = marking_rule.skipped_reason(content_type)
+        self._reason = UnmarkedReason(reason)
+        self._detail = detail
+        self._manifest = manifest
+        self._cipher = cipher_for(keys.content_key, manifest)
+        self.destination = destination
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        self._fd, self._temporary = tempfile.mkstemp(
+            dir=destination.parent, prefix=f".{destination.name}.", suffix=".partial"
+        )
+        try:  # the copy's blocks up front: fewer, larger extents, and no ENOSPC halfway
+            os.posix_fallocate(self._fd, 0, manifest.master_size)
+        except OSError as error:
+            os.close(self._fd)
+            os.unlink(self._temporary)
+            if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            self._fd = os.open(self._temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        self._lock = threading.Lock()
+        self._hashing = threading.Lock()
+        self._written = bytearray(bitfield_length(manifest.piece_count))
+        self._hashed = 0  # pieces hashed so far, all in order
+        self._digest = hashlib.sha256()
+        self._buffers = threading.local()
+
+    # -- while downloading (worker threads) ----------------------------------------------
+
+    def on_piece(self, index: int, ciphertext: memoryview) -> None:
+        try:
+            plaintext = self._buffer("plain")[: self._manifest.plaintext_length(index)]
+            self._cipher.open_into(index, ciphertext, plaintext)
+            self._pwrite(index, plaintext)
+        except (LicensingError, OSError):
+            return  # ``finish`` tries this piece again from the store, and reports it
+        with self._lock:
+            bitfield_set(self._written, index)
+        with contextlib.suppress(OSError):  # ``finish`` hashes again, and reports it
+            self._advance_hash(index, plaintext, wait=False)
+
+    # -- after the download --------------------------------------------------------------
+
+    def finish(self, store: WorkStore) -> Delivery:
+        """Complete the copy from the store, sync it, and rename it onto the destination."""
+        manifest = self._manifest
+        try:
+            if not store.complete:
+                missing = manifest.piece_count - store.held_count
+                raise DeliveryError(f"the work is incomplete: {missing} piece(s) missing")
+            for index in bitfield_missing(self._written, manifest.piece_count):
+                plaintext = self._buffer("plain")[: manifest.plaintext_length(index)]
+                self._cipher.open_into(index, store.read_piece(index), plaintext)
+                self._pwrite(index, plaintext)
+                with self._lock:
+                    bitfield_set(self._written, index)
+                self._advance_hash(index, plaintext, wait=True)
+            self._advance_hash(-1, None, wait=True)
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+            os.replace(self._temporary, self.destination)
+        except LicensingError as error:
+            self.discard()
+            raise DeliveryError(f"a piece does not decrypt: {error}") from error
+        except StoreError as error:
+            self.discard()
+            raise DeliveryError(f"cannot read the held work: {error}") from error
+        except OSError as error:
+            self.discard()
+            raise DeliveryError(f"cannot write {self.destination}: {error}") from error
+        except BaseException:
+            self.discard()
+            raise
+        with contextlib.suppress(OSError):  # the rename is done; a folder sync is best effort
+            fsync_folder(self.destination.parent)
+        return Delivery(
+            path=self.destination,
+            sha256=self._digest.digest(),
+            size=manifest.master_size,
+            marked=False,
+            unmarked_reason=self._reason,
+            detail=self._detail,
+        )
+
+    def discard(self) -> None:
+        """Remove the unfinished copy (nothing is left under the destination's name)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._temporary)
+
+    # -- inside ---------------------------------------------------------------------------
+
+    def _buffer(self, name: str) -> memoryview:
+        """A piece-sized buffer of this thread's own, reused from piece to piece."""
+        buffer: memoryview | None = getattr(self._buffers, name, None)
+        if buffer is None:
+            buffer = memoryview(bytearray(self._manifest.piece_size))
+            setattr(self._buffers, name, buffer)
+        return buffer
+
+    def _pwrite(self, index: int, data: memoryview) -> None:
+        offset = index * self._manifest.piece_size
+        while data:
+            written = os.pwrite(self._fd, data, offset)
+            if written <= 0:
+                raise OSError(errno.EIO, "short write")
+            data, offset = data[written:], offset + written
+
+    def _advance_hash(self, index: int, plaintext: memoryview | None, *, wait: bool) -> None:
+        """Hash the written prefix as far as it goes, in piece order.
+
+        One thread hashes at a time; another that finds it busy leaves its piece to it
+        (or, if it raced past, to ``finish``). Pieces other than the caller's are read
+        back from the copy, still in the page cache.
+        """
+        if not self._hashing.acquire(blocking=wait):
+            return
+        try:
+            count = self._manifest.piece_count
+            while True:
+                with self._lock:
+                    following = self._hashed
+                    if following >= count or not bitfield_has(self._written, following):
+                        return
+                if following == index and plaintext is not None:
+                    self._digest.update(plaintext)
+                else:
+                    length = self._manifest.plaintext_length(following)
+                    back = self._buffer("hash")[:length]
+                    if os.preadv(self._fd, [back], following * self._manifest.piece_size
+                                 ) != length:
+                        raise OSError(errno.EIO, f"piece {following} of the copy is short")
+                    self._digest.update(back)
+                with self._lock:
+                    self._hashed = following + 1
+        finally:
+            self._hashing.release()
 
 
 def receipt_for(

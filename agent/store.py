@@ -20,10 +20,15 @@ Rules that keep a crash from ever marking an unverified piece:
   write load one fsync can cost more than the piece's own transfer.
   Instead the ``dirty`` marker is made durable before the first piece of a session is
   marked, and removed by ``flush`` once the ciphertext and then the bitfield are
-  synced (temporary file, fsync, rename). A store reopened
-  with the marker present (the process or the machine died) re-hashes every marked
-  piece and unmarks the ones that no longer verify. A killed process loses nothing
-  it wrote (the page cache survives it); a power cut costs a re-check.
+  synced (temporary file, fsync, rename). The marker holds the kernel's boot id. A
+  killed process loses nothing it wrote (the page cache survives it), so a store
+  reopened with the marker of the same boot only flushes; one reopened after a
+  restart (the machine died: its page cache is gone) re-hashes every marked piece and
+  unmarks the ones that no longer verify.
+* ``close(flush=False)`` (the end of `get`) leaves the flush to the next opener (the
+  daemon, or the next command): by the rule above that costs a flush on the same
+  boot, and a re-check after a power cut, never a wrong mark. The buyer's copy is
+  what `get` makes durable before it returns.
 * One process writes a work at a time (an advisory ``flock`` the OS releases when the
   process dies, which is also how a reopening process tells "its writer crashed"
   from "its writer is still downloading"). Others read it, and ``reload`` the
@@ -101,6 +106,17 @@ def _io_error(action: str, error: OSError) -> StoreError:
     return StoreError(f"cannot {action}: {error}")
 
 
+BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
+
+
+def boot_id() -> str:
+    """This boot of the machine ("" where the kernel does not say: always re-check)."""
+    try:
+        return BOOT_ID_FILE.read_text().strip()
+    except OSError:
+        return ""
+
+
 def _manifest_from_disk(token: str) -> Manifest:
     """The manifest of a stored token: its signature was verified when it was added."""
     document = parse_document(token, DocumentKind.MANIFEST)
@@ -144,14 +160,27 @@ class WorkStore:
             bits = bytes(bitfield_length(count))
         except (OSError, BitfieldError):
             bits = None  # unreadable: rebuilt from what verifies on disk
-        dirty = (self.folder / DIRTY_FILE).exists()
+        try:
+            marker: str | None = (self.folder / DIRTY_FILE).read_text(errors="replace").strip()
+        except FileNotFoundError:
+            marker = None
+        except OSError:
+            marker = ""  # unreadable: treat as another boot's
+        dirty = marker is not None
         if bits is not None:
             self._bits = bytearray(bits)
             self._held = bitfield_count(bits)
         if (bits is None or dirty) and self._take_writer_lock():
-            # Nobody is writing this work, yet its last writer did not flush (it or the
-            # machine died): what it marked may not be on disk. Check it all again.
+            # Nobody is writing this work, yet its last writer did not flush: it exited
+            # or was killed (its writes are in the page cache), or the machine died.
             self._dirty = dirty
+            this_boot = boot_id()
+            if bits is not None and marker and this_boot and marker == this_boot:
+                try:
+                    self.flush()
+                    return
+                except StoreError:
+                    pass  # a failed sync: what is on disk is unknown, check it
             targets = range(count) if bits is None else bitfield_indices(bits, count)
             self.recheck(indices=targets)
             self.flush()
@@ -317,7 +346,7 @@ class WorkStore:
                     f"another agent process is writing work {self.work_id}; try again later"
                 )
             try:
-                write_atomically(self.folder / DIRTY_FILE, b"")
+                write_atomically(self.folder / DIRTY_FILE, boot_id().encode())
                 fsync_folder(self.folder)
             except OSError as error:
                 raise _io_error(f"mark {self.work_id} as being written", error) from error
@@ -427,13 +456,18 @@ class WorkStore:
             self._dirty = False
             self._drop_writer_lock()
 
-    def close(self) -> None:
-        """Flush and release the file; the object must not be used afterwards."""
+    def close(self, *, flush: bool = True) -> None:
+        """Flush (unless told not to) and release the file; do not use the object after.
+
+        ``flush=False`` leaves the ``dirty`` marker for the next opener, which flushes
+        (same boot) or re-checks (after a restart): see the module's rules.
+        """
         if self._fd < 0:
             return
         try:
             self._persist()
-            self.flush()
+            if flush:
+                self.flush()
         finally:
             os.close(self._fd)
             self._fd = -1
@@ -608,14 +642,14 @@ class PieceStore:
         """``(work id, verified pieces, piece count)`` for every work held."""
         return [(w.work_id, w.held_count, w.piece_count) for w in self.works()]
 
-    def close(self) -> None:
-        """Flush and close every opened work."""
+    def close(self, *, flush: bool = True) -> None:
+        """Flush (unless told not to: see ``WorkStore.close``) and close every opened work."""
         with self._lock:
             works, self._works = list(self._works.values()), {}
         errors: list[StoreError] = []
         for work in works:
             try:
-                work.close()
+                work.close(flush=flush)
             except StoreError as error:
                 errors.append(error)
         if errors:

@@ -11,19 +11,27 @@ import asyncio
 import mimetypes
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.context import Agent, AgentError
-from agent.deliver import Delivery, DeliveryError, deliver, receipt_for
-from agent.download import Downloader, DownloadError, Progress, Source
-from agent.gnutella import GnutellaNode, known_neighbours, sources_from_hits
+from agent.deliver import (
+    Delivery,
+    DeliveryError,
+    StreamedCopy,
+    deliver,
+    receipt_for,
+    streamed_copy,
+)
+from agent.download import Downloader, DownloadError, DownloadResult, Progress, Source
 from agent.library import OwnedLicence
 from agent.picker import DroppedSource
 from agent.platform import PlatformUnreachableError
 from agent.receipts import add_served, queue_receipt, receipt_sent, send_receipt
 from agent.store import PieceStore, StoreError, WorkStore
 from licensing.core import (
+    DeviceKeys,
     DocumentKind,
     ExpiredError,
     Licence,
@@ -150,6 +158,10 @@ def platform_sources(agent: Agent, work_id: str, piece_count: int) -> tuple[list
 
 async def gnutella_sources(agent: Agent, work_id: str, piece_count: int) -> list[Source]:
     """Without the platform: ask known peers, Gnutella-style (Query flooding, TTL 4)."""
+    # Imported here: the Gnutella node brings aiohttp's client and server, which the
+    # usual path (the platform names the sources) never needs at start-up.
+    from agent.gnutella import GnutellaNode, known_neighbours, sources_from_hits
+
     node = GnutellaNode(peer_id=agent.device.device_id, url="", holdings=lambda _w: None)
     try:
         for neighbour in await known_neighbours(agent.config.known_peers):
@@ -162,9 +174,23 @@ async def gnutella_sources(agent: Agent, work_id: str, piece_count: int) -> list
         await node.close()
 
 
+def fetch(work: WorkStore, *, licence: Licence, licence_token: str, device: DeviceKeys,
+          sources: Sequence[Source], web_seeds: Sequence[str], rate_limit_bps: int | None,
+          progress: Callable[[Progress], None] | None = None,
+          copy: StreamedCopy | None = None) -> DownloadResult:
+    """Run the downloader over known sources: the transfer step of `get`, on its own so
+    that the transfer benchmark times exactly what `get` runs. With ``copy``, each piece
+    is also decrypted into the copy as soon as it is verified and stored."""
+    downloader = Downloader(work=work, licence=licence, licence_token=licence_token,
+                            device=device, sources=sources, web_seeds=web_seeds,
+                            rate_limit_bps=rate_limit_bps, progress=progress,
+                            on_piece=None if copy is None else copy.on_piece)
+    return asyncio.run(downloader.run())
+
+
 def download(agent: Agent, owned: OwnedLicence, work: WorkStore, *, licence: Licence,
-             online: bool, rate_limit_bps: int | None,
-             listener: GetListener) -> DownloadSummary:
+             online: bool, rate_limit_bps: int | None, listener: GetListener,
+             copy: StreamedCopy | None = None) -> DownloadSummary:
     """Fetch the pieces the store lacks from every source at once; resumable."""
     count = work.manifest.piece_count
     web_seeds: list[str] = []
@@ -178,11 +204,10 @@ def download(agent: Agent, owned: OwnedLicence, work: WorkStore, *, licence: Lic
     if not sources and not web_seeds:
         raise AgentError("Nobody is sharing this work right now; try again later.")
     listener.download_started(owned, work.manifest.ciphertext_size)
-    downloader = Downloader(work=work, licence=licence, licence_token=owned.token,
-                            device=agent.device, sources=sources, web_seeds=web_seeds,
-                            rate_limit_bps=rate_limit_bps, progress=listener.download_progress)
     try:
-        result = asyncio.run(downloader.run())
+        result = fetch(work, licence=licence, licence_token=owned.token, device=agent.device,
+                       sources=sources, web_seeds=web_seeds, rate_limit_bps=rate_limit_bps,
+                       progress=listener.download_progress, copy=copy)
     except DownloadError as exc:
         add_served(agent, owned.licence_id, dict(exc.result.bytes_by_peer))
         raise AgentError(f"The download stopped: {exc}. Run `get` again to resume.") from exc
@@ -195,10 +220,24 @@ def download(agent: Agent, owned: OwnedLicence, work: WorkStore, *, licence: Lic
                            result.web_seed_bytes)
 
 
-def deliver_copy(agent: Agent, owned: OwnedLicence, licence: Licence, work: WorkStore,
-                 destination: Path) -> Delivery:
-    """Decrypt, apply the marking rule, write atomically (see `agent.deliver`)."""
+def start_copy(agent: Agent, owned: OwnedLicence, licence: Licence, work: WorkStore,
+               destination: Path) -> StreamedCopy | None:
+    """The copy to write while downloading, for a work that is not marked."""
     try:
+        return streamed_copy(store=work, manifest=work.manifest, licence=licence,
+                             keys=licence.unwrap_keys(agent.device), destination=destination,
+                             content_type=owned.content_type)
+    except (DeliveryError, OSError) as exc:
+        raise AgentError(f"Could not start the copy: {exc}") from exc
+
+
+def deliver_copy(agent: Agent, owned: OwnedLicence, licence: Licence, work: WorkStore,
+                 destination: Path, *, copy: StreamedCopy | None = None) -> Delivery:
+    """Decrypt, apply the marking rule, write atomically (see `agent.deliver`); with a
+    copy written during the download, only finish it."""
+    try:
+        if copy is not None:
+            return copy.finish(work)
         return deliver(store=work, manifest=work.manifest, licence=licence,
                        keys=licence.unwrap_keys(agent.device), destination=destination,
                        content_type=owned.content_type)
@@ -254,17 +293,26 @@ def get_work(agent: Agent, work_id: str, *, destination: Path | None = None,
     store = PieceStore(agent.home.store_dir)
     summary = DownloadSummary()
     delivery: Delivery | None = None
+    copy: StreamedCopy | None = None
     try:
         work = store.add_verified(manifest, manifest_token)
         held_before = work.held_count
+        target = destination or agent.home.library_dir / file_name(owned)
+        if keep and not work.complete:
+            copy = start_copy(agent, owned, licence, work, target)
         if not work.complete:
             summary = download(agent, owned, work, licence=licence, online=online,
-                               rate_limit_bps=rate_limit_bps, listener=listener)
+                               rate_limit_bps=rate_limit_bps, listener=listener, copy=copy)
         if keep:
-            delivery = deliver_copy(agent, owned, licence, work,
-                                    destination or agent.home.library_dir / file_name(owned))
+            delivery = deliver_copy(agent, owned, licence, work, target, copy=copy)
+            copy = None
     finally:
-        store.close()
+        if copy is not None:
+            copy.discard()
+        # The copy is on disk; the store's flush is left to its next opener (the daemon or
+        # the next command), which costs a flush on this boot and a re-check after a
+        # power cut, never a wrong mark (agent.store).
+        store.close(flush=False)
     outcome: str | None = None
     served: dict[str, int] = {}
     if delivery is not None:

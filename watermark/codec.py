@@ -23,10 +23,10 @@ from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 from watermark.embed import embed
 from watermark.errors import CorruptImageError, ImageTooLargeError, UnsupportedImageError
 from watermark.extract import ExtractResult, extract
+from watermark.formats import MARKABLE_FORMATS
 from watermark.params import DEFAULT, Params
 from watermark.planes import DEFAULT_MAX_PIXELS, MIN_PIXELS, MIN_SUSPECT_PIXELS, check_size
 
-MARKABLE_FORMATS: Final = ("PNG", "JPEG", "WEBP")
 READABLE_FORMATS: Final = (*MARKABLE_FORMATS, "BMP", "GIF", "TIFF")
 DEFAULT_JPEG_QUALITY: Final = 95
 DEFAULT_WEBP_QUALITY: Final = 95

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from watermark.codec import MARKABLE_FORMATS, embed_bytes
 from watermark.errors import EmbedCheckError, ImageTooSmallError, UnsupportedImageError
+from watermark.formats import MARKABLE_FORMATS
 
 #: media types the library marks, by the PIL format it reads them as
 IMAGE_FORMATS: Final[Mapping[str, str]] = {
@@ -78,6 +78,10 @@ def licensed_copy(master: bytes, content_type: str, key: bytes, payload: int) ->
     if not marks(content_type, len(master)):
         reason, detail = skipped_reason(content_type)
         return Copy(master, reason, detail)
+    # Here, not at the top: numpy and Pillow cost a start-up that a copy which is not
+    # marked (most of a large work's bytes) should not pay.
+    from watermark.codec import embed_bytes
+
     try:
         return Copy(embed_bytes(master, key, payload))
     except ImageTooSmallError as error:

@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from agent.store import BITFIELD_FILE, DIRTY_FILE, LOCK_FILE, PieceStore, StoreError
+import agent.store as store_module
+from agent.store import (
+    BITFIELD_FILE,
+    DIRTY_FILE,
+    LOCK_FILE,
+    PieceStore,
+    StoreError,
+    WorkStore,
+    boot_id,
+)
 from licensing.core import (
     BadPieceError,
     BadSignatureError,
@@ -121,9 +130,11 @@ def test_after_a_crash_marked_pieces_are_rechecked_and_bad_ones_unmarked(
     work = store.add_verified(sale.manifest, sale.manifest_token)
     for index in (1, 2, 3):
         work.write_piece(index, piece(sale, index))
-    # The process dies without flushing (the dirty marker stays), and the machine lost
-    # piece 2's bytes although its mark reached the disk.
-    assert (work.folder / DIRTY_FILE).exists()
+    # The process dies without flushing (the dirty marker stays), the machine dies too
+    # (it comes back with another boot id), and piece 2's bytes were lost although its
+    # mark reached the disk.
+    assert (work.folder / DIRTY_FILE).read_text() == boot_id()
+    (work.folder / DIRTY_FILE).write_text("the-boot-before-the-power-cut")
     with open(work.ciphertext_path, "r+b") as stream:
         stream.seek(sale.manifest.piece_offset(2))
         stream.write(bytes(100))
@@ -133,6 +144,60 @@ def test_after_a_crash_marked_pieces_are_rechecked_and_bad_ones_unmarked(
 
     assert again.held() == [1, 3]
     assert bitfield_indices((again.folder / BITFIELD_FILE).read_bytes(), 13) == [1, 3]
+
+
+def test_after_a_killed_process_on_the_same_boot_the_marks_are_trusted_and_flushed(
+    sale: Sale, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert boot_id()  # Linux says which boot this is
+    store = PieceStore(tmp_path / "s")
+    work = store.add_verified(sale.manifest, sale.manifest_token)
+    for index in (1, 2, 3):
+        work.write_piece(index, piece(sale, index))
+    work._drop_writer_lock()  # killed: what it wrote is in the page cache
+
+    def no_recheck(self: WorkStore, *, indices: object = None) -> list[int]:
+        raise AssertionError("a same-boot reopen re-hashed the work")
+
+    monkeypatch.setattr(WorkStore, "recheck", no_recheck)
+    again = PieceStore(tmp_path / "s").work(WORK_ID)
+    assert again.held() == [1, 2, 3]
+    assert not (again.folder / DIRTY_FILE).exists()  # flushed by the reopening process
+    assert again.read_piece(2) == piece(sale, 2)
+
+
+def test_close_without_flush_leaves_the_flush_to_the_next_opener(
+    sale: Sale, tmp_path: Path
+) -> None:
+    store = PieceStore(tmp_path / "s")
+    work = store.add_verified(sale.manifest, sale.manifest_token)
+    for index in (0, 7):
+        work.write_piece(index, piece(sale, index))
+    store.close(flush=False)
+    assert (work.folder / DIRTY_FILE).read_text() == boot_id()
+    assert bitfield_indices((work.folder / BITFIELD_FILE).read_bytes(), 13) == [0, 7]
+
+    again = PieceStore(tmp_path / "s").work(WORK_ID)
+    assert again.held() == [0, 7]
+    assert not (again.folder / DIRTY_FILE).exists()
+
+
+def test_without_a_boot_id_a_dirty_store_is_always_rechecked(
+    sale: Sale, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = PieceStore(tmp_path / "s")
+    work = store.add_verified(sale.manifest, sale.manifest_token)
+    for index in (1, 2):
+        work.write_piece(index, piece(sale, index))
+    store.close(flush=False)
+    with open(work.ciphertext_path, "r+b") as stream:
+        stream.seek(sale.manifest.piece_offset(1))
+        stream.write(bytes(10))
+    monkeypatch.setattr(store_module, "BOOT_ID_FILE", tmp_path / "no-such-file")
+    assert store_module.boot_id() == ""
+
+    again = PieceStore(tmp_path / "s").work(WORK_ID)
+    assert again.held() == [2]
 
 
 def test_a_full_disk_raises_a_clear_error_and_marks_nothing(
