@@ -638,7 +638,8 @@ def report(args: argparse.Namespace, results: dict[str, float], marking: dict[st
         "| baseline, MB/s (range) | ratio | target |",
         "| --- | ---: | ---: | ---: | --- |",
         f"| **(a) `get` from 4 nginx web seeds**: every piece hash-checked and stored, the "
-        f"copy decrypted, hashed, fsynced and renamed, the store flushed | **{get_a:,.0f}** "
+        f"copy decrypted, hashed, fsynced and renamed (the store's flush left to its next "
+        f"opener, as `get` leaves it) | **{get_a:,.0f}** "
         f"({spread(HEADLINE_A)}) | aria2c -x4 -s4: {aria:,.0f} ({spread('aria2c -x4 -s4')}) "
         f"| **{get_a / aria:.2f}** | >= 1.0: {verdict(get_a / aria, 1.0)} |",
         f"| (a) the same `get` against aria2c followed by `sync` of its file (the durability "
@@ -724,9 +725,11 @@ EXPLAINED = [
     "them) nor aiohttp (only the daemon and the offline search need it). The store's "
     "flush (an fdatasync of the whole ciphertext, half a second per 256 MiB here) is left "
     "to the store's next opener, which on the same boot only flushes and after a power "
-    "cut re-checks (agent/store.py). Tried and dropped: syncing both files from a "
-    "background thread every 32 MiB while downloading; the disk's bandwidth is the "
-    "limit, and the time only moved from the end into the download.",
+    "cut re-checks (agent/store.py); at the end, the copy's fdatasync runs while the "
+    "rest of it is hashed. Tried and dropped: syncing the files from a background "
+    "thread every 32 or 64 MiB while downloading: on this disk it made `get` 5-15% "
+    "slower (each sync waits for a journal commit while the download keeps writing); "
+    "the time only moved from the end into the download.",
     "- What is left is mostly fixed cost: Python's start-up and imports (cryptography, "
     "joserfc, httpx; in the development environment httpx also loads rich and Pygments, "
     "which a runtime install does not have), the second write and the copy's fsync. On "

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypedDict
 
 PaymentKind = Literal["topup", "payout"]
 
@@ -43,6 +43,23 @@ class ProviderOption:
     @property
     def values(self) -> tuple[str, ...]:
         return tuple(value for value, _ in self.choices)
+
+
+class ProviderEventData(TypedDict):
+    """What a provider's event says about one payment (docs/MONEY.md, webhooks)."""
+
+    reference: str
+    amount_minor: int
+    currency: str
+    failure_reason: str
+
+
+class ProviderEvent(TypedDict):
+    """One webhook event as a provider sends it: its id, its type, the payment."""
+
+    id: str
+    type: str
+    data: ProviderEventData
 
 
 class PaymentProvider(Protocol):

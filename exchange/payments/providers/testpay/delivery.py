@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
+from exchange.payments.providers.base import ProviderEvent
 
 import httpx
 from django.conf import settings
@@ -20,7 +20,7 @@ class DeliveryFailedError(Exception):
     """The platform answered 5xx: worth delivering again later."""
 
 
-def testpay_deliver(*, event: dict[str, Any]) -> str:
+def testpay_deliver(*, event: ProviderEvent) -> str:
     """Sign and deliver one event; return what the platform answered.
 
     Raises ``DeliveryFailedError`` on a 5xx and lets ``httpx.TransportError`` through,

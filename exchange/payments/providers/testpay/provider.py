@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from typing import Any
+
 
 from django.conf import settings
 
 from exchange.env import secret_in_data_dir
-from exchange.payments.providers.base import PaymentKind, ProviderOption
+from exchange.payments.providers.base import PaymentKind, ProviderEvent, ProviderOption
 from exchange.payments.providers.testpay.tasks import testpay_deliver_task
 from exchange.payments.signatures import secret_generate
 
@@ -30,7 +30,7 @@ OPTIONS: dict[PaymentKind, ProviderOption] = {
 
 
 def _event(kind: str, reference: str, amount_minor: int, currency: str,
-           reason: str = "") -> dict[str, Any]:
+           reason: str = "") -> ProviderEvent:
     return {
         "id": "evt_" + secrets.token_hex(12),
         "type": kind,
@@ -40,7 +40,7 @@ def _event(kind: str, reference: str, amount_minor: int, currency: str,
 
 
 def _plan(kind: PaymentKind, options: Mapping[str, str], reference: str, amount: int,
-          currency: str) -> list[dict[str, Any]]:
+          currency: str) -> list[ProviderEvent]:
     option = OPTIONS[kind]
     scenario = options.get(option.name, option.default)
     if scenario not in option.values:
@@ -79,7 +79,7 @@ class TestPay:
     def options(self, kind: PaymentKind) -> tuple[ProviderOption, ...]:
         return (OPTIONS[kind],)
 
-    def _send(self, events: list[dict[str, Any]]) -> None:
+    def _send(self, events: list[ProviderEvent]) -> None:
         delay = settings.TESTPAY_DELAY_SECONDS
         for position, event in enumerate(events):
             # Spacing the events keeps their order on a worker; out-of-order scenarios

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from exchange.payments.providers.base import ProviderEvent
 
 import httpx
 from celery import shared_task
@@ -17,7 +17,7 @@ from exchange.payments.providers.testpay.delivery import DeliveryFailedError, te
     retry_backoff_max=300,
     max_retries=8,
 )
-def testpay_deliver_task(event: dict[str, Any]) -> str:
+def testpay_deliver_task(event: ProviderEvent) -> str:
     """Deliver one event. A 5xx or a network error is retried with back-off, as real
     providers do, and a redelivered event carries the same id."""
     return testpay_deliver(event=event)
