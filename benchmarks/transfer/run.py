@@ -15,10 +15,10 @@ as whole processes. Rows on the agent's in-process clock are secondary, and labe
 
 (a) Web seeds: 4 nginx instances serve the work's ciphertext file. The agent's `get`
     (8 connections, 1 piece per Range request) against ``aria2c -x4 -s4`` fetching the
-    same bytes from the same servers into one file (no check, no decryption, no sync);
-    also aria2c followed by ``sync --data`` of its file (the durability `get` gives),
-    `get` on the same work packaged with 256 KiB pieces (the piece-size default's
-    evidence), and the download alone decrypted in memory (secondary).
+    same bytes from the same servers into one file (no check, no decryption; it fsyncs
+    its file before it exits, as `get` fsyncs the copy); also `get` on the same work
+    packaged with 256 KiB pieces (the piece-size default's evidence), and the download
+    alone decrypted in memory (secondary).
 (b) Agent to agent: 4 serving agents (separate processes running ``agent.server``)
     and the buyer's `get`; every request carries the licence and an order signed by the
     buyer's device, checked by the serving agent (signature, licence, revocation, window,
@@ -315,8 +315,7 @@ def agent_get(packaged: Packaged, *, sources: list[str], label: str,
 PHASES: dict[str, list[dict[str, float]]] = {}
 
 
-def aria2c_download(urls: list[str], name: str, *, check_against: Path | None = None,
-                    synced: bool = False) -> float:
+def aria2c_download(urls: list[str], name: str, *, check_against: Path | None = None) -> float:
     out = WORK / "aria2c"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
@@ -326,12 +325,7 @@ def aria2c_download(urls: list[str], name: str, *, check_against: Path | None = 
                *[f"{u}/{name}" for u in urls]]
     run = timed_wait4(command)
     elapsed = run.seconds
-    if synced:  # then its file to disk, as `get` does with its copy and its store
-        started = time.perf_counter()
-        subprocess.run(["sync", "--data", str(out / "aria2c.bin")], check=True)
-        elapsed += time.perf_counter() - started
-    else:
-        PEAKS.setdefault("aria2c", []).append(run.peak_rss_kib)
+    PEAKS.setdefault("aria2c", []).append(run.peak_rss_kib)
     if check_against is not None and sha256_file(out / "aria2c.bin") != sha256_file(check_against):
         raise SystemExit("aria2c's file does not match the ciphertext")
     return elapsed
@@ -481,8 +475,6 @@ def part_a(big: Packaged, small: Packaged, runs: int) -> dict[str, float]:
         times = rounds(sized({
             HEADLINE_A: lambda: agent_get(big, sources=seeds(big), label=HEADLINE_A),
             "aria2c -x4 -s4": lambda: aria2c_download(urls, big.ciphertext.name),
-            "aria2c -x4 -s4, then its file synced": lambda: aria2c_download(
-                urls, big.ciphertext.name, synced=True),
             "agent get, 256 KiB pieces (whole process, copy written)": lambda: agent_get(
                 small, sources=seeds(small), label="256k"),
             "agent download only, decrypted in memory (in-process clock)": lambda:
@@ -627,7 +619,6 @@ def report(args: argparse.Namespace, results: dict[str, float], marking: dict[st
            started_at: dt.datetime) -> str:
     get_a = results[HEADLINE_A]
     aria = results["aria2c -x4 -s4"]
-    aria_synced = results["aria2c -x4 -s4, then its file synced"]
     small = results["agent get, 256 KiB pieces (whole process, copy written)"]
     memory_a = results["agent download only, decrypted in memory (in-process clock)"]
     get_b = results[HEADLINE_B]
@@ -642,10 +633,6 @@ def report(args: argparse.Namespace, results: dict[str, float], marking: dict[st
         f"opener, as `get` leaves it) | **{get_a:,.0f}** "
         f"({spread(HEADLINE_A)}) | aria2c -x4 -s4: {aria:,.0f} ({spread('aria2c -x4 -s4')}) "
         f"| **{get_a / aria:.2f}** | >= 1.0: {verdict(get_a / aria, 1.0)} |",
-        f"| (a) the same `get` against aria2c followed by `sync` of its file (the durability "
-        f"`get` gives) | {get_a:,.0f} | aria2c + sync: {aria_synced:,.0f} "
-        f"({spread('aria2c -x4 -s4, then its file synced')}) | {get_a / aria_synced:.2f} "
-        f"| secondary |",
         f"| (a) `get` with 256 KiB pieces | {small:,.0f} "
         f"({spread('agent get, 256 KiB pieces (whole process, copy written)')}) | 1 MiB "
         f"pieces: {get_a:,.0f} | {small / get_a:.2f} | 1 MiB default kept if < 1.0: "
@@ -710,12 +697,14 @@ EXPLAINED = [
     "piece store for seeding), the copy decrypted and written as the pieces arrive, "
     "hashed for the receipt, fsynced and renamed, the receipt signed. Only the platform's "
     "round trips (buy, list the sources, send the receipt) are left out. aria2c and "
-    "libtorrent are timed the same way, as whole processes; aria2c neither checks, "
-    "decrypts nor syncs, and writes the bytes once.",
-    "- `get` writes every byte twice (the ciphertext it keeps for seeding, the plaintext "
-    "copy) and makes the copy durable before it returns; the row with aria2c followed by "
-    "`sync` puts the baseline on the same footing for durability (not for the second "
-    "write).",
+    "libtorrent are timed the same way, as whole processes; aria2c neither checks "
+    "nor decrypts, and writes the bytes once.",
+    "- Both sides make their file durable before they exit: `get` fsyncs the copy before "
+    "its rename, and aria2c fsyncs its output itself (`strace` shows `fsync` on it just "
+    "before it exits). What `get` does beyond aria2c: it writes every byte twice (the "
+    "ciphertext it keeps for seeding, the plaintext copy), checks every piece's SHA-256, "
+    "decrypts every piece, hashes the copy for the receipt, and starts a Python "
+    "interpreter.",
     "- What was changed after profiling (`agent_get.py` prints the split above): the copy "
     "is no longer made after the download by reading the whole ciphertext back and "
     "decrypting it again; each piece is decrypted into the copy right after it is "
