@@ -103,8 +103,11 @@ def deliver(
         raise DeliveryError(f"cannot read the held work: {error}") from error
     except OSError as error:
         raise DeliveryError(f"cannot write {destination}: {error}") from error
-    copy = StreamedCopy(manifest=manifest, keys=keys, destination=destination,
-                        content_type=content_type)
+    try:
+        copy = StreamedCopy(manifest=manifest, keys=keys, destination=destination,
+                            content_type=content_type)
+    except OSError as error:
+        raise DeliveryError(f"cannot write {destination}: {error}") from error
     return copy.finish(store)
 
 

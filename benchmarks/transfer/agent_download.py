@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from agent.download import Downloader, Source
 from agent.store import PieceStore
-from licensing.core import DeviceKeys, KeyRing, read_licence, read_manifest
+from benchmarks.transfer.sale import read_sale
 from licensing.core.bitfield import bitfield_full
 from licensing.core.packaging import cipher_for
 
@@ -43,12 +43,8 @@ def main() -> None:
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
 
-    sale = json.loads(args.sale.read_text())
-    now = int(time.time())
-    ring = KeyRing.from_jwks(sale["jwks"])
-    manifest = read_manifest(sale["manifest"], keyring=ring, now=now)
-    device = DeviceKeys.load(sale["device_key_file"])
-    licence = read_licence(sale["licence"], keyring=ring, now=now, device_id=device.device_id)
+    bought = read_sale(args.sale)
+    sale, manifest, device, licence = bought.data, bought.manifest, bought.device, bought.licence
     keys = licence.unwrap_keys(device)
     cipher = cipher_for(keys.content_key, manifest)
     full = bitfield_full(manifest.piece_count)

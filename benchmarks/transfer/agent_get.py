@@ -37,7 +37,7 @@ from agent.deliver import deliver, receipt_for, streamed_copy
 from agent.download import Source
 from agent.store import PieceStore
 from agent.workflow import fetch
-from licensing.core import DeviceKeys, KeyRing, read_licence, read_manifest
+from benchmarks.transfer.sale import read_sale
 
 
 def main() -> None:
@@ -52,12 +52,8 @@ def main() -> None:
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
 
-    sale = json.loads(args.sale.read_text())
-    now = int(time.time())
-    ring = KeyRing.from_jwks(sale["jwks"])
-    manifest = read_manifest(sale["manifest"], keyring=ring, now=now)
-    device = DeviceKeys.load(sale["device_key_file"])
-    licence = read_licence(sale["licence"], keyring=ring, now=now, device_id=device.device_id)
+    bought = read_sale(args.sale)
+    sale, manifest, device, licence = bought.data, bought.manifest, bought.device, bought.licence
     sources = []
     for item in args.peer:
         peer_id, _, url = item.partition("=")
