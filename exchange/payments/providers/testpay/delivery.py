@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from exchange.payments.providers.base import ProviderEvent
 
 import httpx
 from django.conf import settings
 
 from exchange.payments.providers import TEST_PROVIDER, provider_get
+from exchange.payments.providers.base import ProviderEvent
 from exchange.payments.signatures import sign_headers
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 
-
 from django.conf import settings
 
 from exchange.env import secret_in_data_dir

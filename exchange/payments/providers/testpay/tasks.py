@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-from exchange.payments.providers.base import ProviderEvent
-
 import httpx
 from celery import shared_task
 
+from exchange.payments.providers.base import ProviderEvent
 from exchange.payments.providers.testpay.delivery import DeliveryFailedError, testpay_deliver
 
 
