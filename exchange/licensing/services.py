@@ -19,7 +19,7 @@ from exchange.core.errors import ServiceError
 from exchange.licensing.keys import key_encryption_key, platform_keyring
 from exchange.licensing.models import Device, Licence, RevocationList, WorkPackage
 from licensing.core.at_rest import unwrap_at_rest, wrap_at_rest
-from licensing.core.device import DevicePublicKeys
+from licensing.core.device import DevicePublicKeys, InvalidDeviceKeyError
 from licensing.core.errors import LicensingError
 from licensing.core.key_wrap import KEY_BYTES, LicenceKeys
 from licensing.core.licence import issue_licence
@@ -40,10 +40,14 @@ def device_register(*, user: User, name: str, signing_key: str, kem_key: str) ->
     device (registration is naturally idempotent); keys another user registered are refused."""
     try:
         keys = DevicePublicKeys.from_b64url(signing=signing_key, kem=kem_key)
+    except InvalidDeviceKeyError as exc:
+        field = "kem_key" if exc.key == "kem" else "signing_key"
+        raise ServiceError(f"Not a usable device key: {exc}", code="invalid", field=field
+                           ) from exc
     except LicensingError as exc:
-        raise ServiceError(
-            f"Not a valid device key: {exc}", code="invalid", field="signing_key"
-        ) from exc
+        field = "kem_key" if "KEM" in str(exc) or "X25519" in str(exc) else "signing_key"
+        raise ServiceError(f"Not a valid device key: {exc}", code="invalid", field=field
+                           ) from exc
     existing = Device.objects.filter(device_id=keys.device_id).first()
     if existing is not None:
         if existing.user_id != user.pk:

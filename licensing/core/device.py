@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from joserfc.jwk import OKPKey
 
+from .curves import BadCurveKeyError, check_ed25519_public, check_x25519_public
 from .encoding import b64url_decode, b64url_encode, canonical_json, strict_json_object
 from .errors import (
     InsecureKeyFileError,
@@ -56,6 +57,14 @@ def device_id_for(signing_public: bytes, kem_public: bytes) -> str:
     return b64url_encode(hashlib.sha256(canonical).digest())
 
 
+class InvalidDeviceKeyError(MalformedError):
+    """A device public key that parses but cannot be used (``key``: "signing" or "kem")."""
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 @dataclass(frozen=True)
 class DevicePublicKeys:
     """A device's public halves and its id; cheap to verify with (keys parsed once)."""
@@ -71,6 +80,14 @@ class DevicePublicKeys:
             raise MalformedError("an Ed25519 public key is 32 bytes")
         if not isinstance(self.kem, bytes) or len(self.kem) != 32:
             raise MalformedError("an X25519 public key is 32 bytes")
+        try:
+            check_ed25519_public(self.signing)
+        except BadCurveKeyError as error:
+            raise InvalidDeviceKeyError(str(error), key="signing") from None
+        try:
+            check_x25519_public(self.kem)
+        except BadCurveKeyError as error:
+            raise InvalidDeviceKeyError(str(error), key="kem") from None
         try:
             signing_key = Ed25519PublicKey.from_public_bytes(self.signing)
             kem_key = X25519PublicKey.from_public_bytes(self.kem)

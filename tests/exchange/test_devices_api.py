@@ -9,9 +9,11 @@ from django.test import Client
 
 from exchange.licensing.models import Device
 from licensing.core.device import DeviceKeys
+from licensing.core.encoding import b64url_encode
 from licensing.core.keyring import KeyRing
 from licensing.core.manifest import read_manifest
 from licensing.core.revocation import read_revocation_list
+from tests.support.bad_keys import BAD_ED25519, LOW_ORDER_X25519
 
 pytestmark = pytest.mark.django_db
 
@@ -59,6 +61,34 @@ def test_malformed_keys_are_refused(bob, api, signing, kem) -> None:
     )
     assert response.status_code == 400
     assert not Device.objects.exists()
+
+
+def _b64(hex_key: str) -> str:
+    return b64url_encode(bytes.fromhex(hex_key))
+
+
+@pytest.mark.parametrize("kem", LOW_ORDER_X25519)
+def test_a_low_order_x25519_key_is_refused_naming_the_field(bob, api, kem) -> None:
+    good = DeviceKeys.generate().public.to_b64url()
+    response = api(bob).post(
+        "/api/v1/devices/", {"signing_key": good["sig"], "kem_key": _b64(kem)}, format="json"
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert list(error["fields"]) == ["kem_key"]
+    assert "small order" in error["fields"]["kem_key"][0]
+    assert Device.objects.count() == 0
+
+
+@pytest.mark.parametrize("signing", BAD_ED25519)
+def test_an_unusable_ed25519_key_is_refused_naming_the_field(bob, api, signing) -> None:
+    good = DeviceKeys.generate().public.to_b64url()
+    response = api(bob).post(
+        "/api/v1/devices/", {"signing_key": _b64(signing), "kem_key": good["kem"]}, format="json"
+    )
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["signing_key"]
+    assert Device.objects.count() == 0
 
 
 def test_a_user_lists_and_revokes_only_their_own_devices(bob, carol, api) -> None:
