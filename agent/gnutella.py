@@ -29,7 +29,6 @@ order of every request; the downloader still checks every piece.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import re
@@ -46,7 +45,7 @@ from licensing.core.bitfield import BitfieldError, bitfield_count, bitfield_deco
 
 from .download import Source
 from .store import PieceStore
-from .wire import GNUTELLA_PATH, STATUS_PATH
+from .wire import GNUTELLA_PATH, STATUS_PATH, BodyError, parse_json_body
 
 log = logging.getLogger(__name__)
 
@@ -454,8 +453,8 @@ class GnutellaNode:
                     if response.status != 200 or size is None or size > MAX_RESPONSE_BODY:
                         return None
                     raw = await response.read()
-            return json.loads(raw)
-        except (TimeoutError, aiohttp.ClientError, ValueError, UnicodeDecodeError) as error:
+            return parse_json_body(raw, max_size=MAX_RESPONSE_BODY)
+        except (TimeoutError, aiohttp.ClientError, BodyError) as error:
             log.debug("gnutella: no answer from %s: %s", neighbour.peer_id, error)
             return None
 

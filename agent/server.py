@@ -24,7 +24,6 @@ carries the Gnutella fallback (``gnutella.GnutellaNode``) when one is given.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.http import HttpProcessingError
 
 from licensing.core import (
     BadSignatureError,
@@ -70,9 +70,11 @@ from .wire import (
     PROTOCOL_VERSION,
     STATUS,
     STATUS_PATH,
+    BodyError,
     ErrorCode,
     error_body,
     parse_index,
+    parse_json_body,
 )
 
 if TYPE_CHECKING:
@@ -277,10 +279,10 @@ class PieceServer:
             )
         raw = await request.read()
         try:
-            message = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+            message = parse_json_body(raw)
+        except BodyError as error:
             return error_response(
-                ErrorCode.MALFORMED_REQUEST, "a Gnutella message is a JSON object"
+                ErrorCode.MALFORMED_REQUEST, f"a Gnutella message is a JSON object ({error})"
             )
         from .gnutella import GnutellaError
 
@@ -326,19 +328,67 @@ class RunningServer:
         await self.runner.cleanup()
 
 
+class OneLineRefusals(logging.Filter):
+    """A refused request is one log line, and at most ``per_minute`` of them a minute.
+
+    aiohttp logs every request its parser refuses (random bytes, a TLS hello on the
+    HTTP port, a smuggling attempt) with a full traceback, so a scan could fill a
+    seeder's log. Here such a record (an ``HttpProcessingError``) keeps its first line
+    and the parser's reason, loses the traceback, and past the rate it is counted
+    instead of written; the count goes into the next line that is written.
+    """
+
+    def __init__(self, *, per_minute: int = 10, clock: Callable[[], float] = time.monotonic
+                 ) -> None:
+        super().__init__()
+        self._per_minute = per_minute
+        self._clock = clock
+        self._window = -60.0
+        self._written = 0
+        self._suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info is None or not isinstance(record.exc_info[1], HttpProcessingError):
+            return True  # not a refused request: a bug keeps its traceback
+        now = self._clock()
+        if now - self._window >= 60:
+            self._window, self._written = now, 0
+        if self._written >= self._per_minute:
+            self._suppressed += 1
+            return False
+        self._written += 1
+        error = record.exc_info[1]
+        reason = " ".join(str(error).split())[:200] if error is not None else ""
+        message = f"{record.getMessage()}: refused ({type(error).__name__}: {reason})"
+        if self._suppressed:
+            message += f"; {self._suppressed} more refused since the last line"
+            self._suppressed = 0
+        record.msg, record.args = message, None
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+#: the logger aiohttp's protocol writes refused requests to
+REFUSALS_LOG = logging.getLogger("agent.server.refused")
+REFUSALS_LOG.addFilter(OneLineRefusals())
+
+
 async def start_server(
     app: web.Application, *, host: str = "127.0.0.1", port: int = 0, **limits: Any
 ) -> RunningServer:
     """Listen on ``host:port`` (0: any free port); returns the bound address.
 
     Request lines, header fields and header counts are bounded (``wire``); aiohttp's
-    parser answers garbage with a 400 and closes the connection.
+    parser answers garbage with a 400 and closes the connection, logged as one line
+    (``OneLineRefusals``).
     """
     options: dict[str, Any] = {
         "max_line_size": MAX_REQUEST_LINE,
         "max_field_size": MAX_HEADER_FIELD,
         "max_headers": MAX_HEADERS,
         "access_log": None,
+        "logger": REFUSALS_LOG,
         "shutdown_timeout": 1.0,
     }
     options.update(limits)

@@ -122,3 +122,35 @@ def parse_error(body: bytes) -> tuple[str, str]:
 def range_header(offset: int, length: int) -> str:
     """The HTTP ``Range`` value for ``length`` bytes at ``offset`` (web seeds)."""
     return f"bytes={offset}-{offset + length - 1}"
+
+
+#: how deeply a peer's JSON may nest (the Gnutella messages need 3 levels)
+MAX_JSON_DEPTH: Final = 16
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+class BodyError(ValueError):
+    """A peer's body that is not JSON this protocol accepts (too large, too deep, broken)."""
+
+
+def parse_json_body(raw: bytes, *, max_size: int = MAX_REQUEST_BODY,
+                    max_depth: int = MAX_JSON_DEPTH) -> object:
+    """A peer's JSON body, checked before it is parsed: size first, then nesting depth.
+
+    The depth is measured on the brackets left once strings are removed (C-speed regex
+    and ``bytes.translate``), so a 30,000-level array is refused without the parser ever
+    recursing into it; whatever else goes wrong in parsing is a ``BodyError`` as well.
+    """
+    if len(raw) > max_size:
+        raise BodyError(f"the body is larger than {max_size} bytes")
+    skeleton = _JSON_STRING.sub(b"", raw).translate(None, _NOT_A_BRACKET)
+    depth = 0
+    for bracket in skeleton:
+        depth += 1 if bracket in b"[{" else -1
+        if depth > max_depth:
+            raise BodyError(f"the JSON nests deeper than {max_depth} levels")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise BodyError(f"not JSON: {error}") from None

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -205,6 +206,8 @@ def test_a_huge_ttl_is_clamped_to_seven_hops(tmp_path: Path) -> None:
     [
         b"not json",
         b"[1, 2, 3]",
+        b"[" * 30_000 + b"]" * 30_000,
+        b'{"v": 1, "x": ' + b"{" * 17 + b"}" * 17 + b"}",
         query(-1),
         {**query(4), "ttl": True},
         query(4, hops=300),
@@ -216,11 +219,14 @@ def test_a_huge_ttl_is_clamped_to_seven_hops(tmp_path: Path) -> None:
         {k: v for k, v in query(4).items() if k != "from"},
     ],
     ids=[
-        "not-json", "not-an-object", "negative-ttl", "boolean-ttl", "huge-hops", "short-id",
+        "not-json", "not-an-object", "nested-30000-deep", "nested-past-the-limit",
+        "negative-ttl", "boolean-ttl", "huge-hops", "short-id",
         "unknown-type", "empty-work", "other-version", "extra-field", "no-sender",
     ],
 )
-def test_a_malformed_message_is_refused(tmp_path: Path, body: object) -> None:
+def test_a_malformed_message_is_refused(
+    tmp_path: Path, body: object, caplog: pytest.LogCaptureFixture
+) -> None:
     async def scenario() -> None:
         async with network(tmp_path, ["n1", "n2"], {"n2"}) as nodes:
             link(nodes["n1"], nodes["n2"])
@@ -229,7 +235,9 @@ def test_a_malformed_message_is_refused(tmp_path: Path, body: object) -> None:
         assert answer["error"]["code"] == "malformed-request"
         assert nodes["n2"].gnutella.received == 0  # nothing was forwarded
 
-    asyncio.run(scenario())
+    with caplog.at_level(logging.DEBUG):
+        asyncio.run(scenario())
+    assert [r for r in caplog.records if r.exc_info] == []  # refused, not crashed
 
 
 def test_an_oversized_message_is_refused(tmp_path: Path) -> None:
