@@ -311,11 +311,115 @@ async def _json_errors(
         return error_response(code, error.reason or "refused")
 
 
+#: seconds a new connection has to send a complete request head
+HEAD_TIMEOUT = 10.0
+#: seconds an idle keep-alive connection is kept between requests
+IDLE_TIMEOUT = 15.0
+#: connections one remote address may hold open at once
+MAX_CONNECTIONS_PER_ADDRESS = 64
+
+
+class ConnectionGuard:
+    """Counts open connections per remote address, to refuse one address hoarding them."""
+
+    def __init__(self, per_address: int) -> None:
+        self.per_address = per_address
+        self._open: dict[str, int] = {}
+
+    def admit(self, address: str) -> bool:
+        count = self._open.get(address, 0)
+        if count >= self.per_address:
+            return False
+        self._open[address] = count + 1
+        return True
+
+    def release(self, address: str) -> None:
+        count = self._open.get(address, 0) - 1
+        if count > 0:
+            self._open[address] = count
+        else:
+            self._open.pop(address, None)
+
+
+class _GuardedConnection(asyncio.Protocol):
+    """aiohttp's request handler behind a head deadline and a per-address cap.
+
+    aiohttp closes a keep-alive connection idle between requests (``IDLE_TIMEOUT``) but
+    waits for ever for the first bytes of a new one, so half-open connections pile up.
+    Here a connection that has not sent a complete request head (up to the blank line)
+    within ``head_timeout`` seconds is closed, and an address over its cap is closed at
+    once. Everything else goes to aiohttp's handler unchanged.
+    """
+
+    def __init__(self, inner: asyncio.Protocol, guard: ConnectionGuard,
+                 head_timeout: float) -> None:
+        self._inner = inner
+        self._guard = guard
+        self._head_timeout = head_timeout
+        self._address: str | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._tail = b""
+        self._refused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        if not self._guard.admit(address):
+            self._refused = True
+            REFUSALS_LOG.warning("refused a connection from %s: over %d open connections",
+                                 address, self._guard.per_address)
+            transport.close()
+            return
+        self._address = address
+        self._timer = asyncio.get_running_loop().call_later(
+            self._head_timeout, self._too_slow, transport)
+        self._inner.connection_made(transport)
+
+    def _too_slow(self, transport: asyncio.BaseTransport) -> None:
+        self._timer = None
+        REFUSALS_LOG.warning("closed a connection from %s: no request head in %g s",
+                             self._address, self._head_timeout)
+        transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self._timer is not None:
+            seen = self._tail + data
+            if b"\r\n\r\n" in seen:
+                self._timer.cancel()
+                self._timer = None
+            self._tail = seen[-3:]
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return None if self._refused else self._inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._refused:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._address is not None:
+            self._guard.release(self._address)
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if not self._refused:
+            self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if not self._refused:
+            self._inner.resume_writing()
+
+
 @dataclass
 class RunningServer:
     """A started application: where it listens, and how to stop it."""
 
     runner: web.AppRunner
+    server: asyncio.Server
     host: str
     port: int
 
@@ -325,7 +429,9 @@ class RunningServer:
         return f"http://{host}:{self.port}"
 
     async def stop(self) -> None:
+        self.server.close()
         await self.runner.cleanup()
+        await self.server.wait_closed()
 
 
 class OneLineRefusals(logging.Filter):
@@ -389,17 +495,24 @@ async def start_server(
         "max_headers": MAX_HEADERS,
         "access_log": None,
         "logger": REFUSALS_LOG,
+        "keepalive_timeout": IDLE_TIMEOUT,
         "shutdown_timeout": 1.0,
+        "head_timeout": HEAD_TIMEOUT,
+        "max_connections_per_address": MAX_CONNECTIONS_PER_ADDRESS,
     }
     options.update(limits)
     shutdown_timeout = options.pop("shutdown_timeout")
+    head_timeout = float(options.pop("head_timeout"))
+    guard = ConnectionGuard(int(options.pop("max_connections_per_address")))
     runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout, **options)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    handlers = runner.server
+    assert handlers is not None  # set up above
     try:
-        await site.start()
+        server = await asyncio.get_running_loop().create_server(
+            lambda: _GuardedConnection(handlers(), guard, head_timeout), host, port)
     except OSError:
         await runner.cleanup()
         raise
-    bound = runner.addresses[0]
-    return RunningServer(runner=runner, host=host, port=int(bound[1]))
+    bound = server.sockets[0].getsockname()
+    return RunningServer(runner=runner, server=server, host=host, port=int(bound[1]))

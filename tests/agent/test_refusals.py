@@ -98,3 +98,68 @@ def test_json_bodies_are_checked_for_size_and_depth_before_parsing() -> None:
         parse_json_body(b'{"a": ')
     with pytest.raises(BodyError, match="not JSON"):
         parse_json_body(b"\xff\xfe")
+
+
+async def _hello(request: web.Request) -> web.Response:
+    return web.Response(text="hello")
+
+
+def test_connections_that_send_no_request_head_are_closed_after_the_deadline() -> None:
+    async def scenario() -> tuple[int, bytes]:
+        app = web.Application()
+        app.router.add_get("/", _hello)
+        server = await start_server(app, head_timeout=0.5)
+        try:
+            idle = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(100)]
+            slow_reader, slow_writer = await asyncio.open_connection("127.0.0.1", server.port)
+            slow_writer.write(b"GET / HTTP/1.1\r\nHost: a\r\n")  # and never the blank line
+            await slow_writer.drain()
+            # generous: a loaded machine may be slow to run the timers
+            closed = 0
+            for reader, _writer in [*idle, (slow_reader, slow_writer)]:
+                if await asyncio.wait_for(reader.read(), 20) == b"":
+                    closed += 1
+            # a well-behaved client is still served
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            answer = await asyncio.wait_for(reader.read(), 20)
+            for _reader, other in [*idle, (slow_reader, slow_writer), (reader, writer)]:
+                other.close()
+            return closed, answer
+        finally:
+            await server.stop()
+
+    closed, answer = asyncio.run(scenario())
+    assert closed == 101
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert answer.endswith(b"hello")
+
+
+def test_one_address_cannot_hold_more_than_its_share_of_connections() -> None:
+    async def scenario() -> tuple[bytes, bytes]:
+        app = web.Application()
+        app.router.add_get("/", _hello)
+        server = await start_server(app, max_connections_per_address=3)
+        try:
+            held = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(3)]
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            over = await asyncio.wait_for(reader.read(), 20)  # closed at once
+            writer.close()
+            for _reader, other in held:
+                other.close()
+            again = b""
+            for _ in range(100):  # once the server has seen them go (a loaded machine: slow)
+                reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+                writer.write(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+                again = await asyncio.wait_for(reader.read(), 20)
+                writer.close()
+                if again:
+                    break
+                await asyncio.sleep(0.2)
+            return over, again
+        finally:
+            await server.stop()
+
+    over, again = asyncio.run(scenario())
+    assert over == b""
+    assert again.startswith(b"HTTP/1.1 200")
