@@ -27,7 +27,7 @@ Every failure is a ``LicensingError`` subclass.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -70,18 +70,34 @@ def _make_registry(kind: DocumentKind) -> joserfc_jws.JWSRegistry:
 _REGISTRIES = {kind: _make_registry(kind) for kind in DocumentKind}
 
 
-class UnverifiedDocument(NamedTuple):
-    """A parsed token whose signature has NOT been checked yet.
+class UnverifiedDocument:
+    """A token whose header and signature are read but whose signature is NOT checked.
 
-    ``kid`` says which key to check it with; ``claims`` must not be trusted before
-    ``verify_signature`` succeeds.
+    ``kid`` says which key to check it with. ``claims`` are decoded on first use, so a
+    caller that verifies the signature first (``KeyRing.verify``: manifests and
+    revocation lists, up to 8 MiB) never spends the payload's base64 and JSON decoding on
+    a forged token; they must not be trusted before ``verify_signature`` succeeds.
     """
 
-    kind: DocumentKind
-    kid: str
-    claims: dict[str, Any]
-    signing_input: bytes
-    signature: bytes
+    __slots__ = ("_claims", "_payload_segment", "kid", "kind", "signature", "signing_input")
+
+    def __init__(self, *, kind: DocumentKind, kid: str, payload_segment: bytes,
+                 signing_input: bytes, signature: bytes) -> None:
+        self.kind = kind
+        self.kid = kid
+        self.signing_input = signing_input
+        self.signature = signature
+        self._payload_segment = payload_segment
+        self._claims: dict[str, Any] | None = None
+
+    @property
+    def claims(self) -> dict[str, Any]:
+        if self._claims is None:
+            self._claims = strict_json_object(
+                b64url_decode_bytes(self._payload_segment, what="JWS payload"),
+                what=f"{self.kind.label} claims",
+            )
+        return self._claims
 
 
 def sign_document(kind: DocumentKind, claims: dict[str, Any], *, kid: str, key: OKPKey) -> str:
@@ -104,7 +120,8 @@ _HEADER_CACHE_LIMIT = 1024
 def parse_document(
     token: object, kind: DocumentKind, *, header_cache: HeaderCache | None = None
 ) -> UnverifiedDocument:
-    """Parse a compact JWS of ``kind`` and check its header; the signature is NOT checked.
+    """Split a compact JWS of ``kind``, check its size and header; the signature is NOT
+    checked, and the payload is decoded only when ``claims`` is first read.
 
     ``header_cache`` (optional, owned by the caller) remembers header segments that
     already passed ``check_header`` for ``kind``, so a verifier that sees many tokens
@@ -146,13 +163,10 @@ def parse_document(
     signature = b64url_decode_bytes(signature_segment, what="JWS signature")
     if len(signature) != SIGNATURE_BYTES:
         raise BadSignatureError("an Ed25519 signature is 64 bytes")
-    claims = strict_json_object(
-        b64url_decode_bytes(payload_segment, what="JWS payload"), what=f"{kind.label} claims"
-    )
     return UnverifiedDocument(
         kind=kind,
         kid=kid,
-        claims=claims,
+        payload_segment=payload_segment,
         signing_input=value[: len(header_segment) + 1 + len(payload_segment)],
         signature=signature,
     )

@@ -81,6 +81,21 @@ def test_a_tampered_payload_fails_the_signature(sale: Sale) -> None:
         read_as_licence(sale, tampered)
 
 
+@pytest.mark.parametrize("kind", [DocumentKind.MANIFEST, DocumentKind.REVOCATION_LIST])
+def test_a_forged_platform_document_is_refused_before_its_payload_is_decoded(
+    sale: Sale, kind: DocumentKind
+) -> None:
+    # The payload is not even JSON: a reader that decoded it before checking the
+    # signature would call it malformed; the signature is what refuses it.
+    header = decode_part(sale.manifest_token, 0)
+    header["typ"] = kind.typ
+    junk = b64(b"\xff not json " * 400_000)  # about 7 MB
+    forged = f"{b64(json.dumps(header).encode())}.{junk}.{b64(bytes(64))}"
+    assert len(forged) < kind.max_token_bytes
+    with pytest.raises(BadSignatureError):
+        sale.agent_ring.verify(forged, kind)
+
+
 def test_a_signature_by_another_key_under_our_kid_fails(sale: Sale) -> None:
     forged = forge(header_of(sale.licence_token), claims_of(sale.licence_token),
                    Ed25519PrivateKey.generate())  # fmt: skip
