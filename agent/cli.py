@@ -211,6 +211,12 @@ def cmd_status(agent: Agent, args: argparse.Namespace) -> int:
     if agent.home.outbox_path.exists():
         status["orders_waiting_for_metering"] = OrderOutbox(agent.home.outbox_path).count_pending()
     status["revocation_list_version"] = agent.trust.revocations_version
+    evidence = agent.trust.equivocation()
+    if evidence is not None:
+        status["revocation_list_equivocation"] = (
+            f"two different lists signed as version {evidence.get('version')}; the first is "
+            f"kept; {'reported to' if evidence.get('reported') else 'not yet reported to'} "
+            "the platform")
     _print(args, "\n".join(f"{k.replace('_', ' ')}: {v}" for k, v in status.items()), status)
     return 0
 

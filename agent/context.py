@@ -52,12 +52,25 @@ class Agent:
         try:
             self.trust.update_keys(self.platform.jwks())
             self.trust.offer_revocations(self.platform.revocations())
+            self._report_equivocation()
         except PlatformUnreachableError:
             return False
         except (PlatformError, LicensingError) as exc:
             raise AgentError(f"The platform's keys or revocation list do not verify: {exc}") \
                 from exc
         return True
+
+    def _report_equivocation(self) -> None:
+        """Send held evidence of an equivocating revocation signer, once."""
+        evidence = self.trust.equivocation()
+        if evidence is None or evidence.get("reported"):
+            return
+        try:
+            self.platform.report_equivocation(first=str(evidence["first"]),
+                                              second=str(evidence["second"]))
+        except PlatformError:
+            return  # kept, and offered again at the next refresh; `status` shows it
+        self.trust.equivocation_reported()
 
     def close(self) -> None:
         if "platform" in self.__dict__:

@@ -160,6 +160,10 @@ class PlatformClient:
     def revocations(self) -> str:
         return str(self._request("GET", "/api/v1/revocations/")["token"])
 
+    def report_equivocation(self, *, first: str, second: str) -> dict[str, Any]:
+        return dict(self._request("POST", "/api/v1/revocations/equivocations/",
+                                  json={"first": first, "second": second}))
+
     # --- serving ---------------------------------------------------------------------------
 
     def announce(self, *, device_id: str, port: int, holdings: list[dict[str, str]],

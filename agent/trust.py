@@ -13,9 +13,19 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from agent.config import write_private
-from licensing.core import KeyRing, LicensingError, RevocationList, RevocationStore
+from licensing.core import (
+    EquivocationError,
+    KeyRing,
+    LicensingError,
+    RevocationList,
+    RevocationStore,
+)
+
+#: both tokens of a revocation-list equivocation, kept until the platform has them
+EQUIVOCATION_FILE = "revocations.equivocation.json"
 
 
 class TrustError(Exception):
@@ -67,13 +77,41 @@ class TrustStore:
     # --- revocations ------------------------------------------------------------------
 
     def offer_revocations(self, token: str) -> bool:
-        """Consider a list from the platform; refuse rollback and expired lists."""
-        replaced = self._revocations.offer(token, keyring=self.keyring(), now=int(self._clock()))
+        """Consider a list from the platform; refuse rollback and expired lists.
+
+        A different list under the version already held is evidence that the platform's
+        signer equivocates: the held list stays, and both tokens are kept in
+        ``revocations.equivocation.json`` until they are reported (``equivocation``).
+        """
+        try:
+            replaced = self._revocations.offer(token, keyring=self.keyring(),
+                                               now=int(self._clock()))
+        except EquivocationError as error:
+            if error.first is not None and error.second is not None and self.equivocation() is None:
+                evidence = {"version": self._revocations.version, "first": error.first,
+                            "second": error.second, "reported": False}
+                write_private(self._path(EQUIVOCATION_FILE), json.dumps(evidence).encode())
+            return False
         if replaced:
             write_private(self._path("revocations.jwt"), token.encode())
             write_private(self._path("revocations.state"),
                           json.dumps({"version": self._revocations.version}).encode())
         return replaced
+
+    def equivocation(self) -> dict[str, Any] | None:
+        """The evidence of an equivocation held, if any (``version``, both tokens,
+        ``reported``)."""
+        try:
+            evidence = json.loads(self._path(EQUIVOCATION_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        return evidence if isinstance(evidence, dict) else None
+
+    def equivocation_reported(self) -> None:
+        evidence = self.equivocation()
+        if evidence is not None:
+            evidence["reported"] = True
+            write_private(self._path(EQUIVOCATION_FILE), json.dumps(evidence).encode())
 
     def revocations(self) -> RevocationList:
         """The held list, if fresh; ``ExpiredError`` tells the caller to fetch one."""

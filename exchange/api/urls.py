@@ -48,6 +48,8 @@ urlpatterns = [
     path("metering/orders/", metering.OrdersView.as_view(), name="metering-orders"),
     path("works/<str:work_id>/manifest/", licensing.ManifestView.as_view(), name="manifest"),
     path("revocations/", licensing.RevocationListView.as_view(), name="revocations"),
+    path("revocations/equivocations/", licensing.RevocationEquivocationView.as_view(),
+         name="revocation-equivocations"),
     path("peers/announce/", peers.AnnounceView.as_view(), name="peer-announce"),
     path("peers/heartbeat/", peers.HeartbeatView.as_view(), name="peer-heartbeat"),
     path("works/<str:work_id>/sources/", peers.SourcesView.as_view(), name="sources"),

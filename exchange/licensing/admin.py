@@ -6,7 +6,14 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from exchange.licensing.models import Device, Licence, PlatformKey, RevocationList, WorkPackage
+from exchange.licensing.models import (
+    Device,
+    Licence,
+    PlatformKey,
+    RevocationEquivocation,
+    RevocationList,
+    WorkPackage,
+)
 from exchange.licensing.services import device_revoke, licence_revoke
 from exchange.readonly_admin import ReadOnlyAdmin
 
@@ -59,3 +66,10 @@ class LicenceAdmin(ReadOnlyAdmin):
 class RevocationListAdmin(ReadOnlyAdmin):
     list_display = ("version", "issued_at", "next_update", "licence_count", "device_count", "kid")
     exclude = ("token",)
+
+
+@admin.register(RevocationEquivocation)
+class RevocationEquivocationAdmin(ReadOnlyAdmin):
+    """Evidence that a signing key equivocated: rotate it (docs/OPERATIONS.md)."""
+
+    list_display = ("version", "reports", "reported_by", "reported_at")

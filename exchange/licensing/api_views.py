@@ -24,6 +24,8 @@ from exchange.licensing.selectors import device_get_for_owner, licence_get_for_b
 from exchange.licensing.serializers import (
     DeviceIn,
     DeviceOut,
+    EquivocationIn,
+    EquivocationOut,
     LicenceOut,
     ManifestOut,
     RevocationListOut,
@@ -126,3 +128,20 @@ class RevocationListView(APIView):
     @extend_schema(responses=RevocationListOut, auth=[])
     def get(self, request: Request) -> Response:
         return Response(RevocationListOut(services.revocation_list_current()).data)
+
+
+class RevocationEquivocationView(APIView):
+    """An agent's evidence that two different revocation lists share one version."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=EquivocationIn, responses={201: EquivocationOut, 200: EquivocationOut})
+    def post(self, request: Request) -> Response:
+        data = EquivocationIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        row, created = services.revocation_equivocation_report(
+            user=authenticated_user(request), **data.validated_data
+        )
+        return Response(EquivocationOut(row).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

@@ -146,3 +146,29 @@ class RevocationList(models.Model):
 
     def __str__(self) -> str:
         return f"revocation list v{self.version}"
+
+
+class RevocationEquivocation(models.Model):
+    """Two different revocation lists signed under one version, as an agent reported them.
+
+    The platform publishes one list per version (``RevocationList``'s primary key), so
+    such a pair is evidence that a signing key is compromised or that forged-but-signed
+    lists are served to some peers. Both tokens are kept verbatim for admins; one row
+    per distinct pair, however many agents report it.
+    """
+
+    pair_sha256 = models.CharField(max_length=64, unique=True)
+    version = models.PositiveIntegerField()
+    first_token = models.TextField()
+    second_token = models.TextField()
+    reported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reports = models.PositiveIntegerField(default=1)
+    reported_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-reported_at"]
+
+    def __str__(self) -> str:
+        return f"revocation list v{self.version}: two different lists"

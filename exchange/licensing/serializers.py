@@ -59,3 +59,17 @@ class ManifestOut(serializers.Serializer):
     piece_count = serializers.IntegerField()
     ciphertext_size = serializers.IntegerField()
     token = serializers.CharField()
+
+
+class EquivocationIn(serializers.Serializer):
+    first = serializers.CharField(max_length=8 * 1024 * 1024,
+                                  help_text="The revocation list token the agent kept.")
+    second = serializers.CharField(max_length=8 * 1024 * 1024,
+                                   help_text="The different list it was later offered under "
+                                             "the same version.")
+
+
+class EquivocationOut(serializers.Serializer):
+    version = serializers.IntegerField()
+    reports = serializers.IntegerField()
+    reported_at = serializers.DateTimeField()

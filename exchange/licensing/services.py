@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import os
 import secrets
 import uuid
@@ -11,13 +12,20 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from exchange.accounts.models import User
 from exchange.audit.services import audit_record
 from exchange.core.errors import ServiceError
 from exchange.licensing.keys import key_encryption_key, platform_keyring
-from exchange.licensing.models import Device, Licence, RevocationList, WorkPackage
+from exchange.licensing.models import (
+    Device,
+    Licence,
+    RevocationEquivocation,
+    RevocationList,
+    WorkPackage,
+)
 from licensing.core.at_rest import unwrap_at_rest, wrap_at_rest
 from licensing.core.device import DevicePublicKeys, InvalidDeviceKeyError
 from licensing.core.errors import LicensingError
@@ -25,7 +33,7 @@ from licensing.core.key_wrap import KEY_BYTES, LicenceKeys
 from licensing.core.licence import issue_licence
 from licensing.core.manifest import Manifest, sign_manifest
 from licensing.core.packaging import package_work
-from licensing.core.revocation import sign_revocation_list
+from licensing.core.revocation import equivocating_pair, sign_revocation_list
 
 
 def _now() -> dt.datetime:
@@ -360,6 +368,36 @@ def revocation_list_publish(*, now: dt.datetime | None = None) -> RevocationList
         except IntegrityError:
             continue  # another process published this version; number ours after it
     raise RuntimeError("could not publish a revocation list")
+
+
+def revocation_equivocation_report(
+    *, user: User, first: str, second: str
+) -> tuple[RevocationEquivocation, bool]:
+    """Store an agent's evidence of two different lists under one version; True if new.
+
+    The pair must prove it (``equivocating_pair``: both signed by our keys, same version,
+    different content), so nobody can fill the table with noise; the same pair reported
+    again (in either order) only counts the report.
+    """
+    try:
+        version = equivocating_pair(first, second, keyring=platform_keyring())
+    except LicensingError as exc:
+        raise ServiceError(f"This is not evidence of an equivocation: {exc}",
+                           code="not_an_equivocation") from exc
+    digest = hashlib.sha256("\n".join(sorted((first, second))).encode()).hexdigest()
+    with transaction.atomic():
+        row, created = RevocationEquivocation.objects.select_for_update().get_or_create(
+            pair_sha256=digest,
+            defaults={"version": version, "first_token": first, "second_token": second,
+                      "reported_by": user},
+        )
+        if not created:
+            RevocationEquivocation.objects.filter(pk=row.pk).update(reports=F("reports") + 1)
+            row.refresh_from_db()
+        else:
+            audit_record(actor=user, action="revocation.equivocation", target=row,
+                         data={"version": version})
+    return row, created
 
 
 def revocation_list_current(*, now: dt.datetime | None = None) -> RevocationList:

@@ -110,6 +110,23 @@ class RollbackError(LicensingError):
     """A revocation list older than the one already held."""
 
 
+class EquivocationError(LicensingError):
+    """Two different revocation lists signed under one version: the signer equivocates.
+
+    The platform publishes one list per version, so a second, different list under a
+    version already seen means its key is compromised or something serves forged-but-
+    signed lists to some peers. ``first`` and ``second`` are the two tokens (``first``
+    is the one kept; either may be None when only parsed lists were compared): the
+    evidence to report.
+    """
+
+    def __init__(self, message: str, *, first: str | None = None,
+                 second: str | None = None) -> None:
+        super().__init__(message)
+        self.first = first
+        self.second = second
+
+
 class NotPermittedError(LicensingError):
     """The licence does not grant the requested use."""
 

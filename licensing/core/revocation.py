@@ -21,7 +21,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .encoding import ClaimReader, check_identifier
-from .errors import ExpiredError, MalformedError, RevokedError, RollbackError
+from .errors import (
+    EquivocationError,
+    ExpiredError,
+    MalformedError,
+    MismatchError,
+    RevokedError,
+    RollbackError,
+)
 from .jws import DEFAULT_LEEWAY, check_lifetime
 from .keyring import KeyRing
 from .kinds import DocumentKind
@@ -104,6 +111,27 @@ def read_revocation_list(
     )
 
 
+def equivocating_pair(first: str, second: str, *, keyring: KeyRing) -> int:
+    """Check that two tokens prove an equivocation; return their shared version.
+
+    Both must be revocation lists signed by ``keyring`` (whatever their age: evidence
+    stays evidence once the lists expire), under the same version, listing different
+    licences or devices. Anything else raises (``BadSignatureError``,
+    ``MismatchError``...): a report that proves nothing is refused.
+    """
+    lists = []
+    for token in (first, second):
+        _, claims = keyring.verify(token, DocumentKind.REVOCATION_LIST)
+        issued_at = ClaimReader(claims, required=_CLAIMS, what="revocation list").integer("iat")
+        lists.append(read_revocation_list(token, keyring=keyring, now=issued_at))
+    a, b = lists
+    if a.version != b.version:
+        raise MismatchError("the two revocation lists have different versions")
+    if (a.licences, a.devices) == (b.licences, b.devices):
+        raise MismatchError("the two revocation lists revoke the same licences and devices")
+    return a.version
+
+
 class RevocationStore:
     """Holds the newest revocation list seen; refuses rollback and freeze.
 
@@ -131,20 +159,31 @@ class RevocationStore:
     ) -> bool:
         """Verify and consider a list; return whether it replaced the held one."""
         candidate = read_revocation_list(token, keyring=keyring, now=now, leeway=leeway)
-        replaced = self.update(candidate, now=now, leeway=leeway)
+        try:
+            replaced = self.update(candidate, now=now, leeway=leeway)
+        except EquivocationError as error:
+            raise EquivocationError(str(error), first=self._token, second=token) from None
         if replaced:
             self._token = token
         return replaced
 
     def update(self, candidate: RevocationList, *, now: int, leeway: int = DEFAULT_LEEWAY) -> bool:
-        """Consider a verified list: newer replaces, equal keeps, older is ``RollbackError``."""
+        """Consider a verified list: newer replaces, the same keeps, older is ``RollbackError``,
+        and a different list under the held version is ``EquivocationError`` (the held one
+        stays)."""
         if not candidate.is_fresh(now=now, leeway=leeway):
             raise ExpiredError("the revocation list is past its next update")
         if candidate.version < self.version:
             raise RollbackError(
                 f"revocation list version {candidate.version} is older than {self.version}"
             )
-        if self._current is not None and candidate.version == self._current.version:
+        held = self._current
+        if held is not None and candidate.version == held.version:
+            if (candidate.licences, candidate.devices) != (held.licences, held.devices):
+                raise EquivocationError(
+                    f"two different revocation lists are signed as version {held.version}; "
+                    "the first is kept"
+                )
             return False
         self._current = candidate
         self._token = None

@@ -7,13 +7,17 @@ from typing import Any
 import pytest
 
 from licensing.core import (
+    BadSignatureError,
+    EquivocationError,
     ExpiredError,
     MalformedError,
+    MismatchError,
     RevocationStore,
     RevokedError,
     RollbackError,
     read_revocation_list,
 )
+from licensing.core.revocation import equivocating_pair
 
 from .core_support import DAY, NOW, Sale, build_sale
 
@@ -45,14 +49,46 @@ def test_the_store_takes_newer_lists_and_keeps_its_own_on_an_equal_version(sale:
     first = sale.revocation_list(version=1)
     assert store.offer(first, keyring=sale.ring, now=NOW)
     assert store.token == first
-    same_version = sale.revocation_list(version=1, licences=["licence-bob-1"])
-    assert not store.offer(same_version, keyring=sale.ring, now=NOW)
+    assert not store.offer(first, keyring=sale.ring, now=NOW)  # fetched again: kept
+    same_content = sale.revocation_list(version=1, issued_at=NOW - 30)
+    assert not store.offer(same_content, keyring=sale.ring, now=NOW)
     assert store.token == first
-    assert not store.current(now=NOW).is_licence_revoked("licence-bob-1")
     newer = sale.revocation_list(version=2, licences=["licence-bob-1"])
     assert store.offer(newer, keyring=sale.ring, now=NOW)
     assert store.current(now=NOW).is_licence_revoked("licence-bob-1")
     assert store.version == 2
+
+
+def test_a_different_list_under_the_held_version_is_equivocation(sale: Sale) -> None:
+    store = RevocationStore()
+    first = sale.revocation_list(version=4)
+    store.offer(first, keyring=sale.ring, now=NOW)
+    second = sale.revocation_list(version=4, licences=["licence-bob-1"])
+    with pytest.raises(EquivocationError, match="version 4") as raised:
+        store.offer(second, keyring=sale.ring, now=NOW)
+    assert (raised.value.first, raised.value.second) == (first, second)  # the evidence
+    assert store.token == first  # the first is kept
+    assert not store.current(now=NOW).is_licence_revoked("licence-bob-1")
+
+
+def test_a_pair_of_lists_proves_an_equivocation_only_if_it_is_one(sale: Sale) -> None:
+    first = sale.revocation_list(version=5)
+    second = sale.revocation_list(version=5, devices=["d-9"])
+    assert equivocating_pair(first, second, keyring=sale.agent_ring) == 5
+    # evidence stays evidence after the lists expire
+    old = sale.revocation_list(version=6, issued_at=NOW - 30 * DAY, next_update=NOW - 29 * DAY)
+    old_other = sale.revocation_list(version=6, issued_at=NOW - 30 * DAY,
+                                     next_update=NOW - 29 * DAY, licences=["l-1"])
+    assert equivocating_pair(old, old_other, keyring=sale.agent_ring) == 6
+    with pytest.raises(MismatchError, match="same licences"):
+        equivocating_pair(first, sale.revocation_list(version=5, issued_at=NOW - 5),
+                          keyring=sale.agent_ring)
+    with pytest.raises(MismatchError, match="different versions"):
+        equivocating_pair(first, sale.revocation_list(version=7, devices=["d-9"]),
+                          keyring=sale.agent_ring)
+    head, payload, _ = second.split(".")
+    with pytest.raises(BadSignatureError):
+        equivocating_pair(first, f"{head}.{payload}.{'A' * 86}", keyring=sale.agent_ring)
 
 
 def test_the_store_refuses_a_rollback(sale: Sale) -> None:
