@@ -37,6 +37,9 @@ def _out(work: Work, user: User | AnonymousUser) -> JSONObject:
     return dict(serializer(work).data)
 
 
+MINE_VALUES = {"true": True, "1": True, "false": False, "0": False}
+
+
 class WorkListCreateView(generics.ListAPIView):
     """Search and list works on sale; rights holders register new ones (multipart upload)."""
 
@@ -48,10 +51,12 @@ class WorkListCreateView(generics.ListAPIView):
     parser_classes = [MultiPartParser]
 
     def get_queryset(self) -> QuerySet[Work]:
-        if (
-            self.request.query_params.get("mine") in ("1", "true")
-            and self.request.user.is_authenticated
-        ):
+        mine = self.request.query_params.get("mine", "false").lower()
+        if mine not in MINE_VALUES:
+            # A typo must not quietly list everyone's works instead of one's own.
+            raise ServiceError("mine is true or false (or 1 or 0).", code="invalid",
+                               field="mine")
+        if MINE_VALUES[mine] and self.request.user.is_authenticated:
             return works_owned_by(self.request.user)
         return works_visible_to(self.request.user)
 

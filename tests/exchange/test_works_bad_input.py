@@ -210,3 +210,20 @@ def test_an_unknown_endpoint_answers_in_json(api) -> None:
     response = api(None).get("/api/v1/nothing-here/")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("value", ["-1.1e-308", "yes", "", "2", "tru"])
+def test_a_mine_filter_that_is_not_a_boolean_is_refused(rita, api, value) -> None:
+    response = api(rita).get("/api/v1/works/", {"mine": value})
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["mine"]
+
+
+@pytest.mark.parametrize(("value", "own_only"), [("true", True), ("1", True), ("TRUE", True),
+                                                 ("false", False), ("0", False)])
+def test_a_mine_filter_takes_true_and_false(rita, rob, make_work, api, value, own_only) -> None:
+    make_work(rob, title="Rob's")
+    make_work(rita, title="Rita's")
+    listed = api(rita).get("/api/v1/works/", {"mine": value}).json()["results"]
+    titles = {w["title"] for w in listed}
+    assert titles == ({"Rita's"} if own_only else {"Rita's", "Rob's"})
