@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import permissions
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.request import Request
@@ -22,7 +22,8 @@ class WalletView(APIView):
 
     permission_classes = [permissions.IsAuthenticated]
 
-    @extend_schema(responses=BalanceOut(many=True))
+    @extend_schema(responses=inline_serializer(
+        name="Wallet", fields={"balances": BalanceOut(many=True)}), operation_id="wallet_list")
     def get(self, request: Request) -> Response:
         accounts = balances_of(authenticated_user(request))
         return Response({"balances": BalanceOut(accounts, many=True).data})

@@ -16,7 +16,7 @@ from exchange.accounts.models import authenticated_user
 from exchange.catalogue.models import WorkStatus
 from exchange.catalogue.selectors import work_get_visible
 from exchange.core.idempotency import idempotent
-from exchange.core.pagination import paginated_response
+from exchange.core.pagination import PAGE_PARAMETERS, page_of, paginated_response
 from exchange.licensing import services
 from exchange.licensing.keys import platform_keyring
 from exchange.licensing.models import Licence, WorkPackage
@@ -71,7 +71,8 @@ class DeviceRevokeView(APIView):
 class LicenceListView(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
-    @extend_schema(responses=LicenceOut(many=True))
+    @extend_schema(responses=page_of(LicenceOut), operation_id="licences_list",
+                   parameters=PAGE_PARAMETERS)
     def get(self, request: Request) -> Response:
         licences = Licence.objects.filter(buyer=authenticated_user(request))
         return paginated_response(request, self, licences, LicenceOut)

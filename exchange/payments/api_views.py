@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from exchange.accounts.models import authenticated_user
 from exchange.core.access import get_owned
 from exchange.core.idempotency import idempotent
-from exchange.core.pagination import paginated_response
+from exchange.core.pagination import PAGE_PARAMETERS, page_of, paginated_response
 from exchange.payments import services
 from exchange.payments.models import Payout, TopUp
 from exchange.payments.serializers import PayoutIn, PayoutOut, TopUpIn, TopUpOut
@@ -23,7 +23,8 @@ class TopUpListCreateView(APIView):
     permission_classes = [permissions.IsAuthenticated]
     parser_classes = [JSONParser]
 
-    @extend_schema(responses=TopUpOut(many=True))
+    @extend_schema(responses=page_of(TopUpOut), operation_id="wallet_topups_list",
+                   parameters=PAGE_PARAMETERS)
     def get(self, request: Request) -> Response:
         topups = TopUp.objects.filter(user=authenticated_user(request))
         return paginated_response(request, self, topups, TopUpOut)
@@ -50,7 +51,8 @@ class PayoutListCreateView(APIView):
     permission_classes = [permissions.IsAuthenticated]
     parser_classes = [JSONParser]
 
-    @extend_schema(responses=PayoutOut(many=True))
+    @extend_schema(responses=page_of(PayoutOut), operation_id="payouts_list",
+                   parameters=PAGE_PARAMETERS)
     def get(self, request: Request) -> Response:
         payouts = Payout.objects.filter(user=authenticated_user(request))
         return paginated_response(request, self, payouts, PayoutOut)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import permissions, status
+from rest_framework import permissions, serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from exchange.accounts.models import authenticated_user
 from exchange.catalogue.selectors import work_get_for_owner, work_get_visible
-from exchange.core.pagination import PagePagination
+from exchange.core.pagination import PAGE_PARAMETERS, PagePagination, page_of
 from exchange.peers import services
 from exchange.peers.models import WebSeed
 from exchange.peers.selectors import sources_for, web_seeds_for
@@ -65,7 +65,12 @@ class SourcesView(APIView):
 
     permission_classes = [permissions.IsAuthenticated]
 
-    @extend_schema(responses=SourceOut(many=True))
+    @extend_schema(
+        responses=page_of(SourceOut, extra={"web_seeds": serializers.ListField(
+            child=serializers.URLField())}),
+        parameters=PAGE_PARAMETERS,
+        operation_id="works_sources_list",
+    )
     def get(self, request: Request, work_id: str) -> Response:
         work = work_get_visible(user=request.user, work_id=work_id)
         paginator = PagePagination()

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from exchange.accounts.models import authenticated_user
 from exchange.core.idempotency import idempotent
-from exchange.core.pagination import paginated_response
+from exchange.core.pagination import PAGE_PARAMETERS, page_of, paginated_response
 from exchange.licensing.services import manifest_token, package_get
 from exchange.purchases import services
 from exchange.purchases.models import Purchase
@@ -29,7 +29,8 @@ class PurchaseListCreateView(APIView):
     permission_classes = [permissions.IsAuthenticated]
     parser_classes = [JSONParser]
 
-    @extend_schema(responses=PurchaseOut(many=True))
+    @extend_schema(responses=page_of(PurchaseOut), operation_id="purchases_list",
+                   parameters=PAGE_PARAMETERS)
     def get(self, request: Request) -> Response:
         purchases = Purchase.objects.select_related("work").filter(
             buyer=authenticated_user(request))

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from exchange.accounts.models import authenticated_user
 from exchange.core.errors import ServiceError
 from exchange.core.idempotency import idempotent
-from exchange.core.pagination import paginated_response
+from exchange.core.pagination import PAGE_PARAMETERS, page_of, paginated_response
 from exchange.core.uploads import upload_limit
 from exchange.tracing.selectors import trace_report_get_for_owner, trace_reports_for
 from exchange.tracing.serializers import TraceIn, TraceReportOut
@@ -24,7 +24,8 @@ class TraceListCreateView(APIView):
     permission_classes = [permissions.IsAuthenticated]
     parser_classes = [MultiPartParser]
 
-    @extend_schema(responses=TraceReportOut(many=True))
+    @extend_schema(responses=page_of(TraceReportOut), operation_id="traces_list",
+                   parameters=PAGE_PARAMETERS)
     def get(self, request: Request) -> Response:
         return paginated_response(request, self, trace_reports_for(authenticated_user(request)),
                                   TraceReportOut)
