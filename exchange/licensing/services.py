@@ -52,10 +52,8 @@ def device_register(*, user: User, name: str, signing_key: str, kem_key: str) ->
         field = "kem_key" if exc.key == "kem" else "signing_key"
         raise ServiceError(f"Not a usable device key: {exc}", code="invalid", field=field
                            ) from exc
-    except LicensingError as exc:
-        field = "kem_key" if "KEM" in str(exc) or "X25519" in str(exc) else "signing_key"
-        raise ServiceError(f"Not a valid device key: {exc}", code="invalid", field=field
-                           ) from exc
+    except LicensingError as exc:  # not a property of either key alone
+        raise ServiceError(f"Not a valid device key: {exc}", code="invalid") from exc
     existing = Device.objects.filter(device_id=keys.device_id).first()
     if existing is not None:
         if existing.user_id != user.pk:

@@ -99,11 +99,15 @@ class DevicePublicKeys:
 
     @classmethod
     def from_b64url(cls, *, signing: str, kem: str) -> DevicePublicKeys:
-        """From the raw base64url public keys a device registers."""
-        return cls(
-            signing=b64url_decode(signing, length=32, what="signing key"),
-            kem=b64url_decode(kem, length=32, what="KEM key"),
-        )
+        """From the raw base64url public keys a device registers; a key that does not
+        decode is an ``InvalidDeviceKeyError`` naming it, like one that cannot be used."""
+        decoded: dict[str, bytes] = {}
+        for key, text, what in (("signing", signing, "signing key"), ("kem", kem, "KEM key")):
+            try:
+                decoded[key] = b64url_decode(text, length=32, what=what)
+            except MalformedError as error:
+                raise InvalidDeviceKeyError(str(error), key=key) from None
+        return cls(signing=decoded["signing"], kem=decoded["kem"])
 
     def to_b64url(self) -> dict[str, str]:
         """``{"sig": ..., "kem": ...}`` raw public keys in base64url, for registration."""

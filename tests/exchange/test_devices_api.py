@@ -52,14 +52,16 @@ def test_keys_registered_by_someone_else_are_refused(bob, carol, api) -> None:
 
 
 @pytest.mark.parametrize(
-    ("signing", "kem"),
-    [("", "x"), ("not base64!!", "AAAA"), ("A" * 43, "A" * 10), ("A" * 64, "A" * 43)],
+    ("signing", "kem", "field"),
+    [("", "x", "signing_key"), ("not base64!!", "AAAA", "signing_key"),
+     ("A" * 43, "A" * 10, "kem_key"), ("A" * 64, "A" * 43, "signing_key")],
 )
-def test_malformed_keys_are_refused(bob, api, signing, kem) -> None:
+def test_malformed_keys_are_refused(bob, api, signing, kem, field) -> None:
     response = api(bob).post(
         "/api/v1/devices/", {"signing_key": signing, "kem_key": kem}, format="json"
     )
     assert response.status_code == 400
+    assert field in response.json()["error"]["fields"]
     assert not Device.objects.exists()
 
 
