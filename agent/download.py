@@ -202,8 +202,6 @@ class Downloader:
         random: Callable[[int], bytes] = os.urandom,
     ) -> None:
         licence.check_manifest(work.manifest)  # MismatchError: a licence for another work
-        if max_connections < 1 or connections_per_source < 1:
-            raise ValueError("a download needs at least one connection")
         self._work = work
         self._manifest = work.manifest
         self._licence = licence

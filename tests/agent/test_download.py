@@ -583,3 +583,12 @@ def test_a_piece_bad_on_every_mirror_stops_with_that_piece_named(
         assert work.held() == [i for i in range(13) if i != 4]
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("options", [{"max_connections": 0}, {"connections_per_source": 0}])
+def test_a_download_without_connections_is_refused(
+    sale: Sale, tmp_path: Path, options: dict[str, int]
+) -> None:
+    with pytest.raises(ValueError, match="at least one connection"):
+        downloader(sale, buyer_work(sale, tmp_path), web_seeds=["http://127.0.0.1:9/x"],
+                   **options)

@@ -158,3 +158,39 @@ def test_the_package_keeps_its_functions_when_their_modules_load() -> None:
 
     assert watermark.embed is embed_function
     assert watermark.extract is extract_function
+
+
+def _real_files() -> dict[str, tuple[Path, str]]:
+    import sysconfig
+
+    import skimage.data
+
+    photos = Path(skimage.data.__file__).parent
+    return {
+        # a real photograph (a retina, JPEG, as its camera pipeline left it)
+        "photograph": (photos / "retina.jpg", "application/octet-stream"),
+        # a real document: the interpreter's own help text on the language's topics
+        "document": (Path(sysconfig.get_paths()["stdlib"]) / "pydoc_data" / "topics.py",
+                     "text/x-python"),
+    }
+
+
+@pytest.mark.parametrize("name", ["photograph", "document"])
+def test_real_files_come_out_byte_for_byte(sale: Sale, tmp_path: Path, name: str) -> None:
+    from tests.agent.test_deliver import bought
+
+    path, content_type = _real_files()[name]
+    original = path.read_bytes()
+    held = bought(sale, tmp_path / "work", original, piece_size=1 << 16)
+    assert held.manifest.piece_count > 2
+    copy = streamed_copy(store=held.work, manifest=held.manifest, licence=held.licence,
+                         keys=held.keys, destination=tmp_path / "out" / path.name,
+                         content_type=content_type)
+    assert copy is not None
+    order = list(range(held.manifest.piece_count))
+    random.Random(3).shuffle(order)
+    for index in order[: len(order) // 2]:  # half as they arrive, the rest at the end
+        copy.on_piece(index, memoryview(held.work.read_piece(index)))
+    delivery = copy.finish(held.work)
+    assert (tmp_path / "out" / path.name).read_bytes() == original
+    assert delivery.sha256 == hashlib.sha256(original).digest()
