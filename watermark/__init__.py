@@ -32,11 +32,12 @@ from watermark.formats import MARKABLE_FORMATS
 if TYPE_CHECKING:
     from watermark.codec import embed_bytes, extract_bytes, open_image
     from watermark.embed import embed
-    from watermark.extract import ExtractResult, extract
+    from watermark.extract import extract
     from watermark.params import DEFAULT as DEFAULT_PARAMS
     from watermark.params import Params
     from watermark.payload import PAYLOAD_BITS
     from watermark.register import Alignment
+    from watermark.result import ExtractResult
 
 #: public name -> (module, attribute), imported on first use
 _LAZY = {
@@ -44,7 +45,7 @@ _LAZY = {
     "extract_bytes": ("watermark.codec", "extract_bytes"),
     "open_image": ("watermark.codec", "open_image"),
     "embed": ("watermark.embed", "embed"),
-    "ExtractResult": ("watermark.extract", "ExtractResult"),
+    "ExtractResult": ("watermark.result", "ExtractResult"),
     "extract": ("watermark.extract", "extract"),
     "DEFAULT_PARAMS": ("watermark.params", "DEFAULT"),
     "Params": ("watermark.params", "Params"),

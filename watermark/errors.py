@@ -46,3 +46,12 @@ class InvalidPayloadError(WatermarkError, ValueError):
 
 class InvalidKeyError(WatermarkError, ValueError):
     """The key is not bytes, or too short to be a secret."""
+
+
+class UnsupportedAudioError(WatermarkError, ValueError):
+    """The audio cannot be marked or read: its shape, rate, channels or samples are not
+    audio the library handles (the audio counterpart of `UnsupportedImageError`)."""
+
+
+class AudioTooShortError(UnsupportedAudioError):
+    """Too short to carry the whole payload; the message names the minimum."""

@@ -36,26 +36,11 @@ from watermark.pattern import layout
 from watermark.payload import CODED_BITS, decode, validate_key
 from watermark.planes import DEFAULT_MAX_PIXELS, MIN_SUSPECT_PIXELS, luma_of
 from watermark.register import Alignment, coverage, register, round_trip, warp
+from watermark.result import ExtractResult
+
+__all__ = ["ExtractResult", "extract"]
 
 Soft = NDArray[np.float64]
-
-
-@dataclass(frozen=True)
-class ExtractResult:
-    """What a read found. `payload` is None unless `found`.
-
-    `bit_errors` is how many of the 282 coded bits the decoder had to correct; `score` is the
-    normalised correlation between the detector's soft values and the decoded codeword (about
-    0.56 for pure noise, where the keyed check then fails; near 1 for a clean copy).
-    `alignment` says how an informed read put the copy back onto the master.
-    """
-
-    found: bool
-    payload: int | None
-    bit_errors: int
-    score: float
-    informed: bool = False
-    alignment: Alignment | None = None
 
 
 def _decided(soft: Soft, key: bytes, *, informed: bool, alignment: Alignment | None = None
