@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q, Sum
 from django.forms import Form
@@ -167,9 +166,13 @@ def sales(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/sales.html", {"charts": charts, "recent": recent})
 
 
-@staff_member_required
+@login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """Revenue, fees, escrow, payouts: the platform's money at a glance."""
+    """Revenue, fees, escrow, payouts: the platform's money at a glance (staff only)."""
+    if not authenticated_user(request).is_staff:
+        return render(request, "portal/forbidden.html",
+                      {"reason": "The billing dashboard is for the platform's staff."},
+                      status=403)
     by_currency = []
     for currency in sorted(set(Posting.objects.values_list("currency", flat=True))):
         def total(kind: str, cur: str = currency) -> int:

@@ -111,7 +111,7 @@ def test_the_rights_holder_sees_sales_as_a_chart(sold, rita, client) -> None:
 
 def test_the_dashboard_is_for_admins_only(sold, admin_user, bob, client) -> None:
     client.force_login(bob)
-    assert client.get("/dashboard/").status_code == 302
+    assert client.get("/dashboard/").status_code == 403
     client.force_login(admin_user)
     page = client.get("/dashboard/").content.decode()
     assert "€1.25" in page  # the platform fee
