@@ -8,6 +8,7 @@ it never prints. The CLI only parses arguments and prints what comes back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import mimetypes
 import re
 import time
@@ -209,7 +210,11 @@ def download(agent: Agent, owned: OwnedLicence, work: WorkStore, *, licence: Lic
                        sources=sources, web_seeds=web_seeds, rate_limit_bps=rate_limit_bps,
                        progress=listener.download_progress, copy=copy)
     except DownloadError as exc:
-        add_served(agent, owned.licence_id, dict(exc.result.bytes_by_peer))
+        # On a full disk this tally cannot be saved either; say why the download
+        # stopped all the same (the receipt then claims less than the peers' orders
+        # prove, and the platform, which pays on the orders, flags it for review).
+        with contextlib.suppress(OSError):
+            add_served(agent, owned.licence_id, dict(exc.result.bytes_by_peer))
         raise AgentError(f"The download stopped: {exc}. Run `get` again to resume.") from exc
     except StoreError as exc:
         raise AgentError(f"Cannot store pieces: {exc}") from exc
@@ -306,13 +311,18 @@ def get_work(agent: Agent, work_id: str, *, destination: Path | None = None,
         if keep:
             delivery = deliver_copy(agent, owned, licence, work, target, copy=copy)
             copy = None
-    finally:
+    except BaseException:
         if copy is not None:
             copy.discard()
-        # The copy is on disk; the store's flush is left to its next opener (the daemon or
-        # the next command), which costs a flush on this boot and a re-check after a
-        # power cut, never a wrong mark (agent.store).
-        store.close(flush=False)
+        # Closing saves the bitfield, which fails again on a full disk: the error to
+        # tell is the first one (what is marked on disk stays true either way).
+        with contextlib.suppress(StoreError):
+            store.close(flush=False)
+        raise
+    # The copy is on disk; the store's flush is left to its next opener (the daemon or
+    # the next command), which costs a flush on this boot and a re-check after a power
+    # cut, never a wrong mark (agent.store).
+    store.close(flush=False)
     outcome: str | None = None
     served: dict[str, int] = {}
     if delivery is not None:

@@ -69,6 +69,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so that it sees a view's exception first: a service outage is a 503.
+    "exchange.core.middleware.ServiceUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "exchange.urls"
@@ -93,7 +95,10 @@ TEMPLATES = [
 # --- Database -----------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # Persistent connections are checked before each request reuses them, so that one
+    # broken by a database restart is replaced instead of failing the request.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60,
+                                                  conn_health_checks=True)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Parameters are bound on the server (Django's documented psycopg option), so a
         # statement's text is the same for every call and psycopg prepares it on its nth
@@ -241,7 +246,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "exchange.core.openapi.ApiSchema",
     "EXCEPTION_HANDLER": "exchange.core.errors.api_exception_handler",
     "DEFAULT_VERSIONING_CLASS": None,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -257,6 +262,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "exchange.catalogue.schema.close_public_work",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "PayoutSourceEnum": "exchange.payments.models.PayoutSource",
         "OrderOutcomeEnum": "exchange.metering.serializers.ORDER_OUTCOMES",

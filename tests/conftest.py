@@ -63,8 +63,10 @@ def _celery_in_process() -> None:
     """In-process tests run tasks eagerly; the real-worker tests start their own worker."""
     from exchange.celery import app
 
-    app.conf.task_always_eager = True
-    app.conf.task_eager_propagates = True
+    # The CELERY_-prefixed names, as settings.py gives them: Celery 5.6 reads those first,
+    # so a change under the short name would be ignored where REDIS_URL is set.
+    app.conf.CELERY_TASK_ALWAYS_EAGER = True
+    app.conf.CELERY_TASK_EAGER_PROPAGATES = True
 
 
 @pytest.fixture(autouse=True)

@@ -34,9 +34,11 @@ class TokenListCreateView(APIView):
     throttle_classes = [LoginThrottle]
 
     def get_permissions(self) -> list[permissions.BasePermission]:
-        if self.request.method == "POST":
-            return [permissions.AllowAny()]
-        return [permissions.IsAuthenticated()]
+        # Listing needs a login; logging in does not. Any other method is a 405 for
+        # everyone, not a 401 that would suggest logging in could help.
+        if self.request.method in ("GET", "HEAD"):
+            return [permissions.IsAuthenticated()]
+        return [permissions.AllowAny()]
 
     @extend_schema(responses=TokenOut(many=True))
     def get(self, request: Request) -> Response:

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from exchange.accounts.models import ApiToken, User
+from exchange.core.fields import StrictCharField
 
 
 class MeOut(serializers.ModelSerializer):
@@ -13,9 +14,9 @@ class MeOut(serializers.ModelSerializer):
 
 
 class TokenCreateIn(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=256, trim_whitespace=False)
-    name = serializers.CharField(max_length=100, required=False, default="agent")
+    username = StrictCharField(max_length=150)
+    password = StrictCharField(max_length=256, trim_whitespace=False)
+    name = StrictCharField(max_length=100, required=False, default="agent")
 
 
 class TokenOut(serializers.ModelSerializer):

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import QuerySet
 from django.http import FileResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -29,6 +29,7 @@ from exchange.catalogue.storage import preview_abspath
 from exchange.core.errors import ServiceError, error_body
 from exchange.core.idempotency import idempotent
 from exchange.core.jsontypes import JSONObject
+from exchange.core.openapi import errors
 from exchange.core.uploads import upload_limit
 
 
@@ -66,7 +67,7 @@ class WorkListCreateView(generics.ListAPIView):
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
-    @extend_schema(request=WorkCreateIn, responses={201: OwnWorkOut})
+    @extend_schema(request=WorkCreateIn, responses={201: OwnWorkOut, **errors(403, 413)})
     @upload_limit("MAX_UPLOAD_BYTES")
     @idempotent(required=False)
     def post(self, request: Request) -> Response:
@@ -103,14 +104,22 @@ class WorkListCreateView(generics.ListAPIView):
         return [permissions.AllowAny()]
 
 
+#: one work as its viewer sees it: the owner's shape, or the public one (which has no
+#: more fields than it lists, so a body matches exactly one of the two)
+WORK_FOR_VIEWER = PolymorphicProxySerializer(
+    component_name="WorkForViewer", serializers=[OwnWorkOut, WorkOut],
+    resource_type_field_name=None,
+)
+
+
 class WorkDetailView(APIView):
     parser_classes = [JSONParser]
 
-    @extend_schema(responses=OwnWorkOut)
+    @extend_schema(responses=WORK_FOR_VIEWER)
     def get(self, request: Request, work_id: str) -> Response:
         return Response(_out(work_get_visible(user=request.user, work_id=work_id), request.user))
 
-    @extend_schema(request=WorkUpdateIn, responses=OwnWorkOut)
+    @extend_schema(request=WorkUpdateIn, responses={200: OwnWorkOut, **errors(403, 409)})
     def patch(self, request: Request, work_id: str) -> Response:
         if not request.user.is_authenticated:
             return Response(error_body("not_authenticated", "Log in to change a work."), status=401)

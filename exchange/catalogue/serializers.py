@@ -7,13 +7,15 @@ from typing import Any, ParamSpec, TypeVar
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from exchange.catalogue import validation
 from exchange.catalogue.models import MediaType, Work
 from exchange.catalogue.terms import ALLOWED_USES, DEFAULT_USES
-from exchange.core.fields import StrictIntegerField
+from exchange.core.fields import StrictCharField, StrictIntegerField
 from exchange.money.currencies import format_minor
+from exchange.money.fields import CurrencyField
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -26,13 +28,19 @@ def _django_to_drf(func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R
         raise serializers.ValidationError(exc.messages) from exc
 
 
+@extend_schema_field({"type": "string", "enum": list(ALLOWED_USES)})
+class UseField(StrictCharField):
+    """One use a licence may grant; the list is checked as a whole (``validate_uses``), so
+    a refusal names ``allowed_uses``."""
+
+
 class TermsFields(serializers.Serializer):
     """Price and terms, shared by create and update."""
 
     price_minor = StrictIntegerField(help_text="Price in minor units (cents for EUR, yen for JPY).")
-    currency = serializers.CharField(max_length=3, min_length=3, help_text="ISO 4217 code.")
+    currency = CurrencyField(help_text="ISO 4217 code.")
     allowed_uses = serializers.ListField(
-        child=serializers.CharField(max_length=32),
+        child=UseField(),
         min_length=1,
         max_length=len(ALLOWED_USES) * 2,
         help_text=f"Any of: {', '.join(ALLOWED_USES)}.",
@@ -67,14 +75,12 @@ class TermsFields(serializers.Serializer):
 
 
 class WorkCreateIn(TermsFields):
-    title = serializers.CharField(max_length=200)
-    description = serializers.CharField(
-        max_length=5000, required=False, allow_blank=True, default=""
-    )
+    title = StrictCharField(max_length=200)
+    description = StrictCharField(max_length=5000, required=False, allow_blank=True, default="")
     media_type = serializers.ChoiceField(choices=MediaType.choices, required=False)
     file = serializers.FileField(allow_empty_file=True, use_url=False)
     allowed_uses = serializers.ListField(
-        child=serializers.CharField(max_length=32),
+        child=UseField(),
         min_length=1,
         max_length=len(ALLOWED_USES) * 2,
         required=False,
@@ -89,8 +95,8 @@ class WorkCreateIn(TermsFields):
 
 
 class WorkUpdateIn(TermsFields):
-    title = serializers.CharField(max_length=200, required=False)
-    description = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+    title = StrictCharField(max_length=200, required=False)
+    description = StrictCharField(max_length=5000, required=False, allow_blank=True)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

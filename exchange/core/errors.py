@@ -6,14 +6,21 @@ map ``fields`` onto form inputs, so every failure path renders through here.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, TypedDict
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
+from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+log = logging.getLogger(__name__)
 
 
 class ServiceError(Exception):
@@ -58,22 +65,27 @@ def error_body(
 
 
 def _flatten(detail: object, prefix: str = "") -> dict[str, list[str]]:
-    """DRF nests errors as dicts and lists; clients want ``field.sub: [messages]``."""
+    """DRF nests errors as dicts and lists; clients want ``field.sub: [messages]``, with
+    list items as ``field[2]`` (DRF keys a list field's item errors by index)."""
     out: dict[str, list[str]] = {}
     if isinstance(detail, dict):
         for key, value in detail.items():
             name = "non_field_errors" if key in ("non_field_errors", "__all__") else str(key)
-            for sub, messages in _flatten(value, f"{prefix}{name}").items():
+            if isinstance(key, int):
+                path = f"{prefix}[{key}]"
+            else:
+                path = f"{prefix}.{name}" if prefix else name
+            for sub, messages in _flatten(value, path).items():
                 out.setdefault(sub, []).extend(messages)
     elif isinstance(detail, list):
         if all(not isinstance(item, dict | list) for item in detail):
             out[prefix or "non_field_errors"] = [str(item) for item in detail]
         else:
             for index, item in enumerate(detail):
-                for sub, messages in _flatten(item, f"{prefix}[{index}].").items():
-                    out.setdefault(sub.rstrip("."), []).extend(messages)
+                for sub, messages in _flatten(item, f"{prefix}[{index}]").items():
+                    out.setdefault(sub, []).extend(messages)
     else:
-        out[prefix.rstrip(".") or "non_field_errors"] = [str(detail)]
+        out[prefix or "non_field_errors"] = [str(detail)]
     return out
 
 
@@ -90,8 +102,35 @@ _CODES = {
 }
 
 
+#: A backing service is down or restarting: the database (a lost or refused connection,
+#: and also a deadlock or serialization failure, which a retry resolves), Redis (the
+#: metering stream, the cache; "loading" right after a restart is a connection error
+#: too) or the Celery broker. The request did nothing that a retry would repeat.
+UNAVAILABLE = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError,
+               BrokerError)
+RETRY_AFTER_SECONDS = 5
+UNAVAILABLE_MESSAGE = ("The service is briefly unavailable (a database or queue is restarting). "
+                       "Try again in a few seconds; retrying with the same Idempotency-Key "
+                       "is safe.")
+
+
+def unavailable_body() -> ErrorBody:
+    return error_body("service_unavailable", UNAVAILABLE_MESSAGE)
+
+
+def log_unavailable(exc: BaseException, request_path: str) -> None:
+    """One line, no traceback: an outage is an operations event, not a bug."""
+    log.warning("503 for %s: %s: %s", request_path, type(exc).__name__,
+                str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+
+
 # ``context`` is DRF's (view, args, kwargs, request), passed on to its handler as it types it.
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, UNAVAILABLE):
+        request = context.get("request")
+        log_unavailable(exc, getattr(request, "path", "?"))
+        return Response(unavailable_body(), status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     if isinstance(exc, ServiceError):
         fields = {exc.field: [exc.message]} if exc.field else {}
         return Response(error_body(exc.code, exc.message, fields), status=exc.status_code)

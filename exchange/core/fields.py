@@ -35,3 +35,25 @@ class StrictIntegerField(serializers.IntegerField):
         if abs(value) > INT64_MAX:
             self.fail("out_of_range")
         return int(super().to_internal_value(value))
+
+
+class StrictCharField(serializers.CharField):
+    """Text, and nothing that merely turns into text.
+
+    DRF's CharField takes ``5`` as ``"5"``: for an API whose schema says "string" that
+    hides a client bug, so input serializers use this one (output ones need not).
+    """
+
+    def to_internal_value(self, data: object) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """``true`` or ``false``; DRF's BooleanField also takes ``"yes"``, ``1``, ``"on"``..."""
+
+    def to_internal_value(self, data: object) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data

@@ -9,6 +9,15 @@ the stored response then commit in one transaction.
 A request that fails with a 5xx releases its key, so the client may retry it; a 4xx is
 stored like a success, because the same request would fail the same way again.
 
+A request whose process dies (a killed worker, a database restart) cannot release its
+key. On PostgreSQL the running request holds a row lock on its claim for as long as its
+transaction is open, and a dead one's transaction is rolled back by the server, so a
+retry that finds the claim unlocked takes it over at once (``SKIP LOCKED``); the request
+itself checks, under that lock, that its claim is still its own before it does
+anything. Where there are no row locks (SQLite) a claim is taken over once it is
+``STALE_AFTER`` old. Once the effect has committed the key is never released, even if
+something after the commit fails: the retry gets the stored response.
+
 Portal forms that move money use the same table (`run_once`): each form carries a fresh
 random key, and the POST claims it in the transaction of the action itself, so a double
 click, a reload or a back-and-resubmit performs the action once.
@@ -22,7 +31,7 @@ import json
 import re
 import secrets
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -30,10 +39,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -114,10 +125,11 @@ def _claim(user: AbstractBaseUser, key: str, fingerprint: str) -> IdempotencyRec
         )
     if existing.state == IdempotencyRecord.State.DONE:
         return _replay(existing)
-    # An in-flight row this old belongs to a process that died. Its effect cannot have
-    # committed (effect and stored response commit together, below), so it is safe to
-    # take the key over, once: the compare-and-swap on created_at admits one taker.
-    if timezone.now() - existing.created_at > STALE_AFTER:
+    # A claim whose request died. Its effect cannot have committed (effect and stored
+    # response commit together, below), so it is safe to take the key over, once: the
+    # compare-and-swap on created_at admits one taker, and the request that made the
+    # claim, if it is alive after all, finds it is no longer its own (``_hold``).
+    if _abandoned(existing):
         taken = IdempotencyRecord.objects.filter(
             pk=existing.pk, state=IdempotencyRecord.State.IN_FLIGHT, created_at=existing.created_at
         ).update(created_at=timezone.now())
@@ -125,6 +137,33 @@ def _claim(user: AbstractBaseUser, key: str, fingerprint: str) -> IdempotencyRec
             existing.refresh_from_db()
             return existing
     return _in_flight()
+
+
+def _abandoned(record: IdempotencyRecord) -> bool:
+    """Is this in-flight claim's request dead? On PostgreSQL: nobody holds its row lock
+    (a live request holds it from the start of its transaction to the end). Elsewhere:
+    it is older than ``STALE_AFTER``."""
+    if not connection.features.has_select_for_update_skip_locked:
+        return timezone.now() - record.created_at > STALE_AFTER
+    with transaction.atomic():
+        return bool(list(IdempotencyRecord.objects.select_for_update(skip_locked=True).filter(
+            pk=record.pk, state=IdempotencyRecord.State.IN_FLIGHT).values_list("pk", flat=True)))
+
+
+def _mine(record: IdempotencyRecord) -> QuerySet[IdempotencyRecord]:
+    """This request's claim, as long as nobody took it over."""
+    return IdempotencyRecord.objects.filter(pk=record.pk, created_at=record.created_at,
+                                            state=IdempotencyRecord.State.IN_FLIGHT)
+
+
+def _hold(record: IdempotencyRecord) -> bool:
+    """Lock this request's claim for the rest of its transaction; False if it was taken
+    over (this request then does nothing)."""
+    return bool(list(_mine(record).select_for_update().values_list("pk", flat=True)))
+
+
+class _Lost(Exception):  # noqa: N818  (control flow, not an error)
+    """The claim was taken over by a retry that found it abandoned."""
 
 
 class _Abort(Exception):  # noqa: N818  (control flow, not an error)
@@ -139,6 +178,15 @@ def _error_key_response(code: str, message: str, status: int) -> Response:
     return Response(error_body(code, message, {HEADER: [message]}), status=status)
 
 
+def key_parameter(*, required: bool) -> OpenApiParameter:
+    """The ``Idempotency-Key`` header, as the OpenAPI schema shows it."""
+    return OpenApiParameter(
+        HEADER, str, OpenApiParameter.HEADER, required=required, pattern=_KEY_RE.pattern,
+        description="1 to 255 printable ASCII characters, unique per request (a UUID is "
+                    "ideal). The same key and body again replay the stored response.",
+    )
+
+
 def idempotent(*, required: bool) -> Callable[[View], View]:
     """Decorate a DRF view method (``post``) so that its effect happens once per key.
 
@@ -146,6 +194,9 @@ def idempotent(*, required: bool) -> Callable[[View], View]:
     response: either both commit or neither does, so a crash between them cannot leave an
     effect without a record (which a retry would repeat). Services called from here open
     nested ``atomic()`` blocks, which become savepoints of this one.
+
+    The OpenAPI schema shows the header (and ``exchange.core.openapi`` the statuses that
+    come with it: 400, 409, 422).
     """
 
     def decorate(view: View) -> View:
@@ -170,36 +221,54 @@ def idempotent(*, required: bool) -> Callable[[View], View]:
             claimed = _claim(user, key, request_fingerprint(request))
             if isinstance(claimed, Response):
                 return claimed
+            stored = False
             try:
                 with transaction.atomic(durable=True):
+                    if not _hold(claimed):
+                        raise _Lost
                     response = view(self, request, *args, **kwargs)
                     if response.status_code >= 300:
                         raise _Abort(response)
                     _store(claimed, response)
+                    stored = True
                 return response
+            except _Lost:
+                return _in_flight()
             except _Abort as abort:
                 response = abort.response
             except (ServiceError, APIException, ValidationError, PermissionDenied, Http404) as exc:
                 response = self.handle_exception(exc)
             except BaseException:
-                claimed.delete()
+                # A failure after the response was stored came from the commit or from
+                # a hook after it (queueing follow-up work with the broker down): the
+                # effect may be in, so the claim stays. A retry replays the stored
+                # response if it committed, and takes the claim over if it did not.
+                if not stored:
+                    _release(claimed)
                 raise
             if response.status_code >= 500:
-                claimed.delete()  # not the client's fault: let them retry with the same key
+                _release(claimed)  # not the client's fault: let them retry with the same key
             else:
                 _store(claimed, response)  # the same request would fail the same way again
             return response
 
-        return wrapper  # type: ignore[return-value]
+        document = extend_schema(parameters=[key_parameter(required=required)])
+        return document(wrapper)  # type: ignore[return-value]
 
     return decorate
 
 
 def _store(record: IdempotencyRecord, response: Response) -> None:
-    record.state = IdempotencyRecord.State.DONE
-    record.status_code = response.status_code
-    record.response_body = response.data
-    record.save(update_fields=["state", "status_code", "response_body"])
+    """Keep the response for replays (unless a retry has taken the claim over)."""
+    _mine(record).update(state=IdempotencyRecord.State.DONE, status_code=response.status_code,
+                         response_body=response.data)
+
+
+def _release(record: IdempotencyRecord) -> None:
+    """Let the client retry with the same key. With the database gone, the claim stays
+    behind; a retry finds it abandoned (``_abandoned``)."""
+    with suppress(DatabaseError):
+        _mine(record).delete()
 
 
 def idempotency_records_purge(*, now: datetime | None = None) -> int:

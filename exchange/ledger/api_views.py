@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import permissions
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from exchange.accounts.models import authenticated_user
+from exchange.core.openapi import errors
 from exchange.ledger.models import Account
 from exchange.ledger.selectors import accounts_of, balances_of, platform_accounts
-from exchange.ledger.serializers import AccountStatementOut, BalanceOut
+from exchange.ledger.serializers import BalanceOut, StatementOut
 from exchange.ledger.statements import statements_csv, statements_for
 
 
@@ -31,42 +34,53 @@ class WalletView(APIView):
 
 def _statement_accounts(request: Request) -> list[Account]:
     user = authenticated_user(request)
-    if request.query_params.get("party") == "platform":
+    party = request.query_params.getlist("party")
+    if party == ["platform"]:
         if not user.is_platform_admin:
             raise PermissionDenied("Only platform admins see the platform's statement.")
         return list(platform_accounts())
+    if party:  # a typo must not quietly show one's own statement instead
+        raise ValidationError({"party": ["Leave it out, or give party=platform once."]})
     return list(accounts_of(user))
 
 
+_PERIOD = re.compile(r"([0-9]{4})-([0-9]{2})")
+
+
 def _month(period: str) -> tuple[int, int]:
-    try:
-        year, month = (int(part) for part in period.split("-"))
-    except ValueError:
-        raise NotFound("Statements are per month: /statements/YYYY-MM/.") from None
+    matched = _PERIOD.fullmatch(period)
+    if matched is None:
+        raise NotFound("Statements are per month: /statements/YYYY-MM/.")
+    year, month = int(matched[1]), int(matched[2])
     if not (2000 <= year <= 9998 and 1 <= month <= 12):
         raise NotFound("No such month.")
     return year, month
 
 
-_PARTY = OpenApiParameter("party", str, enum=["platform"],
-                          description="Admins: the platform's own accounts.")
+_STATEMENT_PARAMETERS = [
+    OpenApiParameter("period", str, OpenApiParameter.PATH, pattern=f"^{_PERIOD.pattern}$",
+                     description="The month, YYYY-MM (2000-01 to 9998-12)."),
+    OpenApiParameter("party", str, enum=["platform"],
+                     description="Admins: the platform's own accounts."),
+]
 
 
 class StatementView(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
-    @extend_schema(parameters=[_PARTY], responses=AccountStatementOut(many=True))
+    @extend_schema(parameters=_STATEMENT_PARAMETERS, responses={200: StatementOut, **errors(403)})
     def get(self, request: Request, period: str) -> Response:
         year, month = _month(period)
         statements = statements_for(_statement_accounts(request), year=year, month=month)
-        return Response({"period": f"{year:04d}-{month:02d}",
-                         "accounts": AccountStatementOut(statements, many=True).data})
+        return Response(StatementOut({"period": f"{year:04d}-{month:02d}",
+                                      "accounts": statements}).data)
 
 
 class StatementCsvView(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
-    @extend_schema(parameters=[_PARTY], responses={(200, "text/csv"): bytes})
+    @extend_schema(parameters=_STATEMENT_PARAMETERS,
+                   responses={(200, "text/csv"): bytes, **errors(403)})
     def get(self, request: Request, period: str) -> HttpResponse:
         year, month = _month(period)
         statements = statements_for(_statement_accounts(request), year=year, month=month)

@@ -35,3 +35,8 @@ class AccountStatementOut(serializers.Serializer):
     opening_minor = serializers.IntegerField()
     closing_minor = serializers.IntegerField()
     lines = StatementLineOut(many=True)
+
+
+class StatementOut(serializers.Serializer):
+    period = serializers.CharField(help_text="The month, YYYY-MM.")
+    accounts = AccountStatementOut(many=True)

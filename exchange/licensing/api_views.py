@@ -16,6 +16,7 @@ from exchange.accounts.models import authenticated_user
 from exchange.catalogue.models import WorkStatus
 from exchange.catalogue.selectors import work_get_visible
 from exchange.core.idempotency import idempotent
+from exchange.core.openapi import errors
 from exchange.core.pagination import PAGE_PARAMETERS, page_of, paginated_response
 from exchange.licensing import services
 from exchange.licensing.keys import platform_keyring
@@ -49,7 +50,7 @@ class DeviceListCreateView(APIView):
         devices = authenticated_user(request).devices.all()
         return Response(DeviceOut(devices, many=True).data)
 
-    @extend_schema(request=DeviceIn, responses={201: DeviceOut})
+    @extend_schema(request=DeviceIn, responses={201: DeviceOut, **errors(409)})
     @idempotent(required=False)
     def post(self, request: Request) -> Response:
         data = DeviceIn(data=request.data)
@@ -92,7 +93,7 @@ class ManifestView(APIView):
 
     permission_classes = [permissions.IsAuthenticated]
 
-    @extend_schema(responses=ManifestOut)
+    @extend_schema(responses={200: ManifestOut, **errors(409)})
     def get(self, request: Request, work_id: str) -> Response:
         work = work_get_visible(user=request.user, work_id=work_id)
         package = WorkPackage.objects.filter(work=work).first()

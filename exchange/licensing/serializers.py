@@ -1,16 +1,22 @@
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
+from exchange.core.fields import StrictCharField
 from exchange.licensing.models import Device, Licence
+
+# 32 bytes in canonical unpadded base64url: 42 free characters, then one whose last two
+# bits are zero. The schema shows the pattern; the service still checks the key itself.
+_RAW_KEY = RegexValidator(r"^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$",
+                          "32 bytes in canonical unpadded base64url (43 characters).")
 
 
 class DeviceIn(serializers.Serializer):
-    name = serializers.CharField(max_length=100, required=False, default="agent")
-    signing_key = serializers.CharField(
-        max_length=64, help_text="Ed25519 public key, raw, base64url."
-    )
-    kem_key = serializers.CharField(max_length=64, help_text="X25519 public key, raw, base64url.")
+    name = StrictCharField(max_length=100, required=False, default="agent")
+    signing_key = StrictCharField(validators=[_RAW_KEY],
+                                  help_text="Ed25519 public key, raw, base64url.")
+    kem_key = StrictCharField(validators=[_RAW_KEY], help_text="X25519 public key, raw, base64url.")
 
 
 class DeviceOut(serializers.ModelSerializer):
@@ -62,11 +68,11 @@ class ManifestOut(serializers.Serializer):
 
 
 class EquivocationIn(serializers.Serializer):
-    first = serializers.CharField(max_length=8 * 1024 * 1024,
-                                  help_text="The revocation list token the agent kept.")
-    second = serializers.CharField(max_length=8 * 1024 * 1024,
-                                   help_text="The different list it was later offered under "
-                                             "the same version.")
+    first = StrictCharField(max_length=8 * 1024 * 1024,
+                            help_text="The revocation list token the agent kept.")
+    second = StrictCharField(max_length=8 * 1024 * 1024,
+                             help_text="The different list it was later offered under the "
+                                       "same version.")
 
 
 class EquivocationOut(serializers.Serializer):

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from exchange.accounts.models import authenticated_user
+from exchange.core.openapi import errors
 from exchange.licensing.selectors import licence_get_for_buyer
 from exchange.metering import services
 from exchange.metering.serializers import OrdersIn, OrdersOut, ReceiptIn, ReceiptOut
@@ -45,7 +46,7 @@ class ReceiptView(APIView):
     permission_classes = [permissions.IsAuthenticated]
     parser_classes = [JSONParser]
 
-    @extend_schema(request=ReceiptIn, responses={201: ReceiptOut})
+    @extend_schema(request=ReceiptIn, responses={201: ReceiptOut, **errors(409)})
     def post(self, request: Request, licence_id: str) -> Response:
         licence = licence_get_for_buyer(user=authenticated_user(request), licence_id=licence_id)
         data = ReceiptIn(data=request.data)

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from exchange.core.fields import StrictCharField
+
 ORDER_OUTCOMES = ("accepted", "duplicate", "rejected")
 
 
 class OrdersIn(serializers.Serializer):
     orders = serializers.ListField(
-        child=serializers.CharField(max_length=4096, trim_whitespace=False),
+        child=StrictCharField(max_length=4096, trim_whitespace=False),
         min_length=1, max_length=1000,
         help_text="Order tokens (JWS, typ pm-order+jwt) this agent's peers collected.",
     )
@@ -27,7 +29,7 @@ class OrdersOut(serializers.Serializer):
 
 
 class ReceiptIn(serializers.Serializer):
-    receipt = serializers.CharField(max_length=200_000, trim_whitespace=False)
+    receipt = StrictCharField(max_length=200_000, trim_whitespace=False)
 
 
 class ReceiptOut(serializers.Serializer):

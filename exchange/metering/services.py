@@ -15,6 +15,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
+from redis import RedisError
 
 from exchange.accounts.models import User
 from exchange.audit.services import audit_record
@@ -92,7 +94,12 @@ def _ingest_to_stream(good: list[tuple[int, OrderEntry]]) -> list[OrderOutcome]:
     if any(fresh):
         from exchange.metering.tasks import metering_flush_task
 
-        stream.schedule_flush_once(conn, lambda: metering_flush_task.apply_async(countdown=1))
+        # The orders are in the stream: a flush that cannot be queued now (the broker is
+        # down) is no reason to refuse them; the periodic flush moves them anyway.
+        try:
+            stream.schedule_flush_once(conn, lambda: metering_flush_task.apply_async(countdown=1))
+        except (BrokerError, RedisError) as exc:
+            log.warning("orders accepted, flush not queued (%s); the periodic flush will", exc)
     return outcomes
 
 
@@ -222,8 +229,14 @@ def _queue_settlement(receipt_pk: int) -> None:
 
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return  # the periodic job settles once the grace period is over
-    receipt_settle_task.apply_async(args=[receipt_pk],
-                                    countdown=settings.METERING_GRACE_SECONDS + 1)
+    # The receipt is kept (this runs after its commit): with the broker down, the
+    # periodic job (``settle_receipts``) settles it instead, so the buyer hears 201.
+    try:
+        receipt_settle_task.apply_async(args=[receipt_pk],
+                                        countdown=settings.METERING_GRACE_SECONDS + 1)
+    except (BrokerError, RedisError) as exc:
+        log.warning("receipt %s kept, settlement not queued (%s); the periodic job will "
+                    "settle it", receipt_pk, exc)
 
 
 def receipt_settle(*, receipt_pk: int, now: dt.datetime | None = None,

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from exchange.accounts.models import authenticated_user
 from exchange.core.access import get_owned
 from exchange.core.idempotency import idempotent
+from exchange.core.openapi import errors
 from exchange.core.pagination import PAGE_PARAMETERS, page_of, paginated_response
 from exchange.payments import services
 from exchange.payments.models import Payout, TopUp
@@ -29,7 +30,7 @@ class TopUpListCreateView(APIView):
         topups = TopUp.objects.filter(user=authenticated_user(request))
         return paginated_response(request, self, topups, TopUpOut)
 
-    @extend_schema(request=TopUpIn, responses={201: TopUpOut})
+    @extend_schema(request=TopUpIn, responses={201: TopUpOut, **errors(503)})
     @idempotent(required=True)
     def post(self, request: Request) -> Response:
         data = TopUpIn(data=request.data)
@@ -57,7 +58,7 @@ class PayoutListCreateView(APIView):
         payouts = Payout.objects.filter(user=authenticated_user(request))
         return paginated_response(request, self, payouts, PayoutOut)
 
-    @extend_schema(request=PayoutIn, responses={201: PayoutOut})
+    @extend_schema(request=PayoutIn, responses={201: PayoutOut, **errors(402, 503)})
     @idempotent(required=True)
     def post(self, request: Request) -> Response:
         data = PayoutIn(data=request.data)
@@ -87,7 +88,8 @@ class WebhookView(APIView):
     parser_classes = [_RawBody]
 
     @extend_schema(request={"application/json": {"type": "object"}},
-                   responses={200: {"type": "object"}}, auth=[])
+                   responses={200: {"type": "object"}, **errors(400, 401, 404, 413)},
+                   auth=[])
     def post(self, request: Request, provider: str) -> Response:
         outcome = webhook_receive(
             provider=provider, headers=dict(request.headers), body=request.body

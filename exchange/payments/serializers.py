@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from exchange.core.fields import StrictIntegerField
 from exchange.money.currencies import format_minor
+from exchange.money.fields import CurrencyField
 from exchange.payments.models import Payout, PayoutSource, TopUp
 from exchange.payments.providers import provider_options
 from exchange.payments.providers.base import PaymentKind
@@ -44,7 +45,7 @@ class TopUpIn(_ProviderOptionsIn):
 
     payment_kind = "topup"
     amount_minor = StrictIntegerField(help_text="Minor units of the currency (cents for EUR).")
-    currency = serializers.CharField(min_length=3, max_length=3)
+    currency = CurrencyField()
 
 
 class PayoutIn(_ProviderOptionsIn):
@@ -52,7 +53,7 @@ class PayoutIn(_ProviderOptionsIn):
 
     payment_kind = "payout"
     amount_minor = StrictIntegerField()
-    currency = serializers.CharField(min_length=3, max_length=3)
+    currency = CurrencyField()
     account = serializers.ChoiceField(
         choices=PayoutSource.choices, help_text="Which balance to pay out from."
     )

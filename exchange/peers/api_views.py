@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from exchange.accounts.models import authenticated_user
 from exchange.catalogue.selectors import work_get_for_owner, work_get_visible
+from exchange.core.openapi import errors
 from exchange.core.pagination import PAGE_PARAMETERS, PagePagination, page_of
 from exchange.peers import services
 from exchange.peers.models import WebSeed
@@ -33,7 +34,7 @@ class AnnounceView(APIView):
     permission_classes = [permissions.IsAuthenticated]
     parser_classes = [JSONParser]
 
-    @extend_schema(request=AnnounceIn, responses=PeerOut)
+    @extend_schema(request=AnnounceIn, responses={200: PeerOut, **errors(409)})
     def post(self, request: Request) -> Response:
         data = AnnounceIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -51,7 +52,7 @@ class HeartbeatView(APIView):
     permission_classes = [permissions.IsAuthenticated]
     parser_classes = [JSONParser]
 
-    @extend_schema(request=HeartbeatIn, responses=PeerOut)
+    @extend_schema(request=HeartbeatIn, responses={200: PeerOut, **errors(409)})
     def post(self, request: Request) -> Response:
         data = HeartbeatIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -84,7 +85,7 @@ class WebSeedListCreateView(APIView):
     permission_classes = [permissions.IsAuthenticated]
     parser_classes = [JSONParser]
 
-    @extend_schema(responses=WebSeedOut(many=True))
+    @extend_schema(responses={200: WebSeedOut(many=True), **errors(403)})
     def get(self, request: Request, work_id: str) -> Response:
         work = work_get_for_owner(user=authenticated_user(request), work_id=work_id)
         return Response(WebSeedOut(web_seeds_for(work), many=True).data)

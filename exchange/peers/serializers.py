@@ -2,29 +2,30 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from exchange.core.fields import StrictBooleanField, StrictCharField, StrictIntegerField
 from exchange.peers.bitfields import bitfield_encode
 from exchange.peers.models import Holding, WebSeed
 
 
 class HoldingIn(serializers.Serializer):
-    work = serializers.CharField(max_length=64)
-    bitfield = serializers.CharField(max_length=200_000,
-                                     help_text="Base64 bitfield, MSB first (BitTorrent order).")
+    work = StrictCharField(max_length=64)
+    bitfield = StrictCharField(max_length=200_000,
+                               help_text="Base64 bitfield, MSB first (BitTorrent order).")
 
 
 class AnnounceIn(serializers.Serializer):
-    device = serializers.CharField(max_length=64)
-    host = serializers.CharField(max_length=255, required=False, allow_blank=True, default="",
-                                 help_text="Defaults to the address the request comes from.")
-    port = serializers.IntegerField(min_value=1, max_value=65535)
+    device = StrictCharField(max_length=64)
+    host = StrictCharField(max_length=255, required=False, allow_blank=True, default="",
+                           help_text="Defaults to the address the request comes from.")
+    port = StrictIntegerField(min_value=1, max_value=65535)
     holdings = HoldingIn(many=True, required=False, default=list)
-    replace = serializers.BooleanField(required=False, default=False,
-                                       help_text="Drop holdings not listed here.")
-    version = serializers.CharField(max_length=40, required=False, default="")
+    replace = StrictBooleanField(required=False, default=False,
+                                 help_text="Drop holdings not listed here.")
+    version = StrictCharField(max_length=40, required=False, default="")
 
 
 class HeartbeatIn(serializers.Serializer):
-    device = serializers.CharField(max_length=64)
+    device = StrictCharField(max_length=64)
 
 
 class PeerOut(serializers.Serializer):

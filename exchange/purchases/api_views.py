@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from exchange.accounts.models import authenticated_user
 from exchange.core.idempotency import idempotent
+from exchange.core.openapi import errors
 from exchange.core.pagination import PAGE_PARAMETERS, page_of, paginated_response
 from exchange.licensing.services import manifest_token, package_get
 from exchange.purchases import services
@@ -36,7 +37,8 @@ class PurchaseListCreateView(APIView):
             buyer=authenticated_user(request))
         return paginated_response(request, self, purchases, PurchaseOut)
 
-    @extend_schema(request=PurchaseIn, responses={201: PurchaseCreatedOut})
+    @extend_schema(request=PurchaseIn,
+                   responses={201: PurchaseCreatedOut, **errors(402, 404, 409)})
     @idempotent(required=True)
     def post(self, request: Request) -> Response:
         data = PurchaseIn(data=request.data)

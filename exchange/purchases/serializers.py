@@ -5,19 +5,20 @@ from typing import TypedDict
 
 from rest_framework import serializers
 
-from exchange.core.fields import StrictIntegerField
+from exchange.core.fields import StrictCharField, StrictIntegerField
 from exchange.licensing.models import Licence
 from exchange.money.currencies import format_minor
+from exchange.money.fields import CurrencyField
 from exchange.purchases.models import Invoice, Purchase, PurchaseState
 
 
 class PurchaseIn(serializers.Serializer):
     work = serializers.UUIDField()
-    device = serializers.CharField(max_length=64, help_text="The device the licence is for.")
+    device = StrictCharField(max_length=64, help_text="The device the licence is for.")
     expected_price_minor = StrictIntegerField(
         required=False, help_text="Refuse (409 price_changed) unless the price is still this."
     )
-    expected_currency = serializers.CharField(min_length=3, max_length=3, required=False)
+    expected_currency = CurrencyField(required=False)
 
 
 class PurchaseOut(serializers.Serializer):

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from exchange.accounts.models import authenticated_user
 from exchange.core.errors import ServiceError
 from exchange.core.idempotency import idempotent
+from exchange.core.openapi import errors
 from exchange.core.pagination import PAGE_PARAMETERS, page_of, paginated_response
 from exchange.core.uploads import upload_limit
 from exchange.tracing.selectors import trace_report_get_for_owner, trace_reports_for
@@ -30,7 +31,7 @@ class TraceListCreateView(APIView):
         return paginated_response(request, self, trace_reports_for(authenticated_user(request)),
                                   TraceReportOut)
 
-    @extend_schema(request=TraceIn, responses={201: TraceReportOut})
+    @extend_schema(request=TraceIn, responses={201: TraceReportOut, **errors(403, 413, 429)})
     @upload_limit("MAX_TRACE_BYTES")
     @idempotent(required=False)
     def post(self, request: Request) -> Response:

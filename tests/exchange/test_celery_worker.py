@@ -36,8 +36,8 @@ def test_a_registered_work_is_packaged_by_a_real_worker(rita, settings, tmp_path
     worker = python("-m", "celery", "-A", "exchange", "worker", "-Q", queue, "--pool", "solo",
                     "--concurrency", "1", "--loglevel", "INFO", "--without-heartbeat",
                     "--without-gossip", "--without-mingle")
-    previous = (app.conf.task_always_eager, app.conf.task_default_queue)
-    app.conf.task_always_eager = False
+    previous = (app.conf.CELERY_TASK_ALWAYS_EAGER, app.conf.task_default_queue)
+    app.conf.CELERY_TASK_ALWAYS_EAGER = False
     app.conf.task_default_queue = queue
     try:
         with running(worker, env=env, log=log):
@@ -52,5 +52,5 @@ def test_a_registered_work_is_packaged_by_a_real_worker(rita, settings, tmp_path
                 timeout=60, what="the worker to package the work", log=log,
             )
     finally:
-        app.conf.task_always_eager, app.conf.task_default_queue = previous
+        app.conf.CELERY_TASK_ALWAYS_EAGER, app.conf.task_default_queue = previous
     assert "succeeded" in log.read_text()

@@ -70,17 +70,6 @@ def test_a_malformed_key_is_refused(rita, api) -> None:
     assert not Work.objects.exists()
 
 
-def test_a_request_still_in_flight_is_409(rita, api) -> None:
-    client = api(rita)
-    first = _register(client, "k-1")
-    IdempotencyRecord.objects.filter(key="k-1").update(state="in_flight", response_body=None)
-    response = _register(client, "k-1")
-    assert response.status_code == 409
-    assert response.json()["error"]["code"] == "idempotency_in_flight"
-    assert Work.objects.count() == 1
-    assert first.status_code == 201
-
-
 def test_a_client_error_is_stored_and_replayed(rita, api) -> None:
     client = api(rita)
     upload = io.BytesIO(b"not an image")
@@ -169,6 +158,132 @@ def _json_parser() -> Any:
     from rest_framework.parsers import JSONParser
 
     return JSONParser()
+
+
+def _probe_fingerprint(body: dict[str, Any] | None = None) -> str:
+    from exchange.core.idempotency import request_fingerprint
+
+    probe = APIRequestFactory().post("/probe/", body or {"a": 1}, format="json")
+    return request_fingerprint(Request(probe, parsers=[_json_parser()]))
+
+
+def test_a_claim_nobody_is_working_on_is_taken_over_where_the_database_can_tell(bob) -> None:
+    """A claim left in flight by a request that died (a killed worker, a database
+    restart): PostgreSQL knows at once, because nobody holds the claim's row lock, so the
+    retry runs; SQLite cannot tell a dead request from a slow one, so the retry is 409
+    until the claim is stale (the test above)."""
+    IdempotencyRecord.objects.create(user=bob, key="k-6", fingerprint=_probe_fingerprint())
+    calls = []
+    _Probe.behaviour = staticmethod(lambda request: calls.append(1) or Response({}, status=201))
+    response = _call(bob, "k-6")
+    if connection.vendor == "postgresql":
+        assert response.status_code == 201
+        assert calls == [1]
+        assert _call(bob, "k-6")["Idempotent-Replayed"] == "true"
+    else:
+        assert response.status_code == 409
+        assert response.data["error"]["code"] == "idempotency_in_flight"
+        assert calls == []
+
+
+def test_a_request_whose_claim_was_taken_over_does_nothing(
+    bob, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request slow to start (its claim committed, its transaction not yet begun) may
+    find a retry took its claim over: it answers 409 and leaves the claim to the retry."""
+    from exchange.core import idempotency
+
+    real_claim = idempotency._claim
+
+    def claim_then_lose_it(*args: Any) -> Any:
+        record = real_claim(*args)
+        IdempotencyRecord.objects.filter(pk=record.pk).update(
+            created_at=record.created_at + timedelta(seconds=1))  # the retry's takeover
+        return record
+
+    monkeypatch.setattr(idempotency, "_claim", claim_then_lose_it)
+    calls = []
+    _Probe.behaviour = staticmethod(lambda request: calls.append(1) or Response({}, status=201))
+    response = _call(bob, "k-7")
+    assert response.status_code == 409
+    assert calls == []
+    assert IdempotencyRecord.objects.get(key="k-7").state == "in_flight"  # the retry's now
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_request_still_in_flight_is_409(bob) -> None:
+    from django.db import connections
+
+    started, finish = threading.Event(), threading.Event()
+    answers: list[int] = []
+
+    def slow(request: Request) -> Response:
+        started.set()
+        assert finish.wait(timeout=30)
+        return Response({}, status=201)
+
+    def first() -> None:
+        try:
+            answers.append(_call(bob, "k-8").status_code)
+        finally:
+            connections.close_all()
+
+    _Probe.behaviour = staticmethod(slow)
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert started.wait(timeout=30)
+        response = _call(bob, "k-8")
+        assert response.status_code == 409
+        assert response.data["error"]["code"] == "idempotency_in_flight"
+    finally:
+        finish.set()
+        thread.join(timeout=30)
+    assert answers == [201]
+    assert _call(bob, "k-8")["Idempotent-Replayed"] == "true"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_effect_committed_before_a_failing_hook_keeps_its_stored_response(bob) -> None:
+    """The effect committed, then queueing its follow-up failed (the broker is down): the
+    client hears 503, and its retry gets the stored response instead of a second effect."""
+    from django.db import transaction
+    from kombu.exceptions import OperationalError as BrokerError
+
+    def effect_then_broker_down(request: Request) -> Response:
+        AuditEvent.objects.create(action="effect", target_type="x", target_id="1")
+
+        def queue() -> None:
+            raise BrokerError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+        transaction.on_commit(queue)
+        return Response({"done": True}, status=201)
+
+    _Probe.behaviour = staticmethod(effect_then_broker_down)
+    response = _call(bob, "k-9")
+    assert response.status_code == 503
+    assert response.data["error"]["code"] == "service_unavailable"
+    again = _call(bob, "k-9")
+    assert again.status_code == 201
+    assert again["Idempotent-Replayed"] == "true"
+    assert AuditEvent.objects.filter(action="effect").count() == 1
+
+
+def test_a_database_outage_is_503_and_releases_the_key(bob) -> None:
+    from django.db import OperationalError
+
+    def database_down(request: Request) -> Response:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    _Probe.behaviour = staticmethod(database_down)
+    response = _call(bob, "k-10")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response.data["error"]["code"] == "service_unavailable"
+    assert not IdempotencyRecord.objects.filter(key="k-10").exists()
+    _Probe.behaviour = staticmethod(lambda request: Response({}, status=201))
+    assert _call(bob, "k-10").status_code == 201
 
 
 def test_old_keys_are_purged_after_the_retention_period(bob) -> None:

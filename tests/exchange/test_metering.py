@@ -187,6 +187,30 @@ def test_the_same_receipt_twice_is_one_receipt(sale, bob, api) -> None:
     assert Receipt.objects.count() == 1
 
 
+def test_a_receipt_is_kept_and_answered_when_its_settlement_cannot_be_queued(
+    sale, bob, api, settings, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    """The broker is down after the receipt committed: the buyer still hears 201 (a
+    503 would make the agent sign and send another receipt), and the periodic job
+    settles it."""
+    from kombu.exceptions import OperationalError as BrokerError
+
+    from exchange.metering import tasks
+
+    def broker_down(*_args: Any, **_kwargs: Any) -> None:
+        raise BrokerError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    monkeypatch.setattr(tasks.receipt_settle_task, "apply_async", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api(bob).post(f"/api/v1/licences/{sale['licence_id']}/receipt/",
+                                 {"receipt": _receipt(sale, {})}, format="json")
+    assert response.status_code == 201
+    assert Receipt.objects.get().settled_at is None
+    assert services.receipts_settle_due() == 1
+    assert Purchase.objects.get().state == PurchaseState.SETTLED
+
+
 @pytest.mark.parametrize("token", ["garbage", None])
 def test_a_forged_or_malformed_receipt_is_refused(sale, bob, api, token) -> None:
     forged = token or _receipt(sale, {}, signer=DeviceKeys.generate())
@@ -271,11 +295,11 @@ class TestTheStream:
         assert settings.REDIS_URL
         from exchange.celery import app
 
-        app.conf.task_always_eager = False  # keep the flush from running inline
+        app.conf.CELERY_TASK_ALWAYS_EAGER = False  # keep the flush from running inline
         try:
             _submit(api, carol, [_order(sale, "carol", 0), _order(sale, "carol", 1)])
         finally:
-            app.conf.task_always_eager = True
+            app.conf.CELERY_TASK_ALWAYS_EAGER = True
         assert stream.backlog(stream.client()) == 2
         assert not MeteredOrder.objects.exists()
         assert services.metering_flush(min_idle_ms=0) == 2
@@ -285,11 +309,11 @@ class TestTheStream:
     def test_a_flush_killed_after_commit_counts_nothing_twice(self, sale, carol, api) -> None:
         from exchange.celery import app
 
-        app.conf.task_always_eager = False
+        app.conf.CELERY_TASK_ALWAYS_EAGER = False
         try:
             _submit(api, carol, [_order(sale, "carol", i) for i in range(2)])
         finally:
-            app.conf.task_always_eager = True
+            app.conf.CELERY_TASK_ALWAYS_EAGER = True
 
         class KilledError(Exception):
             pass
@@ -309,11 +333,11 @@ class TestTheStream:
                                                         monkeypatch) -> None:
         from exchange.celery import app
 
-        app.conf.task_always_eager = False
+        app.conf.CELERY_TASK_ALWAYS_EAGER = False
         try:
             _submit(api, carol, [_order(sale, "carol", i) for i in range(2)])
         finally:
-            app.conf.task_always_eager = True
+            app.conf.CELERY_TASK_ALWAYS_EAGER = True
         original = services.orders_record
 
         def broken(entries):

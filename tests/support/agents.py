@@ -47,10 +47,12 @@ class AgentProcess:
             return result
         return json.loads(result.stdout) if result.stdout.strip() else None
 
-    def start(self, *args: str) -> subprocess.Popen[bytes]:
-        """Start a command in the background (for killing it mid-way)."""
+    def start(self, *args: str, stderr: bool = False) -> subprocess.Popen[bytes]:
+        """Start a command in the background (for killing it mid-way); with ``stderr``,
+        its error output is piped too (to read what the user would see)."""
         return subprocess.Popen(self._command(*args), cwd=ROOT, env=_agent_env(),
-                                stdout=subprocess.PIPE, stderr=self.log.open("ab"),
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE if stderr else self.log.open("ab"),
                                 start_new_session=True)
 
     def setup(self, username: str, password: str) -> str:

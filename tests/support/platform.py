@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -28,6 +29,29 @@ class Platform:
     logs: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
+    #: how each process was started, so that a drill can kill it and start it again
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    full_env: dict[str, str] = field(default_factory=dict)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to the process (its whole group) and wait for it to end."""
+        stop(self.processes[name], sig=sig)
+
+    def restart(self, name: str) -> subprocess.Popen[bytes]:
+        """Start a process again as it was first started (its log is appended to)."""
+        process = self.processes[name]
+        if process.poll() is None:
+            stop(process)
+        with (self.logs / f"{name}.log").open("ab") as log:
+            self.processes[name] = subprocess.Popen(
+                self.commands[name], cwd=ROOT, env={**os.environ, **self.full_env},
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return self.processes[name]
+
+    def books(self) -> list[str]:
+        """What ``manage.py check_books`` finds wrong (empty: the books are right)."""
+        return list(json.loads(self.manage("check_books", "--json", check=False)
+                               .strip().splitlines()[-1]))
 
     def manage(self, *args: str, check: bool = True) -> str:
         result = subprocess.run(
@@ -74,14 +98,22 @@ def _database_env(name: str) -> tuple[dict[str, str], Any]:
 
 @contextlib.contextmanager
 def platform(tmp: Path, *, celery: bool = False, piece_size: int = 256 * 1024,
-             extra_env: dict[str, str] | None = None) -> Iterator[Platform]:
-    """Start the platform; with ``celery`` (needs REDIS_URL), a worker and beat too."""
+             extra_env: dict[str, str] | None = None, database_url: str | None = None,
+             redis_url: str | None = None) -> Iterator[Platform]:
+    """Start the platform; with ``celery`` (needs REDIS_URL), a worker and beat too.
+
+    ``database_url`` and ``redis_url`` point it at servers of its own (the fault
+    drills'), instead of a fresh database on the suite's server and the suite's Redis.
+    """
     data_dir = tmp / "platform"
     logs = tmp / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    db_env, drop_db = _database_env(f"peermark_e2e_{uuid.uuid4().hex[:10]}")
+    if database_url:
+        db_env, drop_db = {"DATABASE_URL": database_url}, None
+    else:
+        db_env, drop_db = _database_env(f"peermark_e2e_{uuid.uuid4().hex[:10]}")
     env = {
         "PEERMARK_DATA_DIR": str(data_dir), "PEERMARK_PUBLIC_URL": url,
         "PEERMARK_PIECE_SIZE": str(piece_size), "PEERMARK_LOG_LEVEL": "WARNING",
@@ -93,7 +125,7 @@ def platform(tmp: Path, *, celery: bool = False, piece_size: int = 256 * 1024,
         "DATABASE_URL": "", "REDIS_URL": "", **db_env, **(extra_env or {}),
     }
     if celery:
-        env["REDIS_URL"] = os.environ["REDIS_URL"]
+        env["REDIS_URL"] = redis_url or os.environ["REDIS_URL"]
         env["PEERMARK_CELERY_EAGER"] = "false"
         env["PEERMARK_TESTPAY_DELAY_SECONDS"] = "0"
     else:
@@ -105,29 +137,28 @@ def platform(tmp: Path, *, celery: bool = False, piece_size: int = 256 * 1024,
     clean_env = {k: v for k, v in os.environ.items()
                  if k not in ("DATABASE_URL", "REDIS_URL", "PEERMARK_DATA_DIR")}
     full_env = {**clean_env, **env}
-    site = Platform(url=url, data_dir=data_dir, env=env, logins={}, logs=logs)
+    site = Platform(url=url, data_dir=data_dir, env=env, logins={}, logs=logs,
+                    full_env=full_env)
     try:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=full_env,
                        check=True, timeout=300)
+        site.commands["server"] = [
+            sys.executable, "-m", "gunicorn", "exchange.wsgi:application", "--bind",
+            f"127.0.0.1:{port}", "--workers", "2", "--threads", "4", "--timeout", "60"]
+        if celery:
+            site.commands["worker"] = [
+                sys.executable, "-m", "celery", "-A", "exchange", "worker", "--pool", "solo",
+                "--loglevel", "INFO", "--without-heartbeat", "--without-gossip",
+                "--without-mingle"]
+            site.commands["beat"] = [
+                sys.executable, "-m", "celery", "-A", "exchange", "beat", "--loglevel", "INFO",
+                "--schedule", str(tmp / "beat-schedule")]
+        else:
+            site.commands["periodic"] = [sys.executable, "manage.py", "run_periodic_jobs"]
         with contextlib.ExitStack() as stack:
-            server = stack.enter_context(running(
-                [sys.executable, "-m", "gunicorn", "exchange.wsgi:application", "--bind",
-                 f"127.0.0.1:{port}", "--workers", "2", "--threads", "4", "--timeout", "60"],
-                env=full_env, log=logs / "server.log"))
-            site.processes["server"] = server
-            if celery:
-                site.processes["worker"] = stack.enter_context(running(
-                    [sys.executable, "-m", "celery", "-A", "exchange", "worker", "--pool",
-                     "solo", "--loglevel", "INFO", "--without-heartbeat", "--without-gossip",
-                     "--without-mingle"], env=full_env, log=logs / "worker.log"))
-                site.processes["beat"] = stack.enter_context(running(
-                    [sys.executable, "-m", "celery", "-A", "exchange", "beat", "--loglevel",
-                     "INFO", "--schedule", str(tmp / "beat-schedule")],
-                    env=full_env, log=logs / "beat.log"))
-            else:
-                site.processes["periodic"] = stack.enter_context(running(
-                    [sys.executable, "manage.py", "run_periodic_jobs"], env=full_env,
-                    log=logs / "periodic.log"))
+            for name, command in site.commands.items():
+                site.processes[name] = stack.enter_context(running(
+                    command, env=full_env, log=logs / f"{name}.log"))
             wait_until(lambda: _healthy(url), timeout=60, what="the platform to start",
                        log=logs / "server.log")
             subprocess.run([sys.executable, "manage.py", "demo_data", "--quiet"], cwd=ROOT,
