@@ -13,6 +13,13 @@ import pytest
 
 from tests.watermark.audio_clips import RATE, music, speech_like
 from watermark.audio import embed, extract
+from watermark.audio.spectrum import (
+    add_modification,
+    band_split,
+    frame_spectra,
+    half_band_power,
+    power_prefix,
+)
 from watermark.errors import (
     AudioTooShortError,
     EmbedCheckError,
@@ -91,6 +98,53 @@ def test_an_informed_read_subtracts_the_master(song, marked) -> None:
     assert (result.found, result.payload, result.informed) == (True, PAYLOAD, True)
     assert result.bit_errors == 0  # with the music gone, nothing is left to correct
     assert not extract(song[: 9 * RATE], RATE, KEY, reference=song).found
+
+
+def test_the_fast_analysis_gives_the_plain_short_time_spectrum(song) -> None:
+    """The analysis works in chunks of frames and on the bands' bins only (the textbook
+    numbers, to rounding), and in float32 for the blind search (within float32's precision
+    of each frame's power); compared here with every frame's whole spectrum, frames off
+    either end of the clip included."""
+    mono = song.astype(np.float64).mean(axis=1)
+    length, hop = 2048, 1024
+    starts = np.arange(-1, (mono.size - length) // hop + 2) * hop
+    window = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(length) / length))
+    inside = (starts >= 0) & (starts + length <= mono.size)
+    frames = np.zeros((starts.size, length))
+    frames[inside] = mono[starts[inside, None] + np.arange(length)]
+    plain = np.cumsum(np.abs(np.fft.rfft(frames * window, axis=1)) ** 2, axis=1)
+    split = band_split(length, RATE)
+    expected_low = plain[:, split[:, 1] - 1] - plain[:, split[:, 0] - 1]
+    expected_high = plain[:, split[:, 2] - 1] - plain[:, split[:, 1] - 1]
+    for single, tolerance in ((False, 1e-12), (True, 1e-6)):
+        prefix, found_inside = power_prefix(mono, starts, length, bins=int(split[-1, 2]),
+                                            single=single)
+        assert (found_inside == inside).all()
+        low, high = half_band_power(prefix, split)
+        for found, expected in ((low, expected_low), (high, expected_high)):
+            assert (np.abs(found - expected) <= tolerance * plain[:, -1:]).all()
+
+
+def test_the_fast_synthesis_adds_the_plain_overlap_added_change(song) -> None:
+    """The embedder keeps each frame's spectrum on the marked bins only and synthesises in
+    chunks; the textbook way multiplies every frame's whole spectrum and overlap-adds."""
+    signal = song[:, 0].astype(np.float64)
+    length, hop, frames = 2048, 1024, 300  # more frames than one chunk holds
+    split = band_split(length, RATE)
+    bins = slice(int(split[0, 0]), int(split[-1, 2]))
+    gains = np.random.default_rng(3).uniform(-0.3, 0.3, (frames, bins.stop - bins.start))
+    window = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(length) / length))
+    whole = np.zeros((frames, length // 2 + 1))
+    whole[:, bins] = gains
+    windowed = signal[np.arange(frames)[:, None] * hop + np.arange(length)] * window
+    change = np.fft.irfft(np.fft.rfft(windowed, axis=1) * whole, n=length, axis=1) * window
+    expected = signal.copy()
+    for frame in range(frames):
+        expected[frame * hop: frame * hop + length] += change[frame]
+    found = add_modification(signal, frame_spectra(signal, frames, length, bins), gains, bins,
+                             length)
+    assert np.abs(found - expected).max() < 1e-12
+    assert (found[(frames + 1) * hop:] == signal[(frames + 1) * hop:]).all()
 
 
 def test_16_bit_mono_speech_stays_16_bit_and_mono() -> None:

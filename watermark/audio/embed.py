@@ -16,13 +16,14 @@ from numpy.typing import NDArray
 
 from watermark.audio.layout import audio_layout
 from watermark.audio.params import SNR_FLOOR_DB, SNR_TARGET_DB, STEP_HOPS
-from watermark.audio.samples import as_float, like_input
+from watermark.audio.samples import as_channels, like_input, mixdown
 from watermark.audio.shaping import cell_strengths
 from watermark.audio.spectrum import (
     BANDS,
     add_modification,
     band_split,
     frame_length,
+    frame_spectra,
     half_band_power,
     power_prefix,
 )
@@ -36,27 +37,33 @@ CALIBRATION_DB = 0.3
 """A first copy further than this from the SNR target is made again, re-aimed."""
 
 
-def _bin_gains(strength_db: Floats, signs: Floats, length: int, sample_rate: int,
-               frames: int) -> Floats:
-    """Per frame and frequency bin, the factor minus one that the frame's spectrum gets."""
+def _bin_gains(strength_db: Floats, signs: Floats, length: int, sample_rate: int
+               ) -> tuple[Floats, slice]:
+    """Per frame and frequency bin of the marked range, the factor minus one that the
+    frame's spectrum gets; and which bins those are."""
     split = band_split(length, sample_rate)
-    bins = length // 2 + 1
-    band = np.full(bins, -1, np.intp)
-    half = np.zeros(bins)
-    for index, (low, middle, high) in enumerate(split):
+    bins = slice(int(split[0, 0]), int(split[-1, 2]))
+    width = bins.stop - bins.start
+    band = np.empty(width, np.intp)
+    half = np.empty(width)
+    for index, (low, middle, high) in enumerate(split - bins.start):
         band[low:high] = index
         half[low:middle], half[middle:high] = 1.0, -1.0
-    marked = band >= 0
-    per_hop = np.repeat(strength_db * signs, STEP_HOPS, axis=0)
-    level = np.zeros((frames, bins))
-    level[: per_hop.shape[0], marked] = per_hop[:, band[marked]] * half[marked]
-    return np.asarray(10 ** (level / 20) - 1, np.float64)
+    # per step, then held for its hops: the same numbers as working per hop, computed once
+    per_step = 10 ** ((strength_db * signs)[:, band] * half / 20) - 1
+    return np.asarray(np.repeat(per_step, STEP_HOPS, axis=0), np.float64), bins
 
 
-def _snr_db(original: Floats, marked: Floats) -> float:
-    noise = float(np.square(marked - original).sum())
-    signal = float(np.square(original).sum())
-    return float("inf") if noise == 0 else 10 * float(np.log10(signal / noise))
+def _worst_snr_db(channels: list[Floats], energies: list[float], marked: list[Floats]
+                  ) -> float:
+    """The lowest signal-to-noise ratio over the channels (``energies``: their power sums)."""
+    worst = float("inf")
+    for original, signal, copy in zip(channels, energies, marked, strict=True):
+        change = copy - original
+        noise = float(np.square(change, out=change).sum())
+        if noise:
+            worst = min(worst, 10 * float(np.log10(signal / noise)))
+    return worst
 
 
 def embed(samples: NDArray[np.generic], sample_rate: int, key: bytes, payload: int
@@ -65,14 +72,18 @@ def embed(samples: NDArray[np.generic], sample_rate: int, key: bytes, payload: i
     or integer PCM), in the same shape and sample type."""
     raw = validate_key(key)
     value = validate_payload(payload)
-    audio = as_float(samples, sample_rate, purpose="mark")
+    channels = as_channels(samples, sample_rate, purpose="mark")
+    energies = [float(np.square(channel).sum()) for channel in channels]
     length = frame_length(sample_rate)
     hop = length // 2
-    frames = (audio.shape[0] - length) // hop + 1
+    frames = (channels[0].size - length) // hop + 1
     steps = frames // STEP_HOPS
-    mono = audio.mean(axis=1)
-    prefix, _inside = power_prefix(mono, np.arange(frames) * hop, length)
-    low, high = half_band_power(prefix, band_split(length, sample_rate))
+    prefix, _inside = power_prefix(mixdown(channels), np.arange(frames) * hop, length)
+    split = band_split(length, sample_rate)
+    bins = slice(int(split[0, 0]), int(split[-1, 2]))
+    # each channel's spectra on the marked bins, once for the first copy and the re-aimed one
+    spectra = [frame_spectra(channel, steps * STEP_HOPS, length, bins) for channel in channels]
+    low, high = half_band_power(prefix, split)
     per_step = STEP_HOPS * steps
     low_steps = low[:per_step].reshape(steps, STEP_HOPS, BANDS).sum(axis=1)
     high_steps = high[:per_step].reshape(steps, STEP_HOPS, BANDS).sum(axis=1)
@@ -84,42 +95,43 @@ def embed(samples: NDArray[np.generic], sample_rate: int, key: bytes, payload: i
     signs = layout.signs(codeword(raw, value))[rows]
     total = float(prefix[:, -1].sum())
     strength = cell_strengths(low_steps, high_steps, level, total)
-    marked = _marked(audio, strength, signs, sample_rate, frames)
-    worst = _worst_snr_db(audio, marked)
+    marked = _marked(channels, spectra, strength, signs, sample_rate)
+    worst = _worst_snr_db(channels, energies, marked)
     if abs(worst - SNR_TARGET_DB) > CALIBRATION_DB and np.any(strength):
         # The budget is spent in the frame domain, which misjudges the overlap-added change
         # by a dB or two, either way, depending on how alike neighbouring frames are: one
         # measured correction of the estimate's target lands the copy on the real one.
         strength = cell_strengths(low_steps, high_steps, level, total,
                                   snr_db=SNR_TARGET_DB + (SNR_TARGET_DB - worst))
-        marked = _marked(audio, strength, signs, sample_rate, frames)
-    _check(audio, marked, raw, value, sample_rate)
+        marked = _marked(channels, spectra, strength, signs, sample_rate)
+        worst = _worst_snr_db(channels, energies, marked)
+    _check(marked, worst, raw, value, sample_rate)
     return like_input(marked, samples)
 
 
-def _marked(audio: Floats, strength: Floats, signs: Floats, sample_rate: int, frames: int
-            ) -> Floats:
+def _marked(channels: list[Floats], spectra: list[NDArray[np.complex128]], strength: Floats,
+            signs: Floats, sample_rate: int) -> list[Floats]:
     length = frame_length(sample_rate)
-    gains = _bin_gains(strength, signs, length, sample_rate, frames)
-    return np.stack([add_modification(audio[:, channel], gains, length)
-                     for channel in range(audio.shape[1])], axis=1)
+    gains, bins = _bin_gains(strength, signs, length, sample_rate)
+    return [add_modification(channel, spectrum, gains, bins, length)
+            for channel, spectrum in zip(channels, spectra, strict=True)]
 
 
-def _worst_snr_db(audio: Floats, marked: Floats) -> float:
-    return min(_snr_db(audio[:, c], marked[:, c]) for c in range(audio.shape[1]))
-
-
-def _check(audio: Floats, marked: Floats, key: bytes, payload: int, sample_rate: int) -> None:
-    worst = _worst_snr_db(audio, marked)
+def _check(marked: list[Floats], worst: float, key: bytes, payload: int, sample_rate: int
+           ) -> None:
+    """Refuse a copy below the SNR floor, or one whose read at the known alignment (the
+    period starts at the first sample) does not give back the payload."""
     if worst < SNR_FLOOR_DB:
         raise EmbedCheckError(f"the marked copy's SNR would be {worst:.1f} dB, below "
                               f"the floor of {SNR_FLOOR_DB:.0f} dB")
     length = frame_length(sample_rate)
     hop = length // 2
-    mono = marked.mean(axis=1)
+    mono = mixdown(marked)
     frames = (mono.size - length) // hop + 1
-    prefix, inside = power_prefix(mono, np.arange(frames) * hop, length)
-    low, high = half_band_power(prefix, band_split(length, sample_rate))
+    split = band_split(length, sample_rate)
+    prefix, inside = power_prefix(mono, np.arange(frames) * hop, length,
+                                  bins=int(split[-1, 2]))
+    low, high = half_band_power(prefix, split)
     steps = frames // STEP_HOPS
     steady = np.asarray(inside[: steps * STEP_HOPS].reshape(steps, STEP_HOPS).all(axis=1), bool)
     cells = whitened(step_difference(low, high), steady)

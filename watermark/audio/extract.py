@@ -1,16 +1,19 @@
 """Reading the audio mark: blind from the suspect alone, or informed with the master.
 
-Blind: one analysis of the copy at a quarter-hop, then for each speed within +-2% (0.25%
-apart) and each of the four quarter-hop phases, the cells are read off it and correlated
-with the keyed sync pattern at every offset into the period at once (`sync_scores`).
-That is 68 cheap reads, not 68 analyses, and finds an excerpt's place and a speed change
-(pitch moving with it) without a brute-force decode. The best three placements are
-decoded; the keyed check decides, so a copy without this key's mark reads as "no mark"
-(three tries at 2**-24 each: below 2e-7 per read).
+Blind: one analysis of the copy at a quarter-hop (float32 spectra, summed only up to the
+highest band), then for each speed within +-2% (0.25% apart) and each of the eight
+quarter-hop phases of a two-hop step, the cells are read off it and correlated with the
+keyed sync pattern at every offset into the period at once (`sync_scores`; a speed's
+phases are read together, as one array). That is 136 cheap reads, not 136 analyses, and
+finds an excerpt's place and a speed change (pitch moving with it) without a brute-force
+decode. The best three placements are decoded; the keyed check decides, so a copy
+without this key's mark reads as "no mark" (three tries at 2**-24 each: below 2e-7 per
+read).
 
-Informed (the tracer's case): the copy is placed against the master by correlating their
-cells' own structure (the music, not the mark), the master's cells are subtracted, and
-what remains is the mark and the attack's noise, with no music left in it.
+Informed (the tracer's case): the copy is placed against the master by cross-correlating
+their waveforms (the master's spectrum computed once for every speed tried), the
+master's cells are subtracted, and what remains is the mark and the attack's noise, with
+no music left in it.
 """
 
 from __future__ import annotations
@@ -28,9 +31,21 @@ from watermark.audio.params import (
     SPEED_STEPS,
     STEP_HOPS,
 )
-from watermark.audio.samples import as_float
-from watermark.audio.spectrum import frame_length, power_prefix
-from watermark.audio.statistic import read_difference, soft_values, sync_scores, whitened
+from watermark.audio.samples import as_channels, mixdown
+from watermark.audio.spectrum import (
+    band_split,
+    band_top,
+    frame_length,
+    half_band_power,
+    power_prefix,
+)
+from watermark.audio.statistic import (
+    read_difference,
+    read_steps,
+    soft_values,
+    sync_scores,
+    whitened,
+)
 from watermark.payload import decode, validate_key
 from watermark.result import ExtractResult
 
@@ -44,7 +59,7 @@ PER_HOP = 4
 """Fine frames per master hop in a blind read: a reader at most an eighth of a hop off."""
 TRIES = 3
 TRUSTED_SYNC = 6.0
-"""A sync peak this high (in noise standard deviations, over 68 placements x 150 offsets)
+"""A sync peak this high (in noise standard deviations, over 136 placements x 150 offsets)
 is not chance: an informed read takes its speed instead of trying them all."""
 MIN_READ_SECONDS = 7.5
 """A read needs a whole period (7.0 s) and its frames' edges."""
@@ -67,7 +82,9 @@ def _fine_analysis(mono: Floats, sample_rate: int) -> tuple[Floats, NDArray[np.b
     length = frame_length(sample_rate)
     fine = length // (2 * PER_HOP)
     starts = np.arange(max(0, (mono.size - length) // fine + 1)) * fine
-    prefix, inside = power_prefix(mono, starts, length)
+    fastest = float(_speeds()[-1])
+    prefix, inside = power_prefix(mono, starts, length,
+                                  bins=band_top(length, sample_rate, fastest), single=True)
     return prefix, inside, length
 
 
@@ -75,16 +92,24 @@ def _placements(mono: Floats, sample_rate: int, layout: AudioLayout) -> list[_Pl
     prefix, inside, length = _fine_analysis(mono, sample_rate)
     found = []
     for speed in _speeds():
+        # every fine frame's half-band powers, the bands stretched to this speed
+        low, high = half_band_power(prefix, band_split(length, sample_rate, float(speed)))
+        by_steps: dict[int, list[int]] = {}
         for phase in range(PER_HOP * STEP_HOPS):
-            difference, steady = read_difference(
-                prefix, inside, length=length, sample_rate=sample_rate, per_hop=PER_HOP,
-                speed=float(speed), phase=phase)
-            if difference.shape[0] < PERIOD_STEPS:
+            steps = read_steps(prefix.shape[0], per_hop=PER_HOP, speed=float(speed), phase=phase)
+            by_steps.setdefault(steps, []).append(phase)
+        for steps, phases in by_steps.items():
+            if steps < PERIOD_STEPS:
                 continue
+            difference, steady = read_difference(
+                low, high, inside, per_hop=PER_HOP, speed=float(speed),
+                phases=np.asarray(phases, np.intp))
             cells = whitened(difference, steady)
             scores = sync_scores(cells, layout)
-            offset = int(np.argmax(scores))
-            found.append(_Placement(float(scores[offset]), float(speed), phase, offset, cells))
+            for index, phase in enumerate(phases):
+                offset = int(np.argmax(scores[index]))
+                found.append(_Placement(float(scores[index, offset]), float(speed), phase,
+                                        offset, cells[index]))
     found.sort(key=lambda placement: -placement.score)
     return found
 
@@ -125,14 +150,39 @@ def _on_master_timeline(mono: Floats, rate: int, master_rate: int, speed: float)
     return np.asarray(np.interp(positions, np.arange(mono.size), mono), np.float64)
 
 
-def _lag(copy: Floats, master: Floats) -> tuple[int, float]:
+def _fast_size(minimum: int) -> int:
+    """The smallest length at least ``minimum`` with no prime factor above 5 (quick FFTs)."""
+    best = 1 << max(0, (minimum - 1).bit_length())
+    threes = 1
+    while threes < best:
+        product = threes
+        while product < best:
+            size = product * (1 << max(0, (-(-minimum // product) - 1).bit_length()))
+            best = min(best, size)
+            product *= 5
+        threes *= 3
+    return best
+
+
+class _Master:
+    """The master's waveform and its spectrum for the cross-correlation, computed once for
+    every speed tried."""
+
+    def __init__(self, samples: Floats) -> None:
+        self.samples = samples
+        self.size = _fast_size(samples.size)
+        self.spectrum = np.fft.rfft(samples, self.size)
+
+
+def _lag(copy: Floats, master: _Master) -> tuple[int, float]:
     """Where in the master the copy starts, to the sample, and how well it fits there
-    (normalised cross-correlation of the waveforms, by FFT)."""
-    size = 1 << int(np.ceil(np.log2(master.size + copy.size)))
-    product = np.fft.rfft(master, size) * np.conj(np.fft.rfft(copy, size))
-    correlation = np.fft.irfft(product, size)[: master.size - copy.size + 1]
+    (normalised cross-correlation of the waveforms, by FFT: a transform as long as the
+    master suffices, since only placements wholly inside it are wanted)."""
+    product = master.spectrum * np.conj(np.fft.rfft(copy, master.size))
+    correlation = np.fft.irfft(product, master.size)[: master.samples.size - copy.size + 1]
     lag = int(np.argmax(correlation))
-    energy = float(np.sqrt(np.square(copy).sum() * np.square(master[lag: lag + copy.size]).sum()))
+    energy = float(np.sqrt(np.square(copy).sum()
+                           * np.square(master.samples[lag: lag + copy.size]).sum()))
     return lag, float(correlation[lag]) / max(energy, 1e-30)
 
 
@@ -142,9 +192,18 @@ def _grid_difference(signal: Floats, first_frame: int, start: int, frames: int, 
     grid, from hop ``first_frame``."""
     hop = length // 2
     starts = (first_frame + np.arange(frames)) * hop - start
-    prefix, inside = power_prefix(signal, starts.astype(np.intp), length)
-    return read_difference(prefix, inside, length=length, sample_rate=sample_rate, per_hop=1,
-                           speed=1.0, phase=0)
+    split = band_split(length, sample_rate)
+    prefix, inside = power_prefix(signal, starts.astype(np.intp), length,
+                                  bins=int(split[-1, 2]))
+    low, high = half_band_power(prefix, split)
+    difference, steady = read_difference(low, high, inside, per_hop=1, speed=1.0,
+                                         phases=np.zeros(1, np.intp))
+    return difference[0], steady[0]
+
+
+CODEC_SLACK_SECONDS = 0.25
+"""How far a whole copy may start before its master or end after it: several MP3
+encodings' priming and padding (about 1,600 samples each), with room to spare."""
 
 
 def _informed(mono: Floats, sample_rate: int, master: Floats, master_rate: int,
@@ -159,17 +218,23 @@ def _informed(mono: Floats, sample_rate: int, master: Floats, master_rate: int,
     else:
         speeds = [float(speed) for speed in _speeds()]
     fits = []
-    for speed in speeds:
-        copy = _on_master_timeline(mono, sample_rate, master_rate, speed)
-        if copy.size > master.size:
-            continue
-        lag, fit = _lag(copy, master)
-        fits.append((fit, speed, lag, copy))
-    if not fits:
-        return NOTHING_INFORMED
-    _fit, speed, lag, copy = max(fits, key=lambda found: found[0])
+    whole = _Master(master)
     length = frame_length(master_rate)
     hop = length // 2
+    slack = round(CODEC_SLACK_SECONDS * master_rate)
+    needed = STEP_HOPS * PERIOD_STEPS * hop + length
+    for speed in speeds:
+        copy = _on_master_timeline(mono, sample_rate, master_rate, speed)
+        # A codec's delay can put a whole copy's first samples before the master's
+        # (an MP3 decoder gives its priming first) and its last after them (padding):
+        # the copy's edges are left out, so that it lies wholly inside the master.
+        trim = slack if copy.size - 2 * slack >= needed else 0
+        copy = copy[trim: min(copy.size - trim, trim + master.size)]
+        lag, fit = _lag(copy, whole)
+        fits.append((fit, speed, lag, copy, trim))
+    if not fits:
+        return NOTHING_INFORMED
+    _fit, speed, lag, copy, trim = max(fits, key=lambda found: found[0])
     first = -(-lag // (STEP_HOPS * hop)) * STEP_HOPS  # the first whole step inside the copy
     frames = (lag + copy.size - length) // hop + 1 - first
     if frames < STEP_HOPS * PERIOD_STEPS:
@@ -182,7 +247,8 @@ def _informed(mono: Floats, sample_rate: int, master: Floats, master_rate: int,
     offset = (first // STEP_HOPS) % PERIOD_STEPS
     decoded = decode(key, soft_values(cells, layout, offset))
     return ExtractResult(decoded.check_ok, decoded.payload, decoded.bit_errors, decoded.score,
-                         informed=True, offset_seconds=(first * hop - lag) / master_rate / speed,
+                         informed=True,
+                         offset_seconds=(first * hop - lag + trim) / master_rate / speed,
                          speed=speed)
 
 
@@ -193,10 +259,10 @@ def extract(samples: NDArray[np.generic], sample_rate: int, key: bytes,
     decoder gives); with ``reference`` (the master's samples, at ``reference_rate``,
     default ``sample_rate``), an informed read."""
     raw = validate_key(key)
-    audio = as_float(samples, sample_rate, purpose="read", min_seconds=MIN_READ_SECONDS)
-    mono = audio.mean(axis=1)
+    mono = mixdown(as_channels(samples, sample_rate, purpose="read",
+                               min_seconds=MIN_READ_SECONDS))
     if reference is None:
         return _blind(mono, int(sample_rate), raw)
     rate = int(reference_rate or sample_rate)
-    master = as_float(reference, rate, purpose="read").mean(axis=1)
+    master = mixdown(as_channels(reference, rate, purpose="read"))
     return _informed(mono, int(sample_rate), master, rate, raw)

@@ -33,9 +33,18 @@ def loudness_factor(level_dbfs: Floats) -> Floats:
 
 def _cost(low: Floats, high: Floats, strength_db: Floats) -> float:
     """Energy of the change: one half raised, the other lowered, by ``strength_db``."""
-    up = np.square(10 ** (strength_db / 20) - 1)
-    down = np.square(1 - 10 ** (-strength_db / 20))
-    return float((low * up + high * down).sum())
+    up = strength_db / 20  # (10^(s/20) - 1)^2, worked in place: this runs in a bisection
+    np.power(10.0, up, out=up)
+    up -= 1
+    np.square(up, out=up)
+    down = strength_db / -20  # (1 - 10^(-s/20))^2
+    np.power(10.0, down, out=down)
+    np.subtract(1, down, out=down)
+    np.square(down, out=down)
+    up *= low
+    down *= high
+    up += down
+    return float(up.sum())
 
 
 def cell_strengths(low: Floats, high: Floats, level_dbfs: Floats, total_power: float, *,
@@ -48,9 +57,14 @@ def cell_strengths(low: Floats, high: Floats, level_dbfs: Floats, total_power: f
     budget = total_power * 10 ** (-snr_db / 10)
     if _cost(low, high, ceiling) <= budget:
         return ceiling
+    floor = np.maximum(power, 1e-300)
 
     def strengths(reference: float) -> Floats:
-        return ceiling * np.minimum(1.0, np.sqrt(reference / np.maximum(power, 1e-300)))
+        share = reference / floor
+        np.sqrt(share, out=share)
+        np.minimum(1.0, share, out=share)
+        share *= ceiling
+        return share
 
     lowest, highest = -300.0, float(np.log10(max(float(power.max()), 1e-300)))
     for _ in range(60):

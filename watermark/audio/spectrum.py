@@ -17,6 +17,9 @@ from watermark.audio.params import BAND_HIGH_HZ, BAND_LOW_HZ, BAND_MIN_HZ, BAND_
 
 Floats = NDArray[np.float64]
 
+CHUNK_FRAMES = 128
+"""Frames transformed at once: enough to amortise each call, few enough to stay in cache."""
+
 
 @cache
 def band_edges_hz() -> tuple[float, ...]:
@@ -51,39 +54,78 @@ def band_split(length: int, sample_rate: int, scale: float = 1.0) -> NDArray[np.
     return np.stack([edges[:-1], middle, edges[1:]], axis=1).astype(np.intp)
 
 
-def power_prefix(mono: Floats, starts: NDArray[np.intp], length: int
+def band_top(length: int, sample_rate: int, scale: float = 1.0) -> int:
+    """The first bin above every band (stretched by ``scale``): a reader needs none past it."""
+    return int(band_split(length, sample_rate, scale)[-1, 2])
+
+
+def _frame_rows(signal: NDArray[np.floating], length: int) -> NDArray[np.floating]:
+    """Every ``length``-sample stretch of ``signal`` as a row of a strided view (no copy)."""
+    return np.lib.stride_tricks.sliding_window_view(signal, length)
+
+
+def power_prefix(mono: Floats, starts: NDArray[np.intp], length: int, *,
+                 bins: int | None = None, single: bool = False
                  ) -> tuple[Floats, NDArray[np.bool_]]:
     """Per frame, the running sum of spectral power over frequency (so any band's power is
-    one subtraction), and which frames lie wholly inside the signal."""
+    one subtraction), and which frames lie wholly inside the signal. Only the first
+    ``bins`` bins are summed if given (the bands end far below the Nyquist frequency);
+    ``single`` computes the spectra in float32, which halves the work and is ample for a
+    reader comparing levels that differ by tenths of a dB."""
+    count = length // 2 + 1 if bins is None else bins
     inside = (starts >= 0) & (starts + length <= mono.size)
-    frames = np.zeros((starts.size, length))
-    frames[inside] = mono[starts[inside, None] + np.arange(length)[None, :]]
-    power = np.abs(np.fft.rfft(frames * window(length), axis=1)) ** 2
-    prefix = np.zeros((starts.size, power.shape[1] + 1))
-    np.cumsum(power, axis=1, out=prefix[:, 1:])
+    prefix = np.zeros((starts.size, count + 1))
+    rows = np.flatnonzero(inside)
+    if rows.size == 0:
+        return prefix, inside
+    kind = np.float32 if single else np.float64
+    frames = _frame_rows(mono.astype(kind, copy=False), length)
+    win = window(length).astype(kind)
+    for first in range(0, rows.size, CHUNK_FRAMES):
+        chosen = rows[first: first + CHUNK_FRAMES]
+        windowed = np.multiply(frames[starts[chosen]], win)
+        power = np.abs(np.fft.rfft(windowed, axis=1)[:, :count]) ** 2
+        prefix[chosen, 1:] = np.cumsum(power, axis=1, dtype=np.float64)
     return prefix, inside
 
 
 def half_band_power(prefix: Floats, split: NDArray[np.intp]) -> tuple[Floats, Floats]:
     """Power of each band's lower and upper half, per frame."""
-    low = prefix[:, split[:, 1]] - prefix[:, split[:, 0]]
-    high = prefix[:, split[:, 2]] - prefix[:, split[:, 1]]
-    return low, high
+    edges = np.take(prefix, split.ravel(), axis=1)
+    return edges[:, 1::3] - edges[:, 0::3], edges[:, 2::3] - edges[:, 1::3]
 
 
-def add_modification(signal: Floats, gains: Floats, length: int) -> Floats:
+def frame_spectra(signal: Floats, frames: int, length: int, bins: slice) -> NDArray[np.complex128]:
+    """The spectra, on ``bins`` only, of the first ``frames`` windowed frames (hop
+    ``length // 2``): what `add_modification` changes, computed once for every attempt."""
+    rows = _frame_rows(signal, length)[: frames * (length // 2): length // 2]
+    win = window(length)
+    out = np.empty((frames, bins.stop - bins.start), np.complex128)
+    for first in range(0, frames, CHUNK_FRAMES):
+        chunk = rows[first: first + CHUNK_FRAMES] * win
+        out[first: first + CHUNK_FRAMES] = np.fft.rfft(chunk, axis=1)[:, bins]
+    return out
+
+
+def add_modification(signal: Floats, spectra: NDArray[np.complex128], gains: Floats,
+                     bins: slice, length: int) -> Floats:
     """``signal`` plus the overlap-added change of multiplying frame k's spectrum by
-    ``1 + gains[k]``; frames past the gains' end are unchanged."""
+    ``1 + gains[k]`` on ``bins`` (``spectra`` from `frame_spectra`; 1 elsewhere); frames
+    past the gains' end are unchanged."""
     hop = length // 2
     count = gains.shape[0]
-    starts = np.arange(count) * hop
     win = window(length)
-    frames = signal[starts[:, None] + np.arange(length)[None, :]] * win
-    change = np.fft.irfft(np.fft.rfft(frames, axis=1) * gains, n=length, axis=1) * win
     added = np.zeros((count + 1) * hop)
-    added[: count * hop] += change[:, :hop].ravel()
-    added[hop:] += change[:, hop:].ravel()
-    out = signal.copy()
+    spectrum = np.zeros((CHUNK_FRAMES, length // 2 + 1), np.complex128)  # 0 off ``bins``
+    for first in range(0, count, CHUNK_FRAMES):
+        last = min(count, first + CHUNK_FRAMES)
+        np.multiply(spectra[first:last], gains[first:last], out=spectrum[: last - first, bins])
+        change = np.fft.irfft(spectrum[: last - first], n=length, axis=1)
+        change *= win
+        added[first * hop: last * hop].reshape(-1, hop)[:] += change[:, :hop]
+        added[(first + 1) * hop: (last + 1) * hop].reshape(-1, hop)[:] += change[:, hop:]
+    out = np.empty_like(signal)
     end = min(signal.size, added.size)
-    out[:end] += added[:end]
+    np.add(signal[:end], added[:end], out=out[:end])
+    out[end:] = signal[end:]
     return out

@@ -23,7 +23,7 @@ from watermark.audio.params import (
     WEIGHT_BANDS,
     WEIGHT_STEPS,
 )
-from watermark.audio.spectrum import BANDS, band_split, half_band_power
+from watermark.audio.spectrum import BANDS
 from watermark.payload import CODED_BITS
 
 Floats = NDArray[np.float64]
@@ -32,61 +32,94 @@ _FLOOR = 1e-9  # power below this is silence: both halves' logs sit at the same 
 _VARIANCE_FLOOR = 1e-3
 
 
+def _running_mean(values: Floats, half: int, axis: int) -> Floats:
+    """Mean over ``2 half + 1`` neighbours along ``axis`` (negative), edges repeated (one
+    cumulative sum, whatever the width)."""
+    def along(part: slice) -> tuple[slice, ...]:
+        index = [slice(None)] * values.ndim
+        index[axis] = part
+        return tuple(index)
+
+    size = values.shape[axis]
+    padded = np.concatenate([np.repeat(values[along(slice(0, 1))], half, axis=axis), values,
+                             np.repeat(values[along(slice(size - 1, size))], half, axis=axis)],
+                            axis=axis)
+    table = np.cumsum(padded, axis=axis)
+    total = table[along(slice(2 * half, None))].copy()
+    total[along(slice(1, None))] -= table[along(slice(0, size - 1))]
+    return np.asarray(total / (2 * half + 1), np.float64)
+
+
 def _box_mean(values: Floats, steps: int, bands: int) -> Floats:
-    """Mean over a (2 steps + 1) x (2 bands + 1) box, edges repeated (summed-area table)."""
-    padded = np.pad(values, ((steps, steps), (bands, bands)), mode="edge")
-    table = np.zeros((padded.shape[0] + 1, padded.shape[1] + 1))
-    np.cumsum(np.cumsum(padded, axis=0), axis=1, out=table[1:, 1:])
-    height, width = 2 * steps + 1, 2 * bands + 1
-    total = (table[height:, width:] - table[:-height, width:] - table[height:, :-width]
-             + table[:-height, :-width])
-    return total / (height * width)
+    """Mean over a (2 steps + 1) x (2 bands + 1) box of the last two axes, edges repeated."""
+    out = _running_mean(values, steps, -2)
+    return _running_mean(out, bands, -1) if bands else out
 
 
 def whitened(difference: Floats, inside: NDArray[np.bool_], *, highpass: bool = True
              ) -> Floats:
     """High-passed and variance-weighted cells; cells outside the signal are zero. An
-    informed read, which has subtracted the master already, skips the high-pass."""
+    informed read, which has subtracted the master already, skips the high-pass. Leading
+    axes, if any, are separate reads (the phases of a blind read's speed)."""
     residual = difference - _box_mean(difference, HIGHPASS_STEPS, 0) if highpass else difference
     weighted = residual / (_box_mean(residual**2, WEIGHT_STEPS, WEIGHT_BANDS) + _VARIANCE_FLOOR)
-    return weighted * inside[:, None]
+    return weighted * inside[..., None]
 
 
 def step_difference(low: Floats, high: Floats) -> Floats:
-    """Per step and band, log power of the lower half minus the upper, from per-hop powers."""
-    steps = low.shape[0] // STEP_HOPS
-    low = low[: steps * STEP_HOPS].reshape(steps, STEP_HOPS, BANDS).sum(axis=1)
-    high = high[: steps * STEP_HOPS].reshape(steps, STEP_HOPS, BANDS).sum(axis=1)
-    return np.asarray(np.log(low + _FLOOR) - np.log(high + _FLOOR), np.float64)
+    """Per step and band, log power of the lower half minus the upper, from per-hop powers
+    (hops on the second last axis)."""
+    steps = low.shape[-2] // STEP_HOPS
+    return np.asarray(np.log(_step_sum(low, steps) + _FLOOR)
+                      - np.log(_step_sum(high, steps) + _FLOOR), np.float64)
 
 
-def read_difference(prefix: Floats, inside: NDArray[np.bool_], *, length: int,
-                    sample_rate: int, per_hop: int, speed: float, phase: int
-                    ) -> tuple[Floats, NDArray[np.bool_]]:
+def _step_sum(per_hop: Floats, steps: int) -> Floats:
+    """Per-hop values (hops on the second last axis) added up per step."""
+    total = per_hop[..., 0: steps * STEP_HOPS: STEP_HOPS, :].copy()
+    for hop in range(1, STEP_HOPS):
+        total += per_hop[..., hop: steps * STEP_HOPS: STEP_HOPS, :]
+    return total
+
+
+def read_steps(frames: int, *, per_hop: int, speed: float, phase: int) -> int:
+    """How many whole steps a read at ``speed`` from fine frame ``phase`` finds in a copy
+    analysed in ``frames`` frames, ``per_hop`` to a master hop."""
+    return max(0, int((frames - 1 - phase) * speed / (per_hop * STEP_HOPS)))
+
+
+def read_difference(low: Floats, high: Floats, inside: NDArray[np.bool_], *, per_hop: int,
+                    speed: float, phases: NDArray[np.intp]) -> tuple[Floats, NDArray[np.bool_]]:
     """The cells' half-band differences of a copy analysed at a fine hop (``per_hop``
-    frames per master hop), read where the master's hops fall in it at ``speed``, from
-    ``phase`` fine frames in; and which steps lie wholly inside the copy. Choosing frames
-    from one fine analysis keeps a speed search cheap."""
-    frames = prefix.shape[0]
-    steps = max(0, int((frames - 1 - phase) * speed / (per_hop * STEP_HOPS)))
+    frames per master hop; ``low`` and ``high`` its frames' half-band powers, the bands
+    stretched to ``speed``), read where the master's hops fall in it at ``speed``, from
+    each of ``phases`` fine frames in; and which steps lie wholly inside the copy. Shapes
+    (phases, steps, bands) and (phases, steps): the phases must give the same number of
+    steps (`read_steps`). Choosing frames from one fine analysis keeps a speed search cheap."""
+    frames = low.shape[0]
+    steps = read_steps(frames, per_hop=per_hop, speed=speed, phase=int(phases[0]))
     hops = np.arange(steps * STEP_HOPS)
-    chosen = np.minimum(np.round((phase + per_hop * hops) / speed).astype(np.intp), frames - 1)
-    low, high = half_band_power(prefix[chosen], band_split(length, sample_rate, speed))
-    steady = inside[chosen].reshape(steps, STEP_HOPS).all(axis=1)
-    return step_difference(low, high), steady
+    chosen = np.minimum(np.round((phases[:, None] + per_hop * hops) / speed).astype(np.intp),
+                        frames - 1)
+    steady = inside[chosen].reshape(phases.size, steps, STEP_HOPS).all(axis=-1)
+    return step_difference(low[chosen], high[chosen]), steady
 
 
 def sync_scores(cells: Floats, layout: AudioLayout) -> Floats:
     """For each offset into the period, the normalised correlation of the cells with the
-    sync pattern (about N(0, 1) where there is no mark). The cells are folded onto one
-    period first, so every offset costs one FFT product whatever the copy's length."""
-    folded = np.zeros((PERIOD_STEPS, BANDS))
-    np.add.at(folded, np.arange(cells.shape[0]) % PERIOD_STEPS, cells)
+    sync pattern (about N(0, 1) where there is no mark); leading axes are separate reads.
+    The cells are folded onto one period first, so every offset costs one FFT product
+    whatever the copy's length."""
+    steps = cells.shape[-2]
+    periods = -(-steps // PERIOD_STEPS)
+    whole = np.zeros((*cells.shape[:-2], periods * PERIOD_STEPS, BANDS))
+    whole[..., :steps, :] = cells
+    folded = whole.reshape(*cells.shape[:-2], periods, PERIOD_STEPS, BANDS).sum(axis=-3)
     pattern = layout.sync_chips
-    spectrum = np.conj(np.fft.rfft(folded, axis=0)) * np.fft.rfft(pattern, axis=0)
-    scores = np.fft.irfft(spectrum, n=PERIOD_STEPS, axis=0).sum(axis=1)
-    noise = float(np.sqrt(np.square(cells).sum() / SYNC_SHARE))
-    return np.asarray(scores / max(noise, 1e-12), np.float64)
+    spectrum = np.conj(np.fft.rfft(folded, axis=-2)) * np.fft.rfft(pattern, axis=0)
+    scores = np.fft.irfft(spectrum, n=PERIOD_STEPS, axis=-2).sum(axis=-1)
+    noise = np.sqrt(np.square(cells).sum(axis=(-2, -1)) / SYNC_SHARE)
+    return np.asarray(scores / np.maximum(noise, 1e-12)[..., None], np.float64)
 
 
 def soft_values(cells: Floats, layout: AudioLayout, offset: int) -> Floats:
