@@ -3,7 +3,8 @@
 ``deliver`` opens every piece with the licence's content key (AES-256-GCM
 authenticates each one, so a piece damaged on disk since it was verified is refused),
 applies the marking rule (``watermark.rule``: the licence's payload embedded when the
-work is an image the library marks, else the plain master and why), and writes the
+work is an image or a recording (WAV, FLAC, Ogg Vorbis, MP3) the library marks, written
+in the work's own format, else the plain master and why), and writes the
 copy through a temporary file in the destination's folder (fsync, rename): never a
 partial or corrupt file under the final name. It
 returns the copy's SHA-256, whether it was marked and, if not, why, in the closed
@@ -82,7 +83,8 @@ def deliver(
     destination: Path,
     content_type: str,
 ) -> Delivery:
-    """Decrypt the held work, mark it if it is a markable image, write it atomically.
+    """Decrypt the held work, mark it if it is a markable image or recording, write it
+    atomically.
 
     Raises ``DeliveryError`` if the work is incomplete, does not belong to the licence,
     a piece does not authenticate, or the copy cannot be written.
@@ -94,7 +96,7 @@ def deliver(
         raise DeliveryError(f"the work is incomplete: {missing} piece(s) missing")
     try:
         if marking_rule.marks(content_type, manifest.master_size):
-            return _deliver_image(
+            return _deliver_marked(
                 store, manifest, licence, keys, destination, content_type=content_type
             )
     except LicensingError as error:
@@ -147,7 +149,7 @@ def _plaintext_pieces(store: WorkStore, manifest: Manifest, keys: LicenceKeys) -
         yield cipher.open(index, store.read_piece(index))
 
 
-def _deliver_image(
+def _deliver_marked(
     store: WorkStore,
     manifest: Manifest,
     licence: Licence,
@@ -156,6 +158,8 @@ def _deliver_image(
     *,
     content_type: str,
 ) -> Delivery:
+    """A work the rule tries to mark (an image or a recording): the whole plaintext at
+    once, through ``licensed_copy``, which may still give the master back with a reason."""
     plaintext = b"".join(_plaintext_pieces(store, manifest, keys))
     try:
         copy = marking_rule.licensed_copy(

@@ -55,3 +55,12 @@ class UnsupportedAudioError(WatermarkError, ValueError):
 
 class AudioTooShortError(UnsupportedAudioError):
     """Too short to carry the whole payload; the message names the minimum."""
+
+
+class CorruptAudioError(UnsupportedAudioError):
+    """The bytes do not decode to whole audio: empty, truncated or damaged data."""
+
+
+class AudioTooLargeError(UnsupportedAudioError):
+    """Longer, faster or wider than the limits (`watermark.audio.codec`), read from the
+    file's header and refused before its samples are decoded."""

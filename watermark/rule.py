@@ -1,9 +1,10 @@
 """The marking rule: what copy of a master a licence's holder receives, and why.
 
 One function, used by the buyer's agent to write the copy and by the platform's audit to
-recompute it: if the two differed, every honest receipt would be flagged. Images the
-library marks get the licence's payload; anything else, or an image the library will not
-mark, is the master itself, with the reason in the receipt's closed vocabulary.
+recompute it: if the two differed, every honest receipt would be flagged. Images and audio
+the library marks get the licence's payload; anything else, or an image or a recording the
+library will not mark, is the master itself, with the reason in the receipt's closed
+vocabulary.
 """
 
 from __future__ import annotations
@@ -12,8 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from watermark.errors import EmbedCheckError, ImageTooSmallError, UnsupportedImageError
-from watermark.formats import MARKABLE_FORMATS
+from watermark.errors import (
+    AudioTooShortError,
+    EmbedCheckError,
+    ImageTooSmallError,
+    UnsupportedAudioError,
+    UnsupportedImageError,
+)
+from watermark.formats import MARKABLE_AUDIO_FORMATS, MARKABLE_FORMATS
 
 #: media types the library marks, by the PIL format it reads them as
 IMAGE_FORMATS: Final[Mapping[str, str]] = {
@@ -24,8 +31,23 @@ IMAGE_FORMATS: Final[Mapping[str, str]] = {
     "image/webp": "WEBP",
 }
 
+#: media types the library marks as audio, by the format its audio codec sniffs (the
+#: catalogue's sniffer gives audio/wav, audio/flac, audio/ogg and audio/mpeg)
+AUDIO_FORMATS: Final[Mapping[str, str]] = {
+    "audio/wav": "WAV",
+    "audio/x-wav": "WAV",
+    "audio/wave": "WAV",
+    "audio/flac": "FLAC",
+    "audio/x-flac": "FLAC",
+    "audio/ogg": "OGG",
+    "audio/vorbis": "OGG",
+    "audio/mpeg": "MP3",
+    "audio/mp3": "MP3",
+}
+
 #: a larger master is not decoded in memory to be marked (recorded as embed-failed);
-#: the library refuses far smaller pixel counts anyway
+#: the library refuses far smaller pixel counts anyway, and the audio codec refuses more
+#: than 20 minutes of 48 kHz stereo (460 MB as a 32-bit WAV) from the file's header
 MAX_MARKABLE_BYTES: Final = 512 << 20
 
 UNSUPPORTED_FORMAT: Final = "unsupported-format"
@@ -34,10 +56,18 @@ EMBED_FAILED: Final = "embed-failed"
 
 
 def markable_format(content_type: str) -> str | None:
-    """The image format for a media type, or None if the library cannot mark it."""
+    """The image or audio format for a media type, or None if the library cannot mark it."""
     base = content_type.split(";", 1)[0].strip().lower()
-    found = IMAGE_FORMATS.get(base)
-    return found if found in MARKABLE_FORMATS else None
+    image = IMAGE_FORMATS.get(base)
+    if image in MARKABLE_FORMATS:
+        return image
+    audio = AUDIO_FORMATS.get(base)
+    return audio if audio in MARKABLE_AUDIO_FORMATS else None
+
+
+def is_audio(content_type: str) -> bool:
+    """Whether the rule marks this media type as audio."""
+    return markable_format(content_type) in MARKABLE_AUDIO_FORMATS
 
 
 def marks(content_type: str, size: int) -> bool:
@@ -52,7 +82,8 @@ def skipped_reason(content_type: str) -> tuple[str, str]:
     """Why the rule does not try to mark this master: a receipt reason and a sentence."""
     if markable_format(content_type) is None:
         return UNSUPPORTED_FORMAT, f"{content_type or 'this media type'} cannot be watermarked"
-    return EMBED_FAILED, "the image is too large to mark in memory"
+    kind = "recording" if is_audio(content_type) else "image"
+    return EMBED_FAILED, f"the {kind} is too large to mark in memory"
 
 
 @dataclass(frozen=True)
@@ -78,8 +109,10 @@ def licensed_copy(master: bytes, content_type: str, key: bytes, payload: int) ->
     if not marks(content_type, len(master)):
         reason, detail = skipped_reason(content_type)
         return Copy(master, reason, detail)
-    # Here, not at the top: numpy and Pillow cost a start-up that a copy which is not
-    # marked (most of a large work's bytes) should not pay.
+    # Here, not at the top: numpy, Pillow and the audio codecs cost a start-up that a
+    # copy which is not marked (most of a large work's bytes) should not pay.
+    if is_audio(content_type):
+        return _audio_copy(master, key, payload)
     from watermark.codec import embed_bytes
 
     try:
@@ -89,4 +122,17 @@ def licensed_copy(master: bytes, content_type: str, key: bytes, payload: int) ->
     except UnsupportedImageError as error:
         return Copy(master, UNSUPPORTED_FORMAT, str(error))
     except EmbedCheckError as error:  # the marked copy failed embed's own check
+        return Copy(master, EMBED_FAILED, str(error))
+
+
+def _audio_copy(master: bytes, key: bytes, payload: int) -> Copy:
+    from watermark.audio.codec import embed_audio_bytes
+
+    try:
+        return Copy(embed_audio_bytes(master, key, payload))
+    except AudioTooShortError as error:
+        return Copy(master, TOO_SMALL, str(error))
+    except UnsupportedAudioError as error:  # CorruptAudioError, AudioTooLargeError too
+        return Copy(master, UNSUPPORTED_FORMAT, str(error))
+    except EmbedCheckError as error:  # digital silence, or a copy below the SNR floor
         return Copy(master, EMBED_FAILED, str(error))

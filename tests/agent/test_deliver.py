@@ -122,9 +122,9 @@ def test_a_media_type_it_cannot_mark_is_delivered_unmarked_with_the_reason(
 ) -> None:
     master = os.urandom(300_000)
     held = bought(sale, tmp_path / "work", master)
-    destination = tmp_path / "out" / "talk.mp3"
+    destination = tmp_path / "out" / "talk.mp4"
 
-    delivery = deliver_to(held, destination, "audio/mpeg")
+    delivery = deliver_to(held, destination, "video/mp4")
 
     assert destination.read_bytes() == master
     assert delivery.sha256 == hashlib.sha256(master).digest()
@@ -274,3 +274,27 @@ def test_the_receipt_names_the_copy_and_the_bytes_each_peer_served(
     assert receipt.output_sha256 == delivery.sha256
     assert receipt.served == {"peer-a": 70_000}
     assert (receipt.marked, receipt.unmarked_reason) == (False, UnmarkedReason.UNSUPPORTED_FORMAT)
+
+
+def test_an_mp3_is_delivered_as_an_mp3_carrying_the_licence_payload_and_a_marked_receipt(
+    sale: Sale, tmp_path: Path
+) -> None:
+    from tests.watermark.audio_files import song_file
+    from watermark.audio.codec import extract_audio_bytes
+
+    held = bought(sale, tmp_path / "work", song_file("MP3", 10.0))
+    destination = tmp_path / "library" / "harbour.mp3"
+
+    delivery = deliver_to(held, destination, "audio/mpeg")
+
+    output = destination.read_bytes()
+    assert (delivery.marked, delivery.unmarked_reason) == (True, None)
+    assert delivery.sha256 == hashlib.sha256(output).digest()
+    assert output != held.master
+    assert output[:2] == b"\xff\xfb"  # an MPEG-1 Layer III frame, as the master began
+    assert extract_audio_bytes(output, held.keys.watermark_key).payload == PAYLOAD
+    token = receipt_for(delivery, device=sale.bob, licence=held.licence, served_bytes={},
+                        now=NOW)
+    receipt = read_receipt(token, licence=held.licence, now=NOW)
+    assert (receipt.marked, receipt.unmarked_reason) == (True, None)
+    assert receipt.output_sha256 == delivery.sha256
