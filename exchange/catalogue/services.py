@@ -148,7 +148,7 @@ def work_process(*, work_id: uuid.UUID | str) -> Work:
         if updated:
             work.refresh_from_db()
             audit_record(actor=None, action="work.ready", target=work, data={"sha256": work.sha256})
-    if updated and work.media_type == "image":
+    if updated and work.media_type in ("image", "audio"):
         from exchange.tracing.services import master_fingerprint
 
         master_fingerprint(work)  # so that tracing never decodes a master in a request

@@ -183,7 +183,9 @@ class TraceForm(forms.Form):
         label="Suspect copy",
         help_text=(
             "The file you found. Images are recognised after cropping, resizing and "
-            "recompression; other media only as exact copies. "
+            "recompression; recordings (WAV, FLAC, Ogg, MP3) from an excerpt of 7.5 s or "
+            "more after re-encoding, gain and small speed changes; other media only as "
+            "exact copies. "
             f"At most {settings.MAX_TRACE_BYTES // 2**20} MiB."
         ),
     )

@@ -40,12 +40,19 @@ class TraceReport(models.Model):
 
 
 class MasterFingerprint(models.Model):
-    """A master image's perceptual hash, computed on its first trace and kept: a trace
-    compares the copy with every image work its owner has."""
+    """A master's perceptual fingerprint (`exchange.tracing.perceptual`), made once and
+    kept: a trace compares the copy with every image or audio work its owner has.
+
+    An image's is its 64-bit hash; an audio master's, its frames' bits (about 170 bytes a
+    second, so some 50 KB for a five-minute song).
+    """
 
     work = models.OneToOneField("catalogue.Work", primary_key=True, on_delete=models.CASCADE,
                                 related_name="fingerprint")
-    perceptual_hash = models.CharField(max_length=16, help_text="64 bits, hex.")
+    perceptual_hash = models.CharField(max_length=16, blank=True,
+                                       help_text="An image's: 64 bits, hex.")
+    audio_print = models.BinaryField(blank=True, default=b"",
+                                     help_text="An audio master's: `AudioPrint.to_bytes`.")
 
     def __str__(self) -> str:
         return f"{self.work_id}: {self.perceptual_hash}"

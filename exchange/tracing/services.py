@@ -1,9 +1,11 @@
 """Trace a suspect copy to the licence it was delivered under (DESIGN, step 8).
 
 In order of cost: an exact match first (the SHA-256 of a delivered copy is in its
-receipt; the master's is on the work), then, for images, the owner's works ranked by
-perceptual hash and an informed watermark read with each candidate's own key and master
-(which undoes crop, scale and small rotation). A mark read under a work's key names one
+receipt; the master's is on the work), then the owner's works of the copy's kind ranked
+by a perceptual fingerprint (`perceptual`: a hash for images, sub-band bits for audio),
+and an informed watermark read of the nearest few with each one's own key and master
+(which undoes crop, scale and small rotation of a picture; excerpting, re-encoding, gain
+and small speed changes of a recording). A mark read under a work's key names one
 licence; the read is keyed and checked, so a copy of another work, or an unmarked one,
 reads as no mark rather than as somebody else's licence.
 
@@ -32,8 +34,19 @@ from exchange.licensing.models import Licence
 from exchange.licensing.services import package_get, package_keys
 from exchange.metering.models import Receipt
 from exchange.tracing.models import MasterFingerprint, TraceOutcome, TraceReport
-from exchange.tracing.perceptual import hash_distance, perceptual_hash
+from exchange.tracing.perceptual import (
+    AudioMatch,
+    AudioPrint,
+    audio_print,
+    best_audio_match,
+    hash_distance,
+    perceptual_hash,
+    suspect_prints,
+)
+from watermark.audio.codec import DecodedAudio, decode_audio, extract_audio_bytes, sniff_audio
+from watermark.audio.extract import MIN_READ_SECONDS
 from watermark.codec import READABLE_FORMATS
+from watermark.errors import AudioTooLargeError, AudioTooShortError, UnsupportedAudioError
 from watermark.planes import MIN_SUSPECT_PIXELS
 
 #: works given an informed watermark read, nearest perceptual hash first: a read that
@@ -45,13 +58,24 @@ MAX_CANDIDATES = 3
 #: than this is not read; one this close is called the same picture even unmarked.
 PLAUSIBLE_BITS = 30
 SAME_PICTURE_BITS = 12
+#: shares of the audio fingerprint's bits, measured on generated music and a real
+#: recording (tests/exchange/test_tracing_audio.py; docs/WATERMARK.md): a marked excerpt
+#: re-encoded as MP3 (128 or 64 kbit/s), turned down, mixed to mono or played 1% fast
+#: lands 0.12-0.20 from its master; other music 0.45-0.49. A candidate further than
+#: this is not read; one this close is called the same recording even unmarked.
+PLAUSIBLE_AUDIO_BITS = 0.35
+SAME_RECORDING_BITS = 0.30
 
 
 @dataclass(frozen=True)
 class _Read:
     work: Work
-    distance: int
+    #: how far the copy's fingerprint is from the master's (bits of 64 for a picture,
+    #: the share of bits for a recording)
+    distance: float
     result: watermark.ExtractResult
+    #: the same, and where the copy sits in the master, labelled for the report
+    likeness: dict[str, JSONValue]
 
 
 def trace_copy(*, owner: User, data: bytes, name: str = "") -> TraceReport:
@@ -72,7 +96,8 @@ def trace_copy(*, owner: User, data: bytes, name: str = "") -> TraceReport:
         raise ServiceError(f"You have traced {recent} copies in the last hour, the most "
                            "allowed; try again later.", code="rate_limited", status_code=429)
     digest = hashlib.sha256(data).hexdigest()
-    found = _exact(owner, digest) or _by_watermark(owner, data)
+    found = _exact(owner, digest) or (_audio_by_watermark(owner, data) if _is_audio(data)
+                                      else _by_watermark(owner, data))
     outcome, work, licences, details = found
     with transaction.atomic():
         report = TraceReport.objects.create(
@@ -134,7 +159,8 @@ def _by_watermark(owner: User, data: bytes) -> _Found:
         result = _read(work, suspect)
         if result is None:
             continue
-        reads.append(_Read(work, distance, result))
+        reads.append(_Read(work, distance, result, {
+            "perceptual distance to the master (of 64 bits)": distance}))
         if result.found:
             return _named(reads[-1])
     nearest = ranked[0] if ranked else None
@@ -156,7 +182,7 @@ def _named(read: _Read) -> _Found:
         "method": "informed watermark read (registered to the master)",
         "bit errors corrected": result.bit_errors,
         "mark score (1 is a clean copy)": round(result.score, 3),
-        "perceptual distance to the master (of 64 bits)": read.distance,
+        **read.likeness,
         "payload (hex)": f"{result.payload:016x}",
     }
     if result.alignment is not None:
@@ -183,22 +209,129 @@ def _fingerprints(owner: User) -> list[tuple[Work, int]]:
 
 
 def master_fingerprint(work: Work) -> MasterFingerprint | None:
-    """The master's perceptual hash, made once (when the work is packaged) and kept.
+    """The master's perceptual fingerprint (an image's hash, an audio master's bits),
+    made once and kept: when the work is packaged (or, for a work packaged before it had
+    one, on the first trace that needs it), and again if the audio fingerprint's layout
+    has changed since.
 
-    None if the watermark library cannot read the master: such a work can be traced by
-    exact hash only.
+    None if the watermark library cannot read the master (or it is neither an image nor
+    audio): such a work can be traced by exact hash only.
     """
     try:
-        return work.fingerprint
+        stored: MasterFingerprint | None = work.fingerprint
     except MasterFingerprint.DoesNotExist:
-        pass
+        stored = None
+    if stored is not None and (work.media_type != MediaType.AUDIO
+                               or AudioPrint.from_bytes(bytes(stored.audio_print))):
+        return stored
     try:
-        master = _master_image(work)
+        if work.media_type == MediaType.IMAGE:
+            fields: dict[str, object] = {
+                "perceptual_hash": f"{perceptual_hash(_master_image(work)):016x}"}
+        elif work.media_type == MediaType.AUDIO:
+            master = decode_audio(master_abspath(work.master_path).read_bytes())
+            fields = {"audio_print": audio_print(master.samples, master.sample_rate).to_bytes()}
+        else:
+            return None
     except (OSError, watermark.WatermarkError):
         return None
-    stored, _ = MasterFingerprint.objects.get_or_create(
-        work=work, defaults={"perceptual_hash": f"{perceptual_hash(master):016x}"})
+    stored, _ = MasterFingerprint.objects.update_or_create(work=work, defaults=fields)
     return stored
+
+
+def _is_audio(data: bytes) -> bool:
+    """Whether the file's bytes begin as a WAV, FLAC, Ogg or MP3 file does."""
+    try:
+        sniff_audio(data)
+    except UnsupportedAudioError:
+        return False
+    return True
+
+
+def _audio_by_watermark(owner: User, data: bytes) -> _Found:
+    """Rank ``owner``'s audio works by fingerprint, then read the nearest few informed."""
+    suspect = _suspect_audio(data)
+    copies = suspect_prints(suspect.samples, suspect.sample_rate)
+    ranked: list[tuple[AudioMatch, Work]] = []
+    for work, stored in _audio_fingerprints(owner):
+        match = best_audio_match(copies, stored)
+        if match is not None:
+            ranked.append((match, work))
+    ranked.sort(key=lambda pair: pair[0].bit_error_rate)
+    reads = []
+    for match, work in [pair for pair in ranked
+                        if pair[0].bit_error_rate <= PLAUSIBLE_AUDIO_BITS][:MAX_CANDIDATES]:
+        result = _read_audio(work, data)
+        if result is None:
+            continue
+        reads.append(_Read(work, round(match.bit_error_rate, 3), result, _likeness(match)))
+        if result.found:
+            return _named(reads[-1])
+    details: dict[str, JSONValue] = {"candidates": [
+        {"work": str(r.work.pk), "title": r.work.title, "distance": r.distance,
+         "score": round(r.result.score, 3)} for r in reads]}
+    if ranked and ranked[0][0].bit_error_rate <= SAME_RECORDING_BITS:
+        details.update(_likeness(ranked[0][0]))
+        return TraceOutcome.NO_MARK, ranked[0][1], [], details
+    return TraceOutcome.UNKNOWN, None, [], details
+
+
+def _suspect_audio(data: bytes) -> DecodedAudio:
+    """The suspect's samples, or a clear error: it sniffed as audio, so a file that does
+    not decode is damaged, not some other kind of file."""
+    try:
+        suspect = decode_audio(data)
+    except AudioTooLargeError as error:
+        raise ServiceError(f"The recording is too large to trace: {error}.",
+                           code="too_large", field="file", status_code=413) from error
+    except AudioTooShortError as error:
+        raise ServiceError(f"The recording is too short to trace: {error}.",
+                           code="too_short", field="file") from error
+    except UnsupportedAudioError as error:
+        raise ServiceError(f"The file could not be read as audio: {error}.",
+                           code="unreadable_audio", field="file") from error
+    if suspect.seconds < MIN_READ_SECONDS:
+        raise ServiceError(
+            f"The recording is {suspect.seconds:.1f} s long, too short to trace: a watermark "
+            f"is read from at least {MIN_READ_SECONDS:g} s of audio.",
+            code="too_short", field="file")
+    return suspect
+
+
+def _likeness(match: AudioMatch) -> dict[str, JSONValue]:
+    minutes, seconds = divmod(max(0.0, match.master_seconds), 60)
+    likeness: dict[str, JSONValue] = {
+        "fingerprint bits differing from the master": f"{match.bit_error_rate:.0%}",
+        "the copy starts in the master at": f"{int(minutes)}:{seconds:04.1f}",
+    }
+    if match.speed != 1.0:
+        likeness["speed of the copy (fingerprint)"] = f"{match.speed - 1:+.1%}"
+    return likeness
+
+
+def _audio_fingerprints(owner: User) -> list[tuple[Work, AudioPrint]]:
+    """Every packaged audio work of ``owner`` with its master's fingerprint."""
+    works = Work.objects.filter(owner=owner, media_type=MediaType.AUDIO,
+                                package__isnull=False).select_related("fingerprint")
+    pairs = []
+    for work in works:
+        stored = master_fingerprint(work)
+        found = AudioPrint.from_bytes(bytes(stored.audio_print)) if stored else None
+        if found is not None:
+            pairs.append((work, found))
+    return pairs
+
+
+def _read_audio(work: Work, suspect: bytes) -> watermark.ExtractResult | None:
+    try:
+        master = master_abspath(work.master_path).read_bytes()
+        package = package_get(work.pk)
+        if package is None:
+            return None
+        keys = package_keys(package)
+        return extract_audio_bytes(suspect, keys.watermark_key, reference=master)
+    except (OSError, watermark.WatermarkError):
+        return None
 
 
 def _master_image(work: Work) -> Image.Image:

@@ -1,4 +1,5 @@
-"""Create the demo's people (buyers with money in their wallets) and works, and print how to log in.
+"""Create the demo's people (buyers with money in their wallets) and works (pictures and
+short music tracks, all made here), and print how to log in.
 
 Safe to run again: existing demo users and works are kept, and the passwords (random,
 kept in the data folder with owner-only access, never in the repository) stay the same.
@@ -18,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from exchange.accounts.models import Role, User
+from exchange.catalogue.demo_audio import demo_music_mp3
 from exchange.catalogue.demo_images import demo_image_png
 from exchange.catalogue.models import Work
 from exchange.catalogue.services import work_register
@@ -33,6 +35,11 @@ DEMO_WORKS = (
     ("Circles and squares", "Colour study in flat shapes.", 800, "EUR"),
     ("Night market", "Lanterns over a busy street.", 1500, "JPY"),
     ("Mountain pass", "Road through the high pass.", 999, "USD"),
+)
+#: music, 24 s each, MP3 at 128 kbit/s: the agent delivers each copy marked, as an MP3
+DEMO_TRACKS = (
+    ("Harbour lights (demo track)", "Plucked strings over a walking bass, 24 s.", 199, "EUR"),
+    ("Night drive (demo track)", "A minor-key groove with hi-hats, 24 s.", 249, "USD"),
 )
 
 
@@ -72,6 +79,23 @@ class Command(BaseCommand):
             for currency, amount in DEMO_FUNDS:
                 topup_create(user=users[name], amount_minor=amount, currency=currency)
 
+    def _register(self, owner: User, row: tuple[str, str, int, str], *, data: bytes,
+                  filename: str) -> None:
+        title, description, price, currency = row
+        work_register(
+            owner=owner,
+            title=title,
+            description=description,
+            upload=io.BytesIO(data),
+            upload_size=len(data),
+            original_filename=filename,
+            price_minor=price,
+            currency=currency,
+            allowed_uses=["view", "download"],
+            licence_days=365,
+            byte_allowance_multiple=2,
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         passwords = _load_passwords()
         users: dict[str, User] = {}
@@ -95,23 +119,14 @@ class Command(BaseCommand):
 
         self._fund_buyers(users)
         rita = users["rita"]
-        for seed, (title, description, price, currency) in enumerate(DEMO_WORKS, start=1):
-            if Work.objects.filter(owner=rita, title=title).exists():
-                continue
-            data = demo_image_png(seed=seed)
-            work_register(
-                owner=rita,
-                title=title,
-                description=description,
-                upload=io.BytesIO(data),
-                upload_size=len(data),
-                original_filename=f"demo-{seed}.png",
-                price_minor=price,
-                currency=currency,
-                allowed_uses=["view", "download"],
-                licence_days=365,
-                byte_allowance_multiple=2,
-            )
+        for seed, row in enumerate(DEMO_WORKS, start=1):
+            if not Work.objects.filter(owner=rita, title=row[0]).exists():
+                self._register(rita, row, data=demo_image_png(seed=seed),
+                               filename=f"demo-{seed}.png")
+        for seed, row in enumerate(DEMO_TRACKS, start=1):
+            if not Work.objects.filter(owner=rita, title=row[0]).exists():
+                self._register(rita, row, data=demo_music_mp3(seed=seed),
+                               filename=f"demo-track-{seed}.mp3")
 
         if options["quiet"]:
             return
