@@ -194,3 +194,16 @@ def test_a_bad_key_or_payload_raises() -> None:
         embed(music(9.0), RATE, b"short", PAYLOAD)
     with pytest.raises(InvalidPayloadError):
         embed(music(9.0), RATE, KEY, 1 << 64)
+
+
+def test_speech_under_white_noise_at_30_db_still_carries_the_mark() -> None:
+    """Noise fills a voice's pauses and the gaps between its formants, where the mark is
+    faint; the reader must not count those noise-only cells most (it once did, and read
+    nothing here)."""
+    voice = speech_like(30.0, seed=14)
+    stereo = np.stack([voice, voice], axis=1)
+    marked = embed(stereo, RATE, KEY, PAYLOAD).astype(np.float64)
+    power = float(np.mean(np.square(marked)))
+    noise = np.random.default_rng(3).normal(0, np.sqrt(power / 10**3), marked.shape)
+    result = extract((marked + noise).astype(np.float32), RATE, KEY)
+    assert (result.found, result.payload) == (True, PAYLOAD)

@@ -27,7 +27,13 @@ from watermark.audio.spectrum import (
     half_band_power,
     power_prefix,
 )
-from watermark.audio.statistic import soft_values, step_difference, whitened
+from watermark.audio.statistic import (
+    above_floor,
+    soft_values,
+    step_difference,
+    step_powers,
+    whitened,
+)
 from watermark.errors import EmbedCheckError
 from watermark.payload import codeword, decode, validate_key, validate_payload
 
@@ -134,7 +140,10 @@ def _check(marked: list[Floats], worst: float, key: bytes, payload: int, sample_
     low, high = half_band_power(prefix, split)
     steps = frames // STEP_HOPS
     steady = np.asarray(inside[: steps * STEP_HOPS].reshape(steps, STEP_HOPS).all(axis=1), bool)
-    cells = whitened(step_difference(low, high), steady)
+    # the blind reader's own statistic, at the known alignment
+    low_steps, high_steps = step_powers(low, high)
+    cells = whitened(step_difference(low_steps, high_steps), steady,
+                     weight=above_floor(low_steps + high_steps))
     decoded = decode(key, soft_values(cells, audio_layout(key), 0))
     if decoded.payload != payload:
         raise EmbedCheckError("a read of the marked copy does not give back the payload: "

@@ -101,10 +101,10 @@ def _placements(mono: Floats, sample_rate: int, layout: AudioLayout) -> list[_Pl
         for steps, phases in by_steps.items():
             if steps < PERIOD_STEPS:
                 continue
-            difference, steady = read_difference(
+            difference, steady, level = read_difference(
                 low, high, inside, per_hop=PER_HOP, speed=float(speed),
                 phases=np.asarray(phases, np.intp))
-            cells = whitened(difference, steady)
+            cells = whitened(difference, steady, weight=level)
             scores = sync_scores(cells, layout)
             for index, phase in enumerate(phases):
                 offset = int(np.argmax(scores[index]))
@@ -196,8 +196,8 @@ def _grid_difference(signal: Floats, first_frame: int, start: int, frames: int, 
     prefix, inside = power_prefix(signal, starts.astype(np.intp), length,
                                   bins=int(split[-1, 2]))
     low, high = half_band_power(prefix, split)
-    difference, steady = read_difference(low, high, inside, per_hop=1, speed=1.0,
-                                         phases=np.zeros(1, np.intp))
+    difference, steady, _level = read_difference(low, high, inside, per_hop=1, speed=1.0,
+                                                 phases=np.zeros(1, np.intp))
     return difference[0], steady[0]
 
 

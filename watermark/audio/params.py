@@ -57,6 +57,15 @@ WEIGHT_BANDS: Final = 2
 """The reader removes the music's own slow changes (a moving average over 5 steps) and
 weights each cell by the inverse of its neighbourhood's variance (7 steps x 5 bands)."""
 
+FLOOR_PERCENTILE: Final = 5.0
+FLOOR_RANGE_DB: Final = 10.0
+"""A blind read counts a cell in proportion to how far its band's level stands above the
+band's floor in the copy (its quietest twentieth), fully from 10 dB up: added noise that
+fills a speech clip's pauses and formant gaps then does not outvote the cells that carry
+the mark. A wider range (20 dB above the quietest tenth) read noisier copies still, but
+lost too much of a short excerpt of speech. The reader's only, like the three above: the
+marked samples do not depend on it."""
+
 SPEED_STEP: Final = 0.0025
 SPEED_STEPS: Final = 8
 """Blind reads try speeds within +-2% in steps of 0.25%; a step that small leaves at most

@@ -16,6 +16,8 @@ from numpy.typing import NDArray
 
 from watermark.audio.layout import AudioLayout
 from watermark.audio.params import (
+    FLOOR_PERCENTILE,
+    FLOOR_RANGE_DB,
     HIGHPASS_STEPS,
     PERIOD_STEPS,
     STEP_HOPS,
@@ -56,22 +58,43 @@ def _box_mean(values: Floats, steps: int, bands: int) -> Floats:
     return _running_mean(out, bands, -1) if bands else out
 
 
-def whitened(difference: Floats, inside: NDArray[np.bool_], *, highpass: bool = True
-             ) -> Floats:
+def whitened(difference: Floats, inside: NDArray[np.bool_], *, highpass: bool = True,
+             weight: Floats | None = None) -> Floats:
     """High-passed and variance-weighted cells; cells outside the signal are zero. An
     informed read, which has subtracted the master already, skips the high-pass. Leading
-    axes, if any, are separate reads (the phases of a blind read's speed)."""
+    axes, if any, are separate reads (the phases of a blind read's speed). ``weight``
+    (`above_floor`) scales each cell further."""
     residual = difference - _box_mean(difference, HIGHPASS_STEPS, 0) if highpass else difference
     weighted = residual / (_box_mean(residual**2, WEIGHT_STEPS, WEIGHT_BANDS) + _VARIANCE_FLOOR)
+    if weight is not None:
+        weighted = weighted * weight
     return weighted * inside[..., None]
 
 
-def step_difference(low: Floats, high: Floats) -> Floats:
-    """Per step and band, log power of the lower half minus the upper, from per-hop powers
+def above_floor(power: Floats) -> Floats:
+    """Per cell, how far its band's power (steps on the second last axis) stands above
+    that band's floor in this copy, from 0 at the floor to 1 at `FLOOR_RANGE_DB` above.
+
+    Noise added to a copy (hiss, a noisy transmission) fills the pauses and the gaps
+    between a voice's formants, where the music was quiet: there the multiplicative mark
+    is diluted to nearly nothing, while the noise's own half-band differences vary
+    little, so the variance weighting alone would count those cells most. A clean copy
+    loses little by this, since the mark is faint where the music is quiet anyway."""
+    level = 10 * np.log10(power + _FLOOR)
+    floor = np.percentile(level, FLOOR_PERCENTILE, axis=-2, keepdims=True)
+    return np.asarray(np.clip((level - floor) / FLOOR_RANGE_DB, 0.0, 1.0), np.float64)
+
+
+def step_powers(low: Floats, high: Floats) -> tuple[Floats, Floats]:
+    """Per step and band, the lower and the upper half's power, from per-hop powers
     (hops on the second last axis)."""
     steps = low.shape[-2] // STEP_HOPS
-    return np.asarray(np.log(_step_sum(low, steps) + _FLOOR)
-                      - np.log(_step_sum(high, steps) + _FLOOR), np.float64)
+    return _step_sum(low, steps), _step_sum(high, steps)
+
+
+def step_difference(low: Floats, high: Floats) -> Floats:
+    """Per step and band, log power of the lower half minus the upper (`step_powers`)."""
+    return np.asarray(np.log(low + _FLOOR) - np.log(high + _FLOOR), np.float64)
 
 
 def _step_sum(per_hop: Floats, steps: int) -> Floats:
@@ -89,12 +112,14 @@ def read_steps(frames: int, *, per_hop: int, speed: float, phase: int) -> int:
 
 
 def read_difference(low: Floats, high: Floats, inside: NDArray[np.bool_], *, per_hop: int,
-                    speed: float, phases: NDArray[np.intp]) -> tuple[Floats, NDArray[np.bool_]]:
+                    speed: float, phases: NDArray[np.intp]
+                    ) -> tuple[Floats, NDArray[np.bool_], Floats]:
     """The cells' half-band differences of a copy analysed at a fine hop (``per_hop``
     frames per master hop; ``low`` and ``high`` its frames' half-band powers, the bands
     stretched to ``speed``), read where the master's hops fall in it at ``speed``, from
-    each of ``phases`` fine frames in; and which steps lie wholly inside the copy. Shapes
-    (phases, steps, bands) and (phases, steps): the phases must give the same number of
+    each of ``phases`` fine frames in; which steps lie wholly inside the copy; and each
+    cell's level above its band's floor (`above_floor`). Shapes (phases, steps, bands),
+    (phases, steps) and (phases, steps, bands): the phases must give the same number of
     steps (`read_steps`). Choosing frames from one fine analysis keeps a speed search cheap."""
     frames = low.shape[0]
     steps = read_steps(frames, per_hop=per_hop, speed=speed, phase=int(phases[0]))
@@ -102,7 +127,9 @@ def read_difference(low: Floats, high: Floats, inside: NDArray[np.bool_], *, per
     chosen = np.minimum(np.round((phases[:, None] + per_hop * hops) / speed).astype(np.intp),
                         frames - 1)
     steady = inside[chosen].reshape(phases.size, steps, STEP_HOPS).all(axis=-1)
-    return step_difference(low[chosen], high[chosen]), steady
+    low_steps, high_steps = step_powers(low[chosen], high[chosen])
+    return (step_difference(low_steps, high_steps), steady,
+            above_floor(low_steps + high_steps))
 
 
 def sync_scores(cells: Floats, layout: AudioLayout) -> Floats:
