@@ -14,6 +14,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("exchange.api.urls")),
     path("healthz", healthz),
+    path("i18n/", include("django.conf.urls.i18n")),
     path(".well-known/jwks.json", licensing_api.jwks, name="jwks"),
     path("", include("exchange.portal.urls")),
 ]
@@ -22,9 +23,19 @@ urlpatterns = [
 def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
     if request.path.startswith("/api/"):
         return json_404(request, exception)
-    from django.views.defaults import page_not_found
+    from django.shortcuts import render
 
-    return page_not_found(request, exception)
+    return render(request, "portal/not_found.html", status=404)
+
+
+def handler403(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        from django.views.defaults import permission_denied
+
+        return permission_denied(request, exception)
+    from django.shortcuts import render
+
+    return render(request, "portal/forbidden.html", status=403)
 
 
 def handler500(request: HttpRequest) -> HttpResponse:

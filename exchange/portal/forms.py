@@ -7,17 +7,28 @@ from typing import Any, ClassVar
 from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import UserCreationForm
+from django.utils.translation import gettext_lazy as _
 
 from exchange.accounts.models import Role, User
 from exchange.catalogue import validation
 from exchange.catalogue.models import Work
 from exchange.catalogue.terms import ALLOWED_USES, DEFAULT_USES
 from exchange.money.currencies import active_currencies
+from exchange.money.entry import (
+    COMMON_CURRENCIES,
+    AmountError,
+    active_locale,
+    major_text,
+    parse_major,
+)
 from exchange.payments.providers import provider_options
 from exchange.payments.providers.base import PaymentKind
 
 
 class SignupForm(UserCreationForm):
+    """Sign up as a buyer or as a rights holder (``?role=rights_holder`` picks the second,
+    from "Sell your work")."""
+
     email = forms.EmailField(required=True)
     role = forms.ChoiceField(
         choices=[
@@ -33,17 +44,62 @@ class SignupForm(UserCreationForm):
         fields = ("username", "email")
 
 
-def _currency_choices() -> list[tuple[str, str]]:
-    return [(code, code) for code in sorted(active_currencies())]
+def _currency_choices() -> list[tuple[str, Any]]:
+    """The common currencies first, then every other in use, each with its name in the
+    active language (about 160 codes are too many to scan)."""
+    from babel.numbers import get_currency_name
+
+    locale = active_locale()
+
+    def named(code: str) -> tuple[str, str]:
+        return code, f"{code} · {get_currency_name(code, locale=locale)}"
+
+    common = [code for code in COMMON_CURRENCIES if code in active_currencies()]
+    rest = sorted(active_currencies() - set(common))
+    return [(_("Common"), [named(code) for code in common]),
+            (_("All currencies"), [named(code) for code in rest])]
 
 
-class TermsForm(forms.Form):
-    price_minor = forms.IntegerField(
-        label="Price (minor units)",
-        min_value=1,
-        help_text="In the currency's smallest unit: 1250 EUR means €12.50; 1500 JPY means ¥1,500.",
+class AmountField(forms.CharField):
+    """An amount typed in major units ("12.50"); the form turns it into minor units once
+    it knows the currency (`MoneyFormMixin`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 32)
+        super().__init__(**kwargs)
+
+    def widget_attrs(self, widget: forms.Widget) -> dict[str, Any]:
+        attrs = super().widget_attrs(widget)
+        attrs.update(inputmode="decimal", autocomplete="off")
+        return attrs
+
+
+class MoneyFormMixin(forms.Form):
+    """Pairs each amount field with the form's ``currency`` and puts the amount in minor
+    units under ``<name>_minor`` in ``cleaned_data``; a wrong amount is that field's error."""
+
+    amount_fields: ClassVar[tuple[str, ...]] = ()
+
+    def clean(self) -> dict[str, Any]:
+        data: dict[str, Any] = super().clean() or {}
+        for name in self.amount_fields:
+            if name in data and "currency" in data:
+                try:
+                    data[f"{name}_minor"] = parse_major(data[name], data["currency"])
+                except (AmountError, ValueError) as exc:
+                    self.add_error(name, str(exc))
+        return data
+
+
+class TermsForm(MoneyFormMixin):
+    amount_fields = ("price",)
+    price = AmountField(
+        label=_("Price"),
+        help_text=_("In the currency's main unit, as buyers read it: 12.50 for €12.50, "
+                    "15000 for ₩15,000."),
     )
-    currency = forms.ChoiceField(choices=_currency_choices, initial="EUR")
+    currency = forms.ChoiceField(label=_("Currency"), choices=_currency_choices,
+                                 initial="EUR")
     allowed_uses = forms.MultipleChoiceField(
         choices=[(k, f"{k}: {v}") for k, v in ALLOWED_USES.items()],
         widget=forms.CheckboxSelectMultiple,
@@ -80,7 +136,7 @@ class TermsForm(forms.Form):
             try:
                 validation.validate_price(data["price_minor"], data["currency"])
             except forms.ValidationError as exc:
-                self.add_error("price_minor", exc)
+                self.add_error("price", exc)
         return data
 
 
@@ -97,7 +153,7 @@ class WorkRegisterForm(TermsForm):
         "title",
         "description",
         "file",
-        "price_minor",
+        "price",
         "currency",
         "allowed_uses",
         "licence_days",
@@ -111,7 +167,7 @@ class WorkEditForm(TermsForm):
     field_order = [
         "title",
         "description",
-        "price_minor",
+        "price",
         "currency",
         "allowed_uses",
         "licence_days",
@@ -125,14 +181,21 @@ class WorkEditForm(TermsForm):
             for name in (
                 "title",
                 "description",
-                "price_minor",
                 "currency",
                 "allowed_uses",
                 "licence_days",
                 "byte_allowance_multiple",
             )
         }
+        initial["price"] = major_text(work.price_minor, work.currency)
         return cls(data=data, initial=initial)
+
+    def changed_terms(self, work: Work) -> dict[str, Any]:
+        """The cleaned fields that differ from the work's (the typed price as minor units)."""
+        fields = ("title", "description", "price_minor", "currency", "allowed_uses",
+                  "licence_days", "byte_allowance_multiple")
+        return {name: self.cleaned_data[name] for name in fields
+                if name in self.cleaned_data and getattr(work, name) != self.cleaned_data[name]}
 
 
 class _ProviderOptionsForm(forms.Form):
@@ -151,6 +214,16 @@ class _ProviderOptionsForm(forms.Form):
                 required=False,
             )
 
+    def own_fields(self) -> list[forms.BoundField]:
+        """The form's visible fields but the provider's options."""
+        options = {option.name for option in self._options}
+        return [field for field in self.visible_fields() if field.name not in options]
+
+    def provider_fields(self) -> list[forms.BoundField]:
+        """The provider's options, which only a test provider has (demo and tests): shown
+        apart, under a heading that says so."""
+        return [self[option.name] for option in self._options]
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         data["options"] = {option.name: data.pop(option.name, "") or option.default
@@ -158,24 +231,61 @@ class _ProviderOptionsForm(forms.Form):
         return data
 
 
-class TopUpForm(_ProviderOptionsForm):
+class TopUpForm(MoneyFormMixin, _ProviderOptionsForm):
     payment_kind = "topup"
+    amount_fields = ("amount",)
     once = forms.CharField(widget=forms.HiddenInput, max_length=64)
-    amount_minor = forms.IntegerField(label="Amount (minor units)", min_value=1,
-                                      help_text="1000 EUR means €10.00.")
-    currency = forms.ChoiceField(choices=_currency_choices, initial="EUR")
+    amount = AmountField(label=_("Amount"), help_text=_("10 for €10.00; 50000 for ₩50,000."))
+    currency = forms.ChoiceField(label=_("Currency"), choices=_currency_choices,
+                                 initial="EUR")
 
 
-class PayoutForm(_ProviderOptionsForm):
+PAYOUT_SOURCES = {"earnings": _("Rights holder earnings"), "seeding": _("Seeding credit")}
+"""The wallet's own names for the two accounts a payout can come from."""
+
+
+class PayoutForm(MoneyFormMixin, _ProviderOptionsForm):
     payment_kind = "payout"
+    amount_fields = ("amount",)
     once = forms.CharField(widget=forms.HiddenInput, max_length=64)
-    account = forms.ChoiceField(choices=[("earnings", "Royalty earnings"),
-                                         ("seeding", "Seeding credit")])
-    amount_minor = forms.IntegerField(
-        label="Amount (minor units)", min_value=1,
-        help_text=f"Payouts start at {settings.PAYOUT_MINIMUM_MAJOR} in the currency's major unit.",
-    )
-    currency = forms.ChoiceField(choices=_currency_choices, initial="EUR")
+    account = forms.ChoiceField(label=_("From"), choices=list(PAYOUT_SOURCES.items()))
+    amount = AmountField(label=_("Amount"))
+    currency = forms.ChoiceField(label=_("Currency"), choices=_currency_choices,
+                                 initial="EUR")
+
+    def __init__(self, *args: Any, sources: dict[str, list[str]] | None = None,
+                 **kwargs: Any) -> None:
+        """``sources``: the accounts (earnings, seeding) the member holds money in, and in
+        which currencies; only those are offered (a buyer has no earnings to pay out)."""
+        super().__init__(*args, **kwargs)
+        self.fields["amount"].help_text = _(
+            "Payouts start at %(minimum)s in the currency's main unit."
+        ) % {"minimum": settings.PAYOUT_MINIMUM_MAJOR}
+        if sources is not None:
+            self.fields["account"].choices = [(key, label) for key, label
+                                              in PAYOUT_SOURCES.items() if sources.get(key)]
+            held = sorted({code for codes in sources.values() for code in codes})
+            if held:
+                self.fields["currency"].choices = [(code, code) for code in held]
+                self.fields["currency"].initial = held[0]
+
+
+class BuyForm(forms.Form):
+    """Buy a work on the web for one of the member's devices, at the price the page
+    showed (a price changed since is refused, not charged)."""
+
+    once = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    device = forms.ChoiceField(label=_("For the device"))
+    expected_price_minor = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+    expected_currency = forms.CharField(widget=forms.HiddenInput, max_length=3)
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        from exchange.licensing.models import Device
+
+        super().__init__(*args, **kwargs)
+        self.fields["device"].choices = [
+            (device.pk, device.name)
+            for device in Device.objects.filter(user=user, revoked_at__isnull=True)]
 
 
 class TraceForm(forms.Form):

@@ -4,13 +4,11 @@ platform's billing dashboard."""
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Q, Sum
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -21,16 +19,14 @@ from rest_framework.exceptions import NotFound
 from exchange.accounts.models import authenticated_user
 from exchange.core.errors import ServiceError
 from exchange.core.idempotency import form_key, run_once
-from exchange.ledger.models import AccountKind, Posting
+from exchange.ledger.models import AccountKind
 from exchange.ledger.selectors import accounts_of, balances_of
 from exchange.ledger.statements import month_bounds, statements_csv, statements_for
 from exchange.money.currencies import format_minor
 from exchange.payments.models import Payout, TopUp
 from exchange.payments.services import payout_request, topup_create
-from exchange.portal.charts import bar_chart_svg
 from exchange.portal.forms import PayoutForm, TopUpForm
-from exchange.purchases.models import Purchase, PurchaseState, Settlement
-from exchange.purchases.selectors import monthly_sales, purchase_get_for_buyer, sales_currencies
+from exchange.purchases.selectors import purchase_get_for_buyer
 
 
 def _money(amount_minor: int, *, currency: str) -> str:
@@ -54,12 +50,17 @@ def _recent_months(count: int = 6) -> list[str]:
 def wallet(request: HttpRequest) -> HttpResponse:
     user = authenticated_user(request)
     accounts = balances_of(user)
+    sources: dict[str, list[str]] = {}
+    for account in accounts:
+        if account.kind in (AccountKind.EARNINGS, AccountKind.SEEDING) and account.balance > 0:
+            sources.setdefault(account.kind, []).append(account.currency)
     return render(request, "portal/wallet.html", {
         "accounts": accounts,
         "topups": TopUp.objects.filter(user=user)[:10],
         "payouts": Payout.objects.filter(user=user)[:10],
         "topup_form": TopUpForm(initial={"once": form_key()}),
-        "payout_form": PayoutForm(initial={"once": form_key()}),
+        "payout_form": PayoutForm(initial={"once": form_key()}, sources=sources)
+        if sources else None,
         "months": _recent_months(),
     })
 
@@ -131,13 +132,6 @@ def statement(request: HttpRequest, period: str) -> HttpResponse:
 
 
 @login_required
-def purchases(request: HttpRequest) -> HttpResponse:
-    user = authenticated_user(request)
-    bought = Purchase.objects.select_related("work", "licence").filter(buyer=user)[:100]
-    return render(request, "portal/purchases.html", {"purchases": bought})
-
-
-@login_required
 def invoice(request: HttpRequest, purchase_id: str) -> HttpResponse:
     try:
         purchase = purchase_get_for_buyer(user=authenticated_user(request),
@@ -146,71 +140,3 @@ def invoice(request: HttpRequest, purchase_id: str) -> HttpResponse:
         return render(request, "portal/not_found.html", status=404)
     return render(request, "portal/invoice.html",
                   {"invoice": purchase.invoice, "purchase": purchase})
-
-
-@login_required
-def sales(request: HttpRequest) -> HttpResponse:
-    user = authenticated_user(request)
-    charts = []
-    for currency in sales_currencies(owner=user):
-        series = monthly_sales(owner=user, currency=currency)
-        charts.append({
-            "currency": currency,
-            "svg": bar_chart_svg([(label[5:], gross) for label, _count, gross in series],
-                                 label=functools.partial(_money, currency=currency),
-                                 title=f"Gross sales per month, {currency}"),
-            "total_count": sum(count for _l, count, _g in series),
-        })
-    recent = (Purchase.objects.select_related("work", "buyer", "settlement")
-              .filter(work__owner=user)[:50])
-    return render(request, "portal/sales.html", {"charts": charts, "recent": recent})
-
-
-@login_required
-def dashboard(request: HttpRequest) -> HttpResponse:
-    """Revenue, fees, escrow, payouts: the platform's money at a glance (staff only)."""
-    if not authenticated_user(request).is_staff:
-        return render(request, "portal/forbidden.html",
-                      {"reason": "The billing dashboard is for the platform's staff."},
-                      status=403)
-    by_currency = []
-    for currency in sorted(set(Posting.objects.values_list("currency", flat=True))):
-        def total(kind: str, cur: str = currency) -> int:
-            return int(Posting.objects.filter(account__kind=kind, currency=cur)
-                       .aggregate(t=Sum("amount"))["t"] or 0)
-
-        held = Purchase.objects.filter(currency=currency, state=PurchaseState.HELD)
-        settled = Settlement.objects.filter(purchase__currency=currency)
-        sums = settled.aggregate(royalty=Sum("royalty_minor"), fee=Sum("fee_minor"),
-                                 seeding=Sum("seeding_minor"), gross=Sum("settled_minor"))
-        months = []
-        for label in reversed(_recent_months(12)):
-            year, month = (int(p) for p in label.split("-"))
-            start, end = month_bounds(year, month)
-            fee = settled.filter(created_at__gte=start, created_at__lt=end).aggregate(
-                t=Sum("fee_minor"))["t"] or 0
-            months.append((label[5:], int(fee)))
-        by_currency.append({
-            "currency": currency,
-            "fees": total(AccountKind.FEES),
-            "escrow": total(AccountKind.ESCROW),
-            "wallets": total(AccountKind.WALLET),
-            "earnings": total(AccountKind.EARNINGS),
-            "seeding": total(AccountKind.SEEDING),
-            "payout_pending": total(AccountKind.PAYOUT_PENDING),
-            "provider": -total(AccountKind.CLEARING),
-            "held_count": held.count(),
-            "settled": {k: int(v or 0) for k, v in sums.items()},
-            "chart": bar_chart_svg(months, label=functools.partial(_money, currency=currency),
-                                   title=f"Platform fees per month, {currency}")
-            if any(fee for _month, fee in months) else "",
-        })
-    counts = Purchase.objects.aggregate(
-        held=Count("id", filter=Q(state=PurchaseState.HELD)),
-        settled=Count("id", filter=Q(state=PurchaseState.SETTLED)),
-        refunded=Count("id", filter=Q(state=PurchaseState.REFUNDED)),
-    )
-    return render(request, "portal/dashboard.html", {
-        "by_currency": by_currency, "counts": counts,
-        "pending_payouts": Payout.objects.filter(state="pending").count(),
-    })

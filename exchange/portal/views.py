@@ -8,12 +8,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from rest_framework.exceptions import NotFound, PermissionDenied
 
-from exchange.accounts.models import authenticated_user
+from exchange.accounts.models import Role, authenticated_user
 from exchange.accounts.services import user_signup
 from exchange.catalogue import services
-from exchange.catalogue.models import WorkStatus
+from exchange.catalogue.models import Work, WorkStatus
 from exchange.catalogue.selectors import (
     work_get_for_owner,
     work_get_visible,
@@ -21,10 +23,21 @@ from exchange.catalogue.selectors import (
     works_visible_to,
 )
 from exchange.core.errors import ServiceError
-from exchange.portal.forms import SignupForm, WorkEditForm, WorkRegisterForm
+from exchange.core.idempotency import form_key
+from exchange.licensing.models import Licence
+from exchange.portal.forms import BuyForm, SignupForm, WorkEditForm, WorkRegisterForm
 
 
 def home(request: HttpRequest) -> HttpResponse:
+    """What Peermark is, how a sale works, how to get the agent and how to sell, with the
+    newest works; a search typed here goes to the catalogue."""
+    if "q" in request.GET:
+        return redirect(f"{reverse('portal:catalogue')}?{request.GET.urlencode()}")
+    newest = works_visible_to(request.user).filter(status=WorkStatus.READY)[:8]
+    return render(request, "portal/home.html", {"newest": newest})
+
+
+def catalogue(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:200]
     works = works_visible_to(request.user).filter(status=WorkStatus.READY)
     if query:
@@ -32,11 +45,13 @@ def home(request: HttpRequest) -> HttpResponse:
 
         works = works.filter(Q(title__icontains=query) | Q(description__icontains=query))
     page = Paginator(works, 24).get_page(request.GET.get("page"))
-    return render(request, "portal/home.html", {"page": page, "query": query})
+    return render(request, "portal/catalogue.html", {"page": page, "query": query})
 
 
 def signup(request: HttpRequest) -> HttpResponse:
-    form = SignupForm(request.POST or None)
+    role = request.GET.get("role")
+    form = SignupForm(request.POST or None,
+                      initial={"role": role} if role in Role.values else None)
     if request.method == "POST" and form.is_valid():
         user = user_signup(
             username=form.cleaned_data["username"],
@@ -55,7 +70,22 @@ def work_detail(request: HttpRequest, work_id: str) -> HttpResponse:
         work = work_get_visible(user=request.user, work_id=work_id)
     except NotFound:
         return render(request, "portal/not_found.html", status=404)
-    return render(request, "portal/work_detail.html", {"work": work})
+    return render(request, "portal/work_detail.html", {"work": work, **_buying(request, work)})
+
+
+def _buying(request: HttpRequest, work: Work) -> dict[str, object]:
+    """What the work's page offers this visitor: to log in, to set up the agent, to buy
+    (for which device), or the command that fetches a licence they hold."""
+    user = request.user
+    if not user.is_authenticated or work.owner_id == user.pk:
+        return {}
+    owned = Licence.objects.filter(buyer_id=user.pk, work=work, revoked_at__isnull=True,
+                                   expires_at__gt=timezone.now()).first()
+    form = BuyForm(user=user, initial={  # type: ignore[arg-type]
+        "once": form_key(), "expected_price_minor": work.price_minor,
+        "expected_currency": work.currency})
+    return {"owned": owned, "buy_form": form,
+            "has_device": bool(form.fields["device"].choices)}  # type: ignore[attr-defined]
 
 
 @login_required
@@ -119,7 +149,7 @@ def work_edit(request: HttpRequest, work_id: str) -> HttpResponse:
             messages.success(request, f"“{work.title}” is withdrawn from sale.")
             return redirect("portal:my-works")
         if form.is_valid():
-            changes = {k: v for k, v in form.cleaned_data.items() if getattr(work, k) != v}
+            changes = form.changed_terms(work)
             if changes:
                 try:
                     services.work_update_terms(work=work, actor=request.user, changes=changes)  # type: ignore[arg-type]

@@ -130,6 +130,16 @@ PAGES: list[Row] = [
     ("POST",   "/logout/",                                      302,   302,  302,  302,  302,  302),
     ("GET",    "/works/{work}/",                                200,   200,  200,  200,  200,  200),
     ("GET",    "/works/{draft}/",                               404,   404,  404,  200,  404,  200),
+    ("GET",    "/catalogue/",                                   200,   200,  200,  200,  200,  200),
+    ("GET",    "/get-the-agent/",                               200,   200,  200,  200,  200,  200),
+    ("GET",    "/get-the-agent/no-such-agent.whl",              404,   404,  404,  404,  404,  404),
+    ("POST",   "/i18n/setlang/",                                302,   302,  302,  302,  302,  302),
+    # buying on the web (a refusal, such as Rita's own work or Carol's use of Bob's
+    # device, is a message on the work's page); the library's devices are one's own
+    ("GET",    "/works/{work}/buy/",                            LOGIN, 405,  405,  405,  405,  405),
+    ("POST",   "/works/{work}/buy/",                            LOGIN, 302,  302,  302,  302,  302),
+    ("GET",    "/devices/{device}/revoke/",                     LOGIN, 405,  405,  405,  405,  405),
+    ("POST",   "/devices/{device}/revoke/",                     LOGIN, 302,  404,  404,  404,  404),
     # the studio: rights holders' own works, sales and traces
     ("GET",    "/studio/works/",                                LOGIN, 200,  200,  200,  200,  200),
     ("GET",    "/studio/works/new/",                            LOGIN, 403,  403,  200,  200,  403),
@@ -138,6 +148,7 @@ PAGES: list[Row] = [
     ("POST",   "/studio/works/{work}/edit/",                    LOGIN, 403,  403,  302,  403,  403),
     ("GET",    "/studio/works/{draft}/edit/",                   LOGIN, 404,  404,  200,  404,  403),
     ("GET",    "/studio/sales/",                                LOGIN, 200,  200,  200,  200,  200),
+    ("GET",    "/studio/sales/works.csv",                       LOGIN, 200,  200,  200,  200,  200),
     ("GET",    "/studio/trace/",                                LOGIN, 403,  403,  200,  200,  403),
     ("POST",   "/studio/trace/",                                LOGIN, 403,  403,  302,  302,  403),
     ("GET",    "/studio/trace/{trace}/",                        LOGIN, 403,  403,  200,  404,  403),
@@ -151,6 +162,8 @@ PAGES: list[Row] = [
     ("GET",    "/purchases/",                                   LOGIN, 200,  200,  200,  200,  200),
     ("GET",    "/purchases/{purchase}/invoice/",                LOGIN, 200,  404,  404,  404,  404),
     ("GET",    "/dashboard/",                                   LOGIN, 403,  403,  403,  403,  200),
+    ("POST",   "/dashboard/payouts/00000000-0000-0000-0000-000000000000/retry/",
+                                                                LOGIN, 403,  403,  403,  403,  404),
 ]  # fmt: skip
 
 # The Django admin, as one family: staff only. The completeness check leaves admin/ out.
@@ -191,12 +204,16 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/signup/"): {"username": "newcomer", "email": "new@example.test",
                            "password1": PASSWORD, "password2": PASSWORD, "role": "buyer"},
     ("POST", "/login/"): {"username": "bob", "password": "not the password"},
-    ("POST", "/studio/works/new/"): {"file": PNG, **_WORK_FIELDS, "allowed_uses": ["view"],
+    ("POST", "/studio/works/new/"): {"file": PNG, "title": "New", "price": "3.00",
+                                     "currency": "EUR", "allowed_uses": ["view"],
                                      "licence_days": 30, "byte_allowance_multiple": 2},
+    ("POST", "/works/{work}/buy/"): {"once": "form-3", "device": "{device}",
+                                     "expected_price_minor": 500, "expected_currency": "EUR"},
+    ("POST", "/i18n/setlang/"): {"language": "ko", "next": "/catalogue/"},
     ("POST", "/studio/works/{work}/edit/"): {"withdraw": "1"},
     ("POST", "/studio/trace/"): {"file": TEXT},
-    ("POST", "/wallet/topup/"): {"once": "form-1", "amount_minor": 500, "currency": "EUR"},
-    ("POST", "/wallet/payout/"): {"once": "form-2", "amount_minor": 2000, "currency": "EUR",
+    ("POST", "/wallet/topup/"): {"once": "form-1", "amount": "5", "currency": "EUR"},
+    ("POST", "/wallet/payout/"): {"once": "form-2", "amount": "20", "currency": "EUR",
                                   "account": "earnings"},
 }
 

@@ -48,7 +48,7 @@ def test_a_rights_holder_signs_up_registers_a_work_and_sees_it_listed(
         response = client.post("/studio/works/new/", {
             "csrfmiddlewaretoken": _csrf(client, "/studio/works/new/"),
             "title": "Harbour at dawn", "description": "Early light.", "file": upload,
-            "price_minor": "1250", "currency": "EUR", "allowed_uses": ["view", "download"],
+            "price": "12.50", "currency": "EUR", "allowed_uses": ["view", "download"],
             "licence_days": "365", "byte_allowance_multiple": "2",
         })
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -92,17 +92,17 @@ def test_the_register_form_shows_errors_and_stores_nothing(rita, client, setting
     upload = io.BytesIO(b"not an image")
     upload.name = "fake.png"
     response = client.post("/studio/works/new/", {
-        "title": "Fake", "file": upload, "price_minor": "-5", "currency": "EUR",
+        "title": "Fake", "file": upload, "price": "-5", "currency": "EUR",
         "allowed_uses": ["view"], "licence_days": "365", "byte_allowance_multiple": "2",
     })
     assert response.status_code == 400
-    assert "greater than or equal to 1" in response.content.decode()
+    assert "Enter an amount in EUR as a number" in response.content.decode()
     assert not Work.objects.exists()
 
     upload = io.BytesIO(b"not an image")
     upload.name = "fake.png"
     response = client.post("/studio/works/new/", {
-        "title": "Fake", "file": upload, "price_minor": "500", "currency": "EUR",
+        "title": "Fake", "file": upload, "price": "5.00", "currency": "EUR",
         "allowed_uses": ["view"], "licence_days": "365", "byte_allowance_multiple": "2",
     })
     assert response.status_code == 400
@@ -115,7 +115,7 @@ def test_an_owner_edits_price_and_terms(rita, client, make_work) -> None:
     work = make_work(rita)
     client.force_login(rita)
     response = client.post(f"/studio/works/{work.pk}/edit/", {
-        "title": work.title, "description": work.description, "price_minor": "2500",
+        "title": work.title, "description": work.description, "price": "25.00",
         "currency": "USD", "allowed_uses": ["view"], "licence_days": "30",
         "byte_allowance_multiple": "3",
     })
@@ -139,7 +139,7 @@ def test_an_owner_withdraws_a_work(rita, client, make_work) -> None:
     assert client.post(f"/studio/works/{work.pk}/edit/", {"withdraw": "1"}).status_code == 302
     work.refresh_from_db()
     assert work.status == WorkStatus.WITHDRAWN
-    assert "No works found" in client.get("/").content.decode()
+    assert "No works found" in client.get("/catalogue/").content.decode()
 
 
 def test_the_studio_needs_a_login(client) -> None:
@@ -151,10 +151,10 @@ def test_the_studio_needs_a_login(client) -> None:
 def test_the_catalogue_searches_and_shows_a_work(rita, client, make_work) -> None:
     work = make_work(rita, title="Night market", description="Lanterns")
     make_work(rita, title="Harbour")
-    page = client.get("/", {"q": "lantern"}).content.decode()
+    page = client.get("/catalogue/", {"q": "lantern"}).content.decode()
     assert "Night market" in page
     assert "Harbour" not in page
     detail = client.get(f"/works/{work.pk}/").content.decode()
     assert "€12.50" in detail
-    assert f"python -m agent get {work.pk}" in detail
+    assert f"peermark-agent get {work.pk}" in detail
     assert client.get("/works/not-a-uuid/").status_code == 404

@@ -39,7 +39,7 @@ def test_a_top_up_form_submitted_twice_tops_up_once(bob, client,
                                                     django_capture_on_commit_callbacks) -> None:
     client.force_login(bob)
     page = client.get("/wallet/").content.decode()
-    form = {"once": _once(page), "amount_minor": "2500", "currency": "EUR",
+    form = {"once": _once(page), "amount": "25.00", "currency": "EUR",
             "scenario": "succeed"}
     with django_capture_on_commit_callbacks(execute=True):
         assert client.post("/wallet/topup/", form).status_code == 302
@@ -54,7 +54,7 @@ def test_the_wallet_offers_the_test_providers_behaviours_only_where_it_is_on(
     client.force_login(bob)
     page = client.get("/wallet/").content.decode()
     assert "Test provider behaviour" in page
-    form = {"once": _once(page), "amount_minor": "2500", "currency": "EUR",
+    form = {"once": _once(page), "amount": "25.00", "currency": "EUR",
             "scenario": "decline"}
     with django_capture_on_commit_callbacks(execute=True):
         client.post("/wallet/topup/", form)
@@ -63,7 +63,7 @@ def test_the_wallet_offers_the_test_providers_behaviours_only_where_it_is_on(
     settings.TEST_PAYMENTS = False
     page = client.get("/wallet/").content.decode()
     assert "Test provider behaviour" not in page
-    form = {"once": _once(page), "amount_minor": "2500", "currency": "EUR"}
+    form = {"once": _once(page), "amount": "25.00", "currency": "EUR"}
     page = client.post("/wallet/topup/", form, follow=True).content.decode()
     assert "Payments are not available" in page
     assert TopUp.objects.count() == 1
@@ -72,7 +72,7 @@ def test_the_wallet_offers_the_test_providers_behaviours_only_where_it_is_on(
 def test_a_payout_above_the_balance_shows_an_error_and_moves_nothing(rita, client) -> None:
     client.force_login(rita)
     form = {"once": _once(client.get("/wallet/").content.decode()), "account": "earnings",
-            "amount_minor": "5000", "currency": "EUR"}
+            "amount": "50", "currency": "EUR"}
     page = client.post("/wallet/payout/", form, follow=True).content.decode()
     assert "Not enough money" in page
     assert not Payout.objects.exists()

@@ -1,13 +1,15 @@
 from django import template
 
 from exchange.money.currencies import format_minor
+from exchange.money.entry import active_locale
 
 register = template.Library()
 
 
 @register.simple_tag
 def price(work: object) -> str:
-    return format_minor(work.price_minor, work.currency)  # type: ignore[attr-defined]
+    return format_minor(work.price_minor, work.currency,  # type: ignore[attr-defined]
+                        active_locale())
 
 
 @register.filter
@@ -22,5 +24,11 @@ def filesize(num_bytes: int) -> str:
 
 @register.simple_tag
 def amount(amount_minor: int | None, currency: str) -> str:
-    """An amount in minor units, as people read it."""
-    return format_minor(int(amount_minor or 0), currency)
+    """An amount in minor units, as people read it in the active language."""
+    return format_minor(int(amount_minor or 0), currency, active_locale())
+
+
+@register.filter
+def price_of(work: object) -> str:
+    """A work's price as people read it, for use inside a translated sentence."""
+    return price(work)
