@@ -333,6 +333,17 @@ TESTPAY_DELIVERY = env_choice(
 )
 TESTPAY_DELAY_SECONDS = env_int("PEERMARK_TESTPAY_DELAY_SECONDS", default=1, minimum=0)
 MAX_TOPUP_MAJOR = env_int("PEERMARK_MAX_TOPUP_MAJOR", default=10_000, minimum=1)
+# Limits set in major units (price, top-up, payout floor) are multiplied by these in
+# currencies whose major unit is worth far less (exchange/money/limits.py).
+MONEY_LIMIT_SCALES: dict[str, int] = {}
+for _pair in env_list("PEERMARK_MONEY_LIMIT_SCALES",
+                      default=["KRW=1000", "JPY=100", "IDR=10000", "VND=10000"]):
+    _code, _sep, _scale = _pair.partition("=")
+    if not (_sep and _code.strip().isalpha() and _scale.strip().isdigit()
+            and int(_scale) > 0):
+        raise ImproperlyConfigured(
+            f"PEERMARK_MONEY_LIMIT_SCALES: {_pair!r} is not CODE=positive whole number")
+    MONEY_LIMIT_SCALES[_code.strip().upper()] = int(_scale)
 # A sale's split: the platform fee and the seeding pool, in basis points of the price;
 # the rest is the rights holder's royalty.
 PLATFORM_FEE_BPS = env_int("PEERMARK_PLATFORM_FEE_BPS", default=1000, minimum=0)

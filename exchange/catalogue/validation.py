@@ -10,7 +10,8 @@ from exchange.catalogue.terms import (
     LICENCE_DAYS_MAX,
     parse_uses,
 )
-from exchange.money.currencies import is_known_currency, minor_unit_exponent
+from exchange.money.currencies import format_minor, is_known_currency
+from exchange.money.limits import limit_minor
 
 
 def validate_currency(code: str) -> None:
@@ -26,10 +27,10 @@ def validate_price(price_minor: int, currency: str) -> None:
     if price_minor <= 0:
         raise ValidationError("The price must be greater than zero.")
     if is_known_currency(currency):
-        ceiling = settings.MAX_PRICE_MAJOR * 10 ** minor_unit_exponent(currency)
+        ceiling = limit_minor(settings.MAX_PRICE_MAJOR, currency)
         if price_minor > ceiling:
             raise ValidationError(
-                f"The price is above the limit of {settings.MAX_PRICE_MAJOR:,} {currency}."
+                f"The price is above the limit of {format_minor(ceiling, currency)}."
             )
 
 

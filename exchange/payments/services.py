@@ -10,7 +10,6 @@ whatever order, the events arrive.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -21,17 +20,20 @@ from exchange.core.errors import ServiceError
 from exchange.ledger.models import AccountKind, EntryKind
 from exchange.ledger.services import Leg, account_get_or_create, ledger_post, platform_account
 from exchange.money.currencies import format_minor, is_known_currency, minor_unit_exponent
+from exchange.money.limits import limit_minor
 from exchange.payments.models import Payout, PayoutSource, PayoutState, TopUp, TopUpState
 from exchange.payments.providers import options_clean, provider_get
 
 
-def _check_amount(amount_minor: int, currency: str, *, ceiling_major: int) -> None:
+def _check_amount(amount_minor: int, currency: str, *, ceiling_major: int,
+                  scaled: bool = True) -> None:
     if not is_known_currency(currency):
         raise ServiceError(f"Unknown currency {currency!r}.", code="invalid", field="currency")
     if amount_minor <= 0:
         raise ServiceError("The amount must be greater than zero.", code="invalid",
                            field="amount_minor")
-    ceiling = ceiling_major * 10 ** minor_unit_exponent(currency)
+    ceiling = (limit_minor(ceiling_major, currency) if scaled
+               else ceiling_major * 10 ** minor_unit_exponent(currency))
     if amount_minor > ceiling:
         raise ServiceError(
             f"The amount is above the limit of {format_minor(ceiling, currency)}.",
@@ -64,7 +66,7 @@ def topup_create(*, user: User, amount_minor: int, currency: str,
 
 
 def payout_minimum(currency: str) -> int:
-    return int(Decimal(settings.PAYOUT_MINIMUM_MAJOR).scaleb(minor_unit_exponent(currency)))
+    return limit_minor(settings.PAYOUT_MINIMUM_MAJOR, currency)
 
 
 def payout_request(*, user: User, source: str, amount_minor: int, currency: str,
@@ -74,7 +76,7 @@ def payout_request(*, user: User, source: str, amount_minor: int, currency: str,
     if source not in PayoutSource.values:
         raise ServiceError(f"Pay out from {' or '.join(PayoutSource.values)}.", code="invalid",
                            field="source")
-    _check_amount(amount_minor, currency, ceiling_major=10**12)
+    _check_amount(amount_minor, currency, ceiling_major=10**12, scaled=False)
     minimum = payout_minimum(currency)
     if amount_minor < minimum:
         raise ServiceError(

@@ -13,7 +13,7 @@ from exchange.accounts.models import Role, User
 from exchange.catalogue import validation
 from exchange.catalogue.models import Work
 from exchange.catalogue.terms import ALLOWED_USES, DEFAULT_USES
-from exchange.money.currencies import active_currencies
+from exchange.money.currencies import active_currencies, format_minor
 from exchange.money.entry import (
     COMMON_CURRENCIES,
     AmountError,
@@ -23,6 +23,7 @@ from exchange.money.entry import (
 )
 from exchange.payments.providers import provider_options
 from exchange.payments.providers.base import PaymentKind
+from exchange.payments.services import payout_minimum
 
 
 class SignupForm(UserCreationForm):
@@ -258,9 +259,6 @@ class PayoutForm(MoneyFormMixin, _ProviderOptionsForm):
         """``sources``: the accounts (earnings, seeding) the member holds money in, and in
         which currencies; only those are offered (a buyer has no earnings to pay out)."""
         super().__init__(*args, **kwargs)
-        self.fields["amount"].help_text = _(
-            "Payouts start at %(minimum)s in the currency's main unit."
-        ) % {"minimum": settings.PAYOUT_MINIMUM_MAJOR}
         if sources is not None:
             self.fields["account"].choices = [(key, label) for key, label
                                               in PAYOUT_SOURCES.items() if sources.get(key)]
@@ -268,6 +266,10 @@ class PayoutForm(MoneyFormMixin, _ProviderOptionsForm):
             if held:
                 self.fields["currency"].choices = [(code, code) for code in held]
                 self.fields["currency"].initial = held[0]
+                minimums = ", ".join(format_minor(payout_minimum(code), code, active_locale())
+                                     for code in held)
+                self.fields["amount"].help_text = _("Payouts start at %(minimums)s.") % {
+                    "minimums": minimums}
 
 
 class BuyForm(forms.Form):

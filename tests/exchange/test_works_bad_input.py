@@ -104,10 +104,24 @@ def test_it_refuses_an_unknown_currency(rita, api, settings, currency) -> None:
 
 def test_the_price_ceiling_follows_the_currency_exponent(rita, api, settings) -> None:
     settings.MAX_PRICE_MAJOR = 1000
+    settings.MONEY_LIMIT_SCALES = {}
     assert _register(api(rita), price_minor=100_001, currency="EUR").status_code == 400
     assert _register(api(rita), price_minor=1001, currency="JPY").status_code == 400
     ok = _register(api(rita), price_minor=1_000_000, currency="KWD")  # 1,000.000 KWD
     assert ok.status_code == 201, ok.json()
+
+
+def test_the_price_ceiling_is_scaled_for_currencies_of_small_units(rita, api,
+                                                                   settings) -> None:
+    """1,000 as a ceiling is ₩1,000,000 with KRW's scale of 1,000, ¥100,000 with JPY's
+    100: a won is not a euro."""
+    settings.MAX_PRICE_MAJOR = 1000
+    settings.MONEY_LIMIT_SCALES = {"KRW": 1000, "JPY": 100}
+    refused = _register(api(rita), price_minor=1_000_001, currency="KRW")
+    assert refused.status_code == 400
+    assert "₩1,000,000" in str(refused.json())
+    assert _register(api(rita), price_minor=100_001, currency="JPY").status_code == 400
+    assert _register(api(rita), price_minor=1_000_000, currency="KRW").status_code == 201
 
 
 @pytest.mark.parametrize(
@@ -194,6 +208,7 @@ class TestChangingTerms:
 
     def test_a_price_must_fit_the_new_currency(self, rita, make_work, api, settings) -> None:
         settings.MAX_PRICE_MAJOR = 1000
+        settings.MONEY_LIMIT_SCALES = {}
         work = make_work(rita, price_minor=50_000, currency="EUR")  # 500 EUR
         response = api(rita).patch(f"/api/v1/works/{work.pk}/", {"currency": "JPY"}, format="json")
         assert response.status_code == 400

@@ -35,11 +35,14 @@ DEMO_WORKS = (
     ("Circles and squares", "Colour study in flat shapes.", 800, "EUR"),
     ("Night market", "Lanterns over a busy street.", 1500, "JPY"),
     ("Mountain pass", "Road through the high pass.", 999, "USD"),
+    ("서울의 밤 (Seoul at night)", "불빛이 가득한 도시의 밤. City lights after dark.", 15000, "KRW"),
 )
 #: music, 24 s each, MP3 at 128 kbit/s: the agent delivers each copy marked, as an MP3
 DEMO_TRACKS = (
     ("Harbour lights (demo track)", "Plucked strings over a walking bass, 24 s.", 199, "EUR"),
     ("Night drive (demo track)", "A minor-key groove with hi-hats, 24 s.", 249, "USD"),
+    ("한강 산책 (demo track)", "강변을 걷는 듯한 가벼운 리듬, 24초. A light walk by the river.",
+     3000, "KRW"),
 )
 
 
@@ -59,7 +62,7 @@ def _load_passwords() -> dict[str, str]:
 
 
 # What the demo buyers start with, so that a first purchase needs no top-up.
-DEMO_FUNDS = (("EUR", 5000), ("USD", 5000), ("JPY", 5000))
+DEMO_FUNDS = (("EUR", 5000), ("USD", 5000), ("JPY", 5000), ("KRW", 100_000))
 
 
 class Command(BaseCommand):
