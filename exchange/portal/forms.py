@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import UserCreationForm
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from exchange.accounts.models import Role, User
@@ -57,8 +58,8 @@ def _currency_choices() -> list[tuple[str, Any]]:
 
     common = [code for code in COMMON_CURRENCIES if code in active_currencies()]
     rest = sorted(active_currencies() - set(common))
-    return [(_("Common"), [named(code) for code in common]),
-            (_("All currencies"), [named(code) for code in rest])]
+    return [(gettext("Common"), [named(code) for code in common]),
+            (gettext("All currencies"), [named(code) for code in rest])]
 
 
 class AmountField(forms.CharField):
@@ -254,17 +255,22 @@ class PayoutForm(MoneyFormMixin, _ProviderOptionsForm):
     currency = forms.ChoiceField(label=_("Currency"), choices=_currency_choices,
                                  initial="EUR")
 
+    def _choice(self, name: str) -> forms.ChoiceField:
+        field = self.fields[name]
+        assert isinstance(field, forms.ChoiceField)
+        return field
+
     def __init__(self, *args: Any, sources: dict[str, list[str]] | None = None,
                  **kwargs: Any) -> None:
         """``sources``: the accounts (earnings, seeding) the member holds money in, and in
         which currencies; only those are offered (a buyer has no earnings to pay out)."""
         super().__init__(*args, **kwargs)
         if sources is not None:
-            self.fields["account"].choices = [(key, label) for key, label
-                                              in PAYOUT_SOURCES.items() if sources.get(key)]
+            self._choice("account").choices = [(key, label) for key, label
+                                               in PAYOUT_SOURCES.items() if sources.get(key)]
             held = sorted({code for codes in sources.values() for code in codes})
             if held:
-                self.fields["currency"].choices = [(code, code) for code in held]
+                self._choice("currency").choices = [(code, code) for code in held]
                 self.fields["currency"].initial = held[0]
                 minimums = ", ".join(format_minor(payout_minimum(code), code, active_locale())
                                      for code in held)
@@ -285,7 +291,9 @@ class BuyForm(forms.Form):
         from exchange.licensing.models import Device
 
         super().__init__(*args, **kwargs)
-        self.fields["device"].choices = [
+        device = self.fields["device"]
+        assert isinstance(device, forms.ChoiceField)
+        device.choices = [
             (device.pk, device.name)
             for device in Device.objects.filter(user=user, revoked_at__isnull=True)]
 

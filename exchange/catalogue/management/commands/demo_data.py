@@ -35,7 +35,8 @@ DEMO_WORKS = (
     ("Circles and squares", "Colour study in flat shapes.", 800, "EUR"),
     ("Night market", "Lanterns over a busy street.", 1500, "JPY"),
     ("Mountain pass", "Road through the high pass.", 999, "USD"),
-    ("서울의 밤 (Seoul at night)", "불빛이 가득한 도시의 밤. City lights after dark.", 15000, "KRW"),
+    ("서울의 밤 (Seoul at night)", "불빛이 가득한 도시의 밤. City lights after dark.",
+     15000, "KRW"),
 )
 #: music, 24 s each, MP3 at 128 kbit/s: the agent delivers each copy marked, as an MP3
 DEMO_TRACKS = (
