@@ -10,14 +10,18 @@ import argparse
 import getpass
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from agent import __version__
+from agent.activity import Holding, Upload, holdings, recent_uploads
 from agent.config import AgentHome, ConfigError, default_data_dir
 from agent.context import Agent, AgentError
-from agent.library import OwnedLicence
+from agent.display import ago_text, days_text, size_text, table
+from agent.library import OwnedLicence, WorkTitles
+from agent.money import format_minor
 from agent.platform import PlatformError, PlatformUnreachableError
 from agent.store import StoreError
 from agent.trust import TrustError
@@ -119,19 +123,21 @@ def cmd_login(agent: Agent, args: argparse.Namespace) -> int:
 
 def cmd_search(agent: Agent, args: argparse.Namespace) -> int:
     works = agent.platform.works_search(" ".join(args.query))
-    lines = [f"{w['id']}  {w['price']['display']:>10}  {w['title']}  ({w['owner']}, "
-             f"{w['media_type']}, {_size(w['size_bytes'])})" for w in works]
-    _print(args, "\n".join(lines) or "No works found.", works)
+    _print(args, "\n".join(search_lines(works)) or "No works found.", works)
     return 0
 
 
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"
+def search_lines(works: list[dict[str, Any]]) -> list[str]:
+    """A table of works with what a licence to each permits (its uses, for how long),
+    since that, not only the price, is what a buyer chooses between."""
+    rows = [[str(w["id"]), format_minor(w["price"]["amount_minor"], w["price"]["currency"]),
+             ", ".join(w["terms"]["allowed_uses"]), days_text(w["terms"]["licence_days"]),
+             size_text(w["size_bytes"]), f"{w['title']} ({w['owner']}, {w['media_type']})"]
+            for w in works]
+    if not rows:
+        return []
+    return table(["WORK", "PRICE", "USES", "LICENCE FOR", "SIZE", "TITLE"], rows,
+                 right=(1, 4))
 
 
 def cmd_buy(agent: Agent, args: argparse.Namespace) -> int:
@@ -149,24 +155,98 @@ def cmd_buy(agent: Agent, args: argparse.Namespace) -> int:
     return 0
 
 
+# A top-up in one of these states is asked for but not yet in the wallet's balance.
+PENDING_TOPUP_STATES = ("pending", "processing")
+ACCOUNT_NAMES = {"wallet": "wallet", "earnings": "earnings", "seeding": "seeding credit",
+                 "payout_pending": "payouts on the way"}
+
+
 def cmd_wallet(agent: Agent, args: argparse.Namespace) -> int:
-    if args.topup:
-        amount, currency = args.topup
-        try:
-            amount_minor = int(amount)
-        except ValueError:
-            raise AgentError("Top up a whole number of minor units, e.g. `--topup 2500 EUR` "
-                             "for €25.00.") from None
-        agent.require_login()
-        topup = agent.platform.topup(amount_minor=amount_minor, currency=currency.upper())
-        _print(args, f"Top-up of {topup['display']} requested ({topup['state']}); it is "
-                     "credited when the payment provider confirms.", topup)
-        return 0
+    """Balances as posted, and top-ups still waiting for the payment provider beside
+    them, never inside them.
+
+    The balance is read before the top-ups: a top-up's state and the wallet's credit
+    change in one transaction and never go back, so a top-up still pending after the
+    balance was read is not in it. (The other order could count one twice.)"""
+    request = _topup_request(args.topup) if args.topup else None
     agent.require_login()
-    balances = agent.platform.wallet()["balances"]
-    lines = [f"{b['kind']:<16}{b['currency']:<5}{b['display']:>14}" for b in balances]
-    _print(args, "\n".join(lines) or "Nothing yet: `wallet --topup 2500 EUR`.", balances)
-    return 0
+    created = None
+    if request is not None:
+        created = agent.platform.topup(amount_minor=request[0], currency=request[1])
+    balances = list(agent.platform.wallet()["balances"])
+    topups = list(agent.platform.topups())
+    pending = pending_topups(topups)
+    data: dict[str, Any] = {"balances": balances, "pending_topups": pending}
+    lines: list[str] = []
+    if created is not None:
+        # The state the request answered with may be stale by now: read it again.
+        topup = next((t for t in topups if t["id"] == created["id"]), created)
+        data["topup"] = topup
+        lines.append(topup_text(topup))
+    lines += wallet_lines(balances, pending)
+    _print(args, "\n".join(lines), data)
+    return 1 if created is not None and data["topup"]["state"] == "failed" else 0
+
+
+def _topup_request(topup: Sequence[str]) -> tuple[int, str]:
+    amount, currency = topup
+    try:
+        amount_minor = int(amount)
+    except ValueError:
+        raise AgentError("Top up a whole number of minor units, e.g. `--topup 2500 EUR` "
+                         "for €25.00.") from None
+    if amount_minor <= 0:
+        raise AgentError("Top up an amount greater than zero.")
+    return amount_minor, currency.upper()
+
+
+def pending_topups(topups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Top-ups not yet credited, totalled per currency."""
+    totals: dict[str, list[int]] = {}
+    for topup in topups:
+        if topup["state"] in PENDING_TOPUP_STATES:
+            total = totals.setdefault(str(topup["currency"]), [0, 0])
+            total[0] += int(topup["amount_minor"])
+            total[1] += 1
+    return [{"currency": code, "amount_minor": amount, "count": count,
+             "display": format_minor(amount, code)}
+            for code, (amount, count) in sorted(totals.items())]
+
+
+def topup_text(topup: dict[str, Any]) -> str:
+    amount = format_minor(int(topup["amount_minor"]), str(topup["currency"]))
+    if topup["state"] == "succeeded":
+        return f"Top-up of {amount} credited."
+    if topup["state"] == "failed":
+        reason = str(topup.get("failure_reason") or "no reason given").rstrip(".")
+        return f"Top-up of {amount} failed: {reason}."
+    return (f"Top-up of {amount} requested ({topup['state']}): it is credited when the "
+            "payment provider confirms, and is not in the balance until then.")
+
+
+def wallet_lines(balances: list[dict[str, Any]], pending: list[dict[str, Any]]) -> list[str]:
+    """A table of balances; pending top-ups in a column of their own, on the wallet row
+    of their currency (a wallet with none posted yet shows a zero balance)."""
+    waiting = {p["currency"]: p for p in pending}
+    rows = [(str(b["kind"]), str(b["currency"]), int(b["balance_minor"])) for b in balances]
+    have = {(kind, code) for kind, code, _ in rows}
+    rows += [("wallet", code, 0) for code in waiting if ("wallet", code) not in have]
+    if not rows:
+        return ["Nothing yet: `wallet --topup 2500 EUR`."]
+    order = list(ACCOUNT_NAMES)
+    rows.sort(key=lambda r: (order.index(r[0]) if r[0] in order else len(order), r[0], r[1]))
+    cells = []
+    for kind, code, minor in rows:
+        row = [ACCOUNT_NAMES.get(kind, kind.replace("_", " ")), code, format_minor(minor, code)]
+        if waiting:
+            row.append(waiting[code]["display"] if kind == "wallet" and code in waiting else "")
+        cells.append(row)
+    headers = ["ACCOUNT", "CURRENCY", "BALANCE"] + (["PENDING TOP-UPS"] if waiting else [])
+    lines = table(headers, cells, right=(2, 3))
+    if waiting:
+        lines.append("Pending top-ups are not in the balance: they are credited when the "
+                     "payment provider confirms.")
+    return lines
 
 
 def cmd_library(agent: Agent, args: argparse.Namespace) -> int:
@@ -195,6 +275,9 @@ def _delivered(agent: Agent, licence: OwnedLicence) -> list[Path]:
 
 
 def cmd_status(agent: Agent, args: argparse.Namespace) -> int:
+    from agent.outbox import OrderOutbox
+
+    now = time.time()
     status: dict[str, Any] = {
         "data_dir": str(agent.home.root), "platform": agent.config.platform_url,
         "logged_in_as": agent.config.username or None,
@@ -206,10 +289,16 @@ def cmd_status(agent: Agent, args: argparse.Namespace) -> int:
         status["platform_reachable"] = True
     except (PlatformUnreachableError, PlatformError):
         status["platform_reachable"] = False
-    from agent.outbox import OrderOutbox
-
+    titles = _titles(agent)
+    uploads: list[Upload] = []
     if agent.home.outbox_path.exists():
-        status["orders_waiting_for_metering"] = OrderOutbox(agent.home.outbox_path).count_pending()
+        outbox = OrderOutbox(agent.home.outbox_path)
+        try:
+            status["orders_waiting_for_metering"] = outbox.count_pending()
+            uploads = recent_uploads(outbox, titles, since=now - RECENT_UPLOAD_DAYS * 86400,
+                                     limit=RECENT_UPLOAD_WORKS)
+        finally:
+            outbox.close()
     status["revocation_list_version"] = agent.trust.revocations_version
     evidence = agent.trust.equivocation()
     if evidence is not None:
@@ -217,32 +306,94 @@ def cmd_status(agent: Agent, args: argparse.Namespace) -> int:
             f"two different lists signed as version {evidence.get('version')}; the first is "
             f"kept; {'reported to' if evidence.get('reported') else 'not yet reported to'} "
             "the platform")
-    _print(args, "\n".join(f"{k.replace('_', ' ')}: {v}" for k, v in status.items()), status)
+    lines = [f"{k.replace('_', ' ')}: {v}" for k, v in status.items()]
+    held = _holdings(agent, titles)
+    lines += holdings_lines(held) + uploads_lines(uploads, now=now)
+    status["holdings"] = [h.as_json() for h in held]
+    status["recent_uploads"] = [u.as_json() for u in uploads]
+    _print(args, "\n".join(lines), status)
     return 0
 
 
+#: ``status`` lists what was served over this many days, the works most recently served
+RECENT_UPLOAD_DAYS = 7
+RECENT_UPLOAD_WORKS = 10
+
+
+def _titles(agent: Agent) -> dict[str, str]:
+    """Work titles the agent knows offline: its licences', and the seed agent's imports'."""
+    titles = WorkTitles(agent.home.titles_path).all()
+    titles.update({lic.work_id: lic.title for lic in agent.licences.all() if lic.title})
+    return titles
+
+
+def _holdings(agent: Agent, titles: dict[str, str]) -> list[Holding]:
+    from agent.store import PieceStore
+
+    store = PieceStore(agent.home.store_dir)
+    try:
+        return holdings(store, titles)
+    finally:
+        store.close(flush=False)
+
+
+def holdings_lines(held: list[Holding]) -> list[str]:
+    if not held:
+        return ["Holdings: none yet (`get` a work, then `serve` shares its pieces)."]
+    rows = [[h.work_id, h.title or "-", f"{h.pieces_held}/{h.pieces}", size_text(h.bytes_held)]
+            for h in held]
+    return ["Holdings:", *table(["WORK", "TITLE", "PIECES", "BYTES"], rows, right=(2, 3),
+                                indent="  ")]
+
+
+def uploads_lines(uploads: list[Upload], *, now: float) -> list[str]:
+    heading = f"Uploads in the last {days_text(RECENT_UPLOAD_DAYS)}"
+    if not uploads:
+        return [f"{heading}: none."]
+    rows = [[u.work_id, u.title or "-", size_text(u.byte_count), f"{u.pieces:,}",
+             str(u.peers), ago_text(now - u.last_at)] for u in uploads]
+    return [f"{heading}:", *table(["WORK", "TITLE", "SERVED", "PIECES", "PEERS", "LAST"], rows,
+                                  right=(2, 3, 4), indent="  ")]
+
+
 # --- parser --------------------------------------------------------------------------------------
+
+
+def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """The options every command takes, before or after its name.
+
+    The main parser holds the real defaults; each command's parser gets the same options
+    with ``SUPPRESS`` as the default (``suppress``), so that given after the command they
+    set the value, and left out they do not overwrite one given before it."""
+    parser.add_argument("--data-dir", type=Path,
+                        default=argparse.SUPPRESS if suppress else None,
+                        help=f"the agent's folder (default {default_data_dir()})")
+    parser.add_argument("--json", action="store_true",
+                        default=argparse.SUPPRESS if suppress else False,
+                        help="print machine-readable JSON")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m agent",
         description="Peermark's desktop agent: search, buy, download from peers, share.",
+        epilog="--data-dir and --json go before or after the command.",
     )
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help=f"the agent's folder (default {default_data_dir()})")
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    _global_options(parser, suppress=False)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, suppress=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("init", help="make this device's keys and register them")
+    p = sub.add_parser("init", parents=[common], help="make this device's keys and register them")
     p.add_argument("--platform", help="the platform's URL (default http://127.0.0.1:8000)")
     p.add_argument("--name", help="a name for this device")
     p.add_argument("--port", type=_port, help="the port `serve` listens on (default 7070)")
     p.add_argument("--force", action="store_true", help="replace existing device keys")
     p.set_defaults(handler=cmd_init)
 
-    p = sub.add_parser("login", help="log in to the platform and register this device")
+    p = sub.add_parser("login", parents=[common],
+                       help="log in to the platform and register this device")
     p.add_argument("--username")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     p.add_argument("--token-file", type=Path, default=None,
@@ -250,16 +401,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--platform", help="the platform's URL, if not the one `init` set")
     p.set_defaults(handler=cmd_login)
 
-    p = sub.add_parser("search", help="search the catalogue")
+    p = sub.add_parser("search", parents=[common],
+                       help="search the catalogue: prices and licence terms")
     p.add_argument("query", nargs="*", help="words to look for in titles and descriptions")
     p.set_defaults(handler=cmd_search)
 
-    p = sub.add_parser("buy", help="buy a work's licence for this device")
+    p = sub.add_parser("buy", parents=[common], help="buy a work's licence for this device")
     p.add_argument("work", help="the work's id (from `search`)")
     p.add_argument("--again", action="store_true", help="buy even if you hold a licence")
     p.set_defaults(handler=cmd_buy)
 
-    p = sub.add_parser("get", help="buy if needed, then download, verify, decrypt and mark")
+    p = sub.add_parser("get", parents=[common],
+                       help="buy if needed, then download, verify, decrypt and mark")
     p.add_argument("work", help="the work's id (from `search`)")
     p.add_argument("--out", type=Path, help="where to write the file (default: the library)")
     p.add_argument("--limit-rate", type=_rate, default=None,
@@ -267,8 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-buy", action="store_true", help="fail instead of buying")
     p.set_defaults(handler=_lazy("agent.commands_transfer", "cmd_get"))
 
-    p = sub.add_parser("view", help="open a work in a viewer without keeping a copy "
-                                    "(for licences that permit viewing)")
+    p = sub.add_parser("view", parents=[common],
+                       help="open a work in a viewer without keeping a copy "
+                            "(for licences that permit viewing)")
     p.add_argument("work", help="the work's id")
     p.add_argument("--with", dest="viewer", metavar="COMMAND",
                    help="the viewer to run on the file (default: $PEERMARK_VIEWER, xdg-open)")
@@ -277,25 +431,36 @@ def build_parser() -> argparse.ArgumentParser:
                         "in the foreground), without asking")
     p.set_defaults(handler=_lazy("agent.commands_transfer", "cmd_view"))
 
-    for name in ("serve", "share"):
-        p = sub.add_parser(name, help="run the daemon: serve held pieces, announce, meter")
-        p.add_argument("--host", help="address to listen on (default from config)")
-        p.add_argument("--port", type=_port, help="port to listen on (default from config)")
-        p.add_argument("--limit-rate", type=_rate, default=None, help="upload cap")
-        p.add_argument("--import-from", type=Path, default=None,
-                       help="a folder of ciphertext files to seed every work from "
-                            "(the platform's seed agent)")
-        p.add_argument("--peer", action="append", default=[],
-                       help="a known peer URL for the Gnutella fallback (repeatable)")
-        p.set_defaults(handler=_lazy("agent.commands_transfer", "cmd_serve"))
+    # `share` is the same command under its older name, kept for scripts that use it.
+    p = sub.add_parser("serve", aliases=["share"], parents=[common],
+                       help="share what you hold with other peers and earn seeding credit "
+                            "(runs until stopped)",
+                       description="Share the pieces you hold with other peers and earn "
+                                   "seeding credit, until stopped (Ctrl-C). A status line "
+                                   "shows the peers served in the last minute, the upload "
+                                   "rate, what was served today and your seeding credit. "
+                                   "`share` is this command's older name.")
+    p.add_argument("--host", help="address to listen on (default from config)")
+    p.add_argument("--port", type=_port, help="port to listen on (default from config)")
+    p.add_argument("--limit-rate", type=_rate, default=None, help="upload cap")
+    p.add_argument("--import-from", type=Path, default=None,
+                   help="a folder of ciphertext files to seed every work from "
+                        "(the platform's seed agent)")
+    p.add_argument("--peer", action="append", default=[],
+                   help="a known peer URL for the Gnutella fallback (repeatable)")
+    p.add_argument("--status-every", type=_seconds, default=60.0, metavar="SECONDS",
+                   help="when not run at a terminal, log the status line this often "
+                        "(default 60; 0: never); at a terminal it is redrawn every second")
+    p.set_defaults(handler=_lazy("agent.commands_transfer", "cmd_serve"))
 
-    p = sub.add_parser("status", help="what this agent is and holds")
+    p = sub.add_parser("status", parents=[common],
+                       help="what this agent is, the pieces it holds and what it uploaded lately")
     p.set_defaults(handler=cmd_status)
 
-    p = sub.add_parser("library", help="your licences and the pieces you hold")
+    p = sub.add_parser("library", parents=[common], help="your licences and the pieces you hold")
     p.set_defaults(handler=cmd_library)
 
-    p = sub.add_parser("wallet", help="your balances, or top up")
+    p = sub.add_parser("wallet", parents=[common], help="your balances, or top up")
     p.add_argument("--topup", nargs=2, metavar=("AMOUNT_MINOR", "CURRENCY"),
                    help="ask for a top-up, e.g. --topup 2500 EUR")
     p.set_defaults(handler=cmd_wallet)
@@ -314,6 +479,17 @@ def _rate(text: str) -> int:
     if rate <= 0:
         raise argparse.ArgumentTypeError("a rate must be positive")
     return rate
+
+
+def _seconds(text: str) -> float:
+    """An interval of 1 s to a day, or 0 for never: shorter would be a busy loop."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if seconds != 0 and not 1 <= seconds <= 86400:  # also refuses nan
+        raise argparse.ArgumentTypeError("give 1 to 86400 seconds, or 0 for never")
+    return seconds
 
 
 def _port(text: str) -> int:
@@ -338,10 +514,28 @@ def _lazy(module: str, name: str) -> Handler:
     return run
 
 
+def data_dir_problem(root: Path, *, given: bool) -> str | None:
+    """Why ``root`` cannot be the agent's folder (a file is in the way), or None."""
+    name = f"--data-dir {root}" if given else f"the agent's folder {root}"
+    for path in (root, *root.parents):
+        if path.exists():
+            if path.is_dir():
+                return None
+            if path == root:
+                return f"{name} is a file, not a folder"
+            return f"{name} cannot be made: {path} is a file, not a folder"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    root = args.data_dir or default_data_dir()
+    problem = data_dir_problem(root, given=args.data_dir is not None)
+    if problem is not None:
+        parser.error(problem)  # exits 2, like every other usage error
     try:
-        agent = Agent(AgentHome(args.data_dir or default_data_dir()))
+        agent = Agent(AgentHome(root))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import shlex
@@ -12,10 +13,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from tqdm import tqdm
 
+from agent.activity import UploadSnapshot, status_line
 from agent.cli import _print
 from agent.context import Agent, AgentError
 from agent.download import Progress
@@ -169,7 +173,14 @@ def cmd_serve(agent: Agent, args: argparse.Namespace) -> int:
     from agent.daemon import Daemon, ServeOptions
 
     agent.require_login()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    report, every, live = serve_reporter(
+        json_lines=args.json, status_every=args.status_every, stdout=sys.stdout,
+        interactive=sys.stdin.isatty() and sys.stdout.isatty())
+    handler: logging.Handler = (LogAboveLiveLine(live, sys.stderr)
+                                if live is not None and sys.stderr.isatty()
+                                else logging.StreamHandler(sys.stderr))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s",
+                        handlers=[handler])
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per platform call
     if args.peer:
         agent.config.known_peers = sorted(set(agent.config.known_peers) | set(args.peer))
@@ -179,11 +190,92 @@ def cmd_serve(agent: Agent, args: argparse.Namespace) -> int:
         port=args.port if args.port is not None else agent.config.listen_port,
         upload_limit_bps=args.limit_rate or agent.config.upload_limit_bps or None,
         import_from=args.import_from, known_peers=list(agent.config.known_peers),
+        report_seconds=every,
     )
     try:
-        asyncio.run(Daemon(agent, options).run())
+        asyncio.run(Daemon(agent, options, report=report).run())
     except OSError as exc:
         raise AgentError(f"Cannot listen on {options.host}:{options.port}: {exc}") from exc
     except PlatformError as exc:
         raise AgentError(f"The platform refused this agent: {exc}") from exc
+    finally:
+        if live is not None:
+            live.close()
     return 0
+
+
+#: how often the status line is redrawn on a terminal
+LIVE_SECONDS = 1.0
+STATUS_LOG = logging.getLogger("agent.status")
+
+
+def serve_reporter(*, json_lines: bool, status_every: float, stdout: TextIO,
+                   interactive: bool
+                   ) -> tuple[Callable[[UploadSnapshot], None], float, LiveLine | None]:
+    """How ``serve`` shows its figures, and how often: redrawn in place every second when
+    ``interactive`` (a person at a terminal); otherwise (a log file, a service manager)
+    one log line every ``status_every`` seconds, or with ``--json`` one JSON object per
+    line on stdout.
+
+    Interactive needs stdin as well as stdout on a terminal: a script's background job
+    (``serve &``, as scripts/run starts the seed agent) writes to the terminal too, but
+    its stdin is /dev/null, and a line redrawn every second would garble the output of
+    everything else the script runs."""
+    if json_lines:
+        def print_json(snapshot: UploadSnapshot) -> None:
+            print(json.dumps(snapshot.as_json()), file=stdout, flush=True)
+
+        return print_json, status_every, None
+    if interactive:
+        live = LiveLine(stdout)
+        return lambda snapshot: live.show(status_line(snapshot)), LIVE_SECONDS, live
+    return lambda snapshot: STATUS_LOG.info("%s", status_line(snapshot)), status_every, None
+
+
+class LiveLine:
+    """One line of a terminal, redrawn in place: carriage return, erase to the end of the
+    line, the text cut to the terminal's width (a line that wrapped could not be redrawn)."""
+
+    ERASE = "\r\x1b[K"
+
+    def __init__(self, stream: TextIO,
+                 columns: Callable[[], int] = lambda: shutil.get_terminal_size().columns
+                 ) -> None:
+        self._stream = stream
+        self._columns = columns
+        self._text = ""
+
+    def show(self, text: str) -> None:
+        self._text = text
+        self.redraw()
+
+    def redraw(self) -> None:
+        if self._text:
+            self._stream.write(self.ERASE + self._text[: max(self._columns() - 1, 1)])
+            self._stream.flush()
+
+    def clear(self) -> None:
+        if self._text:
+            self._stream.write(self.ERASE)
+            self._stream.flush()
+
+    def close(self) -> None:
+        """Leave the last figures on screen and move to a new line."""
+        if self._text:
+            self._stream.write("\n")
+            self._stream.flush()
+            self._text = ""
+
+
+class LogAboveLiveLine(logging.StreamHandler[TextIO]):
+    """Log lines on the terminal that shows the live line: erase the line, write the
+    record, draw the line again below it, so the two never run into each other."""
+
+    def __init__(self, live: LiveLine, stream: TextIO) -> None:
+        super().__init__(stream)
+        self.live = live
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.live.clear()
+        super().emit(record)
+        self.live.redraw()

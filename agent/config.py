@@ -90,6 +90,11 @@ class AgentHome:
         return self.root / "outbox.sqlite3"
 
     @property
+    def titles_path(self) -> Path:
+        """Titles of held works the agent has no licence for (``library.WorkTitles``)."""
+        return self.root / "titles.json"
+
+    @property
     def receipts_dir(self) -> Path:
         return self.root / "receipts"
 

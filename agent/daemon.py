@@ -6,6 +6,11 @@ announce what is held and heartbeat to the platform; notice pieces another proce
 keep the platform's keys and revocation list fresh; send receipts that could not be
 sent; and, for the platform's seed agent, import every ready work's ciphertext. Each
 chore survives the platform being down and catches up when it is back.
+
+It prints nothing itself: an ``UploadMeter`` counts what is served, and the caller's
+``report``, if any, is handed a snapshot every ``report_seconds`` (``serve`` draws its
+status line with it), with the seeding credit the platform's wallet shows, fetched
+once a minute while someone is reporting.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 
 import aiohttp
 
+from agent.activity import UploadMeter, UploadSnapshot, seeding_credit, start_of_day
 from agent.context import Agent, AgentError
 from agent.gnutella import (
     GnutellaNode,
@@ -30,6 +36,7 @@ from agent.gnutella import (
     holdings_from_store,
     known_neighbours,
 )
+from agent.library import WorkTitles
 from agent.outbox import OrderOutbox
 from agent.platform import PlatformError, PlatformUnreachableError
 from agent.receipts import send_pending_receipts
@@ -45,6 +52,8 @@ RESCAN_SECONDS = 3.0
 OUTBOX_SECONDS = 5.0
 TRUST_SECONDS = 600.0
 IMPORT_SECONDS = 20.0
+CREDIT_SECONDS = 60.0
+REPORT_SECONDS = 60.0
 
 
 @dataclass
@@ -55,13 +64,19 @@ class ServeOptions:
     import_from: Path | None = None
     known_peers: list[str] = field(default_factory=list)
     outbox_seconds: float = OUTBOX_SECONDS
+    report_seconds: float = REPORT_SECONDS  # how often ``report`` is called (0: never)
     once: bool = False  # run each chore once, then stop (for tests)
 
 
 class Daemon:
-    def __init__(self, agent: Agent, options: ServeOptions) -> None:
+    def __init__(self, agent: Agent, options: ServeOptions, *,
+                 report: Callable[[UploadSnapshot], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.agent = agent
         self.options = options
+        self.report = report
+        self.meter = UploadMeter(clock=clock)
+        self._clock = clock
         self.store = PieceStore(agent.home.store_dir)
         self.outbox = OrderOutbox(agent.home.outbox_path)
         self.device_id = agent.device.device_id
@@ -139,6 +154,8 @@ class Daemon:
                 log.warning("cannot import %s: %s", work["id"], exc)
                 continue
             log.info("seeding %s: %s", work["title"], result)
+        WorkTitles(self.agent.home.titles_path).keep(
+            {str(w["id"]): str(w["title"]) for w in works}, held=set(self.store.work_ids()))
         await self.announce(replace=False)
 
     async def heartbeat(self) -> None:
@@ -152,6 +169,15 @@ class Daemon:
 
     async def receipts(self) -> None:
         await self._platform(lambda: send_pending_receipts(self.agent))
+
+    async def refresh_credit(self) -> None:
+        """The seeding credit the platform's wallet shows (kept as it was if unreachable)."""
+        wallet = await self._platform(self.agent.platform.wallet)
+        self.meter.credit = seeding_credit(wallet["balances"])
+
+    async def send_report(self) -> None:
+        if self.report is not None:
+            self.report(self.meter.snapshot())
 
     async def _every(self, seconds: float, chore: Callable[[], Awaitable[None]],
                      name: str) -> None:
@@ -193,7 +219,11 @@ class Daemon:
             keyring_provider=self.agent.trust.keyring,
             revocations_provider=self.agent.trust.revocations, outbox=self.outbox,
             upload_limit_bps=self.options.upload_limit_bps, gnutella=gnutella,
+            on_served=lambda _work, device, count: self.meter.served(device_id=device,
+                                                                     byte_count=count),
         ).app()
+        served, pieces = self.outbox.served_since(start_of_day(self._clock()))
+        self.meter.start_day(bytes_served=served, pieces=pieces)
         running = await start_server(app, host=self.options.host, port=self.options.port)
         self.options.port = running.port
         self.url = running.url
@@ -212,6 +242,10 @@ class Daemon:
             self._every(OUTBOX_SECONDS, self.receipts, "receipts"),
             self._every(IMPORT_SECONDS, self.import_works, "import"),
         ]
+        if self.report is not None and self.options.report_seconds > 0:
+            # The credit is asked for only to be shown: no one watching, no request.
+            chores.append(self._every(CREDIT_SECONDS, self.refresh_credit, "credit"))
+            chores.append(self._every(self.options.report_seconds, self.send_report, "status"))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):

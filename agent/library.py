@@ -1,4 +1,4 @@
-"""The agent's own licences and purchases in progress, kept in its folder.
+"""The agent's own licences, purchases in progress and known titles, kept in its folder.
 
 A purchase's Idempotency-Key is written before the request is sent and removed only
 once the licence is safely stored, so a crash or a lost response mid-purchase is retried
@@ -79,3 +79,28 @@ class LicenceBook:
 
     def purchase_done(self, work_id: str) -> None:
         self._pending(work_id).unlink(missing_ok=True)
+
+
+class WorkTitles:
+    """Titles of works held without a licence (the seed agent's), so ``status`` can name
+    them without asking the platform. One small JSON file, rewritten with only the works
+    still held, so it never outgrows the store."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def all(self) -> dict[str, str]:
+        try:
+            data = json.loads(self._path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}  # none yet, or damaged: titles are a convenience, never fatal
+        if not isinstance(data, dict):
+            return {}
+        return {str(k): str(v) for k, v in data.items()}
+
+    def keep(self, titles: dict[str, str], *, held: set[str]) -> None:
+        """Remember ``titles`` of held works, forget works no longer held."""
+        known = self.all()
+        wanted = {k: v for k, v in {**known, **titles}.items() if k in held}
+        if wanted != known:
+            write_private(self._path, json.dumps(wanted, sort_keys=True).encode())

@@ -4,6 +4,8 @@ Every order the server accepted (and whose piece it sent) is appended once, keye
 ``(licence id, nonce)`` exactly as the platform de-duplicates them. The daemon flushes
 the outbox to ``POST /api/v1/metering/orders/`` with ``pending`` and ``mark_sent``;
 orders survive restarts, and nothing is lost while the platform is unreachable.
+Submitted orders stay, marked sent: they are also this peer's record of what it served,
+which ``status`` (recent uploads) and ``serve`` (bytes served today) read.
 
 SQLite (stdlib) in WAL mode with ``synchronous=NORMAL``: a commit survives the process
 being killed; a power cut may lose the last moments of orders, which costs this peer
@@ -36,6 +38,7 @@ CREATE TABLE IF NOT EXISTS orders (
     UNIQUE (licence_id, nonce)
 );
 CREATE INDEX IF NOT EXISTS orders_pending ON orders (id) WHERE sent_at IS NULL;
+CREATE INDEX IF NOT EXISTS orders_received ON orders (received_at);
 """
 
 
@@ -54,6 +57,18 @@ class PendingOrder:
     piece: int
     byte_count: int
     received_at: int
+
+
+@dataclass(frozen=True)
+class ServedWork:
+    """What this peer served of one work over a period: ``status``'s recent uploads."""
+
+    work_id: str
+    byte_count: int
+    pieces: int
+    peers: int  # distinct buyer devices (an order is signed by its licence's device)
+    first_at: int
+    last_at: int
 
 
 class OrderOutbox:
@@ -136,6 +151,31 @@ class OrderOutbox:
                 "SELECT licence_id, SUM(byte_count) FROM orders GROUP BY licence_id"
             ).fetchall()
         return {licence_id: int(total) for licence_id, total in rows}
+
+    def served_since(self, since: float) -> tuple[int, int]:
+        """``(bytes, pieces)`` served from ``since`` (a Unix time) on."""
+        with self._lock:
+            total, pieces = self._db.execute(
+                "SELECT COALESCE(SUM(byte_count), 0), COUNT(*) FROM orders WHERE received_at >= ?",
+                (int(since),),
+            ).fetchone()
+        return int(total), int(pieces)
+
+    def recent_uploads(self, since: float, *, limit: int = 10) -> list[ServedWork]:
+        """Per work, what was served from ``since`` on: the ``limit`` most recently served.
+
+        Read from the orders themselves: every piece this peer delivered is one order
+        here (an interrupted piece is not recorded), kept after it is submitted.
+        """
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT work_id, SUM(byte_count), COUNT(*), COUNT(DISTINCT device_id), "
+                "MIN(received_at), MAX(received_at) FROM orders WHERE received_at >= ? "
+                "GROUP BY work_id ORDER BY MAX(received_at) DESC, work_id LIMIT ?",
+                (int(since), limit),
+            ).fetchall()
+        return [ServedWork(str(work), int(total), int(pieces), int(peers), int(first), int(last))
+                for work, total, pieces, peers, first, last in rows]
 
     def close(self) -> None:
         with self._lock:

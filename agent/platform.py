@@ -141,6 +141,10 @@ class PlatformClient:
     def wallet(self) -> dict[str, Any]:
         return dict(self._request("GET", "/api/v1/wallet/"))
 
+    def topups(self) -> Iterator[dict[str, Any]]:
+        """Your top-ups in every state, newest first (every page)."""
+        return self._paged("/api/v1/wallet/topups/", {"page_size": 100})
+
     def topup(self, *, amount_minor: int, currency: str) -> dict[str, Any]:
         return dict(self._request("POST", "/api/v1/wallet/topups/",
                                   json={"amount_minor": amount_minor, "currency": currency},

@@ -136,8 +136,12 @@ class PieceServer:
         max_upload_wait: float = DEFAULT_MAX_UPLOAD_WAIT,
         gnutella: GnutellaNode | None = None,
         clock: Callable[[], float] = time.time,
+        on_served: Callable[[str, str, int], None] | None = None,
     ) -> None:
+        """``on_served(work_id, device_id, byte_count)`` is told of every piece delivered
+        (``serve``'s status line counts them); it runs on the event loop, so keep it cheap."""
         self.store = store
+        self.on_served = on_served
         self.device_id = device_id
         self.outbox = outbox
         self.gnutella = gnutella
@@ -251,6 +255,8 @@ class PieceServer:
             self.outbox.append(order_token, order, work_id=work_id)
         except OutboxError:
             log.exception("could not record an order for piece %s of %s", index, work_id)
+        if self.on_served is not None:
+            self.on_served(work_id, order.device_id, length)
         return response
 
     async def status(self, request: web.Request) -> web.Response:

@@ -194,3 +194,36 @@ def test_a_bad_token_file_is_a_clear_error(live_server, home, capsys, tmp_path,
 
     assert code != 0
     assert "token file" in err or "does not hold an API token" in err
+
+
+def test_a_top_up_confirmed_at_once_is_shown_credited_not_pending(
+    live_server, home, capsys, monkeypatch, bob
+) -> None:
+    # The embedded test provider confirms inside the request's commit, after the answer
+    # was serialized as "pending": the agent reads the state again after the balance.
+    _agent(home, capsys, "init", "--platform", live_server.url)
+    _agent(home, capsys, "login", "--username", "bob", "--password-stdin",
+           stdin=PASSWORD + "\n", monkeypatch=monkeypatch)
+    assert main(["--data-dir", str(home), "wallet", "--topup", "2500", "eur"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "Top-up of €25.00 credited.",
+        "ACCOUNT  CURRENCY  BALANCE",
+        "wallet   EUR        €25.00",
+    ]
+    code, wallet, _ = _agent(home, capsys, "wallet")
+    assert code == 0
+    assert wallet["pending_topups"] == []
+    assert [(b["kind"], b["balance_minor"]) for b in wallet["balances"]] == [("wallet", 2500)]
+
+
+def test_search_shows_the_licence_terms_the_catalogue_gives(
+    live_server, home, capsys, rita, make_work
+) -> None:
+    work = make_work(rita, title="Harbour at dawn", price_minor=1250)
+    _agent(home, capsys, "init", "--platform", live_server.url)
+    assert main(["--data-dir", str(home), "search", "harbour"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split() == ["WORK", "PRICE", "USES", "LICENCE", "FOR", "SIZE", "TITLE"]
+    assert row.startswith(f"{work.pk}  €12.50  ")
+    assert f"  {', '.join(work.allowed_uses)}  {work.licence_days} days  " in row

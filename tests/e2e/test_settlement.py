@@ -62,7 +62,8 @@ def test_a_sale_served_by_three_peers_settles_exactly(site: Platform, tmp_path: 
     buyer.run("wallet", "--topup", "10000", "EUR")
     funds = 10000 + dict(DEMO_FUNDS)["EUR"]  # the demo's own top-up, and this one
     wait_until(lambda: any(b["kind"] == "wallet" and b["currency"] == "EUR"
-                           and b["balance_minor"] == funds for b in buyer.run("wallet")),
+                           and b["balance_minor"] == funds
+                           for b in buyer.run("wallet")["balances"]),
                timeout=60, what="the top-up webhook (sent by the worker) to credit the wallet",
                log=site.logs / "worker.log")
 

@@ -1,0 +1,54 @@
+"""How the command line writes sizes, rates, ages and tables: text only, no I/O.
+
+One place, so that ``search``, ``status``, ``wallet`` and ``serve``'s status line
+show a size or a time the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+def size_text(count: float) -> str:
+    """``1536`` -> ``"1.5 KiB"``; bytes are whole, larger units have one decimal."""
+    value = float(count)
+    for unit in _UNITS:
+        if abs(value) < 1024 or unit == _UNITS[-1]:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")  # the loop returns at the last unit
+
+
+def rate_text(bytes_per_second: float) -> str:
+    return f"{size_text(bytes_per_second)}/s"
+
+
+def ago_text(seconds: float) -> str:
+    """How long ago, coarsely: ``"just now"``, ``"5 min ago"``, ``"3 h ago"``, ``"2 days ago"``."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} days ago"
+
+
+def days_text(days: int) -> str:
+    return "1 day" if days == 1 else f"{days} days"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *,
+          right: Sequence[int] = (), indent: str = "") -> list[str]:
+    """Rows under a header, columns as wide as their widest cell (``right``: the
+    indices of right-aligned columns, for amounts and counts). No trailing spaces."""
+    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
+    lines = []
+    for row in [headers, *rows]:
+        cells = [str(cell).rjust(widths[i]) if i in right else str(cell).ljust(widths[i])
+                 for i, cell in enumerate(row)]
+        lines.append((indent + "  ".join(cells)).rstrip())
+    return lines
