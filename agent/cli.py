@@ -373,9 +373,15 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
                         help="print machine-readable JSON")
 
 
+def program_name() -> str:
+    """How the user started the agent: the installed command, or the module."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return "peermark-agent" if name.startswith("peermark-agent") else "python -m agent"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m agent",
+        prog=program_name(),
         description="Peermark's desktop agent: search, buy, download from peers, share.",
         epilog="--data-dir and --json go before or after the command.",
     )

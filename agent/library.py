@@ -40,6 +40,20 @@ class OwnedLicence:
         )
 
 
+    @classmethod
+    def from_platform(cls, licence: dict[str, object], work: dict[str, object],
+                      manifest: str) -> OwnedLicence:
+        """A licence the platform holds for this device (bought on the web), with the
+        work's current signed manifest."""
+        return cls(
+            licence_id=str(licence["id"]), work_id=str(licence["work"]),
+            title=str(work.get("title", "")), content_type=str(work.get("content_type", "")),
+            token=str(licence["token"]), manifest=manifest,
+            purchase_id=str(licence.get("purchase") or ""),
+            expires_at=str(licence["expires_at"]),
+        )
+
+
 class LicenceBook:
     def __init__(self, folder: Path) -> None:
         self._folder = folder

@@ -135,8 +135,10 @@ class PlatformClient:
         return dict(self._request("POST", "/api/v1/purchases/", json=body,
                                   headers={"Idempotency-Key": idempotency_key}))
 
-    def licences(self) -> list[dict[str, Any]]:
-        return list(self._paged("/api/v1/licences/"))
+    def licences(self, *, work_id: str | None = None) -> list[dict[str, Any]]:
+        """Your licences (every page); ``work_id``: only that work's."""
+        return list(self._paged("/api/v1/licences/",
+                                {"work": work_id} if work_id is not None else None))
 
     def wallet(self) -> dict[str, Any]:
         return dict(self._request("GET", "/api/v1/wallet/"))

@@ -96,6 +96,22 @@ def buy(agent: Agent, work_id: str) -> OwnedLicence:
     return licence
 
 
+def held_on_platform(agent: Agent, work_id: str) -> OwnedLicence | None:
+    """A licence for ``work_id`` that the platform issued to this device and the agent
+    does not hold yet (bought on the web), saved to the library; None if there is none.
+    Revoked and expired ones are passed over: buying again is then the right answer."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    for licence in agent.platform.licences(work_id=work_id):
+        if (licence.get("device") != agent.device.device_id or licence.get("revoked_at")
+                or str(licence.get("expires_at", ""))[:19] <= now):
+            continue
+        owned = OwnedLicence.from_platform(licence, agent.platform.work(work_id),
+                                           str(agent.platform.manifest(work_id)["token"]))
+        agent.licences.save(owned)
+        return owned
+    return None
+
+
 def file_name(owned: OwnedLicence) -> str:
     """The copy's file name in the library: the work's id, its title, its extension."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", owned.title).strip("-")[:60] or "work"
@@ -287,8 +303,10 @@ def get_work(agent: Agent, work_id: str, *, destination: Path | None = None,
         if not online:
             raise AgentError("You hold no licence for this work and the platform is "
                              "unreachable, so it cannot be bought now.")
-        owned = buy(agent, work_id)
-        listener.bought(owned)
+        owned = held_on_platform(agent, work_id)
+        if owned is None:
+            owned = buy(agent, work_id)
+            listener.bought(owned)
     licence = usable_licence(agent, owned)
     keep = licence.permits(Use.DOWNLOAD.value)
     if not keep and destination is not None:

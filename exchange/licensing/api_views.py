@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, status
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
@@ -15,6 +19,7 @@ from rest_framework.views import APIView
 from exchange.accounts.models import authenticated_user
 from exchange.catalogue.models import WorkStatus
 from exchange.catalogue.selectors import work_get_visible
+from exchange.core.errors import ServiceError
 from exchange.core.idempotency import idempotent
 from exchange.core.openapi import errors
 from exchange.core.pagination import PAGE_PARAMETERS, page_of, paginated_response
@@ -73,9 +78,20 @@ class LicenceListView(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(responses=page_of(LicenceOut), operation_id="licences_list",
-                   parameters=PAGE_PARAMETERS)
+                   parameters=[*PAGE_PARAMETERS, OpenApiParameter(
+                       "work", OpenApiTypes.UUID,
+                       description="Only licences for this work (an agent picking up a "
+                                   "licence bought on the web).")])
     def get(self, request: Request) -> Response:
-        licences = Licence.objects.filter(buyer=authenticated_user(request))
+        licences = (Licence.objects.filter(buyer=authenticated_user(request))
+                    .select_related("purchase"))
+        work = request.query_params.get("work")
+        if work is not None:
+            try:
+                licences = licences.filter(work_id=uuid.UUID(work))
+            except ValueError:
+                raise ServiceError(_("work is a work's id (a UUID)."), code="invalid",
+                                   field="work") from None
         return paginated_response(request, self, licences, LicenceOut)
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from exchange.core.fields import StrictCharField
@@ -30,12 +31,14 @@ class LicenceOut(serializers.ModelSerializer):
     work = serializers.UUIDField(source="work_id")
     device = serializers.CharField(source="device_id")
     watermark_payload = serializers.SerializerMethodField()
+    purchase = serializers.SerializerMethodField()
 
     class Meta:
         model = Licence
         fields = [
             "id",
             "work",
+            "purchase",
             "device",
             "uses",
             "byte_allowance",
@@ -46,6 +49,12 @@ class LicenceOut(serializers.ModelSerializer):
             "token",
         ]
         read_only_fields = fields
+
+    @extend_schema_field({"type": "string", "format": "uuid", "nullable": True})
+    def get_purchase(self, licence: Licence) -> str | None:
+        """The purchase that paid for it (the agent keeps it with the licence)."""
+        purchase = getattr(licence, "purchase", None)
+        return str(purchase.pk) if purchase is not None else None
 
     def get_watermark_payload(self, licence: Licence) -> str:
         return str(licence.watermark_payload)  # a string: JSON numbers lose bits past 2**53

@@ -300,3 +300,54 @@ def test_the_get_workflow_serves_any_front_end_not_only_the_cli(
     assert steps == sorted(steps)
     assert steps[-1] == heard.events[1][1] == done.manifest.ciphertext_size
     _payload_in(done.delivery.path, buyer, site, done.owned.licence_id)
+
+
+def test_a_work_bought_on_the_web_is_fetched_by_the_agent_without_a_second_sale(
+    site: Platform, tmp_path: Path
+) -> None:
+    """Carol buys in the portal for the device her agent registered; her agent's `get`
+    then finds that licence on the platform and fetches, and nothing is bought twice."""
+    import re
+
+    work = _register(site, "Bought on the web", width=400, height=300, price_minor=700)
+    seeder = AgentProcess(tmp_path, "s1", site.url)
+    seeder.setup("rita", site.logins["rita"])
+    _seed(seeder, site, work["id"], None)
+    buyer = AgentProcess(tmp_path, "carol", site.url)
+    buyer.setup("carol", site.logins["carol"])
+
+    with httpx.Client(base_url=site.url, timeout=60, follow_redirects=True) as browser:
+        browser.get("/login/")
+        browser.post("/login/", data={
+            "username": "carol", "password": site.logins["carol"],
+            "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
+            headers={"Referer": f"{site.url}/login/"})
+        page = browser.get(f"/works/{work['id']}/").text
+        assert "Buy for €7.00" in page
+        once = re.search(r'name="once" value="([^"]+)"', page)
+        device = re.search(r'name="device"[^>]*>\s*<option value="([^"]+)"', page)
+        assert once, page[-3000:]
+        assert device, page[-3000:]
+        form = {"once": once.group(1), "device": device.group(1),
+                "expected_price_minor": "700", "expected_currency": "EUR",
+                "csrfmiddlewaretoken": browser.cookies["csrftoken"]}
+        for _ in range(2):  # a double click buys once
+            page = browser.post(f"/works/{work['id']}/buy/", data=form,
+                                headers={"Referer": f"{site.url}/works/{work['id']}/"}).text
+        assert f"peermark-agent get {work['id']}" in page
+
+    with site.api("carol") as client:
+        licences = client.get("/api/v1/licences/", params={"work": work["id"]}).json()
+    assert len(licences["results"]) == 1
+    bought = licences["results"][0]
+    assert bought["purchase"]
+
+    with seeder.serving():
+        result = buyer.run("get", work["id"])
+    assert result["licence_id"] == bought["id"]
+    assert result["marked"] is True
+    assert result["receipt"] == "sent"
+    with site.api("carol") as client:
+        purchases = [p for p in client.get("/api/v1/purchases/").json()["results"]
+                     if p["work"] == work["id"]]
+    assert len(purchases) == 1

@@ -157,3 +157,24 @@ def test_another_buyers_licence_is_not_found(
     assert api(bob).get(f"/api/v1/licences/{licence_id}/").status_code == 200
     assert api(carol).get(f"/api/v1/licences/{licence_id}/").status_code == 404
     assert api(carol).get("/api/v1/licences/").json()["count"] == 0
+
+
+def test_licences_can_be_listed_for_one_work_and_name_their_purchase(
+    rita, bob, carol, make_work, fund, device_of, api
+) -> None:
+    """What an agent asks to pick up a licence bought on the web."""
+    first, second = make_work(rita, title="One"), make_work(rita, title="Two")
+    fund(bob, 5000)
+    _, device = device_of(bob)
+    bought = {}
+    for key, work in (("a", first), ("b", second)):
+        bought[work.pk] = api(bob).post(
+            "/api/v1/purchases/", {"work": str(work.pk), "device": device.device_id},
+            format="json", HTTP_IDEMPOTENCY_KEY=key).json()
+    listed = api(bob).get("/api/v1/licences/", {"work": str(second.pk)}).json()["results"]
+    assert [licence["id"] for licence in listed] == [bought[second.pk]["licence"]["id"]]
+    assert listed[0]["purchase"] == bought[second.pk]["purchase"]["id"]
+    assert api(carol).get("/api/v1/licences/", {"work": str(second.pk)}).json()["count"] == 0
+    response = api(bob).get("/api/v1/licences/", {"work": "not-a-uuid"})
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"work": ["work is a work's id (a UUID)."]}
