@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from rest_framework.exceptions import NotFound, PermissionDenied
 
 from exchange.accounts.models import Role, authenticated_user
@@ -60,7 +61,7 @@ def signup(request: HttpRequest) -> HttpResponse:
             role=form.cleaned_data["role"],
         )
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        messages.success(request, f"Welcome, {user.username}.")
+        messages.success(request, _("Welcome, %(name)s.") % {"name": user.username})
         return redirect("portal:my-works" if user.is_rights_holder else "portal:home")
     return render(request, "portal/signup.html", {"form": form})
 
@@ -105,7 +106,7 @@ def work_register(request: HttpRequest) -> HttpResponse:
         return render(
             request,
             "portal/forbidden.html",
-            {"reason": "Only rights holders can register works."},
+            {"reason": _("Only rights holders can register works.")},
             status=403,
         )
     form = WorkRegisterForm(request.POST or None, request.FILES or None)
@@ -128,7 +129,7 @@ def work_register(request: HttpRequest) -> HttpResponse:
         except ServiceError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
-            messages.success(request, f"“{work.title}” is registered.")
+            messages.success(request, _("“%(title)s” is registered.") % {"title": work.title})
             return redirect("portal:my-works")
     status = 400 if request.method == "POST" else 200
     return render(request, "portal/work_register.html", {"form": form}, status=status)
@@ -144,14 +145,15 @@ def work_edit(request: HttpRequest, work_id: str) -> HttpResponse:
         return render(
             request,
             "portal/forbidden.html",
-            {"reason": "You can change only your own works."},
+            {"reason": _("You can change only your own works.")},
             status=403,
         )
     form = WorkEditForm.for_work(work, request.POST or None)
     if request.method == "POST":
         if "withdraw" in request.POST:
             services.work_withdraw(work=work, actor=request.user)  # type: ignore[arg-type]
-            messages.success(request, f"“{work.title}” is withdrawn from sale.")
+            messages.success(request, _("“%(title)s” is withdrawn from sale.")
+                             % {"title": work.title})
             return redirect("portal:my-works")
         if form.is_valid():
             changes = form.changed_terms(work)
@@ -163,7 +165,7 @@ def work_edit(request: HttpRequest, work_id: str) -> HttpResponse:
                     return render(
                         request, "portal/work_edit.html", {"form": form, "work": work}, status=409
                     )
-            messages.success(request, "Saved.")
+            messages.success(request, _("Saved."))
             return redirect("portal:my-works")
         return render(request, "portal/work_edit.html", {"form": form, "work": work}, status=400)
     return render(request, "portal/work_edit.html", {"form": form, "work": work})

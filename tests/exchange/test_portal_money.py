@@ -8,7 +8,6 @@ import pytest
 from django.utils import timezone
 
 from exchange.payments.models import Payout, TopUp
-from exchange.portal.charts import bar_chart_svg
 from exchange.purchases.models import Purchase
 from exchange.purchases.services import purchase_settle
 
@@ -104,7 +103,8 @@ def test_the_buyer_sees_purchases_and_invoices_others_do_not(sold, bob, carol, c
 def test_the_rights_holder_sees_sales_as_a_chart(sold, rita, client) -> None:
     client.force_login(rita)
     page = client.get("/studio/sales/").content.decode()
-    assert "<svg" in page
+    assert 'role="img"' in page
+    assert 'id="earnings-EUR" type="application/json"' in page
     assert "€12.50" in page
     assert "€10.00" in page
 
@@ -115,14 +115,4 @@ def test_the_dashboard_is_for_admins_only(sold, admin_user, bob, client) -> None
     client.force_login(admin_user)
     page = client.get("/dashboard/").content.decode()
     assert "€1.25" in page  # the platform fee
-    assert "<svg" in page
-
-
-def test_the_chart_escapes_labels_and_scales_to_the_peak() -> None:
-    svg = bar_chart_svg([("<b>", 50), ("ok", 100)], label=str, title="a & b")
-    assert "<b>" not in svg
-    assert "&lt;b&gt;" in svg
-    assert "a &amp; b" in svg
-    heights = [int(h) for h in re.findall(r'height="(\d+)"', svg)]
-    assert heights[1] == 2 * heights[0]
-    assert bar_chart_svg([], label=str, title="x") == ""
+    assert 'id="volume-EUR" type="application/json"' in page
