@@ -20,10 +20,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from exchange.accounts.models import authenticated_user
+from exchange.core.errors import ServiceError
 from exchange.metering.selectors import receipts_flagged, traffic_between, traffic_by_period
 from exchange.money.currencies import format_minor, is_known_currency
 from exchange.money.entry import active_locale
-from exchange.payments.models import Payout, PayoutState
+from exchange.payments.models import Payout
+from exchange.payments.retry import payout_retry as retry_payout
 from exchange.payments.selectors import (
     payout_queue,
     topups_failed,
@@ -202,24 +204,19 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @staff_only
 @require_POST
 def payout_retry(request: HttpRequest, payout_id: str) -> HttpResponse:
-    """Staff asking to retry a payout. The payments app has no service that retries one
-    (a pending payout waits for the provider's webhook; a returned one's money is already
-    back in its holder's account, who may request it again), and a view may not move
-    money itself: so this says where the payout stands and changes nothing, which also
-    makes it safe to send twice."""
+    """Staff asking the provider again for a payout it has not answered
+    (``exchange/payments/retry.py``: same reference, so a second ask pays nothing twice)."""
     key = _uuid_or_none(payout_id)
     payout = Payout.objects.filter(pk=key).first() if key else None
     if payout is None:
         return render(request, "portal/not_found.html", status=404)
-    if payout.state == PayoutState.PENDING:
-        messages.info(request, _("Nothing was retried: this payout is still with the payment "
-                                 "provider, whose webhook will mark it paid or returned."))
-    elif payout.state == PayoutState.RETURNED:
-        messages.info(request, _("Nothing was retried: this payout was returned and its money "
-                                 "is back in its holder's account, from which they can "
-                                 "request it again."))
+    try:
+        retry_payout(payout=payout, actor=authenticated_user(request))
+    except ServiceError as exc:
+        messages.error(request, exc.message)
     else:
-        messages.info(request, _("Nothing was retried: this payout is paid."))
+        messages.success(request, _("Asked the payment provider again for this payout; its "
+                                    "webhook will mark it paid or returned."))
     return redirect("portal:dashboard")
 
 

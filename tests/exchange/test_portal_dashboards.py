@@ -459,11 +459,11 @@ def test_only_staff_see_the_dashboard_in_the_portals_look(rita, client) -> None:
     assert "Admins only" in response.content.decode()
 
 
-def test_payout_retry_is_for_staff_and_changes_nothing_however_often(books, rita, admin_user,
-                                                                     client) -> None:
-    """There is no payout-retry service in the payments app, so the button's endpoint
-    says where the payout stands and moves no money; sent twice, the same."""
-    returned = books["returned"]
+def test_payout_retry_is_for_staff_and_asks_again_only_for_a_pending_payout(
+        books, rita, admin_user, client, django_capture_on_commit_callbacks) -> None:
+    """A returned payout is not retried (its money is back with its holder); a pending
+    one is asked for again under the same reference, which pays it once however often."""
+    returned, pending = books["returned"], books["pending"]
     path = f"/dashboard/payouts/{returned.pk}/retry/"
     response = client.post(path)
     assert response.status_code == 302
@@ -473,14 +473,26 @@ def test_payout_retry_is_for_staff_and_changes_nothing_however_often(books, rita
     client.force_login(admin_user)
     assert client.get(path).status_code == 405
     before = (JournalEntry.objects.count(), AuditEvent.objects.count(),
-              list(Payout.objects.values_list("pk", "state").order_by("pk")),
-              TopUp.objects.count())
-    for _ in range(2):
+              list(Payout.objects.values_list("pk", "state").order_by("pk")))
+    response = client.post(path, follow=True)
+    assert response.redirect_chain == [("/dashboard/", 302)]
+    assert "Only a pending payout is retried; this one is Returned." in (
+        response.content.decode())
+    assert (JournalEntry.objects.count(), AuditEvent.objects.count(),
+            list(Payout.objects.values_list("pk", "state").order_by("pk"))) == before
+
+    path = f"/dashboard/payouts/{pending.pk}/retry/"
+    assert 'action="' + path + '"' in _dashboard(client, admin_user)
+    entries = JournalEntry.objects.count()
+    with django_capture_on_commit_callbacks(execute=True):
         response = client.post(path, follow=True)
-        assert response.redirect_chain == [("/dashboard/", 302)]
-        assert "Nothing was retried" in response.content.decode()
-    after = (JournalEntry.objects.count(), AuditEvent.objects.count(),
-             list(Payout.objects.values_list("pk", "state").order_by("pk")),
-             TopUp.objects.count())
-    assert after == before
+    assert "Asked the payment provider again" in response.content.decode()
+    pending.refresh_from_db()
+    assert pending.state == "paid"
+    assert JournalEntry.objects.count() == entries + 1  # payout-pending -> out, once
+    assert AuditEvent.objects.filter(action="payout.retry").count() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(path, follow=True)
+    assert "Only a pending payout is retried; this one is Paid." in response.content.decode()
+    assert JournalEntry.objects.count() == entries + 1
     assert client.post("/dashboard/payouts/not-a-payout/retry/").status_code == 404

@@ -86,5 +86,7 @@ class PaymentProvider(Protocol):
     def payout_start(self, *, reference: str, amount_minor: int, currency: str,
                      options: Mapping[str, str]) -> None:
         """Ask the provider to pay money out; it answers with webhooks. ``options`` as
-        for ``topup_start``."""
+        for ``topup_start``. Idempotent per ``reference``: an admin may ask again for a
+        payout left unanswered (``exchange/payments/retry.py``), and the provider must
+        pay it once (a real provider is given the reference as its idempotency key)."""
         ...
