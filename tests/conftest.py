@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,16 @@ def _celery_in_process() -> None:
     # so a change under the short name would be ignored where REDIS_URL is set.
     app.conf.CELERY_TASK_ALWAYS_EAGER = True
     app.conf.CELERY_TASK_EAGER_PROPAGATES = True
+
+
+@pytest.fixture(autouse=True)
+def _english_after_each_test() -> Iterator[None]:
+    """A request in Korean leaves Korean active in this thread (Django's LocaleMiddleware
+    activates the request's language): the next test starts in the default again."""
+    yield
+    from django.utils import translation
+
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import authenticate
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, status
 from rest_framework.request import Request
@@ -58,7 +59,7 @@ class TokenListCreateView(APIView):
         )
         if user is None:
             return Response(
-                error_body("invalid_credentials", "Wrong username or password."),
+                error_body("invalid_credentials", _("Wrong username or password.")),
                 status=status.HTTP_401_UNAUTHORIZED,
             )
         issued = services.api_token_create(user=user, name=data.validated_data["name"])
@@ -73,6 +74,6 @@ class TokenRevokeView(APIView):
     def delete(self, request: Request, token_id: int) -> Response:
         token = ApiToken.objects.filter(user=authenticated_user(request), pk=token_id).first()
         if token is None:
-            return Response(error_body("not_found", "No such token."), status=404)
+            return Response(error_body("not_found", _("No such token.")), status=404)
         services.api_token_revoke(token=token)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
@@ -29,14 +30,14 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if parts[0].lower() != self.keyword.lower():
             return None
         if len(parts) != 2 or not parts[1].startswith(TOKEN_PREFIX) or len(parts[1]) > 200:
-            raise exceptions.AuthenticationFailed("Malformed bearer token.")
+            raise exceptions.AuthenticationFailed(_("Malformed bearer token."))
         # Read on every API call: the user comes in the same query.
         token = (ApiToken.objects.select_related("user").only(*_TOKEN_FIELDS)
                  .filter(digest=token_digest(parts[1]), revoked_at__isnull=True).first())
         if token is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+            raise exceptions.AuthenticationFailed(_("Invalid or revoked token."))
         if not token.user.is_active:
-            raise exceptions.AuthenticationFailed("This account is disabled.")
+            raise exceptions.AuthenticationFailed(_("This account is disabled."))
         now = timezone.now()
         if token.last_used_at is None or now - token.last_used_at > _LAST_USED_GRANULARITY:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)

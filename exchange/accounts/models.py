@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Role(models.TextChoices):
-    RIGHTS_HOLDER = "rights_holder", "Rights holder"
-    BUYER = "buyer", "Buyer / peer"
-    ADMIN = "admin", "Platform admin"
+    RIGHTS_HOLDER = "rights_holder", _("Rights holder")
+    BUYER = "buyer", _("Buyer / peer")
+    ADMIN = "admin", _("Platform admin")
 
 
 class User(AbstractUser):

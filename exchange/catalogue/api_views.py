@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import QuerySet
 from django.http import FileResponse
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.parsers import JSONParser, MultiPartParser
@@ -55,7 +56,7 @@ class WorkListCreateView(generics.ListAPIView):
         mine = self.request.query_params.get("mine", "false").lower()
         if mine not in MINE_VALUES:
             # A typo must not quietly list everyone's works instead of one's own.
-            raise ServiceError("mine is true or false (or 1 or 0).", code="invalid",
+            raise ServiceError(_("mine is true or false (or 1 or 0)."), code="invalid",
                                field="mine")
         if MINE_VALUES[mine] and self.request.user.is_authenticated:
             return works_owned_by(self.request.user)
@@ -73,7 +74,7 @@ class WorkListCreateView(generics.ListAPIView):
     def post(self, request: Request) -> Response:
         if not getattr(request.user, "is_rights_holder", False):
             raise ServiceError(
-                "Only rights holders can register works.",
+                _("Only rights holders can register works."),
                 code="not_a_rights_holder",
                 status_code=403,
             )
@@ -122,7 +123,8 @@ class WorkDetailView(APIView):
     @extend_schema(request=WorkUpdateIn, responses={200: OwnWorkOut, **errors(403, 409)})
     def patch(self, request: Request, work_id: str) -> Response:
         if not request.user.is_authenticated:
-            return Response(error_body("not_authenticated", "Log in to change a work."), status=401)
+            return Response(error_body("not_authenticated", _("Log in to change a work.")),
+                            status=401)
         work = work_get_for_owner(user=request.user, work_id=work_id)
         data = WorkUpdateIn(instance=work, data=request.data, partial=True)
         data.is_valid(raise_exception=True)
@@ -150,7 +152,7 @@ class WorkPreviewView(APIView):
     def get(self, request: Request, work_id: str) -> Response | FileResponse:
         work = work_get_visible(user=request.user, work_id=work_id)
         if not work.preview_path:
-            return Response(error_body("not_found", "This work has no preview."), status=404)
+            return Response(error_body("not_found", _("This work has no preview.")), status=404)
         return FileResponse(
             preview_abspath(work.preview_path).open("rb"), content_type="image/jpeg"
         )

@@ -7,20 +7,21 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 
 class MediaType(models.TextChoices):
-    IMAGE = "image", "Image"
-    AUDIO = "audio", "Audio"
-    VIDEO = "video", "Video"
-    DOCUMENT = "document", "Document"
+    IMAGE = "image", _("Image")
+    AUDIO = "audio", _("Audio")
+    VIDEO = "video", _("Video")
+    DOCUMENT = "document", _("Document")
 
 
 class WorkStatus(models.TextChoices):
-    PROCESSING = "processing", "Processing"
-    READY = "ready", "Ready"
-    WITHDRAWN = "withdrawn", "Withdrawn"
-    FAILED = "failed", "Failed"
+    PROCESSING = "processing", _("Processing")
+    READY = "ready", _("Ready")
+    WITHDRAWN = "withdrawn", _("Withdrawn")
+    FAILED = "failed", _("Failed")
 
 
 class Work(models.Model):

@@ -6,6 +6,7 @@ import uuid
 
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext as _
 from rest_framework.exceptions import NotFound, PermissionDenied
 
 from exchange.accounts.models import User
@@ -30,14 +31,14 @@ def _parse_id(work_id: object) -> uuid.UUID:
     try:
         return uuid.UUID(str(work_id))
     except ValueError:
-        raise NotFound("No such work.") from None
+        raise NotFound(_("No such work.")) from None
 
 
 def work_get_visible(*, user: User | AnonymousUser, work_id: object) -> Work:
     try:
         return works_visible_to(user).get(pk=_parse_id(work_id))
     except Work.DoesNotExist:
-        raise NotFound("No such work.") from None
+        raise NotFound(_("No such work.")) from None
 
 
 def work_get_for_owner(*, user: User | AnonymousUser, work_id: object) -> Work:
@@ -48,5 +49,5 @@ def work_get_for_owner(*, user: User | AnonymousUser, work_id: object) -> Work:
     """
     work = work_get_visible(user=user, work_id=work_id)
     if work.owner_id != user.pk:
-        raise PermissionDenied("You can change only your own works.")
+        raise PermissionDenied(_("You can change only your own works."))
     return work

@@ -7,6 +7,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -107,10 +108,10 @@ class WorkUpdateIn(TermsFields):
         unknown = set(self.initial_data) - set(self.fields)
         if unknown:
             raise serializers.ValidationError(
-                {name: ["This field cannot be changed."] for name in sorted(unknown)}
+                {name: [_("This field cannot be changed.")] for name in sorted(unknown)}
             )
         if not attrs:
-            raise serializers.ValidationError("Nothing to change.")
+            raise serializers.ValidationError(_("Nothing to change."))
         self._check_price(attrs, self.instance)
         return attrs
 

@@ -9,6 +9,7 @@ from typing import BinaryIO, TypedDict
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from exchange.accounts.models import User
 from exchange.audit.services import audit_record
@@ -59,13 +60,15 @@ def work_register(
     """
     if not owner.is_rights_holder:
         raise ServiceError(
-            "Only rights holders can register works.", code="not_a_rights_holder", status_code=403
+            _("Only rights holders can register works."), code="not_a_rights_holder",
+            status_code=403,
         )
     if upload_size <= 0:
-        raise ServiceError("The file is empty.", code="invalid", field="file")
+        raise ServiceError(_("The file is empty."), code="invalid", field="file")
     if upload_size > settings.MAX_UPLOAD_BYTES:
         raise ServiceError(
-            f"The file is larger than the limit of {settings.MAX_UPLOAD_BYTES:,} bytes.",
+            _("The file is larger than the limit of %(limit)s bytes.")
+            % {"limit": f"{settings.MAX_UPLOAD_BYTES:,}"},
             code="file_too_large",
             field="file",
             status_code=413,
@@ -78,7 +81,8 @@ def work_register(
         ) from exc
     if media_type and media_type != sniffed.media_type:
         raise ServiceError(
-            f"The file is {sniffed.content_type}, not {media_type}.",
+            _("The file is %(found)s, not %(expected)s.")
+            % {"found": sniffed.content_type, "expected": media_type},
             code="invalid",
             field="media_type",
         )
@@ -169,10 +173,11 @@ def work_update_terms(*, work: Work, actor: User, changes: WorkChanges) -> Work:
     """Change price, terms or text. Licences already sold keep the terms they were sold on."""
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
-        raise ServiceError(f"Cannot change {', '.join(sorted(unknown))}.", code="invalid")
+        raise ServiceError(_("Cannot change %(fields)s.") % {"fields": ", ".join(sorted(unknown))},
+                           code="invalid")
     if work.status == WorkStatus.WITHDRAWN:
         raise ServiceError(
-            "A withdrawn work cannot be changed.", code="work_withdrawn", status_code=409
+            _("A withdrawn work cannot be changed."), code="work_withdrawn", status_code=409
         )
     before: JSONObject = {name: getattr(work, name) for name in changes}
     with transaction.atomic():

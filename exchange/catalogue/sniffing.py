@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from django.utils.translation import gettext as _
 from PIL import Image, UnidentifiedImageError
 
 from exchange.catalogue.models import MediaType
@@ -62,7 +63,8 @@ def sniff_upload(stream: BinaryIO) -> Sniffed:
     stream.seek(0)
     sniffed = _match(head)
     if sniffed is None:
-        raise UnsupportedFileError(f"Unsupported file type; upload {SUPPORTED_DESCRIPTION}.")
+        raise UnsupportedFileError(_("Unsupported file type; upload %(formats)s.")
+                                   % {"formats": SUPPORTED_DESCRIPTION})
     if sniffed.media_type == MediaType.IMAGE:
         _check_image(stream)
     return sniffed
@@ -89,6 +91,7 @@ def _check_image(stream: BinaryIO) -> None:
         ValueError,
         Image.DecompressionBombError,
     ) as exc:
-        raise UnsupportedFileError(f"The image is damaged or truncated ({exc}).") from exc
+        raise UnsupportedFileError(_("The image is damaged or truncated (%(error)s).")
+                                   % {"error": exc}) from exc
     finally:
         stream.seek(0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 
 from exchange.catalogue.terms import (
     BYTE_ALLOWANCE_MULTIPLE_MAX,
@@ -16,21 +17,23 @@ from exchange.money.limits import limit_minor
 
 def validate_currency(code: str) -> None:
     if not isinstance(code, str) or len(code) != 3 or not code.isalpha() or not code.isupper():
-        raise ValidationError("Use a three-letter ISO 4217 code in capitals, e.g. EUR.")
+        raise ValidationError(_("Use a three-letter ISO 4217 code in capitals, e.g. EUR."))
     if not is_known_currency(code):
-        raise ValidationError(f"Unknown or retired currency {code!r}.")
+        raise ValidationError(_("Unknown or retired currency %(code)r.") % {"code": code})
 
 
 def validate_price(price_minor: int, currency: str) -> None:
     if isinstance(price_minor, bool) or not isinstance(price_minor, int):
-        raise ValidationError("The price must be a whole number of minor units (e.g. cents).")
+        raise ValidationError(
+            _("The price must be a whole number of minor units (e.g. cents)."))
     if price_minor <= 0:
-        raise ValidationError("The price must be greater than zero.")
+        raise ValidationError(_("The price must be greater than zero."))
     if is_known_currency(currency):
         ceiling = limit_minor(settings.MAX_PRICE_MAJOR, currency)
         if price_minor > ceiling:
             raise ValidationError(
-                f"The price is above the limit of {format_minor(ceiling, currency)}."
+                _("The price is above the limit of %(limit)s.")
+                % {"limit": format_minor(ceiling, currency)}
             )
 
 
@@ -43,11 +46,13 @@ def validate_uses(values: list[str]) -> list[str]:
 
 def validate_licence_days(days: int) -> None:
     if not 1 <= days <= LICENCE_DAYS_MAX:
-        raise ValidationError(f"Licence lifetime must be 1 to {LICENCE_DAYS_MAX} days.")
+        raise ValidationError(_("Licence lifetime must be 1 to %(max)s days.")
+                              % {"max": LICENCE_DAYS_MAX})
 
 
 def validate_byte_allowance_multiple(multiple: int) -> None:
     if not 1 <= multiple <= BYTE_ALLOWANCE_MULTIPLE_MAX:
         raise ValidationError(
-            f"The byte allowance must be 1 to {BYTE_ALLOWANCE_MULTIPLE_MAX} times the work's size."
+            _("The byte allowance must be 1 to %(max)s times the work's size.")
+            % {"max": BYTE_ALLOWANCE_MULTIPLE_MAX}
         )

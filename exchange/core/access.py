@@ -6,6 +6,7 @@ import uuid
 from typing import TypeVar
 
 from django.db import models
+from django.utils.translation import gettext as _
 from rest_framework.exceptions import NotFound
 
 M = TypeVar("M", bound=models.Model)
@@ -16,8 +17,8 @@ def get_owned(model: type[M], pk: object, user: models.Model) -> M:
     try:
         key = uuid.UUID(str(pk))
     except ValueError:
-        raise NotFound(f"No such {model._meta.verbose_name}.") from None
+        raise NotFound(_("No such %(thing)s.") % {"thing": model._meta.verbose_name}) from None
     found = model._default_manager.filter(pk=key, user=user).first()
     if found is None:
-        raise NotFound(f"No such {model._meta.verbose_name}.")
+        raise NotFound(_("No such %(thing)s.") % {"thing": model._meta.verbose_name})
     return found

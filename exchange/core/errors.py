@@ -13,6 +13,8 @@ from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -109,13 +111,13 @@ _CODES = {
 UNAVAILABLE = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError,
                BrokerError)
 RETRY_AFTER_SECONDS = 5
-UNAVAILABLE_MESSAGE = ("The service is briefly unavailable (a database or queue is restarting). "
-                       "Try again in a few seconds; retrying with the same Idempotency-Key "
-                       "is safe.")
+UNAVAILABLE_MESSAGE = gettext_noop(
+    "The service is briefly unavailable (a database or queue is restarting). Try again in a "
+    "few seconds; retrying with the same Idempotency-Key is safe.")
 
 
 def unavailable_body() -> ErrorBody:
-    return error_body("service_unavailable", UNAVAILABLE_MESSAGE)
+    return error_body("service_unavailable", _(UNAVAILABLE_MESSAGE))
 
 
 def log_unavailable(exc: BaseException, request_path: str) -> None:
@@ -150,24 +152,26 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, exceptions.ValidationError):
         fields = _flatten(exc.detail)
         names = ", ".join(sorted(fields))
-        response.data = error_body("invalid", f"Invalid input: {names}.", fields)
+        response.data = error_body("invalid", _("Invalid input: %(fields)s.") % {"fields": names},
+                                   fields)
         return response
     code = next((c for cls, c in _CODES.items() if isinstance(exc, cls)), "error")
     detail: object = getattr(exc, "detail", str(exc))
-    message = str(detail) if not isinstance(detail, dict | list) else "Request failed."
+    message = str(detail) if not isinstance(detail, dict | list) else _("Request failed.")
     response.data = error_body(code, message)
     return response
 
 
 def json_404(_request: HttpRequest, _exception: Exception | None = None) -> JsonResponse:
-    return JsonResponse(error_body("not_found", "No such endpoint."), status=404)
+    return JsonResponse(error_body("not_found", _("No such endpoint.")), status=404)
 
 
 def json_500(_request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         error_body(
             "server_error",
-            "Something went wrong on our side. Retrying with the same Idempotency-Key is safe.",
+            _("Something went wrong on our side. Retrying with the same Idempotency-Key is "
+              "safe."),
         ),
         status=500,
     )

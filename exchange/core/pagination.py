@@ -5,6 +5,7 @@ from typing import Any
 
 from django.core.paginator import Paginator
 from django.db.models import Model, QuerySet
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -38,7 +39,8 @@ def _whole_number(request: Request, name: str, *, maximum: int) -> int | None:
         return None
     value = values[0]
     if len(values) > 1 or not _DIGITS.fullmatch(value) or not 1 <= int(value) <= maximum:
-        raise ValidationError({name: [f"A whole number from 1 to {maximum}, given once."]})
+        raise ValidationError({name: [_("A whole number from 1 to %(max)s, given once.")
+                                      % {"max": maximum}]})
     return int(value)
 
 

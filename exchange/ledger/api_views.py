@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from django.http import HttpResponse
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import permissions
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -37,10 +38,10 @@ def _statement_accounts(request: Request) -> list[Account]:
     party = request.query_params.getlist("party")
     if party == ["platform"]:
         if not user.is_platform_admin:
-            raise PermissionDenied("Only platform admins see the platform's statement.")
+            raise PermissionDenied(_("Only platform admins see the platform's statement."))
         return list(platform_accounts())
     if party:  # a typo must not quietly show one's own statement instead
-        raise ValidationError({"party": ["Leave it out, or give party=platform once."]})
+        raise ValidationError({"party": [_("Leave it out, or give party=platform once.")]})
     return list(accounts_of(user))
 
 
@@ -50,10 +51,10 @@ _PERIOD = re.compile(r"([0-9]{4})-([0-9]{2})")
 def _month(period: str) -> tuple[int, int]:
     matched = _PERIOD.fullmatch(period)
     if matched is None:
-        raise NotFound("Statements are per month: /statements/YYYY-MM/.")
+        raise NotFound(_("Statements are per month: /statements/YYYY-MM/."))
     year, month = int(matched[1]), int(matched[2])
     if not (2000 <= year <= 9998 and 1 <= month <= 12):
-        raise NotFound("No such month.")
+        raise NotFound(_("No such month."))
     return year, month
 
 

@@ -14,16 +14,17 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 
 class AccountKind(models.TextChoices):
-    WALLET = "wallet", "Buyer wallet"
-    EARNINGS = "earnings", "Rights holder earnings"
-    SEEDING = "seeding", "Seeding credit"
-    ESCROW = "escrow", "Purchase escrow"
-    PAYOUT_PENDING = "payout_pending", "Payout pending"
-    FEES = "fees", "Platform fees"
-    CLEARING = "clearing", "Payment provider clearing"
+    WALLET = "wallet", _("Buyer wallet")
+    EARNINGS = "earnings", _("Rights holder earnings")
+    SEEDING = "seeding", _("Seeding credit")
+    ESCROW = "escrow", _("Purchase escrow")
+    PAYOUT_PENDING = "payout_pending", _("Payout pending")
+    FEES = "fees", _("Platform fees")
+    CLEARING = "clearing", _("Payment provider clearing")
 
 
 # Accounts that hold someone's money: never below zero, balance cached and locked.
@@ -78,13 +79,13 @@ class Account(models.Model):
 
 
 class EntryKind(models.TextChoices):
-    TOPUP = "topup", "Top-up"
-    PURCHASE = "purchase", "Purchase into escrow"
-    SETTLEMENT = "settlement", "Settlement"
-    REFUND = "refund", "Refund"
-    PAYOUT = "payout", "Payout requested"
-    PAYOUT_PAID = "payout_paid", "Payout paid"
-    PAYOUT_RETURNED = "payout_returned", "Payout returned"
+    TOPUP = "topup", _("Top-up")
+    PURCHASE = "purchase", _("Purchase into escrow")
+    SETTLEMENT = "settlement", _("Settlement")
+    REFUND = "refund", _("Refund")
+    PAYOUT = "payout", _("Payout requested")
+    PAYOUT_PAID = "payout_paid", _("Payout paid")
+    PAYOUT_RETURNED = "payout_returned", _("Payout returned")
 
 
 class JournalEntry(models.Model):

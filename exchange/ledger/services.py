@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from django.db import IntegrityError, connection, transaction
+from django.utils.translation import gettext as _
 
 from exchange.accounts.models import User
 from exchange.core.errors import ServiceError
@@ -157,6 +158,8 @@ def _refuse(account: Account, delta: int) -> NoReturn:
     available = Account.objects.filter(pk=account.pk).values_list("balance", flat=True).first()
     transaction.set_rollback(True)
     raise InsufficientFundsError(
-        f"Not enough money in your {account.get_kind_display().lower()}: "
-        f"{available} {account.currency} available, {-delta} needed.",
+        _("Not enough money in your %(account)s: %(available)s %(currency)s available, "
+          "%(needed)s needed.")
+        % {"account": account.get_kind_display().lower(), "available": available,
+           "currency": account.currency, "needed": -delta},
     )

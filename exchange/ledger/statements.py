@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Sum
 from django.db.models.functions import Coalesce
+from django.utils import translation
 
 from exchange.ledger.models import Account, Posting
 
@@ -82,7 +83,9 @@ def statements_csv(statements: list[AccountStatement]) -> str:
                      "balance_minor"])
     for statement in statements:
         account = statement.account
-        name = account.get_kind_display() + (f" {account.reference}" if account.reference else "")
+        with translation.override("en"):  # a file for tools, the same in every language
+            name = account.get_kind_display()
+        name += f" {account.reference}" if account.reference else ""
         writer.writerow([name, account.currency, "", "", "opening", "", "",
                          statement.opening_minor])
         for line in statement.lines:

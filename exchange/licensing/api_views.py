@@ -118,7 +118,7 @@ class ManifestView(APIView):
                 {
                     "error": {
                         "code": "not_ready",
-                        "message": "This work is not packaged yet.",
+                        "message": _("This work is not packaged yet."),
                         "fields": {},
                     }
                 },

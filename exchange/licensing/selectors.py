@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.utils.translation import gettext as _
 from rest_framework.exceptions import NotFound
 
 from exchange.accounts.models import User
@@ -13,7 +14,7 @@ from exchange.licensing.models import Device, Licence
 def device_get_for_owner(*, user: User, device_id: object) -> Device:
     device = Device.objects.filter(pk=str(device_id)[:64], user=user).first()
     if device is None:
-        raise NotFound("No such device.")
+        raise NotFound(_("No such device."))
     return device
 
 
@@ -22,8 +23,8 @@ def licence_get_for_buyer(*, user: User, licence_id: object) -> Licence:
     try:
         key = uuid.UUID(str(licence_id))
     except ValueError:
-        raise NotFound("No such licence.") from None
+        raise NotFound(_("No such licence.")) from None
     licence = Licence.objects.select_related("device", "work").filter(pk=key, buyer=user).first()
     if licence is None:
-        raise NotFound("No such licence.")
+        raise NotFound(_("No such licence."))
     return licence

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from exchange.accounts.models import User
 from exchange.audit.services import audit_record
@@ -50,19 +51,21 @@ def device_register(*, user: User, name: str, signing_key: str, kem_key: str) ->
         keys = DevicePublicKeys.from_b64url(signing=signing_key, kem=kem_key)
     except InvalidDeviceKeyError as exc:
         field = "kem_key" if exc.key == "kem" else "signing_key"
-        raise ServiceError(f"Not a usable device key: {exc}", code="invalid", field=field
-                           ) from exc
+        raise ServiceError(_("Not a usable device key: %(error)s") % {"error": exc},
+                           code="invalid", field=field) from exc
     except LicensingError as exc:  # not a property of either key alone
-        raise ServiceError(f"Not a valid device key: {exc}", code="invalid") from exc
+        raise ServiceError(_("Not a valid device key: %(error)s") % {"error": exc},
+                           code="invalid") from exc
     existing = Device.objects.filter(device_id=keys.device_id).first()
     if existing is not None:
         if existing.user_id != user.pk:
             raise ServiceError(
-                "These keys belong to another account.", code="device_taken", status_code=409
+                _("These keys belong to another account."), code="device_taken",
+                status_code=409,
             )
         if existing.revoked_at is not None:
             raise ServiceError(
-                "This device was revoked; make new keys with `init --force`.",
+                _("This device was revoked; make new keys with `init --force`."),
                 code="device_revoked",
                 status_code=409,
             )
@@ -262,14 +265,15 @@ def licence_issue(
     transaction (a purchase), so no licence exists without its payment."""
     if device.user_id != buyer.pk:
         raise ServiceError(
-            "That device belongs to another account.",
+            _("That device belongs to another account."),
             code="not_your_device",
             status_code=403,
             field="device",
         )
     if device.revoked_at is not None:
         raise ServiceError(
-            "That device is revoked.", code="device_revoked", status_code=409, field="device"
+            _("That device is revoked."), code="device_revoked", status_code=409,
+            field="device",
         )
     issued = (now or _now()).replace(microsecond=0)
     expires = issued + lifetime
@@ -380,7 +384,8 @@ def revocation_equivocation_report(
     try:
         version = equivocating_pair(first, second, keyring=platform_keyring())
     except LicensingError as exc:
-        raise ServiceError(f"This is not evidence of an equivocation: {exc}",
+        raise ServiceError(_("This is not evidence of an equivocation: %(error)s")
+                           % {"error": exc},
                            code="not_an_equivocation") from exc
     digest = hashlib.sha256("\n".join(sorted((first, second))).encode()).hexdigest()
     with transaction.atomic():

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from kombu.exceptions import OperationalError as BrokerError
 from redis import RedisError
 
@@ -58,7 +59,8 @@ def orders_ingest(*, submitter: User, tokens: list[object],
     """Check a batch of orders; record the good ones (through the Redis stream when there
     is one, else straight into the database). Each order gets an outcome."""
     if len(tokens) > MAX_ORDERS_PER_BATCH:
-        raise ServiceError(f"At most {MAX_ORDERS_PER_BATCH} orders per batch.", code="invalid",
+        raise ServiceError(_("At most %(max)s orders per batch.") % {"max": MAX_ORDERS_PER_BATCH},
+                           code="invalid",
                            field="orders")
     now = now or timezone.now()
     checker = OrderChecker(submitter_id=submitter.pk)
@@ -189,17 +191,18 @@ def receipt_accept(*, licence: Licence, token: str, now: dt.datetime | None = No
     try:
         receipt = read_receipt(token, licence=_core_licence(licence), now=int(now.timestamp()))
     except LicensingError as exc:
-        raise ServiceError(f"The receipt does not verify: {exc}", code="invalid_receipt",
+        raise ServiceError(_("The receipt does not verify: %(error)s") % {"error": exc},
+                           code="invalid_receipt",
                            field="receipt") from exc
     existing = Receipt.objects.filter(licence=licence).first()
     if existing is not None:
         if existing.receipt_id == receipt.receipt_id:
             return existing
-        raise ServiceError("This licence already has a receipt.", code="receipt_exists",
+        raise ServiceError(_("This licence already has a receipt."), code="receipt_exists",
                            status_code=409)
     purchase = getattr(licence, "purchase", None)
     if purchase is None or purchase.state != PurchaseState.HELD:
-        raise ServiceError("This purchase is closed (refunded or settled).",
+        raise ServiceError(_("This purchase is closed (refunded or settled)."),
                            code="purchase_closed", status_code=409)
     try:
         with transaction.atomic():
@@ -219,7 +222,7 @@ def receipt_accept(*, licence: Licence, token: str, now: dt.datetime | None = No
         existing = Receipt.objects.filter(licence=licence).first()
         if existing is not None and existing.receipt_id == receipt.receipt_id:
             return existing
-        raise ServiceError("This receipt's id is already used; a receipt needs its own id.",
+        raise ServiceError(_("This receipt's id is already used; a receipt needs its own id."),
                            code="receipt_exists", status_code=409) from None
     return row
 

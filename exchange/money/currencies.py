@@ -35,11 +35,20 @@ def minor_unit_exponent(code: str) -> int:
     return int(get_currency_precision(code))
 
 
-@lru_cache(maxsize=4096)
-def format_minor(amount_minor: int, code: str, locale: str = "en") -> str:
-    """Human text for an amount, e.g. 1250 EUR -> '€12.50'. Display only, never arithmetic.
+def format_minor(amount_minor: int, code: str, locale: str | None = None) -> str:
+    """Human text for an amount, e.g. 1250 EUR -> '€12.50', in ``locale`` (default: the
+    language the request is served in, so the API's ``display`` fields and error messages
+    follow Accept-Language, as the portal's pages do). Display only, never arithmetic."""
+    if locale is None:
+        from exchange.money.entry import active_locale
 
-    Remembered: every sale's invoice and response format the work's price, and Babel's
+        locale = active_locale()
+    return _format_minor(amount_minor, code, locale)
+
+
+@lru_cache(maxsize=4096)
+def _format_minor(amount_minor: int, code: str, locale: str) -> str:
+    """Remembered: every sale's invoice and response format the work's price, and Babel's
     formatting cost about as much as a database round trip."""
     from decimal import Decimal
 

@@ -9,13 +9,14 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 
 class TopUpState(models.TextChoices):
-    PENDING = "pending", "Pending"
-    PROCESSING = "processing", "Processing"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
+    PENDING = "pending", _("Pending")
+    PROCESSING = "processing", _("Processing")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
 
 
 class ProviderPayment(models.Model):
@@ -50,14 +51,14 @@ class TopUp(ProviderPayment):
 
 
 class PayoutState(models.TextChoices):
-    PENDING = "pending", "Pending"
-    PAID = "paid", "Paid"
-    RETURNED = "returned", "Returned"
+    PENDING = "pending", _("Pending")
+    PAID = "paid", _("Paid")
+    RETURNED = "returned", _("Returned")
 
 
 class PayoutSource(models.TextChoices):
-    EARNINGS = "earnings", "Royalty earnings"
-    SEEDING = "seeding", "Seeding credit"
+    EARNINGS = "earnings", _("Rights holder earnings")
+    SEEDING = "seeding", _("Seeding credit")
 
 
 class Payout(ProviderPayment):

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from exchange.accounts.models import User
 from exchange.audit.services import audit_record
@@ -28,15 +29,17 @@ from exchange.payments.providers import options_clean, provider_get
 def _check_amount(amount_minor: int, currency: str, *, ceiling_major: int,
                   scaled: bool = True) -> None:
     if not is_known_currency(currency):
-        raise ServiceError(f"Unknown currency {currency!r}.", code="invalid", field="currency")
+        raise ServiceError(_("Unknown currency %(code)r.") % {"code": currency}, code="invalid",
+                           field="currency")
     if amount_minor <= 0:
-        raise ServiceError("The amount must be greater than zero.", code="invalid",
+        raise ServiceError(_("The amount must be greater than zero."), code="invalid",
                            field="amount_minor")
     ceiling = (limit_minor(ceiling_major, currency) if scaled
                else ceiling_major * 10 ** minor_unit_exponent(currency))
     if amount_minor > ceiling:
         raise ServiceError(
-            f"The amount is above the limit of {format_minor(ceiling, currency)}.",
+            _("The amount is above the limit of %(limit)s.")
+            % {"limit": format_minor(ceiling, currency)},
             code="invalid", field="amount_minor",
         )
 
@@ -74,13 +77,15 @@ def payout_request(*, user: User, source: str, amount_minor: int, currency: str,
     """Move ``amount_minor`` from the user's earnings or seeding credit to payout-pending,
     and ask the provider to pay it out. ``options`` as for ``topup_create``."""
     if source not in PayoutSource.values:
-        raise ServiceError(f"Pay out from {' or '.join(PayoutSource.values)}.", code="invalid",
+        raise ServiceError(_("Pay out from %(sources)s.")
+                           % {"sources": " or ".join(PayoutSource.values)}, code="invalid",
                            field="source")
     _check_amount(amount_minor, currency, ceiling_major=10**12, scaled=False)
     minimum = payout_minimum(currency)
     if amount_minor < minimum:
         raise ServiceError(
-            f"Payouts start at {format_minor(minimum, currency)}.", code="below_threshold",
+            _("Payouts start at %(minimum)s.") % {"minimum": format_minor(minimum, currency)},
+            code="below_threshold",
             field="amount_minor",
         )
     provider = provider_get()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.exceptions import NotFound
@@ -109,6 +110,6 @@ class WebSeedDeleteView(APIView):
         work = work_get_for_owner(user=user, work_id=work_id)
         seed = WebSeed.objects.filter(work=work, pk=seed_id).first()
         if seed is None:
-            raise NotFound("No such web seed.")
+            raise NotFound(_("No such web seed."))
         services.web_seed_remove(seed=seed, actor=user)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from exchange.accounts.models import User
 from exchange.audit.services import audit_record
@@ -30,10 +31,10 @@ class Announced:
 def _own_device(user: User, device_id: str) -> Device:
     device = Device.objects.filter(pk=str(device_id)[:64], user=user).first()
     if device is None:
-        raise ServiceError("No such device on your account.", code="unknown_device",
+        raise ServiceError(_("No such device on your account."), code="unknown_device",
                            field="device")
     if device.revoked_at is not None:
-        raise ServiceError("This device is revoked.", code="device_revoked", status_code=409,
+        raise ServiceError(_("This device is revoked."), code="device_revoked", status_code=409,
                            field="device")
     return device
 
@@ -42,16 +43,18 @@ def _check_endpoint(host: str, port: int, source: str) -> str:
     """The host peers will connect to. By default it must be the address the announce
     came from, so nobody can point buyers' agents at a third party's server."""
     if not 1 <= port <= 65535:
-        raise ServiceError("The port must be 1 to 65535.", code="invalid", field="port")
+        raise ServiceError(_("The port must be 1 to 65535."), code="invalid", field="port")
     chosen = host or source
     try:
         ipaddress.ip_address(chosen)
     except ValueError:
         if not settings.PEERS_ALLOW_ANNOUNCED_HOST:
-            raise ServiceError("Announce an IP address.", code="invalid", field="host") from None
+            raise ServiceError(_("Announce an IP address."), code="invalid",
+                               field="host") from None
     if chosen != source and not settings.PEERS_ALLOW_ANNOUNCED_HOST:
-        raise ServiceError(f"Announced host {chosen} is not the address you connect from "
-                           f"({source}).", code="host_mismatch", field="host")
+        raise ServiceError(_("Announced host %(host)s is not the address you connect from "
+                             "(%(source)s).") % {"host": chosen, "source": source},
+                           code="host_mismatch", field="host")
     return chosen
 
 
@@ -65,14 +68,16 @@ def peer_announce(*, user: User, device_id: str, host: str, port: int, source: s
     device = _own_device(user, device_id)
     endpoint_host = _check_endpoint(host, port, source)
     if len(holdings) > MAX_HOLDINGS_PER_ANNOUNCE:
-        raise ServiceError(f"At most {MAX_HOLDINGS_PER_ANNOUNCE} works per announce.",
+        raise ServiceError(_("At most %(max)s works per announce.")
+                           % {"max": MAX_HOLDINGS_PER_ANNOUNCE},
                            code="invalid", field="holdings")
     parsed: dict[uuid.UUID, bytes] = {}
     works = _ready_works([h.work_id for h in holdings])
     for index, holding in enumerate(holdings):
         work = works.get(holding.work_id)
         if work is None:
-            raise ServiceError(f"No work {holding.work_id} on sale.", code="unknown_work",
+            raise ServiceError(_("No work %(work)s on sale.") % {"work": holding.work_id},
+                               code="unknown_work",
                                field=f"holdings[{index}].work")
         try:
             parsed[work.pk] = bitfield_decode(holding.bitfield, work.package.piece_count)
@@ -116,14 +121,14 @@ def peer_heartbeat(*, user: User, device_id: str) -> Peer:
     device = _own_device(user, device_id)
     updated = Peer.objects.filter(device=device).update(last_seen_at=timezone.now())
     if not updated:
-        raise ServiceError("Announce before sending heartbeats.", code="not_announced",
+        raise ServiceError(_("Announce before sending heartbeats."), code="not_announced",
                            status_code=409, field="device")
     return Peer.objects.get(device=device)
 
 
 def web_seed_add(*, work: Work, actor: User, url: str) -> WebSeed:
     if not url.startswith(("http://", "https://")):
-        raise ServiceError("A web seed is an http(s) URL.", code="invalid", field="url")
+        raise ServiceError(_("A web seed is an http(s) URL."), code="invalid", field="url")
     with transaction.atomic():
         seed, created = WebSeed.objects.get_or_create(work=work, url=url)
         if created:

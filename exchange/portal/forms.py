@@ -7,13 +7,14 @@ from typing import Any, ClassVar
 from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import UserCreationForm
+from django.utils.text import format_lazy
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from exchange.accounts.models import Role, User
 from exchange.catalogue import validation
 from exchange.catalogue.models import Work
-from exchange.catalogue.terms import ALLOWED_USES, DEFAULT_USES
+from exchange.catalogue.terms import DEFAULT_USES, USE_LABELS, USE_NAMES
 from exchange.money.currencies import active_currencies, format_minor
 from exchange.money.entry import (
     COMMON_CURRENCIES,
@@ -31,11 +32,12 @@ class SignupForm(UserCreationForm):
     """Sign up as a buyer or as a rights holder (``?role=rights_holder`` picks the second,
     from "Sell your work")."""
 
-    email = forms.EmailField(required=True)
+    email = forms.EmailField(label=_("Email"), required=True)
     role = forms.ChoiceField(
+        label=_("Role"),
         choices=[
-            (Role.BUYER.value, "I buy and share works"),
-            (Role.RIGHTS_HOLDER.value, "I sell works I hold the rights to"),
+            (Role.BUYER.value, _("I buy and share works")),
+            (Role.RIGHTS_HOLDER.value, _("I sell works I hold the rights to")),
         ],
         widget=forms.RadioSelect,
         initial=Role.BUYER.value,
@@ -103,15 +105,17 @@ class TermsForm(MoneyFormMixin):
     currency = forms.ChoiceField(label=_("Currency"), choices=_currency_choices,
                                  initial="EUR")
     allowed_uses = forms.MultipleChoiceField(
-        choices=[(k, f"{k}: {v}") for k, v in ALLOWED_USES.items()],
+        label=_("Allowed uses"),
+        # "view: Display or play the work privately.", the use's name in the reader's language.
+        choices=[(k, format_lazy("{}: {}", USE_NAMES[k], text)) for k, text in USE_LABELS.items()],
         widget=forms.CheckboxSelectMultiple,
         initial=list(DEFAULT_USES),
     )
-    licence_days = forms.IntegerField(label="Licence lifetime (days)", initial=365)
+    licence_days = forms.IntegerField(label=_("Licence lifetime (days)"), initial=365)
     byte_allowance_multiple = forms.IntegerField(
-        label="Byte allowance (x the work's size)",
+        label=_("Byte allowance (x the work's size)"),
         initial=2,
-        help_text="How much a buyer may download in all; above 1 leaves room for retries.",
+        help_text=_("How much a buyer may download in all; above 1 leaves room for retries."),
     )
 
     def clean_currency(self) -> str:
@@ -143,13 +147,13 @@ class TermsForm(MoneyFormMixin):
 
 
 class WorkRegisterForm(TermsForm):
-    title = forms.CharField(max_length=200)
-    description = forms.CharField(widget=forms.Textarea, required=False, max_length=5000)
+    title = forms.CharField(label=_("Title"), max_length=200)
+    description = forms.CharField(label=_("Description"), widget=forms.Textarea,
+                                  required=False, max_length=5000)
     file = forms.FileField(
-        help_text=(
-            "Image, audio, video or document; "
-            f"at most {settings.MAX_UPLOAD_BYTES // 2**20} MiB."
-        )
+        label=_("File"),
+        help_text=format_lazy(_("Image, audio, video or document; at most {mib} MiB."),
+                              mib=settings.MAX_UPLOAD_BYTES // 2**20),
     )
     field_order = [
         "title",
@@ -164,8 +168,9 @@ class WorkRegisterForm(TermsForm):
 
 
 class WorkEditForm(TermsForm):
-    title = forms.CharField(max_length=200)
-    description = forms.CharField(widget=forms.Textarea, required=False, max_length=5000)
+    title = forms.CharField(label=_("Title"), max_length=200)
+    description = forms.CharField(label=_("Description"), widget=forms.Textarea,
+                                  required=False, max_length=5000)
     field_order = [
         "title",
         "description",
@@ -211,9 +216,11 @@ class _ProviderOptionsForm(forms.Form):
         super().__init__(*args, **kwargs)
         self._options = provider_options(self.payment_kind)
         for option in self._options:
+            # The provider declares its labels in English, marked for translation.
             self.fields[option.name] = forms.ChoiceField(
-                label=option.label, choices=option.choices, initial=option.default,
-                required=False,
+                label=_(option.label),
+                choices=[(value, _(label)) for value, label in option.choices],
+                initial=option.default, required=False,
             )
 
     def own_fields(self) -> list[forms.BoundField]:
@@ -300,12 +307,12 @@ class BuyForm(forms.Form):
 
 class TraceForm(forms.Form):
     file = forms.FileField(
-        label="Suspect copy",
-        help_text=(
-            "The file you found. Images are recognised after cropping, resizing and "
-            "recompression; recordings (WAV, FLAC, Ogg, MP3) from an excerpt of 7.5 s or "
-            "more after re-encoding, gain and small speed changes; other media only as "
-            "exact copies. "
-            f"At most {settings.MAX_TRACE_BYTES // 2**20} MiB."
+        label=_("Suspect copy"),
+        help_text=format_lazy(
+            _("The file you found. Images are recognised after cropping, resizing and "
+              "recompression; recordings (WAV, FLAC, Ogg, MP3) from an excerpt of 7.5 s or "
+              "more after re-encoding, gain and small speed changes; other media only as "
+              "exact copies. At most {mib} MiB."),
+            mib=settings.MAX_TRACE_BYTES // 2**20,
         ),
     )

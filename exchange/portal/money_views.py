@@ -13,6 +13,7 @@ from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import NotFound
 
@@ -40,7 +41,7 @@ def _form_errors(form: Form) -> str:
 def _recent_months(count: int = 6) -> list[str]:
     today = timezone.now().date().replace(day=1)
     months = []
-    for _ in range(count):
+    for _month in range(count):
         months.append(f"{today.year:04d}-{today.month:02d}")
         today = (today - dt.timedelta(days=1)).replace(day=1)
     return months
@@ -74,7 +75,7 @@ def _money_form(request: HttpRequest, form: Form, action: Callable[[dict[str, An
         return redirect("portal:wallet")
     data = form.cleaned_data
     try:
-        ran, _ = run_once(user=user, key=data["once"], action=lambda: action(data))
+        ran, _result = run_once(user=user, key=data["once"], action=lambda: action(data))
     except ServiceError as exc:
         messages.error(request, exc.message)
     else:
@@ -91,7 +92,7 @@ def wallet_topup(request: HttpRequest) -> HttpResponse:
         request, TopUpForm(request.POST),
         lambda data: topup_create(user=user, amount_minor=data["amount_minor"],
                                   currency=data["currency"], options=data["options"]),
-        "Top-up requested; your wallet is credited when the payment provider confirms it.",
+        _("Top-up requested; your wallet is credited when the payment provider confirms it."),
     )
 
 
@@ -104,7 +105,7 @@ def wallet_payout(request: HttpRequest) -> HttpResponse:
         lambda data: payout_request(user=user, source=data["account"],
                                     amount_minor=data["amount_minor"], currency=data["currency"],
                                     options=data["options"]),
-        "Payout requested.",
+        _("Payout requested."),
     )
 
 
@@ -113,7 +114,7 @@ def _period(period: str) -> tuple[int, int]:
         year, month = (int(p) for p in period.split("-"))
         month_bounds(year, month)
     except ValueError:
-        raise Http404("No such month.") from None
+        raise Http404(_("No such month.")) from None
     return year, month
 
 

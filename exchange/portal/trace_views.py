@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 
 from exchange.accounts.models import authenticated_user
 from exchange.core.errors import ServiceError
@@ -21,7 +22,7 @@ from exchange.tracing.services import trace_copy
 
 def _rights_holders_only(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/forbidden.html",
-                  {"reason": "Only rights holders can trace copies of their works."}, status=403)
+                  {"reason": _("Only rights holders can trace copies of their works.")}, status=403)
 
 
 @login_required
@@ -32,7 +33,8 @@ def trace(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and too_large(request, settings.MAX_TRACE_BYTES):
         return render(request, "portal/trace.html", {
             "form": TraceForm(), "reports": trace_reports_for(user)[:20],
-            "refused": f"The file is larger than {settings.MAX_TRACE_BYTES // 2**20} MiB.",
+            "refused": _("The file is larger than %(mib)s MiB.")
+            % {"mib": settings.MAX_TRACE_BYTES // 2**20},
         }, status=413)
     form = TraceForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():

@@ -7,12 +7,13 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 
 class PurchaseState(models.TextChoices):
-    HELD = "held", "Paid into escrow"
-    SETTLED = "settled", "Settled"
-    REFUNDED = "refunded", "Refunded"
+    HELD = "held", _("Paid into escrow")
+    SETTLED = "settled", _("Settled")
+    REFUNDED = "refunded", _("Refunded")
 
 
 class Purchase(models.Model):

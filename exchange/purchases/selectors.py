@@ -21,6 +21,7 @@ from django.db.models import (
 )
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce, TruncDay, TruncMonth, TruncWeek
+from django.utils.translation import gettext as _
 from rest_framework.exceptions import NotFound
 
 from exchange.accounts.models import User
@@ -31,10 +32,10 @@ def purchase_get_for_buyer(*, user: User, purchase_id: object) -> Purchase:
     try:
         key = uuid.UUID(str(purchase_id))
     except ValueError:
-        raise NotFound("No such purchase.") from None
+        raise NotFound(_("No such purchase.")) from None
     purchase = Purchase.objects.select_related("work", "licence").filter(pk=key, buyer=user).first()
     if purchase is None:
-        raise NotFound("No such purchase.")
+        raise NotFound(_("No such purchase."))
     return purchase
 
 

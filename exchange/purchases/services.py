@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from exchange.accounts.models import User
 from exchange.audit.services import audit_record
@@ -54,9 +55,10 @@ def _work_on_sale(work_id: uuid.UUID | str) -> Work:
     work = (Work.objects.select_related("owner").only(*_SALE_FIELDS).filter(pk=key).first()
             if key else None)
     if work is None or work.status not in (WorkStatus.READY, WorkStatus.WITHDRAWN):
-        raise ServiceError("No such work.", code="not_found", status_code=404, field="work")
+        raise ServiceError(_("No such work."), code="not_found", status_code=404,
+                           field="work")
     if work.status == WorkStatus.WITHDRAWN:
-        raise ServiceError("This work has been withdrawn from sale.", code="work_withdrawn",
+        raise ServiceError(_("This work has been withdrawn from sale."), code="work_withdrawn",
                            status_code=409, field="work")
     return work
 
@@ -65,7 +67,7 @@ def _device_of(buyer: User, device_id: str) -> Device:
     device = (Device.objects.only("user", "signing_public", "kem_public", "revoked_at")
               .filter(device_id=str(device_id)[:64], user=buyer).first())
     if device is None:
-        raise ServiceError("No such device on your account; run `init` first.",
+        raise ServiceError(_("No such device on your account; run `init` first."),
                            code="unknown_device", status_code=400, field="device")
     return device
 
@@ -84,11 +86,13 @@ def _buyer_accounts(buyer: User, currency: str) -> tuple[Account, Account]:
                                            balance__gt=0).values_list("currency", flat=True))
     if others:
         raise ServiceError(
-            f"This work is sold in {currency}; your wallet holds {', '.join(others)}. "
-            f"Top up in {currency} to buy it.",
+            _("This work is sold in %(currency)s; your wallet holds %(held)s. "
+              "Top up in %(currency)s to buy it.")
+            % {"currency": currency, "held": ", ".join(others)},
             code="currency_mismatch", status_code=409, field="work",
         )
-    raise InsufficientFundsError(f"Your {currency} wallet is empty; top up first.")
+    raise InsufficientFundsError(_("Your %(currency)s wallet is empty; top up first.")
+                                 % {"currency": currency})
 
 
 def purchase_create(*, buyer: User, work_id: uuid.UUID | str, device_id: str,
@@ -105,19 +109,20 @@ def purchase_create(*, buyer: User, work_id: uuid.UUID | str, device_id: str,
     now = now or timezone.now()
     work = _work_on_sale(work_id)
     if work.owner_id == buyer.pk:
-        raise ServiceError("You cannot buy your own work.", code="own_work", status_code=409,
+        raise ServiceError(_("You cannot buy your own work."), code="own_work", status_code=409,
                            field="work")
     if (expected_price_minor is not None and expected_price_minor != work.price_minor) or (
         expected_currency is not None and expected_currency != work.currency
     ):
         raise ServiceError(
-            f"The price is now {format_minor(work.price_minor, work.currency)}.",
+            _("The price is now %(price)s.")
+            % {"price": format_minor(work.price_minor, work.currency)},
             code="price_changed", status_code=409, field="expected_price_minor",
         )
     device = _device_of(buyer, device_id)
     package = package_get(work.pk)
     if package is None:
-        raise ServiceError("This work is not ready yet.", code="not_ready", status_code=409,
+        raise ServiceError(_("This work is not ready yet."), code="not_ready", status_code=409,
                            field="work")
     wallet, escrow = _buyer_accounts(buyer, work.currency)
     purchase_id = uuid.uuid4()
@@ -156,7 +161,8 @@ def _lock_held(purchase_id: uuid.UUID | str) -> Purchase:
     purchase = (Purchase.objects.select_for_update(of=("self",))
                 .select_related("work", "work__owner", "buyer").get(pk=purchase_id))
     if purchase.state != PurchaseState.HELD:
-        raise PurchaseClosedError(f"This purchase is already {purchase.state}.")
+        raise PurchaseClosedError(_("This purchase is already %(state)s.")
+                                  % {"state": purchase.state})
     return purchase
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, status
 from rest_framework.parsers import MultiPartParser
@@ -37,7 +38,7 @@ class TraceListCreateView(APIView):
     def post(self, request: Request) -> Response:
         user = authenticated_user(request)
         if not user.is_rights_holder:
-            raise ServiceError("Only rights holders can trace copies.", code="forbidden",
+            raise ServiceError(_("Only rights holders can trace copies."), code="forbidden",
                                status_code=403)
         data = TraceIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -55,5 +56,5 @@ class TraceDetailView(APIView):
         report = trace_report_get_for_owner(owner=authenticated_user(request),
                                             report_id=report_id)
         if report is None:
-            raise ServiceError("No such trace.", code="not_found", status_code=404)
+            raise ServiceError(_("No such trace."), code="not_found", status_code=404)
         return Response(TraceReportOut(report).data)

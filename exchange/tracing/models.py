@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class TraceOutcome(models.TextChoices):
-    MARKED = "marked", "Watermark read: licence named"
-    DELIVERED_COPY = "delivered", "Exact delivered copy: licence named by its receipt"
-    MASTER = "master", "Exact copy of the master: no licence can be named"
-    NO_MARK = "no_mark", "Work recognised, no watermark found"
-    UNKNOWN = "unknown", "Not one of your works"
+    MARKED = "marked", _("Watermark read: licence named")
+    DELIVERED_COPY = "delivered", _("Exact delivered copy: licence named by its receipt")
+    MASTER = "master", _("Exact copy of the master: no licence can be named")
+    NO_MARK = "no_mark", _("Work recognised, no watermark found")
+    UNKNOWN = "unknown", _("Not one of your works")
 
 
 class TraceReport(models.Model):
@@ -59,9 +60,9 @@ class MasterFingerprint(models.Model):
 
 
 class MarkingVerdict(models.TextChoices):
-    MATCHES = "matches", "The copy is the one the platform computes"
-    DIFFERS = "differs", "The copy differs from the one the platform computes"
-    SKIPPED_MARK = "skipped", "Reported unmarked, but the platform can mark this master"
+    MATCHES = "matches", _("The copy is the one the platform computes")
+    DIFFERS = "differs", _("The copy differs from the one the platform computes")
+    SKIPPED_MARK = "skipped", _("Reported unmarked, but the platform can mark this master")
 
 
 class MarkingCheck(models.Model):

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from PIL import Image
 
 import watermark
@@ -81,20 +83,22 @@ class _Read:
 def trace_copy(*, owner: User, data: bytes, name: str = "") -> TraceReport:
     """Find which of ``owner``'s works ``data`` is a copy of, and under which licence."""
     if not owner.is_rights_holder:
-        raise ServiceError("Only rights holders can trace copies.", code="forbidden",
+        raise ServiceError(_("Only rights holders can trace copies."), code="forbidden",
                            status_code=403)
     if not data:
-        raise ServiceError("The file is empty.", code="empty_file", field="file")
+        raise ServiceError(_("The file is empty."), code="empty_file", field="file")
     if len(data) > settings.MAX_TRACE_BYTES:
-        raise ServiceError(f"The file is larger than {settings.MAX_TRACE_BYTES // 2**20} MiB.",
+        raise ServiceError(_("The file is larger than %(mib)s MiB.")
+                           % {"mib": settings.MAX_TRACE_BYTES // 2**20},
                            code="too_large", field="file", status_code=413)
     # A trace that finds no mark costs seconds of CPU: a fair use limit keeps one account
     # from tying up the platform's workers with them.
     recent = TraceReport.objects.filter(
         owner=owner, created_at__gte=timezone.now() - dt.timedelta(hours=1)).count()
     if recent >= settings.TRACES_PER_HOUR:
-        raise ServiceError(f"You have traced {recent} copies in the last hour, the most "
-                           "allowed; try again later.", code="rate_limited", status_code=429)
+        raise ServiceError(_("You have traced %(count)s copies in the last hour, the most "
+                             "allowed; try again later.") % {"count": recent},
+                           code="rate_limited", status_code=429)
     digest = hashlib.sha256(data).hexdigest()
     found = _exact(owner, digest) or (_audio_by_watermark(owner, data) if _is_audio(data)
                                       else _by_watermark(owner, data))
@@ -110,7 +114,8 @@ def trace_copy(*, owner: User, data: bytes, name: str = "") -> TraceReport:
     return report
 
 
-#: outcome, work, licences, and the report's details (shown as they are: readable keys)
+#: outcome, work, licences, and the report's details (shown as they are: readable keys, stored
+#: in English and marked, so the report page shows them in the reader's language)
 _Found = tuple[str, Work | None, list[Licence], JSONObject]
 
 
@@ -122,7 +127,8 @@ def _exact(owner: User, digest: str) -> _Found | None:
         # A marked copy's bytes are its licence's alone.
         return (TraceOutcome.DELIVERED_COPY, marked[0].licence.work,
                 [receipt.licence for receipt in marked],
-                {"method": "sha256 of a marked delivered copy, from its receipt"})
+                {gettext_noop("method"):
+                 gettext_noop("sha256 of a marked delivered copy, from its receipt")})
     # An unmarked delivery is the master's own bytes, the same for every buyer: it names
     # nobody, so only the number of such deliveries is reported.
     unmarked = receipts.filter(marked=False)
@@ -132,8 +138,8 @@ def _exact(owner: User, digest: str) -> _Found | None:
         master = first.licence.work if first is not None else None
     if master is not None:
         return TraceOutcome.MASTER, master, [], {
-            "method": "sha256 of the master",
-            "unmarked deliveries of these bytes": unmarked.count()}
+            gettext_noop("method"): gettext_noop("sha256 of the master"),
+            gettext_noop("unmarked deliveries of these bytes"): unmarked.count()}
     return None
 
 
@@ -142,15 +148,17 @@ def _by_watermark(owner: User, data: bytes) -> _Found:
         suspect = watermark.open_image(data, formats=READABLE_FORMATS,
                                        min_pixels=MIN_SUSPECT_PIXELS)
     except watermark.ImageTooLargeError as error:
-        raise ServiceError(f"The image is too large to trace: {error}.", code="too_large",
+        raise ServiceError(_("The image is too large to trace: %(error)s.") % {"error": error},
+                           code="too_large",
                            field="file", status_code=413) from error
     except watermark.CorruptImageError as error:
-        raise ServiceError(f"The file could not be read as an image: {error}.",
+        raise ServiceError(_("The file could not be read as an image: %(error)s.")
+                           % {"error": error},
                            code="unreadable_image", field="file") from error
     except watermark.UnsupportedImageError as error:
         return TraceOutcome.UNKNOWN, None, [], {
-            "reason": f"not an exact copy of any of your works, and not an image ({error}) "
-                      "that could be recognised after changes"}
+            gettext_noop("reason"): f"not an exact copy of any of your works, and not an image "
+                                    f"({error}) that could be recognised after changes"}
     suspect_hash = perceptual_hash(suspect)
     ranked = sorted(((hash_distance(suspect_hash, h), work) for work, h in _fingerprints(owner)),
                     key=lambda pair: pair[0])
@@ -160,7 +168,7 @@ def _by_watermark(owner: User, data: bytes) -> _Found:
         if result is None:
             continue
         reads.append(_Read(work, distance, result, {
-            "perceptual distance to the master (of 64 bits)": distance}))
+            gettext_noop("perceptual distance to the master (of 64 bits)"): distance}))
         if result.found:
             return _named(reads[-1])
     nearest = ranked[0] if ranked else None
@@ -179,19 +187,19 @@ def _named(read: _Read) -> _Found:
         work=read.work, watermark_stored=Licence.stored_payload(result.payload)).first()
     # Shown as they are on the report page, so the keys are its labels.
     details: dict[str, JSONValue] = {
-        "method": "informed watermark read (registered to the master)",
-        "bit errors corrected": result.bit_errors,
-        "mark score (1 is a clean copy)": round(result.score, 3),
+        gettext_noop("method"): gettext_noop("informed watermark read (registered to the master)"),
+        gettext_noop("bit errors corrected"): result.bit_errors,
+        gettext_noop("mark score (1 is a clean copy)"): round(result.score, 3),
         **read.likeness,
-        "payload (hex)": f"{result.payload:016x}",
+        gettext_noop("payload (hex)"): f"{result.payload:016x}",
     }
     if result.alignment is not None:
-        details["share of the master in the copy"] = f"{result.alignment.overlap:.0%}"
-        details["alignment correlation"] = round(result.alignment.correlation, 3)
+        details[gettext_noop("share of the master in the copy")] = f"{result.alignment.overlap:.0%}"
+        details[gettext_noop("alignment correlation")] = round(result.alignment.correlation, 3)
     if licence is None:
         # The mark is keyed and checked, so this means a payload the platform never
         # issued for this work: worth a person's look, not a name.
-        details["reason"] = "the mark names no licence of this work"
+        details[gettext_noop("reason")] = gettext_noop("the mark names no licence of this work")
         return TraceOutcome.NO_MARK, read.work, [], details
     return TraceOutcome.MARKED, read.work, [licence], details
 
@@ -235,7 +243,7 @@ def master_fingerprint(work: Work) -> MasterFingerprint | None:
             return None
     except (OSError, watermark.WatermarkError):
         return None
-    stored, _ = MasterFingerprint.objects.update_or_create(work=work, defaults=fields)
+    stored, _created = MasterFingerprint.objects.update_or_create(work=work, defaults=fields)
     return stored
 
 
@@ -282,18 +290,19 @@ def _suspect_audio(data: bytes) -> DecodedAudio:
     try:
         suspect = decode_audio(data)
     except AudioTooLargeError as error:
-        raise ServiceError(f"The recording is too large to trace: {error}.",
+        raise ServiceError(_("The recording is too large to trace: %(error)s.") % {"error": error},
                            code="too_large", field="file", status_code=413) from error
     except AudioTooShortError as error:
-        raise ServiceError(f"The recording is too short to trace: {error}.",
+        raise ServiceError(_("The recording is too short to trace: %(error)s.") % {"error": error},
                            code="too_short", field="file") from error
     except UnsupportedAudioError as error:
-        raise ServiceError(f"The file could not be read as audio: {error}.",
+        raise ServiceError(_("The file could not be read as audio: %(error)s.") % {"error": error},
                            code="unreadable_audio", field="file") from error
     if suspect.seconds < MIN_READ_SECONDS:
         raise ServiceError(
-            f"The recording is {suspect.seconds:.1f} s long, too short to trace: a watermark "
-            f"is read from at least {MIN_READ_SECONDS:g} s of audio.",
+            _("The recording is %(seconds)s s long, too short to trace: a watermark is read "
+              "from at least %(minimum)s s of audio.")
+            % {"seconds": f"{suspect.seconds:.1f}", "minimum": f"{MIN_READ_SECONDS:g}"},
             code="too_short", field="file")
     return suspect
 
@@ -301,11 +310,11 @@ def _suspect_audio(data: bytes) -> DecodedAudio:
 def _likeness(match: AudioMatch) -> dict[str, JSONValue]:
     minutes, seconds = divmod(max(0.0, match.master_seconds), 60)
     likeness: dict[str, JSONValue] = {
-        "fingerprint bits differing from the master": f"{match.bit_error_rate:.0%}",
-        "the copy starts in the master at": f"{int(minutes)}:{seconds:04.1f}",
+        gettext_noop("fingerprint bits differing from the master"): f"{match.bit_error_rate:.0%}",
+        gettext_noop("the copy starts in the master at"): f"{int(minutes)}:{seconds:04.1f}",
     }
     if match.speed != 1.0:
-        likeness["speed of the copy (fingerprint)"] = f"{match.speed - 1:+.1%}"
+        likeness[gettext_noop("speed of the copy (fingerprint)")] = f"{match.speed - 1:+.1%}"
     return likeness
 
 

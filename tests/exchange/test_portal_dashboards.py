@@ -23,7 +23,7 @@ from exchange.audit.models import AuditEvent
 from exchange.ledger.models import JournalEntry
 from exchange.metering.models import MeteredOrder, Receipt
 from exchange.metering.services import orders_record
-from exchange.payments.models import Payout, TopUp
+from exchange.payments.models import Payout
 from exchange.payments.services import payout_request, topup_create
 from exchange.peers.services import Announced, peer_announce
 from exchange.portal.charts import major_text, period_label, period_of, recent_periods

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from exchange.core.errors import ServiceError
 from exchange.payments.providers.base import PaymentKind, PaymentProvider, ProviderOption
@@ -71,14 +72,15 @@ def options_clean(provider: PaymentProvider, kind: PaymentKind,
     declared = {option.name: option for option in provider.options(kind)}
     for name in given:
         if name not in declared:
-            raise ServiceError(f"The payment provider has no option {name!r}.",
+            raise ServiceError(_("The payment provider has no option %(name)r.") % {"name": name},
                                code="invalid", field=name)
     cleaned: dict[str, str] = {}
     for name, option in declared.items():
         value = given.get(name, option.default)
         if value not in option.values:
             raise ServiceError(
-                f"{option.label}: choose one of {', '.join(option.values)}.",
+                _("%(option)s: choose one of %(values)s.")
+                % {"option": _(option.label), "values": ", ".join(option.values)},
                 code="invalid", field=name,
             )
         cleaned[name] = value

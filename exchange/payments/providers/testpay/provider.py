@@ -6,24 +6,30 @@ import secrets
 from collections.abc import Mapping
 
 from django.conf import settings
+from django.utils.translation import gettext_noop
 
 from exchange.env import secret_in_data_dir
 from exchange.payments.providers.base import PaymentKind, ProviderEvent, ProviderOption
 from exchange.payments.providers.testpay.tasks import testpay_deliver_task
 from exchange.payments.signatures import secret_generate
 
+# The labels are English here (the API's schema shows them so); marked, the portal shows them
+# in the reader's language.
 _HELP = "Test provider only: how the payment should behave."
+_LABEL = gettext_noop("Test provider behaviour")
 OPTIONS: dict[PaymentKind, ProviderOption] = {
     "topup": ProviderOption(
-        name="scenario", label="Test provider behaviour", help_text=_HELP,
-        choices=(("succeed", "Pay"), ("decline", "Decline the card"),
-                 ("duplicate", "Send the webhook twice"),
-                 ("out_of_order", "Send the webhooks out of order")),
+        name="scenario", label=_LABEL, help_text=_HELP,
+        choices=(("succeed", gettext_noop("Pay")),
+                 ("decline", gettext_noop("Decline the card")),
+                 ("duplicate", gettext_noop("Send the webhook twice")),
+                 ("out_of_order", gettext_noop("Send the webhooks out of order"))),
     ),
     "payout": ProviderOption(
-        name="scenario", label="Test provider behaviour", help_text=_HELP,
-        choices=(("succeed", "Pay out"), ("fail", "Fail: the account is closed"),
-                 ("duplicate", "Send the webhook twice")),
+        name="scenario", label=_LABEL, help_text=_HELP,
+        choices=(("succeed", gettext_noop("Pay out")),
+                 ("fail", gettext_noop("Fail: the account is closed")),
+                 ("duplicate", gettext_noop("Send the webhook twice"))),
     ),
 }
 
@@ -48,7 +54,7 @@ def _plan(kind: PaymentKind, options: Mapping[str, str], reference: str, amount:
         processing = _event("topup.processing", reference, amount, currency)
         if scenario == "decline":
             return [processing, _event("topup.failed", reference, amount, currency,
-                                       "The card was declined.")]
+                                       gettext_noop("The card was declined."))]
         succeeded = _event("topup.succeeded", reference, amount, currency)
         if scenario == "duplicate":
             return [processing, succeeded, succeeded]
@@ -57,7 +63,7 @@ def _plan(kind: PaymentKind, options: Mapping[str, str], reference: str, amount:
         return [processing, succeeded]
     if scenario == "fail":
         return [_event("payout.failed", reference, amount, currency,
-                       "The receiving account was closed.")]
+                       gettext_noop("The receiving account was closed."))]
     paid = _event("payout.paid", reference, amount, currency)
     return [paid, paid] if scenario == "duplicate" else [paid]
 
