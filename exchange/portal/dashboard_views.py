@@ -154,10 +154,12 @@ def _event_rows(span: Range) -> list[dict[str, Any]]:
     for event in webhook_events_to_review(since=span.since, until=span.until)[:LIST_ROWS]:
         data = event.payload.get("data", {}) if isinstance(event.payload, dict) else {}
         amount, currency = data.get("amount_minor"), data.get("currency")
-        known = isinstance(amount, int) and isinstance(currency, str) and is_known_currency(
-            currency)
+        shown = ""
+        if isinstance(amount, int) and isinstance(currency, str) and is_known_currency(
+                currency):
+            shown = format_minor(amount, currency, locale)
         out.append({"event": event, "reference": data.get("reference", ""),
-                    "amount": format_minor(amount, currency, locale) if known else "",
+                    "amount": shown,
                     "reason": data.get("failure_reason", "")})
     return out
 
