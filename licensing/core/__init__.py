@@ -4,7 +4,7 @@ The platform (Django side) issues with it; the desktop agent and serving peers
 verify with it offline. Modules, by what they do:
 
 * ``errors``: the ``LicensingError`` family, the only exceptions raised here
-* ``kinds``: the five signed document kinds and their ``typ`` values
+* ``kinds``: the six signed document kinds and their ``typ`` values
 * ``terms``: the closed vocabulary of licence uses
 * ``jws``: our JWS profile (Ed25519 only, ``kid`` and ``typ`` required)
 * ``keyring``: platform keys, states, rotation rules, JWKS
@@ -13,6 +13,7 @@ verify with it offline. Modules, by what they do:
 * ``key_wrap``: HPKE wrapping of a licence's keys to a device
 * ``at_rest``: wrapping secrets under the platform's key-encryption key
 * ``licence``, ``revocation``, ``orders``, ``replay``, ``receipts``: the documents
+* ``compute_results``: what a contributor's device signs for a compute work unit
 
 See docs/TOKENS.md for the formats and docs/THREAT_MODEL.md for why.
 """
@@ -20,6 +21,12 @@ See docs/TOKENS.md for the formats and docs/THREAT_MODEL.md for why.
 from __future__ import annotations
 
 from .at_rest import unwrap_at_rest, wrap_at_rest
+from .compute_results import (
+    ComputeResult,
+    ComputeStop,
+    read_compute_result,
+    sign_compute_result,
+)
 from .device import DeviceKeys, DevicePublicKeys
 from .errors import (
     BadHeaderError,
@@ -78,6 +85,8 @@ __all__ = [
     "BadHeaderError",
     "BadPieceError",
     "BadSignatureError",
+    "ComputeResult",
+    "ComputeStop",
     "DecryptionFailedError",
     "DeviceKeys",
     "DevicePublicKeys",
@@ -129,12 +138,14 @@ __all__ = [
     "open_piece",
     "package_work",
     "parse_uses",
+    "read_compute_result",
     "read_licence",
     "read_manifest",
     "read_order",
     "read_piece",
     "read_receipt",
     "read_revocation_list",
+    "sign_compute_result",
     "sign_manifest",
     "sign_order",
     "sign_receipt",

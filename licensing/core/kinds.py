@@ -1,7 +1,8 @@
-"""The five kinds of signed document and their ``typ`` header values.
+"""The six kinds of signed document and their ``typ`` header values.
 
 Each kind has its own explicit type (RFC 8725, section 3.11) so that one kind can
-never pass as another: a receipt is not an order, a manifest is not a licence.
+never pass as another: a receipt is not an order, a manifest is not a licence, a
+compute result is neither.
 Each kind also has a size bound, checked before any parsing.
 """
 
@@ -21,6 +22,7 @@ class DocumentKind(Enum):
     REVOCATION_LIST = ("revocation list", "pm-revocation+jwt", "platform", 8 * MIB)
     ORDER = ("order", "pm-order+jwt", "device", 2 * KIB)
     RECEIPT = ("receipt", "pm-receipt+jwt", "device", 128 * KIB)
+    COMPUTE_RESULT = ("compute result", "pm-compute-result+jwt", "device", 2 * KIB)
 
     def __init__(self, label: str, typ: str, signer: str, max_token_bytes: int) -> None:
         #: a human name for messages

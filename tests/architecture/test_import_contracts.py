@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("exchange", "licensing", "watermark", "agent")
+PACKAGES = ("exchange", "licensing", "watermark", "agent", "compute")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 BREACHES = {
@@ -24,6 +24,8 @@ BREACHES = {
                             "The pure packages import no Django and nothing of the platform"),
     "agent/breach.py": ("from exchange.ledger import services\n",
                         "The pure packages import no Django and nothing of the platform"),
+    "compute/breach.py": ("from exchange.ledger import services\n",
+                          "The pure packages import no Django and nothing of the platform"),
     "exchange/tracing/breach.py": ("from agent import deliver\n",
                                    "The platform never imports the desktop agent"),
     "exchange/core/breach.py": ("from exchange.ledger import selectors\n",

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from licensing.core import (
     BadHeaderError,
     BadSignatureError,
+    ComputeStop,
     DocumentKind,
     ExpiredError,
     KeyRing,
@@ -33,11 +34,13 @@ from licensing.core import (
     WrongAlgorithmError,
     WrongDeviceError,
     WrongTypeError,
+    read_compute_result,
     read_licence,
     read_manifest,
     read_order,
     read_receipt,
     read_revocation_list,
+    sign_compute_result,
     sign_order,
     sign_receipt,
 )
@@ -205,12 +208,16 @@ def tokens(sale: Sale) -> dict[DocumentKind, str]:
                        byte_count=sale.manifest.piece_length(0), issued_at=NOW)  # fmt: skip
     receipt = sign_receipt(sale.bob, licence_id="licence-bob-1", output_sha256=bytes(32),
                            served={"peer-1": 10}, marked=True, issued_at=NOW)  # fmt: skip
+    result = sign_compute_result(sale.bob, job_id="job-1", unit_id="unit-1",
+                                 output_sha256=bytes(32), output_size=0, stop=ComputeStop.EXIT,
+                                 exit_status=0, fuel=1, runtime="rt-1", issued_at=NOW)  # fmt: skip
     return {
         DocumentKind.LICENCE: sale.licence_token,
         DocumentKind.MANIFEST: sale.manifest_token,
         DocumentKind.REVOCATION_LIST: sale.revocation_list(),
         DocumentKind.ORDER: order,
         DocumentKind.RECEIPT: receipt,
+        DocumentKind.COMPUTE_RESULT: result,
     }
 
 
@@ -221,6 +228,9 @@ def readers(sale: Sale) -> dict[DocumentKind, Callable[[str], object]]:
         DocumentKind.REVOCATION_LIST: lambda t: read_revocation_list(t, keyring=sale.ring, now=NOW),
         DocumentKind.ORDER: lambda t: read_order(t, licence=sale.licence),
         DocumentKind.RECEIPT: lambda t: read_receipt(t, licence=sale.licence, now=NOW),
+        DocumentKind.COMPUTE_RESULT: lambda t: read_compute_result(
+            t, device=sale.bob.public, job_id="job-1", unit_id="unit-1", now=NOW
+        ),
     }
 
 
@@ -239,7 +249,7 @@ def test_a_document_of_one_kind_never_passes_as_another(
 
 def test_each_kind_has_its_own_typ() -> None:
     typs = [kind.typ for kind in DocumentKind]
-    assert len(set(typs)) == len(typs) == 5
+    assert len(set(typs)) == len(typs) == 6
 
 
 # --- time ------------------------------------------------------------------------------

@@ -1,0 +1,92 @@
+"""The worker process: ``python -m compute.worker_main`` runs one request and exits.
+
+``compute.worker.Sandbox`` starts it. It reads one request on stdin (compile a module
+into the cache, or run one unit), answers on stdout (``compute.protocol``) and exits, so
+every unit starts from a fresh process. It imports only what a unit needs: a worker's
+start-up is part of every unit's cost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from wasmtime import Engine, Module, WasmtimeError
+
+from .errors import ModuleRejectedError, WorkerError
+from .limits import Limits
+from .module_check import check_module
+from .protocol import message, read_message, write_atomically
+from .sandbox import make_engine, run_unit
+from .unit import Unit
+
+
+def _load_module(engine: Engine, request: dict[str, Any], limits: Limits) -> Module:
+    """The request's module: the cached compiled code, or checked and compiled now.
+
+    The compiled code is wasmtime's own serialisation, loaded only from the cache folder
+    that ``Sandbox`` keeps owner-only; wasmtime refuses code from another version or
+    compiled with other settings, and then the module is compiled again.
+    """
+    compiled = Path(request["compiled"])
+    if compiled.exists():
+        try:
+            return Module.deserialize_file(engine, str(compiled))
+        except WasmtimeError:
+            compiled.unlink(missing_ok=True)  # another version's or damaged: compile again
+    wasm = Path(request["wasm"]).read_bytes()
+    if hashlib.sha256(wasm).hexdigest() != request["sha256"]:
+        raise WorkerError("the cached module does not match its hash")
+    module = check_module(engine, wasm, max_bytes=limits.module_bytes)
+    write_atomically(compiled, bytes(module.serialize()))
+    return module
+
+
+def _serve(request: dict[str, Any], blobs: list[bytes]) -> bytes:
+    limits = Limits.from_json(request.get("limits"))
+    engine = make_engine()
+    try:
+        module = _load_module(engine, request, limits)
+    except ModuleRejectedError as error:
+        return message({"rejected": str(error)})
+    if request["op"] == "compile":
+        return message({"ok": True})
+    if request["op"] != "run" or len(blobs) != 1:
+        raise WorkerError("unknown request")
+    unit = Unit(job_id=request["job"], unit_id=request["unit"], input=blobs[0],
+                fuel=request["fuel"], args=tuple(request["args"]))  # fmt: skip
+    runtime = request["runtime"]
+    if not isinstance(runtime, str):
+        raise WorkerError("the request names no runtime profile")
+    result = run_unit(engine, module, unit, limits, runtime=runtime)
+    return message(
+        {
+            "stop": result.stop.value,
+            "exit": result.exit_status,
+            "fuel": result.fuel_consumed,
+            "detail": result.detail,
+            "runtime": result.runtime,
+        },
+        result.output,
+        result.stderr_tail,
+    )
+
+
+def main() -> int:
+    """``python -m compute.worker_main``: one request on stdin, one answer on stdout."""
+    answer_stream = sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing but the answer may reach the real stdout
+    try:
+        request, blobs = read_message(sys.stdin.buffer, what="request")
+        answer = _serve(request, blobs)
+    except (WorkerError, KeyError, TypeError, ValueError, OSError) as error:
+        answer = message({"error": f"{type(error).__name__}: {error}"})
+    answer_stream.write(answer)
+    answer_stream.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
