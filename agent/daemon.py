@@ -80,6 +80,7 @@ class Daemon:
         self.store = PieceStore(agent.home.store_dir)
         self.outbox = OrderOutbox(agent.home.outbox_path)
         self.device_id = agent.device.device_id
+        self.server: PieceServer | None = None
         self._announced: dict[str, bytes] = {}
         self._stop = asyncio.Event()
         self.url = ""
@@ -103,6 +104,8 @@ class Daemon:
             holdings=[{"work": w, "bitfield": bitfield_encode(b)} for w, b in holdings.items()],
             replace=replace))
         self._announced.update(holdings)
+        if self.server is not None:
+            self.server.announced = True
 
     # --- chores -----------------------------------------------------------------------------
 
@@ -214,14 +217,15 @@ class Daemon:
             holdings=holdings_from_store(self.store),
             works_shared=lambda: len(self.store.work_ids()),
         )
-        app = PieceServer(
+        self.server = PieceServer(
             store=self.store, device_id=self.device_id,
             keyring_provider=self.agent.trust.keyring,
             revocations_provider=self.agent.trust.revocations, outbox=self.outbox,
             upload_limit_bps=self.options.upload_limit_bps, gnutella=gnutella,
             on_served=lambda _work, device, count: self.meter.served(device_id=device,
                                                                      byte_count=count),
-        ).app()
+        )
+        app = self.server.app()
         served, pieces = self.outbox.served_since(start_of_day(self._clock()))
         self.meter.start_day(bytes_served=served, pieces=pieces)
         running = await start_server(app, host=self.options.host, port=self.options.port)

@@ -142,6 +142,9 @@ class PieceServer:
         (``serve``'s status line counts them); it runs on the event loop, so keep it cheap."""
         self.store = store
         self.on_served = on_served
+        #: set once the platform's index lists this peer's holdings (``status`` says so:
+        #: a buyer asking the index before then does not find this peer yet)
+        self.announced = False
         self.device_id = device_id
         self.outbox = outbox
         self.gnutella = gnutella
@@ -275,7 +278,8 @@ class PieceServer:
             log.warning("store error in status: %s", error)
             return error_response(ErrorCode.STORE_ERROR, "this peer cannot read its store")
         return web.json_response(
-            {"peer_id": self.device_id, "protocol": PROTOCOL_VERSION, "works": works}
+            {"peer_id": self.device_id, "protocol": PROTOCOL_VERSION, "works": works,
+             "announced": self.announced}
         )
 
     async def gnutella_message(self, request: web.Request) -> web.Response:

@@ -68,6 +68,12 @@ class AgentProcess:
                      env=_agent_env(), log=self.log) as process:
             wait_until(lambda: _status(self.url) is not None, timeout=30,
                        what=f"agent {self.name} to serve", log=self.log)
+            # Its holdings reach the platform's index just after it starts listening: a
+            # buyer asking before then would not find it. An agent the platform cannot
+            # hear from (a Gnutella-only test) never says so; it is not waited for long.
+            with contextlib.suppress(TimeoutError, AssertionError):
+                wait_until(lambda: bool((_status(self.url) or {}).get("announced")),
+                           timeout=10, what=f"agent {self.name} to announce", log=self.log)
             yield process
 
 
