@@ -6,7 +6,8 @@ quarter-hop phases of a two-hop step, the cells are read off it and correlated w
 keyed sync pattern at every offset into the period at once (`sync_scores`; a speed's
 phases are read together, as one array). That is 136 cheap reads, not 136 analyses, and
 finds an excerpt's place and a speed change (pitch moving with it) without a brute-force
-decode. The best three placements are decoded; the keyed check decides, so a copy
+decode. The best three placements are decoded, each with its cells weighted by the mark
+that its own sync cells show (`class_weighted`); the keyed check decides, so a copy
 without this key's mark reads as "no mark" (three tries at 2**-24 each: below 2e-7 per
 read).
 
@@ -40,9 +41,15 @@ from watermark.audio.spectrum import (
     power_prefix,
 )
 from watermark.audio.statistic import (
+    above_floor,
+    class_weighted,
+    level_above_floor_db,
     read_difference,
+    read_powers,
     read_steps,
+    residual_cells,
     soft_values,
+    step_difference,
     sync_scores,
     whitened,
 )
@@ -71,47 +78,80 @@ class _Placement:
     speed: float
     phase: int
     offset: int
-    cells: Floats
+
+
+@dataclass(frozen=True)
+class _Analysis:
+    """A copy's one fine analysis: every quarter-hop frame's running power sum over
+    frequency, which frames lie wholly inside the copy, the frame length and the rate."""
+
+    prefix: Floats
+    inside: NDArray[np.bool_]
+    length: int
+    sample_rate: int
+
+    def half_bands(self, speed: float) -> tuple[Floats, Floats]:
+        """Every frame's half-band powers, the bands stretched to ``speed``."""
+        return half_band_power(self.prefix, band_split(self.length, self.sample_rate, speed))
+
+    def powers(self, halves: tuple[Floats, Floats], speed: float, phases: NDArray[np.intp]
+               ) -> tuple[Floats, Floats, NDArray[np.bool_]]:
+        """The steps' half-band powers read at ``speed`` from ``phases`` (`read_powers`),
+        from that speed's ``halves``."""
+        return read_powers(*halves, self.inside, per_hop=PER_HOP, speed=speed, phases=phases)
 
 
 def _speeds() -> Floats:
     return np.asarray(1.0 + np.arange(-SPEED_STEPS, SPEED_STEPS + 1) * SPEED_STEP, np.float64)
 
 
-def _fine_analysis(mono: Floats, sample_rate: int) -> tuple[Floats, NDArray[np.bool_], int]:
+def _fine_analysis(mono: Floats, sample_rate: int) -> _Analysis:
     length = frame_length(sample_rate)
     fine = length // (2 * PER_HOP)
     starts = np.arange(max(0, (mono.size - length) // fine + 1)) * fine
     fastest = float(_speeds()[-1])
     prefix, inside = power_prefix(mono, starts, length,
                                   bins=band_top(length, sample_rate, fastest), single=True)
-    return prefix, inside, length
+    return _Analysis(prefix, inside, length, sample_rate)
 
 
-def _placements(mono: Floats, sample_rate: int, layout: AudioLayout) -> list[_Placement]:
-    prefix, inside, length = _fine_analysis(mono, sample_rate)
+def _placements(analysis: _Analysis, layout: AudioLayout) -> list[_Placement]:
+    """Every speed and phase's best offset, best first. The cells are the interpolation
+    residual, variance-weighted, each counted by its level above its band's floor: before
+    the placement is known, nothing better says which cells carry the mark."""
+    frames = analysis.prefix.shape[0]
     found = []
     for speed in _speeds():
-        # every fine frame's half-band powers, the bands stretched to this speed
-        low, high = half_band_power(prefix, band_split(length, sample_rate, float(speed)))
+        halves = analysis.half_bands(float(speed))
         by_steps: dict[int, list[int]] = {}
         for phase in range(PER_HOP * STEP_HOPS):
-            steps = read_steps(prefix.shape[0], per_hop=PER_HOP, speed=float(speed), phase=phase)
+            steps = read_steps(frames, per_hop=PER_HOP, speed=float(speed), phase=phase)
             by_steps.setdefault(steps, []).append(phase)
         for steps, phases in by_steps.items():
             if steps < PERIOD_STEPS:
                 continue
-            difference, steady, level = read_difference(
-                low, high, inside, per_hop=PER_HOP, speed=float(speed),
-                phases=np.asarray(phases, np.intp))
-            cells = whitened(difference, steady, weight=level)
+            low, high, steady = analysis.powers(halves, float(speed),
+                                                np.asarray(phases, np.intp))
+            cells = (residual_cells(step_difference(low, high), steady)
+                     * above_floor(low + high))
             scores = sync_scores(cells, layout)
             for index, phase in enumerate(phases):
                 offset = int(np.argmax(scores[index]))
                 found.append(_Placement(float(scores[index, offset]), float(speed), phase,
-                                        offset, cells[index]))
+                                        offset))
     found.sort(key=lambda placement: -placement.score)
     return found
+
+
+def _decoding_cells(analysis: _Analysis, placement: _Placement, layout: AudioLayout
+                    ) -> Floats:
+    """The cells at ``placement``, each weighted by the mark its class shows on the sync
+    cells there (`class_weighted`)."""
+    low, high, steady = analysis.powers(analysis.half_bands(placement.speed), placement.speed,
+                                        np.asarray([placement.phase]))
+    cells = residual_cells(step_difference(low[0], high[0]), steady[0], standardised=True)
+    return class_weighted(cells, level_above_floor_db(low[0] + high[0]), steady[0], layout,
+                          placement.offset)
 
 
 def _result(soft: Floats, key: bytes, placement: _Placement, sample_rate: int, *,
@@ -128,13 +168,15 @@ def _result(soft: Floats, key: bytes, placement: _Placement, sample_rate: int, *
 
 def _blind(mono: Floats, sample_rate: int, key: bytes) -> ExtractResult:
     layout = audio_layout(key)
-    placements = _placements(mono, sample_rate, layout)
+    analysis = _fine_analysis(mono, sample_rate)
+    placements = _placements(analysis, layout)
     if not placements:
         return NOTHING
     best: ExtractResult | None = None
     for placement in placements[:TRIES]:
-        result = _result(soft_values(placement.cells, layout, placement.offset), key,
-                         placement, sample_rate, informed=False)
+        cells = _decoding_cells(analysis, placement, layout)
+        result = _result(soft_values(cells, layout, placement.offset), key, placement,
+                         sample_rate, informed=False)
         if result.found:
             return result
         best = best or result
@@ -212,7 +254,7 @@ def _informed(mono: Floats, sample_rate: int, master: Floats, master_rate: int,
     else the best-fitting speed; start by waveform correlation), subtract the master's
     cells and read what is left."""
     layout = audio_layout(key)
-    placements = _placements(mono, sample_rate, layout)
+    placements = _placements(_fine_analysis(mono, sample_rate), layout)
     if placements and placements[0].score >= TRUSTED_SYNC:
         speeds = [placements[0].speed]
     else:

@@ -26,7 +26,7 @@ BAND_RATIO: Final = 1.10
 BAND_MIN_HZ: Final = 60.0
 """Bands grow by 10% (about a semitone and a half), at least 60 Hz wide: wide enough that
 a 1% speed change moves little energy across a band's edge before the reader corrects for
-it, narrow enough for 35 bands of independent chips."""
+it, narrow enough for 31 bands of independent chips."""
 
 PERIOD_STEPS: Final = 150
 """The pattern repeats every 150 steps (7.0 s): any 10 s excerpt holds a whole period, and
@@ -54,17 +54,38 @@ the onset, where a full-strength change could be heard as pre-echo, so it gets h
 HIGHPASS_STEPS: Final = 2
 WEIGHT_STEPS: Final = 3
 WEIGHT_BANDS: Final = 2
-"""The reader removes the music's own slow changes (a moving average over 5 steps) and
-weights each cell by the inverse of its neighbourhood's variance (7 steps x 5 bands)."""
+"""The reader removes the music's own slow changes and weights each cell by the inverse of
+its neighbourhood's variance (7 steps x 5 bands; a blind decode divides by the deviation
+instead, `CELL_LIMIT`). The embedder's self-check and the
+informed read remove a moving average over 5 steps; a blind read removes, per band, the
+share of a step that its two neighbours predict (`statistic.interpolation_residual`)."""
 
 FLOOR_PERCENTILE: Final = 5.0
 FLOOR_RANGE_DB: Final = 10.0
-"""A blind read counts a cell in proportion to how far its band's level stands above the
-band's floor in the copy (its quietest twentieth), fully from 10 dB up: added noise that
-fills a speech clip's pauses and formant gaps then does not outvote the cells that carry
-the mark. A wider range (20 dB above the quietest tenth) read noisier copies still, but
-lost too much of a short excerpt of speech. The reader's only, like the three above: the
-marked samples do not depend on it."""
+"""A band's floor in a copy is its quietest twentieth. The blind sync search (and the
+embedder's self-check) counts a cell in proportion to how far its band's level stands above
+that floor, fully from 10 dB up: added noise that fills a speech clip's pauses and formant
+gaps then does not outvote the cells that carry the mark. The decode weighs cells by the
+mark measured in the copy instead (`LEVEL_EDGES_DB`). Reader-side, like the three above:
+the marked samples do not depend on it."""
+
+LEVEL_EDGES_DB: Final = (3.0, 6.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 50.0)
+GROUP_EDGES_HZ: Final = (1000.0, 3300.0)
+MIN_CLASS_SYNC: Final = 8
+"""A blind read decodes with each cell weighted by how much mark cells like it carry in
+this very copy, measured on its sync cells once the placement is found: cells are sorted
+into classes by their level above their band's floor (dB, these edges) and by band group
+(below 1 kHz, to 3.3 kHz, above), and a class counts in proportion to its sync cells' mean
+agreement with the sync pattern over its cells' variance, or not at all where that is not
+positive or rests on fewer than `MIN_CLASS_SYNC` sync cells. The pauses of a speech
+excerpt (room noise the mark rode on) then count fully, and the same pauses filled with
+added noise (no mark) count nothing, which no fixed weighting by level can tell apart.
+The reader's only: the marked samples do not depend on it."""
+
+CELL_LIMIT: Final = 2.0
+"""A blind decode counts each cell in units of its neighbourhood's deviation, held within
++-2 of them: a transient that the neighbourhood did not see coming (a note's onset, a
+click) then weighs no more than a cell that carries the mark plainly. The reader's only."""
 
 SPEED_STEP: Final = 0.0025
 SPEED_STEPS: Final = 8
