@@ -13,13 +13,13 @@ from django.db.models import (
     BigIntegerField,
     Count,
     DateField,
+    Expression,
     Func,
     Q,
     QuerySet,
     Sum,
     Value,
 )
-from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce, TruncDay, TruncMonth, TruncWeek
 from django.utils.translation import gettext as _
 from rest_framework.exceptions import NotFound
@@ -60,7 +60,7 @@ def _minor(expression: str) -> Coalesce:
 # What a sale is worth to the seller, whatever happened to it since: a refunded purchase
 # is no sale at all; a partly refunded one counts for what the buyer finally paid (a
 # held one for its whole price, still in escrow). The royalty is known once it settled.
-def _gross() -> CombinedExpression:
+def _gross() -> Expression:
     return _minor("price_minor") - _minor("settlement__refunded_minor")
 
 
