@@ -72,6 +72,8 @@ def cmd_get(agent: Agent, args: argparse.Namespace) -> int:
         print(f"dropped a source: {dropped.source[:16]}… ({dropped.reason})", file=sys.stderr)
     run = {"held_before": done.held_before, "pieces_fetched": done.download.pieces_fetched,
            "dropped": [{"source": d.source, "reason": d.reason} for d in done.download.dropped],
+           "refused_pieces": [{"source": b.source, "piece": b.piece, "reason": b.reason}
+                              for b in done.download.banned],
            "web_seed_bytes": done.download.web_seed_bytes}
     licence, owned, pieces = done.licence, done.owned, done.manifest.piece_count
     delivery = done.delivery

@@ -27,7 +27,7 @@ from agent.deliver import (
 )
 from agent.download import Downloader, DownloadError, DownloadResult, Progress, Source
 from agent.library import OwnedLicence
-from agent.picker import DroppedSource
+from agent.picker import BannedPiece, DroppedSource
 from agent.platform import PlatformUnreachableError
 from agent.receipts import add_served, queue_receipt, receipt_sent, send_receipt
 from agent.store import PieceStore, StoreError, WorkStore
@@ -66,6 +66,8 @@ class DownloadSummary:
     pieces_fetched: int = 0
     dropped: list[DroppedSource] = field(default_factory=list)
     web_seed_bytes: int = 0
+    #: pieces a source sent wrong and was not asked for again (the run went on)
+    banned: list[BannedPiece] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -238,7 +240,7 @@ def download(agent: Agent, owned: OwnedLicence, work: WorkStore, *, licence: Lic
         listener.download_finished()
     add_served(agent, owned.licence_id, dict(result.bytes_by_peer))
     return DownloadSummary(len(result.pieces_fetched), list(result.dropped),
-                           result.web_seed_bytes)
+                           result.web_seed_bytes, list(result.banned))
 
 
 def start_copy(agent: Agent, owned: OwnedLicence, licence: Licence, work: WorkStore,
