@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "exchange.portal",
     "exchange.licensing",
     "exchange.peers",
+    "exchange.compute_market",
 ]
 
 MIDDLEWARE = [
@@ -156,6 +157,12 @@ CELERY_BEAT_SCHEDULE = {
     },
     "purge-idempotency-keys": {
         "task": "exchange.core.tasks.idempotency_records_purge_task", "schedule": 3600.0,
+    },
+    "reclaim-overdue-compute-units": {
+        "task": "exchange.compute_market.tasks.compute_reclaim_overdue_task", "schedule": 5.0,
+    },
+    "close-compute-jobs": {
+        "task": "exchange.compute_market.tasks.compute_jobs_close_task", "schedule": 60.0,
     },
     "check-receipt-marking": {
         "task": "exchange.tracing.tasks.receipts_marking_check_sample_task", "schedule": 300.0,
@@ -348,6 +355,15 @@ for _pair in env_list("PEERMARK_MONEY_LIMIT_SCALES",
 # the rest is the rights holder's royalty.
 PLATFORM_FEE_BPS = env_int("PEERMARK_PLATFORM_FEE_BPS", default=1000, minimum=0)
 SEEDING_SHARE_BPS = env_int("PEERMARK_SEEDING_SHARE_BPS", default=1000, minimum=0)
+# The compute market's fee, on top of what contributors are paid (docs/COMPUTE.md).
+COMPUTE_FEE_BPS = env_int("PEERMARK_COMPUTE_FEE_BPS", default=1000, minimum=0)
+if COMPUTE_FEE_BPS > 10_000:
+    raise ImproperlyConfigured("PEERMARK_COMPUTE_FEE_BPS > 10000")
+# A contributing device is given no more work once this many of its results, and more
+# than this share of them (basis points), disagreed with a quorum.
+COMPUTE_SUSPEND_AFTER_DISAGREEMENTS = env_int("PEERMARK_COMPUTE_SUSPEND_AFTER", default=5,
+                                              minimum=1)
+COMPUTE_SUSPEND_RATE_BPS = env_int("PEERMARK_COMPUTE_SUSPEND_RATE_BPS", default=500, minimum=0)
 if PLATFORM_FEE_BPS + SEEDING_SHARE_BPS > 10_000:
     raise ImproperlyConfigured("PEERMARK_PLATFORM_FEE_BPS + PEERMARK_SEEDING_SHARE_BPS > 10000")
 # A receipt settles this long after it arrives, so the serving peers' orders (which they

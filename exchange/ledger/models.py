@@ -21,6 +21,7 @@ class AccountKind(models.TextChoices):
     WALLET = "wallet", _("Buyer wallet")
     EARNINGS = "earnings", _("Rights holder earnings")
     SEEDING = "seeding", _("Seeding credit")
+    COMPUTE = "compute", _("Compute credit")
     ESCROW = "escrow", _("Purchase escrow")
     PAYOUT_PENDING = "payout_pending", _("Payout pending")
     FEES = "fees", _("Platform fees")
@@ -29,8 +30,8 @@ class AccountKind(models.TextChoices):
 
 # Accounts that hold someone's money: never below zero, balance cached and locked.
 GUARDED_KINDS = frozenset(
-    {AccountKind.WALLET, AccountKind.EARNINGS, AccountKind.SEEDING, AccountKind.ESCROW,
-     AccountKind.PAYOUT_PENDING}
+    {AccountKind.WALLET, AccountKind.EARNINGS, AccountKind.SEEDING, AccountKind.COMPUTE,
+     AccountKind.ESCROW, AccountKind.PAYOUT_PENDING}
 )
 
 
@@ -86,6 +87,9 @@ class EntryKind(models.TextChoices):
     PAYOUT = "payout", _("Payout requested")
     PAYOUT_PAID = "payout_paid", _("Payout paid")
     PAYOUT_RETURNED = "payout_returned", _("Payout returned")
+    COMPUTE_HOLD = "compute_hold", _("Compute job budget into escrow")
+    COMPUTE_PAY = "compute_pay", _("Compute units paid")
+    COMPUTE_RETURN = "compute_return", _("Compute budget returned")
 
 
 class JournalEntry(models.Model):
