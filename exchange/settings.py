@@ -355,6 +355,8 @@ for _pair in env_list("PEERMARK_MONEY_LIMIT_SCALES",
 # the rest is the rights holder's royalty.
 PLATFORM_FEE_BPS = env_int("PEERMARK_PLATFORM_FEE_BPS", default=1000, minimum=0)
 SEEDING_SHARE_BPS = env_int("PEERMARK_SEEDING_SHARE_BPS", default=1000, minimum=0)
+if PLATFORM_FEE_BPS + SEEDING_SHARE_BPS > 10_000:
+    raise ImproperlyConfigured("PEERMARK_PLATFORM_FEE_BPS + PEERMARK_SEEDING_SHARE_BPS > 10000")
 # The compute market's fee, on top of what contributors are paid (docs/COMPUTE.md).
 COMPUTE_FEE_BPS = env_int("PEERMARK_COMPUTE_FEE_BPS", default=1000, minimum=0)
 if COMPUTE_FEE_BPS > 10_000:
@@ -364,8 +366,10 @@ if COMPUTE_FEE_BPS > 10_000:
 COMPUTE_SUSPEND_AFTER_DISAGREEMENTS = env_int("PEERMARK_COMPUTE_SUSPEND_AFTER", default=5,
                                               minimum=1)
 COMPUTE_SUSPEND_RATE_BPS = env_int("PEERMARK_COMPUTE_SUSPEND_RATE_BPS", default=500, minimum=0)
-if PLATFORM_FEE_BPS + SEEDING_SHARE_BPS > 10_000:
-    raise ImproperlyConfigured("PEERMARK_PLATFORM_FEE_BPS + PEERMARK_SEEDING_SHARE_BPS > 10000")
+COMPUTE_MAX_MODULE_BYTES = 8 * 1024 * 1024
+# A job's JSON carries its units' inputs in base64 (64 MiB of inputs at most).
+COMPUTE_MAX_JOB_BODY_BYTES = 96 * 1024 * 1024
+COMPUTE_MAX_RESULTS_BODY_BYTES = 64 * 1024 * 1024
 # A receipt settles this long after it arrives, so the serving peers' orders (which they
 # submit in batches) are in by then.
 METERING_GRACE_SECONDS = env_int("PEERMARK_METERING_GRACE_SECONDS", default=30, minimum=0)

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from exchange.accounts import api_views as accounts
 from exchange.catalogue import api_views as catalogue
+from exchange.compute_market import api_views as compute
 from exchange.ledger import api_views as ledger
 from exchange.licensing import api_views as licensing
 from exchange.metering import api_views as metering
@@ -59,5 +60,22 @@ urlpatterns = [
          name="web-seed"),
     path("traces/", tracing.TraceListCreateView.as_view(), name="traces"),
     path("traces/<str:report_id>/", tracing.TraceDetailView.as_view(), name="trace"),
+    path("compute/modules/", compute.ModuleCreateView.as_view(), name="compute-modules"),
+    path("compute/modules/<str:sha256>/", compute.ModuleDetailView.as_view(),
+         name="compute-module"),
+    path("compute/jobs/", compute.JobListCreateView.as_view(), name="compute-jobs"),
+    path("compute/jobs/<str:job_id>/", compute.JobDetailView.as_view(), name="compute-job"),
+    path("compute/jobs/<str:job_id>/cancel/", compute.JobCancelView.as_view(),
+         name="compute-job-cancel"),
+    path("compute/jobs/<str:job_id>/units/", compute.JobUnitsView.as_view(),
+         name="compute-job-units"),
+    path("compute/jobs/<str:job_id>/units/<int:seq>/output/", compute.UnitOutputView.as_view(),
+         name="compute-unit-output"),
+    path("compute/jobs/<str:job_id>/results.zip", compute.JobResultsArchiveView.as_view(),
+         name="compute-job-results"),
+    path("compute/contributors/", compute.ContributorListCreateView.as_view(),
+         name="compute-contributors"),
+    path("compute/dispatch/", compute.DispatchView.as_view(), name="compute-dispatch"),
+    path("compute/results/", compute.ResultsView.as_view(), name="compute-results"),
     path("payments/webhooks/<str:provider>/", payments.WebhookView.as_view(), name="webhook"),
 ]
