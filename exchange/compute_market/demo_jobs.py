@@ -29,9 +29,9 @@ def demo_render_spec(*, module: ComputeModule, width: int, height: int, tile: in
     units = [UnitSpec(input=tile_input(width, height, t, samples=samples),
                       fuel=FUEL_PER_TILE + FUEL_PER_PIXEL_SAMPLE * t.width * t.height * samples,
                       label=f"tile-{t.x}-{t.y}") for t in cover]
-    presentation = {"render": {"width": width, "height": height, "samples": samples,
-                               "tiles": {str(i): [t.x, t.y, t.width, t.height]
-                                         for i, t in enumerate(cover)}}}
+    render = {"width": width, "height": height, "samples": samples,
+              "tiles": {str(i): [t.x, t.y, t.width, t.height] for i, t in enumerate(cover)}}
+    presentation: dict[str, object] = {"render": render}
     return JobSpec(name=name or f"Ray-traced picture {width}x{height}, {samples} samples",
                    module_sha256=module.sha256, units=units, currency=currency,
                    price_per_tfuel_minor=price_per_tfuel_minor, replication=replication,

@@ -18,7 +18,10 @@ def earnings_accrue(job: ComputeJob,
     order: the platform's first, then members by id); return the whole units now due."""
     parties = sorted(earned, key=lambda party: -1 if party is None else party)
     for party in parties:
-        JobEarning.objects.get_or_create(job=job, user_id=party)
+        if party is None:
+            JobEarning.objects.get_or_create(job=job, user=None)
+        else:
+            JobEarning.objects.get_or_create(job=job, user_id=party)
     rows = {row.user_id: row for row in JobEarning.objects.select_for_update()
             .filter(job=job, user_id__in=[p for p in parties if p is not None])}
     if None in earned:

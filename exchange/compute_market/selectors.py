@@ -77,8 +77,8 @@ def job_progress(job: ComputeJob) -> Progress:
 def job_timeline(job: ComputeJob, *, buckets: int = 40) -> list[tuple[str, int]]:
     """Units validated over time (cumulative), for the progress chart: at most
     ``buckets`` points from the job's start to its last validation."""
-    closed = list(WorkUnit.objects.filter(job=job, state=UnitState.VALIDATED)
-                  .order_by("closed_at").values_list("closed_at", flat=True))
+    closed = [moment for moment in WorkUnit.objects.filter(job=job, state=UnitState.VALIDATED)
+              .order_by("closed_at").values_list("closed_at", flat=True) if moment is not None]
     if not closed:
         return []
     start = job.created_at

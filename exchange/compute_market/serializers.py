@@ -27,8 +27,9 @@ class Base64Field(StrictCharField):
         super().__init__(max_length=4 * (max_bytes // 3 + 1), allow_blank=True,
                          trim_whitespace=False, **kwargs)
 
-    def to_internal_value(self, data: object) -> bytes:  # type: ignore[override]
-        text = super().to_internal_value(data)
+    def run_validation(self, data: object = serializers.empty) -> bytes:
+        # CharField answers "" for a blank value without calling to_internal_value.
+        text = super().run_validation(data)
         try:
             value = base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError):
@@ -57,7 +58,7 @@ class UnitIn(serializers.Serializer):
                         help_text="The unit's standard input, base64.")
     fuel = StrictIntegerField(min_value=1, max_value=submission.MAX_FUEL_CAP,
                               help_text="The most fuel (metered instructions) it may burn.")
-    label = StrictCharField(max_length=100, required=False, default="")
+    label = StrictCharField(max_length=100, required=False, default="")  # type: ignore[assignment]
 
 
 class JobIn(serializers.Serializer):
@@ -80,7 +81,7 @@ class JobIn(serializers.Serializer):
     args = serializers.ListField(child=StrictCharField(max_length=4096, allow_blank=True),
                                  min_length=1, max_length=256, required=False,
                                  default=["job"])
-    units = UnitIn(many=True, max_length=submission.MAX_UNITS, min_length=1)
+    units = serializers.ListField(child=UnitIn(), min_length=1, max_length=submission.MAX_UNITS)
 
 
 class JobOut(serializers.Serializer):
@@ -133,7 +134,7 @@ class JobDetailOut(JobOut):
 
 class UnitOut(serializers.Serializer):
     seq = serializers.IntegerField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
     state = serializers.CharField()
     fuel_cap = serializers.IntegerField()
     replicas = serializers.IntegerField(help_text="Assignments made so far.")
@@ -209,7 +210,7 @@ class ResultIn(serializers.Serializer):
 
 class ResultsIn(serializers.Serializer):
     device = StrictCharField(max_length=64)
-    results = ResultIn(many=True, min_length=1, max_length=256)
+    results = serializers.ListField(child=ResultIn(), min_length=1, max_length=256)
 
 
 class ResultOutcomeOut(serializers.Serializer):

@@ -10,6 +10,7 @@ whose units is left pending is finished after the commit (see ``jobs_lifecycle``
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -108,8 +109,12 @@ def units_decide(*, unit_ids: Iterable[int], now: dt.datetime | None = None) -> 
         UnitOutput.objects.filter(unit_id=unit.pk).exclude(sha256=agreed).delete()
     standing_apply(standing)
     for job_id in {unit.job_id for unit, _ in closed}:
-        transaction.on_commit(lambda j=job_id: job_finish_if_done(job_id=j))
+        transaction.on_commit(functools.partial(job_finish_if_done, job_id=job_id))
     return outcomes
+
+
+def _zeros() -> list[int]:
+    return [0, 0, 0]
 
 
 def _validate_and_pay(job: ComputeJob,
@@ -118,7 +123,7 @@ def _validate_and_pay(job: ComputeJob,
     """Close the validated units with their agreed result, accrue each agreeing member's
     and the platform's exact earnings, and pay the whole minor units accrued: one entry."""
     # per party (a member, or None for the fee): exact value, results, fuel
-    earned: defaultdict[int | None, list[int]] = defaultdict(lambda: [0, 0, 0])
+    earned: defaultdict[int | None, list[int]] = defaultdict(_zeros)
     for unit, decision, live in validated:
         assert decision.agreed is not None
         sha256, size, stop, exit_status, fuel, _runtime = decision.agreed

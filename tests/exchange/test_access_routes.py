@@ -44,6 +44,7 @@ from django.utils import timezone
 
 from licensing.core.device import DeviceKeys
 from tests.conftest import PASSWORD, png_bytes
+from tests.exchange.compute_market.support import EMPTY_COMMAND
 
 ROLES = ("anon", "bob", "carol", "rita", "rob", "admin")
 LOGIN = "login"  # 302 to the portal's login page, coming back here after
@@ -115,6 +116,20 @@ API: list[Row] = [
     ("GET",    "/api/v1/traces/",                               401,   200,  200,  200,  200,  200),
     ("POST",   "/api/v1/traces/",                               401,   403,  403,  201,  201,  403),
     ("GET",    "/api/v1/traces/{trace}/",                       401,   404,  404,  200,  404,  404),
+    # compute: a job and its module are the customer's (Bob's); devices are their owner's
+    ("POST",   "/api/v1/compute/modules/",                      401,   201,  201,  201,  201,  201),
+    ("GET",    "/api/v1/compute/modules/{module}/",             401,   200,  404,  404,  404,  404),
+    ("GET",    "/api/v1/compute/jobs/",                         401,   200,  200,  200,  200,  200),
+    ("POST",   "/api/v1/compute/jobs/",                         401,   201,  402,  402,  402,  402),
+    ("GET",    "/api/v1/compute/jobs/{job}/",                   401,   200,  404,  404,  404,  404),
+    ("POST",   "/api/v1/compute/jobs/{job}/cancel/",            401,   200,  404,  404,  404,  404),
+    ("GET",    "/api/v1/compute/jobs/{job}/units/",             401,   200,  404,  404,  404,  404),
+    ("GET",    "/api/v1/compute/jobs/{job}/units/0/output/",    401,   404,  404,  404,  404,  404),
+    ("GET",    "/api/v1/compute/jobs/{job}/results.zip",        401,   200,  404,  404,  404,  404),
+    ("GET",    "/api/v1/compute/contributors/",                 401,   200,  200,  200,  200,  200),
+    ("POST",   "/api/v1/compute/contributors/",                 401,   200,  400,  400,  400,  400),
+    ("POST",   "/api/v1/compute/dispatch/",                     401,   409,  400,  400,  400,  400),
+    ("POST",   "/api/v1/compute/results/",                      401,   200,  400,  400,  400,  400),
 ]  # fmt: skip
 
 PAGES: list[Row] = [
@@ -176,7 +191,7 @@ ADMIN_PAGES: list[Row] = [
 
 # --- the bodies of write requests: plausible, so a refusal is about who asks ----------
 
-PNG, TEXT = object(), object()  # a fresh upload of a small picture, of a few bytes of text
+PNG, TEXT, WASM = object(), object(), object()  # fresh uploads: a picture, text, a module
 _DEVICE = DeviceKeys.generate().public.to_b64url()
 _WORK_FIELDS = {"title": "New", "price_minor": 300, "currency": "EUR"}
 
@@ -201,6 +216,14 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
                                           "port": 6881, "holdings": []},
     ("POST", "/api/v1/peers/heartbeat/"): {"device": "{device}"},
     ("POST", "/api/v1/traces/"): {"file": TEXT},
+    ("POST", "/api/v1/compute/modules/"): {"module": WASM},
+    ("POST", "/api/v1/compute/jobs/"): {"name": "job", "module": "{module}", "currency": "EUR",
+                                        "price_per_tfuel_minor": 1000,
+                                        "units": [{"input": "", "fuel": 10**9}]},
+    ("POST", "/api/v1/compute/contributors/"): {"device": "{device}", "runtime": "rt"},
+    ("POST", "/api/v1/compute/dispatch/"): {"device": "{device}"},
+    ("POST", "/api/v1/compute/results/"): {"device": "{device}", "results": [
+        {"assignment": 1, "token": "not.a.result", "output": ""}]},
     ("POST", "/signup/"): {"username": "newcomer", "email": "new@example.test",
                            "password1": PASSWORD, "password2": PASSWORD, "role": "buyer"},
     ("POST", "/login/"): {"username": "bob", "password": "not the password"},
@@ -226,6 +249,8 @@ def _body(method: str, path: str, world: dict[str, Any]) -> dict[str, Any]:
                                             content_type="image/png")
         elif value is TEXT:
             body[name] = SimpleUploadedFile("copy.txt", b"a suspect copy, not a picture")
+        elif value is WASM:
+            body[name] = SimpleUploadedFile("job.wasm", EMPTY_COMMAND)
         else:
             body[name] = value.format(**world) if isinstance(value, str) else value
     return body
@@ -253,6 +278,7 @@ def _build_world() -> dict[str, Any]:
     from exchange.accounts.models import Role, User
     from exchange.accounts.services import api_token_create
     from exchange.catalogue.services import work_register
+    from exchange.compute_market.submission import JobSpec, UnitSpec, job_submit, module_store
     from exchange.licensing.services import device_register
     from exchange.payments.services import topup_create
     from exchange.peers.services import peer_announce, web_seed_add
@@ -285,6 +311,10 @@ def _build_world() -> dict[str, Any]:
     with TestCase.captureOnCommitCallbacks(execute=True):
         topup_create(user=bob, amount_minor=10_000, currency="EUR")
     purchase = purchase_create(buyer=bob, work_id=on_sale.pk, device_id=device.device_id)
+    module = module_store(user=bob, wasm=EMPTY_COMMAND)
+    job = job_submit(customer=bob, spec=JobSpec(
+        name="Bob's job", module_sha256=module.sha256, currency="EUR",
+        price_per_tfuel_minor=1000, units=[UnitSpec(input=b"", fuel=10**9)]))
     peer_announce(user=bob, device_id=device.device_id, host="127.0.0.1", port=6881,
                   source="127.0.0.1", holdings=[], replace=True)
     sessions = {}
@@ -303,6 +333,7 @@ def _build_world() -> dict[str, Any]:
         "seed": web_seed_add(work=on_sale, actor=rita, url="https://mirror.example/w").pk,
         "trace": trace_copy(owner=rita, data=b"a suspect copy", name="copy.txt").pk,
         "month": timezone.now().strftime("%Y-%m"),
+        "module": module.sha256, "job": str(job.pk),
     }
 
 
@@ -417,7 +448,8 @@ def test_page(method, path, role, expected, world, clients) -> None:
 MISSING: dict[str, Any] = {
     "work": uuid.UUID(int=1), "draft": uuid.UUID(int=2), "purchase": uuid.UUID(int=3),
     "licence": uuid.UUID(int=4), "topup": uuid.UUID(int=5), "device": "no-such-device",
-    "token": 2_000_000_000, "seed": 2_000_000_000, "trace": 2_000_000_000, "month": "2026-11"}
+    "token": 2_000_000_000, "seed": 2_000_000_000, "trace": 2_000_000_000, "month": "2026-11",
+    "module": "0" * 64, "job": str(uuid.UUID(int=0))}
 
 
 def _foreign_404s() -> list[Any]:
