@@ -104,11 +104,16 @@ class UploadSnapshot:
     pieces_today: int
     # Seeding credit per currency (minor units), from the platform; None until it answered.
     credit: Mapping[str, int] | None
+    # Compute credit (earned by running compute jobs) likewise; empty for a member who
+    # never contributed.
+    compute_credit: Mapping[str, int] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"peers": self.peers, "upload_bytes_per_second": round(self.rate_bps),
                 "bytes_served_today": self.bytes_today, "pieces_served_today": self.pieces_today,
-                "seeding_credit_minor": None if self.credit is None else dict(self.credit)}
+                "seeding_credit_minor": None if self.credit is None else dict(self.credit),
+                "compute_credit_minor": (None if self.compute_credit is None
+                                         else dict(self.compute_credit))}
 
 
 class UploadMeter:
@@ -134,6 +139,12 @@ class UploadMeter:
         self._bytes_today = 0
         self._pieces_today = 0
         self.credit: Mapping[str, int] | None = None
+        self.compute_credit: Mapping[str, int] | None = None
+
+    def balances_seen(self, balances: list[dict[str, Any]]) -> None:
+        """Take the seeding and compute credit from the platform's wallet answer."""
+        self.credit = seeding_credit(balances)
+        self.compute_credit = compute_credit(balances)
 
     def start_day(self, *, bytes_served: int, pieces: int) -> None:
         """Begin with what was already served today (read from the outbox at start-up)."""
@@ -163,7 +174,7 @@ class UploadMeter:
             peers=len(self._peers),
             rate_bps=sum(count for _second, count in self._buckets) / self._rate_window,
             bytes_today=self._bytes_today, pieces_today=self._pieces_today,
-            credit=self.credit)
+            credit=self.credit, compute_credit=self.compute_credit)
 
     def _trim(self, second: int) -> None:
         while self._buckets and self._buckets[0][0] <= second - self._rate_window:
@@ -175,14 +186,24 @@ class UploadMeter:
             self._day, self._bytes_today, self._pieces_today = day, 0, 0
 
 
+def _credit(balances: list[dict[str, Any]], kind: str) -> dict[str, int]:
+    return {str(b["currency"]): int(b["balance_minor"]) for b in balances
+            if b.get("kind") == kind}
+
+
 def seeding_credit(balances: list[dict[str, Any]]) -> dict[str, int]:
     """The seeding-credit balances of the platform's wallet answer, per currency."""
-    return {str(b["currency"]): int(b["balance_minor"]) for b in balances
-            if b.get("kind") == "seeding"}
+    return _credit(balances, "seeding")
+
+
+def compute_credit(balances: list[dict[str, Any]]) -> dict[str, int]:
+    """The compute-credit balances of the platform's wallet answer, per currency."""
+    return _credit(balances, "compute")
 
 
 def status_line(snapshot: UploadSnapshot) -> str:
-    """One line for a person: peers, upload rate, today's total, seeding credit."""
+    """One line for a person: peers, upload rate, today's total, seeding credit, and
+    compute credit once there is any."""
     peers = "1 peer" if snapshot.peers == 1 else f"{snapshot.peers} peers"
     pieces = "1 piece" if snapshot.pieces_today == 1 else f"{snapshot.pieces_today:,} pieces"
     parts = [peers, f"{rate_text(snapshot.rate_bps)} up",
@@ -190,4 +211,6 @@ def status_line(snapshot: UploadSnapshot) -> str:
     if snapshot.credit is not None:
         parts.append(f"seeding credit {format_amounts(dict(snapshot.credit))}"
                      if snapshot.credit else "no seeding credit yet")
+    if snapshot.compute_credit:
+        parts.append(f"compute credit {format_amounts(dict(snapshot.compute_credit))}")
     return ", ".join(parts)

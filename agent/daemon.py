@@ -28,7 +28,7 @@ from typing import Any
 
 import aiohttp
 
-from agent.activity import UploadMeter, UploadSnapshot, seeding_credit, start_of_day
+from agent.activity import UploadMeter, UploadSnapshot, start_of_day
 from agent.context import Agent, AgentError
 from agent.gnutella import (
     GnutellaNode,
@@ -174,9 +174,10 @@ class Daemon:
         await self._platform(lambda: send_pending_receipts(self.agent))
 
     async def refresh_credit(self) -> None:
-        """The seeding credit the platform's wallet shows (kept as it was if unreachable)."""
+        """The seeding and compute credit the platform's wallet shows (kept as they were if
+        unreachable)."""
         wallet = await self._platform(self.agent.platform.wallet)
-        self.meter.credit = seeding_credit(wallet["balances"])
+        self.meter.balances_seen(wallet["balances"])
 
     async def send_report(self) -> None:
         if self.report is not None:

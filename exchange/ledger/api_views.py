@@ -22,7 +22,8 @@ from exchange.ledger.statements import statements_csv, statements_for
 
 
 class WalletView(APIView):
-    """Everything you hold: wallet, earnings, seeding credit, payouts on the way."""
+    """Everything you hold: wallet, earnings, seeding credit, compute credit, payouts on
+    the way."""
 
     permission_classes = [permissions.IsAuthenticated]
 

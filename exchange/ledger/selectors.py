@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet, Sum
+import datetime as dt
+
+from django.db.models import Func, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from exchange.accounts.models import User
@@ -32,3 +34,17 @@ def balances_of(user: User) -> QuerySet[Account]:
     for a sale in progress is not theirs to spend)."""
     return (Account.objects.filter(owner=user, reference="")
             .exclude(kind=AccountKind.ESCROW).order_by("kind", "currency"))
+
+
+def platform_fees_by_period(*, entry_kind: str, since: dt.datetime, until: dt.datetime,
+                            period: Func) -> dict[tuple[dt.date, str], int]:
+    """What the platform's fee accounts took in [since, until) from journal entries of
+    one kind (``compute_pay``: the compute market's fees), per period and currency.
+    ``period`` truncates ``entry__created_at`` to the start of its period; periods with
+    nothing are absent."""
+    rows = (Posting.objects.filter(account__kind=AccountKind.FEES, account__owner__isnull=True,
+                                   entry__kind=entry_kind, entry__created_at__gte=since,
+                                   entry__created_at__lt=until)
+            .annotate(period=period).values("period", "currency")
+            .annotate(minor=Sum("amount")).order_by("period", "currency"))
+    return {(row["period"], row["currency"]): int(row["minor"]) for row in rows}

@@ -23,6 +23,8 @@ class StatementLineOut(serializers.Serializer):
     at = serializers.DateTimeField()
     entry_id = serializers.IntegerField()
     kind = serializers.CharField()
+    kind_label = serializers.CharField(
+        help_text="The kind's name in the request's language (Accept-Language).")
     memo = serializers.CharField()
     amount_minor = serializers.IntegerField()
     balance_minor = serializers.IntegerField()

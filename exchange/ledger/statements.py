@@ -14,7 +14,7 @@ from django.db.models import Sum
 from django.db.models.functions import Coalesce
 from django.utils import translation
 
-from exchange.ledger.models import Account, Posting
+from exchange.ledger.models import Account, EntryKind, Posting
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,14 @@ class StatementLine:
     memo: str
     amount_minor: int
     balance_minor: int
+
+    @property
+    def kind_label(self) -> str:
+        """What kind of movement it is, in the active language (a top-up, compute units
+        paid...); the stored kind itself for one the code no longer knows."""
+        if self.kind in EntryKind.values:
+            return str(EntryKind(self.kind).label)
+        return self.kind
 
 
 @dataclass

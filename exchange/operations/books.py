@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 
 from django.db.models import Count, F, Q, Sum
 
+from exchange.compute_market.models import ComputeJob, ComputePayment, JobEarning, JobState
 from exchange.ledger.models import Account, AccountKind, EntryKind, JournalEntry, Posting
 from exchange.metering.models import MeteredOrder, Receipt
 from exchange.payments.models import Payout, PayoutState, TopUp, TopUpState
@@ -144,8 +145,9 @@ def purchases_closed_once() -> Iterable[str]:
             escrow[(buyer, currency)] += price
     for ref in (*paid, *settled, *refunded):
         yield f"purchase entry for unknown purchase {ref}"
-    for owner, currency, balance in Account.objects.filter(kind=AccountKind.ESCROW).values_list(
-            "owner_id", "currency", "balance"):
+    # A purchase's escrow is the buyer's one per currency; a compute job's has a reference.
+    for owner, currency, balance in Account.objects.filter(
+            kind=AccountKind.ESCROW, reference="").values_list("owner_id", "currency", "balance"):
         held = escrow.pop((owner, currency), 0)
         if balance != held:
             yield f"escrow of user {owner} in {currency} holds {balance}, held purchases {held}"
@@ -180,8 +182,51 @@ def orders_settled_once() -> Iterable[str]:
         yield f"the receipt for licence {licence} is settled but its purchase is still held"
 
 
+def compute_jobs_paid_from_their_escrow() -> Iterable[str]:
+    """Each compute job held its budget once; its escrow holds the budget less what was
+    paid from it and, once the job is over, nothing (the rest returned once); each payment
+    is one entry of its recorded amount; what each party was paid is what it earned."""
+    held = _entry_amounts(EntryKind.COMPUTE_HOLD)
+    returned = _entry_amounts(EntryKind.COMPUTE_RETURN)
+    paid_entries = _entry_amounts(EntryKind.COMPUTE_PAY)
+    payments = {str(pk): (job, c + f) for pk, job, c, f in ComputePayment.objects.values_list(
+        "pk", "job_id", "contributors_minor", "fee_minor")}
+    paid_by_job: dict[str, int] = defaultdict(int)
+    for ref, (job, amount) in payments.items():
+        if paid_entries.pop(ref, None) != amount:
+            yield f"compute payment {ref} was not posted exactly once for {amount}"
+        paid_by_job[str(job)] += amount
+    yield from (f"compute payment entry for unknown payment {ref}" for ref in paid_entries)
+    earned = dict(JobEarning.objects.values("job_id").annotate(total=Sum("paid_minor"))
+                  .values_list("job_id", "total"))
+    escrows = dict(Account.objects.filter(
+        kind=AccountKind.ESCROW, reference__startswith="compute:").values_list(
+            "reference", "balance"))
+    for pk, state, budget, refunded in ComputeJob.objects.values_list(
+            "pk", "state", "budget_minor", "refunded_minor"):
+        ref = str(pk)
+        if held.pop(ref, 0) != budget:
+            yield f"compute job {pk} did not hold its budget {budget} exactly once"
+        spent = paid_by_job.get(ref, 0)
+        if int(earned.get(pk) or 0) != spent:
+            yield f"compute job {pk} paid {spent} but its parties earned {earned.get(pk)}"
+        back = returned.pop(ref, 0)
+        if back != refunded:
+            yield f"compute job {pk} records {refunded} returned, its entry {back}"
+        over = state != JobState.RUNNING
+        balance = escrows.pop(f"compute:{pk}", 0)
+        if balance != (0 if over else budget - spent) or (over and budget != spent + back):
+            yield (f"compute job {pk} ({state}) has {balance} in escrow of budget {budget}, "
+                   f"paid {spent}, returned {back}")
+    for ref in (*held, *returned):
+        yield f"compute entry for unknown job {ref}"
+    for ref in escrows:
+        yield f"escrow account {ref} belongs to no job"
+
+
 RULES: tuple[Rule, ...] = (entries_balance, balances_hold, money_in_matches_money_out,
-                           provider_payments_posted, purchases_closed_once, orders_settled_once)
+                           provider_payments_posted, purchases_closed_once, orders_settled_once,
+                           compute_jobs_paid_from_their_escrow)
 
 
 def books_check() -> list[str]:

@@ -59,6 +59,7 @@ class PayoutState(models.TextChoices):
 class PayoutSource(models.TextChoices):
     EARNINGS = "earnings", _("Rights holder earnings")
     SEEDING = "seeding", _("Seeding credit")
+    COMPUTE = "compute", _("Compute credit")
 
 
 class Payout(ProviderPayment):

@@ -72,14 +72,24 @@ def payout_minimum(currency: str) -> int:
     return limit_minor(settings.PAYOUT_MINIMUM_MAJOR, currency)
 
 
+PAYOUT_ACCOUNTS: dict[str, AccountKind] = {
+    PayoutSource.EARNINGS: AccountKind.EARNINGS,
+    PayoutSource.SEEDING: AccountKind.SEEDING,
+    PayoutSource.COMPUTE: AccountKind.COMPUTE,
+}
+"""The account each payout source draws on (and a returned payout goes back to)."""
+
+
 def payout_request(*, user: User, source: str, amount_minor: int, currency: str,
                    options: Mapping[str, str] | None = None) -> Payout:
-    """Move ``amount_minor`` from the user's earnings or seeding credit to payout-pending,
-    and ask the provider to pay it out. ``options`` as for ``topup_create``."""
-    if source not in PayoutSource.values:
+    """Move ``amount_minor`` from the user's earnings, seeding credit or compute credit to
+    payout-pending, and ask the provider to pay it out. ``options`` as for
+    ``topup_create``."""
+    if source not in PAYOUT_ACCOUNTS:
+        names = list(PAYOUT_ACCOUNTS)
         raise ServiceError(_("Pay out from %(sources)s.")
-                           % {"sources": " or ".join(PayoutSource.values)}, code="invalid",
-                           field="source")
+                           % {"sources": ", ".join(names[:-1]) + " or " + names[-1]},
+                           code="invalid", field="source")
     _check_amount(amount_minor, currency, ceiling_major=10**12, scaled=False)
     minimum = payout_minimum(currency)
     if amount_minor < minimum:
@@ -95,7 +105,8 @@ def payout_request(*, user: User, source: str, amount_minor: int, currency: str,
             user=user, source=source, amount_minor=amount_minor, currency=currency,
             provider=provider.name, provider_ref=provider.reference_new(),
         )
-        funds = account_get_or_create(kind=source, owner=user, currency=currency)
+        funds = account_get_or_create(kind=PAYOUT_ACCOUNTS[source], owner=user,
+                                      currency=currency)
         pending = account_get_or_create(kind=AccountKind.PAYOUT_PENDING, owner=user,
                                         currency=currency)
         ledger_post(kind=EntryKind.PAYOUT, reference=str(payout.pk),
@@ -177,7 +188,7 @@ def payout_apply(*, event_type: str, reference: str, amount_minor: object, curre
         target = platform_account(kind=AccountKind.CLEARING, currency=payout.currency)
         kind, memo = EntryKind.PAYOUT_PAID, "payout paid"
     else:
-        target = account_get_or_create(kind=payout.source, owner=payout.user,
+        target = account_get_or_create(kind=PAYOUT_ACCOUNTS[payout.source], owner=payout.user,
                                        currency=payout.currency)
         kind, memo = EntryKind.PAYOUT_RETURNED, f"payout returned: {reason}"
     ledger_post(kind=kind, reference=str(payout.pk), memo=memo,

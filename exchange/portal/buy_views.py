@@ -1,4 +1,5 @@
-"""Buying on the web, and the buyer's library (licences, devices, seeding earnings).
+"""Buying on the web, and the buyer's library (licences, devices, seeding and compute
+earnings).
 
 A licence is bound to one device's keys (the content key is wrapped to it), so the web
 buys for a device the member's agent registered; the agent then fetches the work with
@@ -66,9 +67,13 @@ def library(request: HttpRequest) -> HttpResponse:
     user = authenticated_user(request)
     bought = (Purchase.objects.select_related("work", "licence", "licence__device")
               .filter(buyer=user)[:100])
-    seeding = [account for account in balances_of(user) if account.kind == AccountKind.SEEDING]
+    balances = list(balances_of(user).filter(kind__in=(AccountKind.SEEDING,
+                                                       AccountKind.COMPUTE)))
+    seeding = [account for account in balances if account.kind == AccountKind.SEEDING]
+    compute = [account for account in balances if account.kind == AccountKind.COMPUTE]
     return render(request, "portal/purchases.html", {
         "purchases": bought, "devices": Device.objects.filter(user=user), "seeding": seeding,
+        "compute": compute,
     })
 
 

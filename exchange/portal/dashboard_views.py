@@ -1,6 +1,6 @@
 """The platform's billing dashboard, for staff: money per currency over a chosen range
-(gross volume, fees, refunds, escrow, failed top-ups), the payout queue, webhook events
-and receipts that need a person, and what peers moved."""
+(gross volume, fees from sales and from compute jobs, refunds, escrow, failed top-ups),
+the payout queue, webhook events and receipts that need a person, and what peers moved."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from django.views.decorators.http import require_POST
 
 from exchange.accounts.models import authenticated_user
 from exchange.core.errors import ServiceError
+from exchange.ledger.models import EntryKind
+from exchange.ledger.selectors import platform_fees_by_period
 from exchange.metering.selectors import receipts_flagged, traffic_between, traffic_by_period
 from exchange.money.currencies import format_minor, is_known_currency
 from exchange.money.entry import active_locale
@@ -43,7 +45,13 @@ from exchange.portal.charts import (
     period_starts,
     period_title,
 )
-from exchange.purchases.selectors import Period, Volume, platform_volume, platform_volume_by_period
+from exchange.purchases.selectors import (
+    Period,
+    Volume,
+    period_trunc,
+    platform_volume,
+    platform_volume_by_period,
+)
 
 View = Callable[..., HttpResponse]
 
@@ -133,18 +141,22 @@ def chosen_range(query: dict[str, str]) -> tuple[Range, str]:
 
 def _volume_chart(span: Range, currency: str, labels: list[str],
                   rows: dict[tuple[dt.date, str], tuple[int, int]],
-                  starts: list[dt.date]) -> Chart:
+                  starts: list[dt.date], *,
+                  compute_fees: dict[tuple[dt.date, str], int]) -> Chart:
     captions = {
         "day": _("Gross volume and fees per day, %(currency)s"),
         "week": _("Gross volume and fees per ISO week, %(currency)s"),
         "month": _("Gross volume and fees per month, %(currency)s"),
     }
+    series = [Series(_("Gross volume"), [rows.get((s, currency), (0, 0))[0] for s in starts]),
+              Series(_("Fees"), [rows.get((s, currency), (0, 0))[1] for s in starts])]
+    if any(currency == code for _start, code in compute_fees):
+        series.append(Series(_("Compute fees"),
+                             [compute_fees.get((s, currency), 0) for s in starts]))
     return money_chart(
         element_id=f"volume-{currency}", kind="line",
         caption=captions[span.period] % {"currency": currency}, currency=currency,
-        labels=labels, x_title=period_title(span.period),
-        series=[Series(_("Gross volume"), [rows.get((s, currency), (0, 0))[0] for s in starts]),
-                Series(_("Fees"), [rows.get((s, currency), (0, 0))[1] for s in starts])],
+        labels=labels, x_title=period_title(span.period), series=series,
     )
 
 
@@ -173,14 +185,24 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     volumes = platform_volume(since=span.since, until=span.until)
     failed = {total.currency: total for total in
               topups_failed_totals(since=span.since, until=span.until)}
-    for currency in failed:
+    # The compute market's fees reach the platform's fee account in COMPUTE_PAY entries,
+    # not in settlements: their own figure, by the date each payment was posted.
+    compute_fees = platform_fees_by_period(
+        entry_kind=EntryKind.COMPUTE_PAY, since=span.since, until=span.until,
+        period=period_trunc("entry__created_at", by))
+    compute_totals: dict[str, int] = {}
+    for (_start, currency), minor in compute_fees.items():
+        compute_totals[currency] = compute_totals.get(currency, 0) + minor
+    for currency in [*failed, *compute_totals]:
         volumes.setdefault(currency, Volume(currency=currency))
     starts = period_starts(span.first, span.last, by)
     labels = [period_label(start, by) for start in starts]
     rows = {(r.period, r.currency): (r.gross_minor, r.fees_minor) for r in
             platform_volume_by_period(since=span.since, until=span.until, by=by)}
     currencies = [{"volume": volume, "failed": failed.get(currency),
-                   "chart": _volume_chart(span, currency, labels, rows, starts)}
+                   "compute_fees_minor": compute_totals.get(currency, 0),
+                   "chart": _volume_chart(span, currency, labels, rows, starts,
+                                          compute_fees=compute_fees)}
                   for currency, volume in sorted(volumes.items())]
     per_period = traffic_by_period(since=span.since, until=span.until, by=by)
     traffic_captions = {"day": _("Bytes served per day"), "week": _("Bytes served per ISO week"),

@@ -249,8 +249,9 @@ class TopUpForm(MoneyFormMixin, _ProviderOptionsForm):
                                  initial="EUR")
 
 
-PAYOUT_SOURCES = {"earnings": _("Rights holder earnings"), "seeding": _("Seeding credit")}
-"""The wallet's own names for the two accounts a payout can come from."""
+PAYOUT_SOURCES = {"earnings": _("Rights holder earnings"), "seeding": _("Seeding credit"),
+                  "compute": _("Compute credit")}
+"""The wallet's own names for the accounts a payout can come from."""
 
 
 class PayoutForm(MoneyFormMixin, _ProviderOptionsForm):

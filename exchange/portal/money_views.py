@@ -20,12 +20,11 @@ from rest_framework.exceptions import NotFound
 from exchange.accounts.models import authenticated_user
 from exchange.core.errors import ServiceError
 from exchange.core.idempotency import form_key, run_once
-from exchange.ledger.models import AccountKind
 from exchange.ledger.selectors import accounts_of, balances_of
 from exchange.ledger.statements import month_bounds, statements_csv, statements_for
 from exchange.money.currencies import format_minor
 from exchange.payments.models import Payout, TopUp
-from exchange.payments.services import payout_request, topup_create
+from exchange.payments.services import PAYOUT_ACCOUNTS, payout_request, topup_create
 from exchange.portal.forms import PayoutForm, TopUpForm
 from exchange.purchases.selectors import purchase_get_for_buyer
 
@@ -51,10 +50,11 @@ def _recent_months(count: int = 6) -> list[str]:
 def wallet(request: HttpRequest) -> HttpResponse:
     user = authenticated_user(request)
     accounts = balances_of(user)
+    payable = {str(kind): source for source, kind in PAYOUT_ACCOUNTS.items()}
     sources: dict[str, list[str]] = {}
     for account in accounts:
-        if account.kind in (AccountKind.EARNINGS, AccountKind.SEEDING) and account.balance > 0:
-            sources.setdefault(account.kind, []).append(account.currency)
+        if account.kind in payable and account.balance > 0:
+            sources.setdefault(payable[account.kind], []).append(account.currency)
     return render(request, "portal/wallet.html", {
         "accounts": accounts,
         "topups": TopUp.objects.filter(user=user)[:10],

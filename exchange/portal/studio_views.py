@@ -20,10 +20,9 @@ from django.utils.translation import gettext as _
 
 from exchange.accounts.models import User, authenticated_user
 from exchange.catalogue.selectors import works_owned_by
-from exchange.ledger.models import AccountKind
 from exchange.ledger.selectors import balances_of
 from exchange.payments.selectors import payouts_of, payouts_pending_totals
-from exchange.payments.services import payout_minimum
+from exchange.payments.services import PAYOUT_ACCOUNTS, payout_minimum
 from exchange.portal.charts import (
     Chart,
     Series,
@@ -119,8 +118,8 @@ class Available:
 def _available(user: User) -> list[Available]:
     return [Available(label=a.get_kind_display(), currency=a.currency,
                       balance_minor=a.balance, minimum_minor=payout_minimum(a.currency))
-            for a in balances_of(user).filter(kind__in=(AccountKind.EARNINGS,
-                                                        AccountKind.SEEDING), balance__gt=0)]
+            for a in balances_of(user).filter(kind__in=PAYOUT_ACCOUNTS.values(),
+                                              balance__gt=0)]
 
 
 @login_required

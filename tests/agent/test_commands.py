@@ -205,6 +205,28 @@ def test_wallet_shows_pending_top_ups_beside_the_balance_not_in_it(platform, hom
     ]
 
 
+def test_wallet_shows_compute_credit_by_its_name_beside_seeding_credit(platform, home,
+                                                                       capsys) -> None:
+    # As the platform lists them: by kind, so compute credit comes first there.
+    platform.on("GET", "/api/v1/wallet/", {"balances": [
+        {"kind": "compute", "currency": "EUR", "balance_minor": 1500, "display": "€15.00"},
+        {"kind": "payout_pending", "currency": "EUR", "balance_minor": 1000,
+         "display": "€10.00"},
+        {"kind": "seeding", "currency": "EUR", "balance_minor": 42, "display": "€0.42"},
+        {"kind": "wallet", "currency": "EUR", "balance_minor": 2500, "display": "€25.00"},
+    ]})
+    platform.on("GET", "/api/v1/wallet/topups/", page([]))
+    code, out, _ = run(capsys, "--data-dir", str(home), "wallet")
+    assert code == 0
+    assert out.splitlines() == [
+        "ACCOUNT             CURRENCY  BALANCE",
+        "wallet              EUR        €25.00",
+        "seeding credit      EUR         €0.42",
+        "compute credit      EUR        €15.00",
+        "payouts on the way  EUR        €10.00",
+    ]
+
+
 def test_wallet_json_keeps_balances_and_pending_top_ups_apart(platform, home, capsys) -> None:
     platform.on("GET", "/api/v1/wallet/", BALANCES)
     platform.on("GET", "/api/v1/wallet/topups/", page([topup("t1", 1000, "EUR", "pending")]))

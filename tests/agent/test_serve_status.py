@@ -111,6 +111,13 @@ def test_the_rate_buckets_stay_within_the_window() -> None:
      "seeding credit ₩1,500 + KWD2.500"),
     (UploadSnapshot(peers=0, rate_bps=0.0, bytes_today=0, pieces_today=0, credit={}),
      "0 peers, 0 B/s up, 0 B served today (0 pieces), no seeding credit yet"),
+    (UploadSnapshot(peers=0, rate_bps=0.0, bytes_today=0, pieces_today=0, credit={},
+                    compute_credit={}),
+     "0 peers, 0 B/s up, 0 B served today (0 pieces), no seeding credit yet"),
+    (UploadSnapshot(peers=1, rate_bps=0.0, bytes_today=0, pieces_today=0, credit={"EUR": 42},
+                    compute_credit={"EUR": 1500, "KRW": 300}),
+     "1 peer, 0 B/s up, 0 B served today (0 pieces), seeding credit €0.42, "
+     "compute credit €15.00 + ₩300"),
 ])
 def test_the_status_line_reads(snapshot: UploadSnapshot, line: str) -> None:
     assert status_line(snapshot) == line
@@ -154,7 +161,8 @@ def test_with_json_it_is_one_object_per_line() -> None:
     report(SNAPSHOT)
     assert json.loads(out.getvalue()) == {
         "peers": 2, "upload_bytes_per_second": 600, "bytes_served_today": 6000,
-        "pieces_served_today": 3, "seeding_credit_minor": {"EUR": 42}}
+        "pieces_served_today": 3, "seeding_credit_minor": {"EUR": 42},
+        "compute_credit_minor": None}
 
 
 def test_the_live_line_is_cut_to_the_terminal_s_width() -> None:
@@ -209,6 +217,18 @@ def test_the_outbox_says_what_was_served_since_a_time(tmp_path: Path) -> None:
     assert outbox.served_since(2_000.0) == (650, 2)
     assert outbox.served_since(3_001.0) == (0, 0)
     outbox.close()
+
+
+def test_the_meter_takes_seeding_and_compute_credit_from_the_wallet() -> None:
+    meter = meter_at(Clock(1000.0))
+    meter.balances_seen([
+        {"kind": "wallet", "currency": "EUR", "balance_minor": 2500, "display": "€25.00"},
+        {"kind": "seeding", "currency": "EUR", "balance_minor": 42, "display": "€0.42"},
+        {"kind": "compute", "currency": "EUR", "balance_minor": 1500, "display": "€15.00"}])
+    snapshot = meter.snapshot()
+    assert (snapshot.credit, snapshot.compute_credit) == ({"EUR": 42}, {"EUR": 1500})
+    assert status_line(snapshot).endswith("seeding credit €0.42, compute credit €15.00")
+    assert snapshot.as_json()["compute_credit_minor"] == {"EUR": 1500}
 
 
 def test_the_daemon_reports_the_seeding_credit_the_wallet_shows(

@@ -199,3 +199,62 @@ def test_a_sales_statements_are_bound_on_the_server_and_prepared(rita, bob, make
     assert any(text.startswith('UPDATE "ledger_account" SET balance') for text in prepared)
     assert any('INSERT INTO "ledger_posting"' in text for text in prepared)
     assert any('FROM "catalogue_work"' in text for text in prepared)
+
+
+class TestComputeCreditStatements:
+    """Compute credit, earned through the compute market, is an account of its own in
+    the statements (API and CSV), and the market's entries say what they are."""
+
+    @pytest.fixture
+    def period(self, rob, bob, carol, fund, device_of, django_capture_on_commit_callbacks):
+        from django.utils import timezone
+
+        from tests.exchange.test_payments import compute_earned
+
+        compute_earned(rob, [bob, carol], fund, device_of, django_capture_on_commit_callbacks)
+        return timezone.now().strftime("%Y-%m")
+
+    def test_a_contributors_statement_shows_compute_credit(self, period, bob, api) -> None:
+        body = api(bob).get(f"/api/v1/statements/{period}/").json()
+        (compute,) = body["accounts"]
+        assert (compute["kind"], compute["opening_minor"], compute["closing_minor"]) == (
+            "compute", 0, 1500)
+        assert [(line["kind"], line["kind_label"], line["memo"], line["amount_minor"])
+                for line in compute["lines"]] == [
+            ("compute_pay", "Compute units paid", "render: 1 unit(s)", 1500)]
+
+    def test_the_csv_names_the_compute_credit_account(self, period, bob, api) -> None:
+        rows = api(bob).get(f"/api/v1/statements/{period}.csv").content.decode().splitlines()
+        assert rows[1] == "Compute credit,EUR,,,opening,,,0"
+        assert rows[2].startswith("Compute credit,EUR,")
+        assert rows[2].endswith(",compute_pay,render: 1 unit(s),1500,1500")
+        assert rows[3] == "Compute credit,EUR,,,closing,,,1500"
+
+    def test_the_customers_statement_labels_hold_pay_and_return(self, period, rob,
+                                                                 api) -> None:
+        body = api(rob).get(f"/api/v1/statements/{period}/").json()
+        lines = {account["kind"]: [(line["kind_label"], line["amount_minor"])
+                                   for line in account["lines"]]
+                 for account in body["accounts"]}
+        assert lines["wallet"] == [("Top-up", 10_000),
+                                   ("Compute job budget into escrow", -4_400),
+                                   ("Compute budget returned", 1_100)]
+        assert lines["escrow"] == [("Compute job budget into escrow", 4_400),
+                                   ("Compute units paid", -3_300),
+                                   ("Compute budget returned", -1_100)]
+
+    def test_the_platforms_statement_shows_the_compute_fee(self, period, admin_user,
+                                                           api) -> None:
+        body = api(admin_user).get(f"/api/v1/statements/{period}/?party=platform").json()
+        (fees,) = [account for account in body["accounts"] if account["kind"] == "fees"]
+        assert [(line["kind_label"], line["amount_minor"]) for line in fees["lines"]] == [
+            ("Compute units paid", 300)]
+
+    def test_a_kind_the_code_no_longer_knows_is_shown_as_stored(self) -> None:
+        import datetime as dt
+
+        from exchange.ledger.statements import StatementLine
+
+        line = StatementLine(at=dt.datetime.now(tz=dt.UTC), entry_id=1, kind="retired",
+                             memo="", amount_minor=1, balance_minor=1)
+        assert line.kind_label == "retired"

@@ -301,6 +301,104 @@ class TestPayouts:
         assert response.status_code == 402
         assert not Payout.objects.exists()
 
+    def test_an_unknown_source_is_refused(self, earner) -> None:
+        from exchange.payments.services import payout_request
+
+        with pytest.raises(ServiceError) as refused:
+            payout_request(user=earner, source="wallet", amount_minor=2000, currency="EUR")
+        assert refused.value.field == "source"
+        assert refused.value.message == "Pay out from earnings, seeding or compute."
+
+
+def compute_earned(customer: Any, contributors: list[Any], fund: Any, device_of: Any,
+                   commit: Any) -> None:
+    """Run a one-unit compute job to its end through the market's services (as
+    tests/exchange/compute_market/test_job_flow.py does): both contributors burn 1.5 x 10^9
+    fuel at 10.00 per 10^12, so each earns 15.00 of compute credit and the platform 3.00;
+    of the 44.00 budget the customer gets 11.00 back when the job ends (``commit`` is
+    ``django_capture_on_commit_callbacks``: the job ends on commit)."""
+    from exchange.compute_market.submission import JobSpec, UnitSpec, job_submit, module_store
+    from tests.exchange.compute_market.support import (
+        EMPTY_COMMAND,
+        Member,
+        enroll,
+        send,
+        signed,
+        take,
+    )
+
+    fund(customer, 10_000)
+    module = module_store(user=customer, wasm=EMPTY_COMMAND)
+    job_submit(customer=customer, spec=JobSpec(
+        name="render", module_sha256=module.sha256, currency="EUR",
+        price_per_tfuel_minor=1_000_000, replication=2,
+        units=[UnitSpec(input=b"0", fuel=2 * 10**9)]))
+    for user in contributors:
+        keys, device = device_of(user)
+        member = Member(user, keys, device)
+        enroll(member)
+        (dispatched,) = take(member)
+        with commit(execute=True):
+            outcomes = send(member, [signed(member, dispatched, b"frame", fuel=1_500_000_000)])
+        assert [o.status for o in outcomes] == ["accepted"]
+
+
+class TestComputeCreditPayouts:
+    """Compute credit is paid out like seeding credit: requested, held aside, then paid
+    or returned to the compute credit account."""
+
+    @pytest.fixture
+    def contributor(self, rob, bob, carol, fund, device_of, django_capture_on_commit_callbacks):
+        compute_earned(rob, [bob, carol], fund, device_of, django_capture_on_commit_callbacks)
+        assert _balance(bob, AccountKind.COMPUTE) == 1500
+        return bob
+
+    def _payout(self, client, amount=1000, key="c-1", **extra):
+        return client.post("/api/v1/payouts/", {"amount_minor": amount, "currency": "EUR",
+                           "account": "compute", **extra}, format="json",
+                           HTTP_IDEMPOTENCY_KEY=key)
+
+    def test_the_wallet_lists_compute_credit(self, contributor, api) -> None:
+        balances = api(contributor).get("/api/v1/wallet/").json()["balances"]
+        assert {"kind": "compute", "currency": "EUR", "balance_minor": 1500,
+                "display": "€15.00"} in balances
+
+    def test_a_paid_payout_from_compute_credit_leaves_the_system(
+            self, contributor, api, django_capture_on_commit_callbacks) -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = self._payout(api(contributor))
+        assert response.status_code == 201, response.json()
+        assert response.json()["source"] == "compute"
+        payout = Payout.objects.get()
+        assert (payout.source, payout.state) == ("compute", "paid")
+        assert payout.get_source_display() == "Compute credit"
+        assert _balance(contributor, AccountKind.COMPUTE) == 500
+        assert _balance(contributor, AccountKind.PAYOUT_PENDING) == 0
+        assert JournalEntry.objects.filter(kind="payout_paid").count() == 1
+
+    def test_a_failed_payout_returns_the_money_to_compute_credit(
+            self, contributor, api, django_capture_on_commit_callbacks) -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            self._payout(api(contributor), scenario="fail")
+        assert Payout.objects.get().state == "returned"
+        assert _balance(contributor, AccountKind.COMPUTE) == 1500
+        assert _balance(contributor, AccountKind.PAYOUT_PENDING) == 0
+        assert _balance(contributor, AccountKind.EARNINGS) == 0
+        assert _balance(contributor, AccountKind.SEEDING) == 0
+
+    def test_above_the_compute_credit_is_refused(self, contributor, api) -> None:
+        response = self._payout(api(contributor), amount=1501)
+        assert response.status_code == 402
+        assert response.json()["error"]["code"] == "insufficient_funds"
+        assert not Payout.objects.exists()
+        assert _balance(contributor, AccountKind.COMPUTE) == 1500
+
+    def test_compute_credit_is_not_paid_out_from_another_source(self, contributor,
+                                                                api) -> None:
+        response = self._payout(api(contributor), account="seeding")
+        assert response.status_code == 402
+        assert _balance(contributor, AccountKind.COMPUTE) == 1500
+
 
 def _in_a_fresh_process(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``code`` where settings are read from ``env`` alone, as at a real start."""

@@ -28,6 +28,15 @@ def sold(rita, bob, carol, make_work, fund, device_of, api):
     return purchase
 
 
+@pytest.fixture
+def contributed(rob, bob, carol, fund, device_of, django_capture_on_commit_callbacks):
+    """Bob and Carol ran a compute job of Rob's: 15.00 of compute credit each, 3.00 fee."""
+    from tests.exchange.test_payments import compute_earned
+
+    compute_earned(rob, [bob, carol], fund, device_of, django_capture_on_commit_callbacks)
+    return bob
+
+
 def _once(page: str) -> str:
     match = re.search(r'name="once" value="([^"]+)"', page)
     assert match
@@ -116,3 +125,61 @@ def test_the_dashboard_is_for_admins_only(sold, admin_user, bob, client) -> None
     page = client.get("/dashboard/").content.decode()
     assert "€1.25" in page  # the platform fee
     assert 'id="volume-EUR" type="application/json"' in page
+
+
+def test_the_wallet_shows_compute_credit_and_pays_it_out(
+        contributed, client, django_capture_on_commit_callbacks) -> None:
+    client.force_login(contributed)
+    page = client.get("/wallet/").content.decode()
+    assert re.search(r"<td>Compute credit</td><td>EUR</td><td class=\"num\">€15.00</td>", page)
+    assert '<option value="compute">Compute credit</option>' in page
+    assert '<option value="earnings">' not in page  # nothing to pay out there
+    form = {"once": _once(page), "account": "compute", "amount": "10.00", "currency": "EUR"}
+    with django_capture_on_commit_callbacks(execute=True):
+        page = client.post("/wallet/payout/", form, follow=True).content.decode()
+    assert "Payout requested." in page
+    payout = Payout.objects.get()
+    assert (payout.source, payout.amount_minor, payout.state) == ("compute", 1000, "paid")
+    assert re.search(r"<td>Compute credit</td><td>EUR</td><td class=\"num\">€5.00</td>", page)
+    assert "<td>Compute credit</td><td class=\"num\">€10.00</td>" in page  # recent payouts
+
+
+def test_the_statement_shows_compute_credit_and_its_entries(contributed, rob,
+                                                            client) -> None:
+    period = timezone.now().strftime("%Y-%m")
+    client.force_login(contributed)
+    page = client.get(f"/statements/{period}/").content.decode()
+    assert "<h2>Compute credit · EUR" in page
+    assert "Compute units paid<br><small>render: 1 unit(s)</small>" in page
+    assert "€15.00" in page
+    csv = client.get(f"/statements/{period}/", {"format": "csv"}).content.decode()
+    assert "Compute credit,EUR,,,closing,,,1500" in csv
+    client.force_login(rob)
+    page = client.get(f"/statements/{period}/").content.decode()
+    assert "Compute job budget into escrow" in page
+    assert "Compute budget returned" in page
+
+
+def test_the_library_and_the_studio_show_compute_credit(contributed, client) -> None:
+    client.force_login(contributed)
+    library = client.get("/purchases/").content.decode()
+    assert "Compute earnings" in library
+    assert "€15.00" in library
+    studio = client.get("/studio/sales/").content.decode()
+    assert "Compute credit: €15.00" in studio
+
+
+def test_the_library_has_no_compute_section_without_compute_credit(sold, carol,
+                                                                   client) -> None:
+    client.force_login(carol)
+    assert "Compute earnings" not in client.get("/purchases/").content.decode()
+
+
+def test_the_dashboard_shows_the_compute_fees(contributed, admin_user, client) -> None:
+    client.force_login(admin_user)
+    page = client.get("/dashboard/").content.decode()
+    assert re.search(r"<dt>Compute fees</dt><dd>€3.00<small>", page)
+    assert re.search(r"<dt>Net revenue \(platform fees\)</dt><dd>€0.00<small>", page)
+    chart = re.search(r'id="volume-EUR" type="application/json">(.*?)</script>', page)
+    assert chart
+    assert '"Compute fees"' in chart.group(1)
