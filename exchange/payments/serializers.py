@@ -49,7 +49,7 @@ class TopUpIn(_ProviderOptionsIn):
 
 
 class PayoutIn(_ProviderOptionsIn):
-    """Money paid out to you from your earnings or seeding credit."""
+    """Money paid out to you from your earnings, seeding credit or compute credit."""
 
     payment_kind = "payout"
     amount_minor = StrictIntegerField()
