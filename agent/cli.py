@@ -158,7 +158,7 @@ def cmd_buy(agent: Agent, args: argparse.Namespace) -> int:
 # A top-up in one of these states is asked for but not yet in the wallet's balance.
 PENDING_TOPUP_STATES = ("pending", "processing")
 ACCOUNT_NAMES = {"wallet": "wallet", "earnings": "earnings", "seeding": "seeding credit",
-                 "payout_pending": "payouts on the way"}
+                 "compute": "compute credit", "payout_pending": "payouts on the way"}
 
 
 def cmd_wallet(agent: Agent, args: argparse.Namespace) -> int:
@@ -356,6 +356,87 @@ def uploads_lines(uploads: list[Upload], *, now: float) -> list[str]:
                                   right=(2, 3, 4), indent="  ")]
 
 
+def cmd_contribute(agent: Agent, args: argparse.Namespace) -> int:
+    """Run compute units for others within the declared limits, until stopped (Ctrl-C),
+    idle (``--until-idle``) or done (``--max-units``); print what happened and the
+    compute credit the wallet holds."""
+    import logging
+    import signal
+
+    from agent.contribute.limits import DeclaredLimits
+    from agent.contribute.loop import ContributeLoop, Options, Tally
+    from agent.display import contribute_line
+
+    agent.require_login()
+    limits = DeclaredLimits(cores=args.cores, memory_mib=args.memory_mib,
+                            hours_per_day=args.hours_per_day, only_when_idle=args.only_when_idle)
+    options = Options(limits=limits, batch=args.batch or limits.cores,
+                      max_units=args.max_units, until_idle=args.until_idle)
+    interactive = not args.json and sys.stdout.isatty() and sys.stdin.isatty()
+    logging.basicConfig(level=logging.INFO if not args.json else logging.WARNING,
+                        format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    live = None
+    if interactive:
+        from agent.commands_transfer import LiveLine
+
+        live = LiveLine(sys.stdout)
+
+    def report(tally: Tally) -> None:
+        if live is not None:
+            live.show(contribute_line(
+                units_run=tally.units_run, accepted=tally.accepted, rejected=tally.rejected,
+                duplicate=tally.duplicate, running=tally.running,
+                used_today_seconds=tally.used_today, hours_per_day=limits.hours_per_day,
+                pause=tally.pause.detail if tally.pause else ""))
+
+    loop = ContributeLoop(platform=agent.platform, device=agent.device, home=agent.home,
+                          options=options, report=report)
+
+    def terminate(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)  # a service manager's stop: Ctrl-C's
+    try:
+        tally = loop.run()
+    except KeyboardInterrupt:
+        loop.stop("interrupted")  # run() has abandoned the units in flight on its way out
+        tally = loop.tally
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if live is not None:
+            live.close()
+    summary = tally.as_json()
+    summary["compute_credit"] = _compute_credit(agent)
+    lines = [f"Stopped ({tally.stopped_because}): ran {tally.units_run:,} unit(s); results "
+             f"accepted {tally.accepted:,}, rejected {tally.rejected:,}"
+             + (f", duplicate {tally.duplicate:,}" if tally.duplicate else "") + "."]
+    if tally.reasons:
+        lines.append("Rejected: " + ", ".join(f"{reason} x{count}"
+                                                for reason, count in sorted(tally.reasons.items())))
+    credit = summary["compute_credit"]
+    lines.append("Compute credit: " + (", ".join(c["display"] for c in credit) if credit
+                                       else "none yet" if credit is not None
+                                       else "unknown (the platform did not answer)")
+                 + " (paid as units are validated by a second device).")
+    _print(args, "\n".join(lines), summary)
+    if loop.error is not None and tally.stopped_because not in ("idle", "max-units"):
+        print(f"error: {loop.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _compute_credit(agent: Agent) -> list[dict[str, Any]] | None:
+    """The wallet's compute credit balances, or None if the platform cannot say now."""
+    try:
+        balances = agent.platform.wallet()["balances"]
+    except (PlatformError, PlatformUnreachableError):
+        return None
+    return [{"currency": b["currency"], "balance_minor": int(b["balance_minor"]),
+             "display": format_minor(int(b["balance_minor"]), str(b["currency"]))}
+            for b in balances if b["kind"] == "compute"]
+
+
 # --- parser --------------------------------------------------------------------------------------
 
 
@@ -470,6 +551,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topup", nargs=2, metavar=("AMOUNT_MINOR", "CURRENCY"),
                    help="ask for a top-up, e.g. --topup 2500 EUR")
     p.set_defaults(handler=cmd_wallet)
+
+    from agent.contribute import limits as compute_limits
+
+    p = sub.add_parser(
+        "contribute", parents=[common],
+        help="run compute units for others and earn compute credit (runs until stopped)",
+        description="Opt this device in to the compute market and run work units for "
+                    "others in a sandbox, within the limits below, until stopped (Ctrl-C: "
+                    "units in flight are abandoned, and the platform gives them to another "
+                    "device after their deadline). Each result is signed with the device "
+                    "key; it is paid once another member's device agrees with it.")
+    p.add_argument("--cores", type=compute_limits.cores_arg,
+                   default=compute_limits.default_cores(),
+                   help="units to run at once (default half the CPUs: "
+                        f"{compute_limits.default_cores()})")
+    p.add_argument("--memory-mib", type=compute_limits.memory_mib_arg,
+                   default=compute_limits.DEFAULT_MEMORY_MIB, metavar="MIB",
+                   help="the most memory one unit may use (default "
+                        f"{compute_limits.DEFAULT_MEMORY_MIB}); only jobs within it are taken")
+    p.add_argument("--hours-per-day", type=compute_limits.hours_arg, default=24, metavar="H",
+                   help="hours a day units may run (default 24); counted in the agent's "
+                        "folder, the rest of the day is then paused")
+    p.add_argument("--only-when-idle", action="store_true",
+                   help="take units only while others' load is low and nobody typed at a "
+                        "terminal in the last 5 minutes (graphical input is not detected)")
+    p.add_argument("--batch", type=compute_limits.batch_arg, default=None, metavar="N",
+                   help="units to ask for at once (default: --cores)")
+    p.add_argument("--max-units", type=compute_limits.count_arg, default=None, metavar="N",
+                   help="stop after running N units")
+    p.add_argument("--until-idle", action="store_true",
+                   help="stop the first time the platform has no work (for scripts and tests)")
+    p.set_defaults(handler=cmd_contribute)
     return parser
 
 

@@ -52,3 +52,17 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *,
                  for i, cell in enumerate(row)]
         lines.append((indent + "  ".join(cells)).rstrip())
     return lines
+
+
+def contribute_line(*, units_run: int, accepted: int, rejected: int, duplicate: int,
+                    running: int, used_today_seconds: float, hours_per_day: int,
+                    pause: str = "") -> str:
+    """``contribute``'s live line: units run, the platform's answers so far (whether a
+    result agreed with the quorum is known only later, when the unit is decided), units
+    running now, today's hours, and why it is paused if it is."""
+    answers = f"accepted {accepted:,}, rejected {rejected:,}"
+    if duplicate:
+        answers += f", duplicate {duplicate:,}"
+    used = f"{used_today_seconds / 3600:.1f}/{hours_per_day} h today"
+    text = f"units run {units_run:,} · {answers} · running {running} · {used}"
+    return f"{text} · paused: {pause}" if pause else text

@@ -190,6 +190,45 @@ class PlatformClient:
         return dict(self._request("POST", f"/api/v1/licences/{licence_id}/receipt/",
                                   json={"receipt": receipt}))
 
+    # --- contributing compute ---------------------------------------------------------------
+
+    def compute_enroll(self, *, device_id: str, runtime: str, cores: int, memory_bytes: int,
+                       hours_per_day: int, only_when_idle: bool) -> dict[str, Any]:
+        """Opt this device in to contribute (the same call again updates its limits)."""
+        return dict(self._request("POST", "/api/v1/compute/contributors/", json={
+            "device": device_id, "runtime": runtime, "cores": cores,
+            "memory_bytes": memory_bytes, "hours_per_day": hours_per_day,
+            "only_when_idle": only_when_idle, "agent_version": __version__}))
+
+    def compute_contributors(self) -> list[dict[str, Any]]:
+        """Your devices that contribute, with their standing against the quorum."""
+        return list(self._paged("/api/v1/compute/contributors/"))
+
+    def compute_dispatch(self, *, device_id: str, max_units: int,
+                         idempotency_key: str) -> dict[str, Any]:
+        """Up to ``max_units`` units for this device. Retry a lost answer with the same
+        ``idempotency_key``: the platform then answers with the same units again."""
+        return dict(self._request("POST", "/api/v1/compute/dispatch/",
+                                  json={"device": device_id, "max_units": max_units},
+                                  headers={"Idempotency-Key": idempotency_key}))
+
+    def compute_results(self, *, device_id: str,
+                        results: list[dict[str, Any]]) -> dict[str, Any]:
+        """Signed results in a batch (``assignment``, ``token``, ``output`` in base64);
+        sending the same again is answered ``duplicate``, so a lost answer may be retried."""
+        return dict(self._request("POST", "/api/v1/compute/results/",
+                                  json={"device": device_id, "results": results}))
+
+    def compute_module(self, sha256: str) -> bytes:
+        """A job's module, as the platform stores it (the caller checks its hash)."""
+        try:
+            response = self._client.get(f"/api/v1/compute/modules/{sha256}/")
+        except httpx.TransportError as exc:
+            raise PlatformUnreachableError(f"cannot reach the platform: {exc}") from exc
+        if response.status_code != 200:
+            raise _error_from(response)
+        return response.content
+
 
 def _error_from(response: httpx.Response) -> PlatformError:
     try:

@@ -53,7 +53,7 @@ class ModuleCreateView(APIView):
     permission_classes = [permissions.IsAuthenticated]
     parser_classes = [MultiPartParser]
 
-    @extend_schema(request=ModuleIn, responses={201: ModuleOut, **errors(413, 422)})
+    @extend_schema(request=ModuleIn, responses={201: ModuleOut, **errors(413)})
     @upload_limit("COMPUTE_MAX_MODULE_BYTES")
     def post(self, request: Request) -> Response:
         data = ModuleIn(data=request.data)
@@ -72,12 +72,12 @@ class ModuleDetailView(APIView):
     @extend_schema(responses={(200, "application/wasm"): bytes, **errors(404)})
     def get(self, request: Request, sha256: str) -> HttpResponse:
         user = authenticated_user(request)
-        allowed = ComputeModule.objects.filter(pk=sha256[:64]).filter(
+        wasm = ComputeModule.objects.filter(pk=sha256).filter(
             Q(uploaded_by=user) | Q(jobs__customer=user)
-            | Q(jobs__in=Assignment.objects.filter(user=user).values("job_id"))).exists()
-        if not allowed:
+            | Q(jobs__in=Assignment.objects.filter(user=user).values("job_id"))
+        ).values_list("wasm", flat=True).first()
+        if wasm is None:
             raise ServiceError(_("No such module."), code="not_found", status_code=404)
-        wasm = ComputeModule.objects.filter(pk=sha256).values_list("wasm", flat=True)[0]
         response = HttpResponse(bytes(wasm), content_type="application/wasm")
         response["Cache-Control"] = "private, max-age=31536000, immutable"
         return response

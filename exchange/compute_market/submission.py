@@ -62,7 +62,7 @@ def module_store(*, user: User, wasm: bytes) -> ComputeModule:
         module = check_module(make_engine(), wasm, max_bytes=MAX_MODULE_BYTES)
     except ModuleRejectedError as error:
         raise ServiceError(_("The module was refused: %(reason)s.") % {"reason": error},
-                           code="module_rejected", status_code=422, field="module") from None
+                           code="module_rejected", status_code=400, field="module") from None
     imports = sorted(item.name or "" for item in module.imports)
     stored, _created = ComputeModule.objects.get_or_create(
         sha256=digest, defaults={"size": len(wasm), "wasm": bytes(wasm), "imports": imports,

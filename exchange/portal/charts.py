@@ -163,6 +163,17 @@ def bytes_chart(*, element_id: str, caption: str, labels: list[str], series: Seq
     )
 
 
+def count_chart(*, element_id: str, caption: str, labels: list[str], series: Sequence[Series],
+                x_title: str, y_title: str, kind: Literal["bar", "line"] = "line") -> Chart:
+    """A chart of whole counts (units done, say); the table gives them exactly."""
+    locale = active_locale()
+    return _chart(
+        element_id=element_id, caption=caption, kind=kind, labels=labels, series=series,
+        unit={"type": "count"}, x_title=x_title, y_title=y_title, value_text=str,
+        cell_text=lambda n: str(format_decimal(n, locale=locale)),
+    )
+
+
 @dataclass(frozen=True)
 class WorkRow:
     """One line of the per-work table: a work's sales in one currency, and what peers

@@ -38,6 +38,8 @@ class FakePlatform:
             return httpx.Response(404, json={"error": {"code": "not_found",
                                                        "message": "Not found.", "fields": {}}})
         body = answer(request) if callable(answer) else answer
+        if isinstance(body, Reply):
+            return body.response()
         status = 201 if request.method == "POST" else 200
         return httpx.Response(status, content=json.dumps(body).encode(),
                               headers={"Content-Type": "application/json"})
@@ -51,6 +53,30 @@ class FakePlatform:
         monkeypatch.setattr(
             "agent.context.PlatformClient",
             lambda url, token="": PlatformClient(url, token, transport=transport))
+
+
+class Reply:
+    """An answer with its own status: an error in the platform's shape (``Reply.error``),
+    or raw bytes (a module's ``application/wasm``)."""
+
+    def __init__(self, status: int, *, json_body: Any = None, content: bytes | None = None,
+                 content_type: str = "application/json") -> None:
+        self.status = status
+        self.content = content if content is not None else json.dumps(json_body).encode()
+        self.content_type = content_type
+
+    @classmethod
+    def error(cls, status: int, code: str, message: str = "") -> Reply:
+        return cls(status, json_body={"error": {"code": code, "message": message or code,
+                                                "fields": {}}})
+
+    @classmethod
+    def raw(cls, content: bytes, content_type: str = "application/octet-stream") -> Reply:
+        return cls(200, content=content, content_type=content_type)
+
+    def response(self) -> httpx.Response:
+        return httpx.Response(self.status, content=self.content,
+                              headers={"Content-Type": self.content_type})
 
 
 def page(results: list[dict[str, Any]], *, next_url: str | None = None) -> dict[str, Any]:

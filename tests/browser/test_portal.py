@@ -445,3 +445,36 @@ def test_the_page_has_no_serious_or_critical_accessibility_violations(
             people.go(page, f"/works/{_any_work(site, journey)}/" if path == "work" else path)
         violations = _serious_violations(page)
     assert not violations, f"axe-core on {name} ({page.url}):\n  " + "\n  ".join(violations)
+
+
+# --- the compute market ----------------------------------------------------------------------
+
+#: the finished job the demo data computes (exchange/catalogue/management/commands/demo_data.py)
+DEMO_JOB = "Demo picture"
+
+
+def test_on_a_phone_the_demo_jobs_page_shows_its_picture_and_chart_accessibly(
+    people: People, screenshots: Path
+) -> None:
+    width = 390
+    with people.page("bob", width=width, height=PHONE_HEIGHT, phone=True) as page:
+        people.go(page, "/compute/")
+        link = page.locator("main table a", has_text=DEMO_JOB).first
+        assert link.count(), f"no demo job in Bob's list:\n{_text(page)[:1500]}"
+        with page.expect_navigation():
+            link.click()
+        picture = page.locator("main figure.render-picture img")
+        picture.wait_for(state="visible")
+        page.wait_for_function("(image) => image.complete && image.naturalWidth > 0",
+                               arg=picture.element_handle())
+        box = picture.bounding_box()
+        assert box is not None, "the picture has no box"
+        assert 0 < box["width"] <= width - box["x"] + 0.5, box
+        chart = page.locator(f"main {CHART}")
+        chart.wait_for(state="visible")  # drawn: the script unhides it
+        assert (chart.bounding_box() or {"height": 0})["height"] > 0
+        _shot(page, screenshots, "compute-job-phone-390.png")
+        problems = _layout_problems(page, width)
+        violations = _serious_violations(page)
+    assert not problems, "the demo job's page at 390 px:\n  " + "\n  ".join(problems)
+    assert not violations, "axe-core on the demo job's page:\n  " + "\n  ".join(violations)

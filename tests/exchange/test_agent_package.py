@@ -38,13 +38,15 @@ from exchange.portal.agent_views import agent_download
 pytestmark = pytest.mark.slow
 
 REPO = Path(django_settings.BASE_DIR)
-PURE = ("agent", "licensing", "watermark")
+PURE = ("agent", "compute", "licensing", "watermark")
 
 
 def _agent_sources() -> list[Path]:
-    """What the agent runs on: all of agent/ and watermark/, and licensing's pure core."""
-    return sorted([*REPO.glob("agent/**/*.py"), REPO / "licensing" / "__init__.py",
-                   *REPO.glob("licensing/core/**/*.py"), *REPO.glob("watermark/**/*.py")])
+    """What the agent runs on: all of agent/, compute/ (the sandbox `contribute` runs
+    units in) and watermark/, and licensing's pure core."""
+    return sorted([*REPO.glob("agent/**/*.py"), *REPO.glob("compute/**/*.py"),
+                   REPO / "licensing" / "__init__.py", *REPO.glob("licensing/core/**/*.py"),
+                   *REPO.glob("watermark/**/*.py")])
 
 
 def _imported_distributions() -> set[str]:
@@ -154,7 +156,8 @@ def test_the_wheel_holds_exactly_the_agents_sources_and_nothing_of_the_platform(
     expected = {path.relative_to(REPO).as_posix(): path.read_bytes()
                 for path in _agent_sources()}
     assert modules == expected
-    assert {"agent/__init__.py", "agent/cli.py", "licensing/core/__init__.py",
+    assert {"agent/__init__.py", "agent/cli.py", "agent/contribute/loop.py",
+            "compute/worker.py", "compute/worker_main.py", "licensing/core/__init__.py",
             "licensing/core/jws.py", "watermark/__init__.py",
             "watermark/audio/codec.py"} <= set(modules)
     assert not [name for name in modules if name.startswith(("exchange/", "tests/"))]
@@ -213,7 +216,7 @@ def test_the_installed_wheel_runs_the_agent_from_outside_the_project(
     helped = _run_installed(installed, tmp_path, sys.executable, "-m", "agent", "--help")
     assert helped.returncode == 0, helped.stderr
     assert helped.stdout.startswith("usage:")
-    for command in ("init", "login", "get", "share"):
+    for command in ("init", "login", "get", "share", "contribute"):
         assert command in helped.stdout
 
     script = _run_installed(installed, tmp_path, str(installed / "bin" / "peermark-agent"),
@@ -225,8 +228,8 @@ def test_the_installed_wheel_runs_the_agent_from_outside_the_project(
 def test_every_module_of_the_installed_wheel_imports(installed: Path, tmp_path: Path) -> None:
     """No module in the wheel needs one that was left out."""
     program = (
-        "import importlib, pkgutil, agent, licensing, watermark\n"
-        "for package in (agent, licensing, watermark):\n"
+        "import importlib, pkgutil, agent, compute, licensing, watermark\n"
+        "for package in (agent, compute, licensing, watermark):\n"
         "    for module in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):\n"
         "        if not module.name.endswith('__main__'):\n"
         "            importlib.import_module(module.name)\n"
@@ -234,6 +237,29 @@ def test_every_module_of_the_installed_wheel_imports(installed: Path, tmp_path: 
     result = _run_installed(installed, tmp_path, sys.executable, "-c", program)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_the_installed_wheel_runs_a_unit_in_its_sandbox(installed: Path, tmp_path: Path) -> None:
+    """`contribute` needs the sandbox: its worker processes start from the installed
+    folder (the demo module is given from outside, as the platform would send it)."""
+    program = (
+        "import sys, compute\n"
+        "from compute.demo import Tile, tile_input\n"
+        "from compute.unit import Unit\n"
+        "from compute.worker import Sandbox\n"
+        "sandbox = Sandbox(sys.argv[2])\n"
+        "module = sandbox.prepare(open(sys.argv[1], 'rb').read())\n"
+        "unit = Unit(job_id='j', unit_id='0', fuel=10**9,\n"
+        "            input=tile_input(8, 8, Tile(0, 0, 8, 8), samples=1))\n"
+        "result = sandbox.run(module, unit)\n"
+        "print(compute.__file__, result.stop, len(result.output))\n")
+    wasm = REPO / "compute" / "demo" / "render.wasm"
+    result = _run_installed(installed, tmp_path, sys.executable, "-c", program, str(wasm),
+                            str(tmp_path / "sandbox"))
+    assert result.returncode == 0, result.stderr
+    where, stop, size = result.stdout.split()
+    assert Path(where).is_relative_to(installed)
+    assert (stop, size) == ("exit", str(8 * 8 * 3))
 
 
 # --- the download ---------------------------------------------------------------------------

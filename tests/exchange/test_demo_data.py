@@ -41,3 +41,60 @@ def test_running_it_again_changes_nothing(settings) -> None:
     before = (User.objects.count(), Work.objects.count())
     call_command("demo_data", "--quiet")
     assert (User.objects.count(), Work.objects.count()) == before
+
+
+def test_it_makes_a_finished_compute_job_whose_tiles_are_the_picture(settings) -> None:
+    """Bob's demo picture was computed for real by two members' devices: validated,
+    paid, finished, its budget's rest returned, and its tiles put together into it."""
+    import io
+
+    from django.db.models import Sum
+    from PIL import Image
+
+    from compute.demo import assemble, tiles
+    from exchange.compute_market.archives import demo_render_png
+    from exchange.compute_market.models import (
+        ComputeJob,
+        Contributor,
+        JobEarning,
+        JobState,
+        UnitState,
+    )
+    from exchange.compute_market.selectors import unit_output
+    from exchange.ledger.models import Posting
+
+    call_command("demo_data", "--quiet")
+
+    job = ComputeJob.objects.get()
+    assert (job.customer.username, job.state) == ("bob", JobState.COMPLETED)
+    assert job.units.count() == 12
+    assert set(job.units.values_list("state", flat=True)) == {UnitState.VALIDATED}
+    devices = Contributor.objects.order_by("user__username")
+    assert [(c.user.username, c.agreed, c.disagreed) for c in devices] == [
+        ("carol", 12, 0), ("rita", 12, 0)]
+    earned = dict(JobEarning.objects.filter(job=job, user__isnull=False)
+                  .values_list("user__username", "paid_minor"))
+    assert set(earned) == {"carol", "rita"}
+    assert all(amount > 0 for amount in earned.values())
+    assert 0 < job.refunded_minor < job.budget_minor
+    assert Posting.objects.aggregate(total=Sum("amount"))["total"] == 0
+
+    picture = demo_render_png(job)
+    assert picture is not None
+    expected = assemble(160, 120, ((tile, unit_output(job, seq))
+                                   for seq, tile in enumerate(tiles(160, 120, 40, 40))))
+    image = Image.open(io.BytesIO(picture))
+    assert (image.format, image.size, image.mode) == ("PNG", (160, 120), "RGB")
+    assert image.tobytes() == expected
+    assert len(set(expected)) > 50  # a picture, not a blank
+
+
+def test_running_it_again_makes_no_second_job_or_device(settings) -> None:
+    from exchange.compute_market.models import ComputeJob, Contributor
+    from exchange.licensing.models import Device
+
+    call_command("demo_data", "--quiet")
+    before = (ComputeJob.objects.count(), Device.objects.count(), Contributor.objects.count())
+    call_command("demo_data", "--quiet")
+    assert (ComputeJob.objects.count(), Device.objects.count(),
+            Contributor.objects.count()) == before == (1, 2, 2)

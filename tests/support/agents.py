@@ -89,3 +89,26 @@ def _agent_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO")}
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def start_module(agent: AgentProcess, module: str, *args: str) -> subprocess.Popen[bytes]:
+    """Start ``python -m MODULE --data-dir HOME --json ARGS`` for this agent's folder in the
+    background (its own session, so that a kill reaches its worker processes too): for
+    programs that run the agent's own CLI with something changed (a cheating contributor)."""
+    command = [sys.executable, "-m", module, "--data-dir", str(agent.home), "--json", *args]
+    return subprocess.Popen(command, cwd=ROOT, env=_agent_env(), stdout=subprocess.PIPE,
+                            stderr=agent.log.open("ab"), start_new_session=True)
+
+
+def contribute(agent: AgentProcess, *args: str,
+               module: str = "agent") -> subprocess.Popen[bytes]:
+    """``contribute ARGS`` in the background; its final JSON summary is on its stdout."""
+    return start_module(agent, module, "contribute", *args)
+
+
+def summary_of(process: subprocess.Popen[bytes], *, timeout: float) -> dict[str, Any]:
+    """Wait for a background ``contribute`` and read its JSON summary."""
+    out, _ = process.communicate(timeout=timeout)
+    text = out.decode()
+    assert text.strip(), f"no summary (exit status {process.returncode})"
+    return dict(json.loads(text))

@@ -1,5 +1,10 @@
 """Create the demo's people (buyers with money in their wallets) and works (pictures and
-short music tracks, all made here), and print how to log in.
+short music tracks, all made here), a finished compute job, and print how to log in.
+
+The compute job is Bob's picture from the demo ray tracer, computed for real: Carol's
+and Rita's demo devices (keys kept in the data folder, like an agent's) take its tiles,
+run each in the sandbox and send the signed results, so the job is validated, paid and
+completed by the market's own code, as if two agents had contributed.
 
 Safe to run again: existing demo users and works are kept, and the passwords (random,
 kept in the data folder with owner-only access, never in the repository) stay the same.
@@ -11,6 +16,7 @@ import io
 import json
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +24,25 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
+from compute.limits import MIB, Limits
+from compute.profile import runtime_profile
+from compute.results import sign_unit_result
+from compute.unit import Unit
+from compute.worker import Sandbox
 from exchange.accounts.models import Role, User
 from exchange.catalogue.demo_audio import demo_music_mp3
 from exchange.catalogue.demo_images import demo_image_png
 from exchange.catalogue.models import Work
 from exchange.catalogue.services import work_register
+from exchange.compute_market.contributors import contributor_enroll
+from exchange.compute_market.demo_jobs import demo_module, demo_render_spec
+from exchange.compute_market.dispatch import units_dispatch
+from exchange.compute_market.intake import ResultItem, results_submit
+from exchange.compute_market.models import ComputeJob, ComputeModule, JobState
+from exchange.compute_market.submission import job_submit
+from exchange.core.errors import ServiceError
+from exchange.licensing.services import device_register
+from licensing.core import DeviceKeys
 
 DEMO_USERS = (
     ("rita", Role.RIGHTS_HOLDER, "Rita the rights holder"),
@@ -65,6 +85,17 @@ def _load_passwords() -> dict[str, str]:
 # What the demo buyers start with, so that a first purchase needs no top-up.
 DEMO_FUNDS = (("EUR", 5000), ("USD", 5000), ("JPY", 5000), ("KRW", 100_000))
 
+#: The demo's compute job: Bob's picture, 12 tiles of 40 x 40 pixels, each run on the
+#: devices of the two contributors (about 3 s in all). The price per trillion fuel is
+#: high, so that a job this small costs whole cents (about EUR 0.40 of a EUR 1.41 budget).
+DEMO_RENDER_NAME = "Demo picture (ray-traced, 160 x 120)"
+DEMO_RENDER = {"width": 160, "height": 120, "tile": 40, "samples": 4}
+DEMO_RENDER_PRICE = ("EUR", 100_000)
+DEMO_RENDER_CUSTOMER = "bob"
+DEMO_CONTRIBUTORS = ("carol", "rita")
+#: how long to wait for the customer's top-up (delivered by a worker where Celery runs)
+FUNDS_WAIT_SECONDS = 30.0
+
 
 class Command(BaseCommand):
     help = "Create demo users (a rights holder, two buyers, an admin) and a few works."
@@ -100,6 +131,88 @@ class Command(BaseCommand):
             byte_allowance_multiple=2,
         )
 
+    # --- the compute job -----------------------------------------------------------------
+
+    def _demo_compute(self, users: dict[str, User]) -> None:
+        """Bob's demo picture, submitted, computed by two devices and finished (once)."""
+        customer = users[DEMO_RENDER_CUSTOMER]
+        job = ComputeJob.objects.filter(customer=customer, name=DEMO_RENDER_NAME).first()
+        if job is not None and job.state != JobState.RUNNING:
+            return
+        if job is None:
+            job = self._submit_render(customer)
+            if job is None:
+                return
+        folder = settings.DATA_DIR / "demo-compute"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        devices = [self._contributing_device(users[name], folder) for name in DEMO_CONTRIBUTORS]
+        self._compute(job, devices, folder / "sandbox")
+
+    def _submit_render(self, customer: User) -> ComputeJob | None:
+        currency, price = DEMO_RENDER_PRICE
+        spec = demo_render_spec(module=demo_module(customer), currency=currency,
+                                price_per_tfuel_minor=price, name=DEMO_RENDER_NAME,
+                                **DEMO_RENDER)
+        waited_until = time.monotonic() + FUNDS_WAIT_SECONDS
+        while True:
+            try:
+                return job_submit(customer=customer, spec=spec)
+            except ServiceError as error:
+                # The top-up may still be on its way (a worker delivers its webhook).
+                if error.code not in ("insufficient_funds", "currency_mismatch") or (
+                        time.monotonic() > waited_until):
+                    self.stderr.write(f"The demo compute job was not made: {error.message}")
+                    return None
+            time.sleep(0.5)
+
+    @staticmethod
+    def _contributing_device(user: User, folder: Path) -> tuple[User, DeviceKeys]:
+        """The member's demo device: keys made once and kept (as an agent keeps its own),
+        registered, and opted in to contribute."""
+        path = folder / f"{user.username}.device-keys"
+        if path.exists():
+            keys = DeviceKeys.load(path)
+        else:
+            keys = DeviceKeys.generate()
+            keys.save(path)
+        public = keys.public.to_b64url()
+        device_register(user=user, name=f"{user.username}'s demo computer",
+                        signing_key=public["sig"], kem_key=public["kem"])
+        contributor_enroll(user=user, device_id=keys.device_id, runtime=runtime_profile(),
+                           cores=2, memory_bytes=512 * MIB, agent_version="demo data")
+        return user, keys
+
+    @staticmethod
+    def _compute(job: ComputeJob, devices: list[tuple[User, DeviceKeys]],
+                 cache: Path) -> None:
+        """Each device takes the job's open units, runs them in the sandbox and sends the
+        signed results, until none is left to take. Units of any other job dispatch hands
+        out are left alone (they return to the queue at their deadline)."""
+        module = ComputeModule.objects.get(pk=job.module_id)
+        sandbox = Sandbox(cache, limits=Limits(memory_bytes=job.memory_bytes,
+                                               output_bytes=job.output_bytes))
+        prepared = sandbox.prepare(bytes(module.wasm))
+        for _round in range(job.max_results):
+            sent = 0
+            for user, keys in devices:
+                items = []
+                for given in units_dispatch(user=user, device_id=keys.device_id,
+                                            max_units=job.unit_count):
+                    if given.job.pk != job.pk:
+                        continue
+                    result = sandbox.run(prepared, Unit(
+                        job_id=str(job.pk), unit_id=given.unit.unit_id,
+                        input=bytes(given.unit.input), fuel=given.unit.fuel_cap,
+                        args=tuple(job.args)))
+                    items.append(ResultItem(
+                        assignment=given.assignment.pk, output=result.output,
+                        token=sign_unit_result(keys, result, issued_at=int(time.time()))))
+                if items:
+                    results_submit(user=user, device_id=keys.device_id, items=items)
+                    sent += len(items)
+            if not sent:
+                return
+
     def handle(self, *args: Any, **options: Any) -> None:
         passwords = _load_passwords()
         users: dict[str, User] = {}
@@ -131,6 +244,8 @@ class Command(BaseCommand):
             if not Work.objects.filter(owner=rita, title=row[0]).exists():
                 self._register(rita, row, data=demo_music_mp3(seed=seed),
                                filename=f"demo-track-{seed}.mp3")
+
+        self._demo_compute(users)
 
         if options["quiet"]:
             return

@@ -26,10 +26,11 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-# What goes into the wheel, relative to the repository: the agent and the two pure packages
-# it imports. Only the core of licensing: its Django half is the platform's.
+# What goes into the wheel, relative to the repository: the agent and the three pure
+# packages it imports (compute for `contribute`). Only the core of licensing: its Django
+# half is the platform's.
 SOURCES = ("agent/**/*.py", "licensing/__init__.py", "licensing/core/**/*.py",
-           "watermark/**/*.py")
+           "watermark/**/*.py", "compute/**/*.py")
 DISTRIBUTION = "peermark_agent"  # the wheel's file-name form of "peermark-agent"
 # setuptools builds wheels by itself (bdist_wheel without the `wheel` package) from 70.1.
 SETUPTOOLS_MINIMUM = (70, 1)

@@ -9,8 +9,9 @@
  * without this script (or Chart.js) the table is simply left open and the canvas hidden.
  *
  * JSON shape (exchange/portal/charts.py): {kind, labels, unit: {type: "currency",
- * currency} | {type: "bytes"}, locale, x_title, y_title, series: [{name, values, texts}]}
- * where values are decimal text in major units (money) or whole bytes.
+ * currency} | {type: "bytes"} | {type: "count"}, locale, x_title, y_title, series: [{name,
+ * values, texts}]} where values are decimal text in major units (money), whole bytes or
+ * whole counts.
  */
 (function () {
   "use strict";
@@ -44,6 +45,11 @@
     };
   }
 
+  function countTicks(locale) {
+    var format = new Intl.NumberFormat(locale, {maximumFractionDigits: 0});
+    return function (value) { return format.format(value); };
+  }
+
   function draw(canvas) {
     var source = document.getElementById(canvas.getAttribute("data-chart"));
     if (!source) {
@@ -57,8 +63,8 @@
     } catch (error) {
       locale = "en";
     }
-    var ticks = spec.unit.type === "currency"
-      ? moneyTicks(locale, spec.unit.currency) : byteTicks(locale);
+    var ticks = spec.unit.type === "currency" ? moneyTicks(locale, spec.unit.currency)
+      : spec.unit.type === "count" ? countTicks(locale) : byteTicks(locale);
     var line = spec.kind === "line";
     var datasets = spec.series.map(function (series, index) {
       var colour = palette[index % palette.length];
