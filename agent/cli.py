@@ -91,7 +91,7 @@ def _token_from_file(path: Path) -> str:
 
 def cmd_login(agent: Agent, args: argparse.Namespace) -> int:
     """Exchange a password for an API token, or take a token an operator issued (kept in
-    the config, mode 600), and register this device."""
+    the config, mode 600), and register this device (making its keys on a first login)."""
     from agent.platform import PlatformClient
 
     if args.platform:
@@ -115,9 +115,17 @@ def cmd_login(agent: Agent, args: argparse.Namespace) -> int:
     agent.home.save_config(agent.config)
     agent.close()
     agent.__dict__.pop("platform", None)
-    if agent.home.device_key_path.exists():
-        _register_device(agent, agent.device)
-    _print(args, f"Logged in as {username}.", {"username": username})
+    made = not agent.home.device_key_path.exists()
+    if made:  # a first login sets the device up, as `init` would have
+        agent.home.ensure()
+        DeviceKeys.generate().save(agent.home.device_key_path)
+        agent.__dict__.pop("device", None)
+    _register_device(agent, agent.device)
+    lines = [f"Logged in as {username}."]
+    if made:
+        lines.append(f"Made and registered this device's keys: {agent.device.device_id}")
+    _print(args, "\n".join(lines), {"username": username, "device_id": agent.device.device_id,
+                                   "device_created": made})
     return 0
 
 

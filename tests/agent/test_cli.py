@@ -65,6 +65,22 @@ def test_login_registers_the_device_and_a_wrong_password_is_a_clear_error(
     assert status["platform_reachable"] is True
 
 
+def test_a_first_login_without_init_makes_and_registers_the_device(
+    live_server, home, capsys, monkeypatch, bob
+) -> None:
+    code, data, _ = _agent(home, capsys, "login", "--platform", live_server.url, "--username",
+                           "bob", "--password-stdin", stdin=PASSWORD + "\n",
+                           monkeypatch=monkeypatch)
+    assert code == 0
+    assert data["device_created"] is True
+    assert stat.S_IMODE((home / "device.key").stat().st_mode) == 0o600
+    assert list(bob.devices.values_list("device_id", flat=True)) == [data["device_id"]]
+    code, again, _ = _agent(home, capsys, "login", "--username", "bob", "--password-stdin",
+                            stdin=PASSWORD + "\n", monkeypatch=monkeypatch)
+    assert (again["device_created"], again["device_id"]) == (False, data["device_id"])
+    assert bob.devices.count() == 1
+
+
 def test_search_buy_and_the_clear_errors_of_buying(
     live_server, home, capsys, monkeypatch, bob, rita, make_work
 ) -> None:
@@ -154,7 +170,7 @@ def test_login_with_an_issued_token_file_registers_the_device(live_server, home,
     code, data, _ = _agent(home, capsys, "login", "--platform", live_server.url,
                            "--token-file", str(token_file))
     assert code == 0
-    assert data == {"username": "platform-seeder"}
+    assert (data["username"], data["device_created"]) == ("platform-seeder", True)
     code, _, _ = _agent(home, capsys, "init", "--port", "7710")
 
     assert code == 0
