@@ -1,12 +1,20 @@
-"""Checking a job's module before anything of it runs.
+"""Checking a job's module before anything of it runs, and compiling it with its NaN guards.
 
 A module is accepted when it is a WebAssembly binary (not text, not a component)
-within the size limit, wasmtime parses, validates and compiles it under the sandbox's
-engine (whose settings already refuse threads, shared memory, 64-bit memories and
-relaxed SIMD), it imports only functions of the sandbox's WASI surface with exactly
-their types (``wasi.ALLOWED``), and it is a WASI command: it exports ``_start`` (no
-parameters, no results) and its memory as ``memory``. Each refusal is a
-``ModuleRejectedError`` that names what is wrong, so a customer can fix the build.
+within the size limit, wasmtime parses and validates it under the sandbox's engine
+(whose settings already refuse threads, shared memory, 64-bit memories and SIMD), our
+own strict decoder reads its code and adds a NaN guard before each instruction that
+could observe a NaN's bits (``compute.nan_guard``; it refuses any instruction outside
+the supported set), wasmtime compiles the guarded module, it imports only functions of
+the sandbox's WASI surface with exactly their types (``wasi.ALLOWED``), and it is a WASI
+command: it exports ``_start`` (no parameters, no results) and its memory as
+``memory``. Each refusal is a ``ModuleRejectedError`` that names what is wrong, so a
+customer can fix the build.
+
+``check_module`` is the only way a module may be compiled for the sandbox's engine:
+the engine does not canonicalise NaNs itself (``sandbox.make_engine``), so code compiled
+without the guards would not be deterministic. The module's identity stays the SHA-256
+of the bytes the customer submitted; the guarded module is what gets compiled and cached.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 from wasmtime import Engine, FuncType, MemoryType, Module, WasmtimeError
 
 from .errors import ModuleRejectedError
+from .nan_guard import guard_nans
 from .wasi import ALLOWED, REFUSED_BECAUSE, WASI_MODULE
 
 WASM_MAGIC = b"\0asm"
@@ -22,6 +31,14 @@ WASM_VERSION_1 = b"\x01\0\0\0"
 
 def _type_names(types: list[object]) -> tuple[str, ...]:
     return tuple(str(t) for t in types)
+
+
+def _first_line(error: WasmtimeError) -> str:
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else "invalid"
+    if "SIMD support is not enabled" in line:
+        line += "; the sandbox does not run SIMD (v128): build without -msimd128"
+    return line
 
 
 def _refusal(module: str, name: str) -> str:
@@ -53,10 +70,16 @@ def check_module(engine: Engine, wasm: object, *, max_bytes: int) -> Module:
             "not a WebAssembly 1.0 core module (a component or another version)"
         )
     try:
-        module = Module(engine, bytes(wasm))
+        Module.validate(engine, bytes(wasm))
     except WasmtimeError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "invalid"
-        raise ModuleRejectedError(f"not a valid WebAssembly module: {first_line}") from None
+        raise ModuleRejectedError(f"not a valid WebAssembly module: {_first_line(error)}") from None
+    guarded = guard_nans(bytes(wasm))  # a ModuleRejectedError naming what it cannot decode
+    try:
+        module = Module(engine, guarded.wasm)
+    except WasmtimeError as error:  # e.g. a function already at the limit of locals
+        raise ModuleRejectedError(
+            f"the module cannot be compiled with its NaN guards: {_first_line(error)}"
+        ) from None
 
     for item in module.imports:
         name = item.name or ""

@@ -9,12 +9,18 @@ exit status and fuel on every machine:
 * **fuel metering** (``consume_fuel``): wasmtime charges fuel per WebAssembly
   instruction at compile time, independent of the host CPU, so fuel is both the
   meter customers pay by and a deterministic cap;
-* **NaN canonicalisation** (``cranelift_nan_canonicalization``): WebAssembly float
-  arithmetic is IEEE-exact except for the bit patterns of NaNs, which differ between
-  CPUs; canonicalising them removes the last float difference;
-* **no threads, no shared memory** (scheduling would decide results), **no relaxed
-  SIMD** (its results are defined per CPU), no 64-bit or multiple memories, no GC,
-  exceptions, stack switching or component model (none is needed; each is surface);
+* **NaN guards, not Cranelift's NaN canonicalisation**: WebAssembly float arithmetic
+  is IEEE-exact except for the bit patterns of NaNs, which differ between CPUs. Those
+  bits are canonicalised where a program could observe them (stores, reinterprets,
+  ``copysign``'s sign) by guards that ``module_check.check_module`` adds to the code
+  (``compute.nan_guard``), so the engine leaves ``cranelift_nan_canonicalization`` off
+  (it would check after every float operation: it halved the demo's speed). Hence
+  **a module must only be compiled for this engine by ``check_module``**;
+* **no threads, no shared memory** (scheduling would decide results), **no SIMD** (its
+  lanes expose NaN bits the guards do not cover; relaxed SIMD's results are defined per
+  CPU), no tail calls or wide arithmetic (outside the guards' decoder), no 64-bit or
+  multiple memories, no GC, exceptions, stack switching or component model (none is
+  needed; each is surface);
 * **a fixed WebAssembly stack** (``max_wasm_stack``, 1 MiB) so that a deep recursion
   is refused alike everywhere, within the limits of native frame sizes (see
   docs/COMPUTE.md);
@@ -64,16 +70,23 @@ MEMORY_NEAR_CAP = 3 / 4
 
 
 def make_engine() -> Engine:
-    """An engine with the deterministic, metered settings described above."""
+    """An engine with the deterministic, metered settings described above.
+
+    Compile modules for it only with ``module_check.check_module`` (which adds the NaN
+    guards), or load what that compiled (the worker's cache)."""
     config = Config()
     config.consume_fuel = True
     config.epoch_interruption = True
-    config.cranelift_nan_canonicalization = True
+    # NaNs are canonicalised by the guards check_module adds, where they can be observed
+    config.cranelift_nan_canonicalization = False
     config.cranelift_opt_level = "speed"
     config.wasm_threads = False
     config.shared_memory = False
+    config.wasm_simd = False
     config.wasm_relaxed_simd = False
     config.wasm_relaxed_simd_deterministic = True
+    config.wasm_tail_call = False
+    config.wasm_wide_arithmetic = False
     config.wasm_memory64 = False
     config.wasm_multi_memory = False
     config.wasm_gc = False
@@ -104,7 +117,8 @@ def _memory_pages_at_start(module: Module) -> int:
 def run_unit(
     engine: Engine, module: Module, unit: Unit, limits: Limits, *, runtime: str | None = None
 ) -> UnitResult:
-    """Run ``unit`` with ``module`` (compiled for ``engine`` by ``check_module``).
+    """Run ``unit`` with ``module`` (compiled for ``engine`` by ``check_module``, which
+    added its NaN guards: a module compiled otherwise is not deterministic).
 
     One unit at a time per engine: the wall-clock timer bumps the engine's epoch,
     which would interrupt any other unit running on it too. ``runtime`` is the

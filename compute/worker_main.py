@@ -8,7 +8,6 @@ start-up is part of every unit's cost.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ from wasmtime import Engine, Module, WasmtimeError
 
 from .errors import ModuleRejectedError, WorkerError
 from .limits import Limits
-from .module_check import check_module
 from .protocol import message, read_message, write_atomically
 from .sandbox import make_engine, run_unit
 from .unit import Unit
@@ -26,9 +24,13 @@ from .unit import Unit
 def _load_module(engine: Engine, request: dict[str, Any], limits: Limits) -> Module:
     """The request's module: the cached compiled code, or checked and compiled now.
 
-    The compiled code is wasmtime's own serialisation, loaded only from the cache folder
-    that ``Sandbox`` keeps owner-only; wasmtime refuses code from another version or
-    compiled with other settings, and then the module is compiled again.
+    Compiling is ``check_module``'s: it adds the NaN guards (``compute.nan_guard``), so
+    the cache holds the guarded module's code, under the SHA-256 of the module as
+    submitted (the job's identity) and the runtime profile (which names the guards'
+    version). The compiled code is wasmtime's own serialisation, loaded only from the
+    cache folder that ``Sandbox`` keeps owner-only; wasmtime refuses code from another
+    version or compiled with other settings, and then the module is compiled again.
+    Checking is imported only on that path: a unit's worker only loads.
     """
     compiled = Path(request["compiled"])
     if compiled.exists():
@@ -36,6 +38,10 @@ def _load_module(engine: Engine, request: dict[str, Any], limits: Limits) -> Mod
             return Module.deserialize_file(engine, str(compiled))
         except WasmtimeError:
             compiled.unlink(missing_ok=True)  # another version's or damaged: compile again
+    import hashlib
+
+    from .module_check import check_module
+
     wasm = Path(request["wasm"]).read_bytes()
     if hashlib.sha256(wasm).hexdigest() != request["sha256"]:
         raise WorkerError("the cached module does not match its hash")

@@ -9,21 +9,23 @@ back and assembled):
 * **native**: ``compute/demo/build.sh --native`` (clang -O2, the same flags as the
   module), one process per tile fed the tile's line on stdin;
 * **sandbox**: ``compute.Sandbox.run`` per tile: a worker process that loads the
-  compiled module from the cache and runs the unit with fuel metering, NaN
-  canonicalisation, epoch interruption and the memory and output caps, exactly as a
-  contributor's agent will.
-
-Each of ``--rounds`` rounds runs both (alternating which goes first); the figures are
-medians with their range, and the ratio (native time / sandbox time: the sandbox's speed
-as a share of native) is the median of the rounds' ratios. Every round checks that the
-sandbox's image equals the native one byte for byte.
+  compiled module (with its NaN guards, ``compute.nan_guard``) from the cache and runs
+  the unit with fuel metering, epoch interruption and the memory and output caps,
+  exactly as a contributor's agent will.
 
 Secondary rows, labelled as such: compiling the module (once per job per device), and
 the same tiles run in this process (no worker processes) under the shipped engine
-settings and under two diagnostic engines that are NOT the sandbox (one without NaN
-canonicalisation, one plain wasmtime with no fuel, epoch or NaN canonicalisation), to
-show where the time goes. The result replaces the section "Compute: the sandbox against
-native" in docs/BENCHMARKS.md.
+settings and under three diagnostic set-ups that are NOT the sandbox (the module
+without its NaN guards; Cranelift's NaN canonicalisation instead of the guards, as
+the sandbox's profile 1 ran it; plain wasmtime with no fuel, epoch or NaN handling), to
+show where the time goes, and the fuel the guards add.
+
+Each of ``--rounds`` rounds runs every row once, each row going first in turn, so that a
+change of load on a shared machine falls on all rows alike; a row's share of native
+speed is native time / its time in the same round, and the figures are medians over the
+rounds with their range. Every round checks that each row's image equals the native one
+byte for byte. The result replaces the section "Compute: the sandbox against native" in
+docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -49,12 +51,20 @@ from benchmarks.common import machine, today, write_section
 from compute.demo import BUILD_SCRIPT, RENDER_WASM, Tile, assemble, tile_input, tiles
 from compute.limits import Limits
 from compute.module_check import check_module
+from compute.nan_guard import guard_nans
 from compute.sandbox import make_engine, run_unit
 from compute.unit import StopReason, Unit
 from compute.wasi import GuestIO, ProcExit, RandomStream, random_seed
 from compute.worker import Sandbox
 
 SECTION = "Compute: the sandbox against native"
+NATIVE = "native"
+SANDBOX = "sandbox"
+IN_PROCESS = "the sandbox's engine and NaN guards in this process (no worker processes)"
+UNGUARDED = "diagnostic, not the sandbox: fuel and epoch, the module without NaN guards"
+CANONICALISING = ("diagnostic, not the sandbox: fuel and epoch, Cranelift's NaN "
+                  "canonicalisation instead of the guards (profile 1)")  # fmt: skip
+PLAIN = "diagnostic, not the sandbox: plain wasmtime (no fuel, epoch or NaN handling)"
 TARGET = 0.5
 TILE_FUEL = 10**13  # far above what a tile needs: the benchmark measures, fuel never stops it
 
@@ -83,27 +93,33 @@ def render_sandbox(sandbox: Sandbox, width: int, height: int, cut: list[Tile],
 
 
 def render_in_process(
-    width: int, height: int, cut: list[Tile], samples: int
+    width: int, height: int, cut: list[Tile], samples: int, fuel_used: list[int]
 ) -> Callable[[], bytes]:
-    """The shipped engine settings, in this process: no worker processes."""
+    """The shipped engine settings and module check (NaN guards), in this process: no
+    worker processes. Each render appends the fuel its tiles used to ``fuel_used``."""
     engine = make_engine()
     module = check_module(engine, RENDER_WASM.read_bytes(), max_bytes=Limits().module_bytes)
 
     def render() -> bytes:
-        rendered = []
+        rendered, fuel = [], 0
         for index, tile in enumerate(cut):
             unit = Unit(job_id="bench", unit_id=f"tile-{index}", fuel=TILE_FUEL,
                         input=tile_input(width, height, tile, samples=samples))  # fmt: skip
-            rendered.append((tile, run_unit(engine, module, unit, Limits()).output))
+            result = run_unit(engine, module, unit, Limits())
+            rendered.append((tile, result.output))
+            fuel += result.fuel_consumed
+        fuel_used.append(fuel)
         return assemble(width, height, rendered)
 
     return render
 
 
 def render_diagnostic(width: int, height: int, cut: list[Tile], samples: int, *,
-                      fuel: bool, epoch: bool, nan: bool) -> Callable[[], bytes]:  # fmt: skip
-    """A diagnostic engine, NOT the sandbox: the same module and WASI surface with some of
-    the sandbox's settings off, to show what each costs."""
+                      fuel: bool, epoch: bool, nan: bool,
+                      fuel_used: list[int] | None = None) -> Callable[[], bytes]:  # fmt: skip
+    """A diagnostic set-up, NOT the sandbox: the module as submitted (no NaN guards) and
+    the same WASI surface, on an engine with fuel, epoch and Cranelift's NaN
+    canonicalisation each on or off, to show what each costs."""
     config = wasmtime.Config()
     config.consume_fuel = fuel
     config.epoch_interruption = epoch
@@ -112,6 +128,7 @@ def render_diagnostic(width: int, height: int, cut: list[Tile], samples: int, *,
     module = wasmtime.Module(engine, RENDER_WASM.read_bytes())
 
     def render() -> bytes:
+        used = 0
         rendered = []
         for index, tile in enumerate(cut):
             store = wasmtime.Store(engine)
@@ -128,6 +145,10 @@ def render_diagnostic(width: int, height: int, cut: list[Tile], samples: int, *,
             with contextlib.suppress(ProcExit):
                 instance.exports(store)["_start"](store)  # type: ignore[operator]
             rendered.append((tile, bytes(guest.output)))
+            if fuel:
+                used += TILE_FUEL - store.get_fuel()
+        if fuel_used is not None:
+            fuel_used.append(used)
         return assemble(width, height, rendered)
 
     return render
@@ -171,70 +192,79 @@ def main() -> None:
             compile_times.append(time.perf_counter() - start)
         sandbox = Sandbox(Path(folder) / "cache-0")
 
+        guarded_fuel: list[int] = []
+        unguarded_fuel: list[int] = []
+        runs: dict[str, Callable[[], bytes]] = {
+            NATIVE: lambda: render_native(native, args.width, args.height, cut, args.samples),
+            SANDBOX: lambda: render_sandbox(sandbox, args.width, args.height, cut,
+                                            args.samples),
+            IN_PROCESS: render_in_process(args.width, args.height, cut, args.samples,
+                                          guarded_fuel),
+            UNGUARDED: render_diagnostic(args.width, args.height, cut, args.samples, fuel=True,
+                                         epoch=True, nan=False, fuel_used=unguarded_fuel),
+            CANONICALISING: render_diagnostic(args.width, args.height, cut, args.samples,
+                                              fuel=True, epoch=True, nan=True),
+            PLAIN: render_diagnostic(args.width, args.height, cut, args.samples,
+                                     fuel=False, epoch=False, nan=False),
+        }  # fmt: skip
         load = os.getloadavg()
-        native_times, sandbox_times, ratios = [], [], []
+        times: dict[str, list[float]] = {name: [] for name in runs}
         reference = b""
         for round_index in range(args.rounds):
-            sides: list[tuple[str, Callable[[], bytes]]] = [
-                ("native", lambda: render_native(native, args.width, args.height, cut,
-                                                 args.samples)),
-                ("sandbox", lambda: render_sandbox(sandbox, args.width, args.height, cut,
-                                                   args.samples)),
-            ]  # fmt: skip
-            if round_index % 2:
-                sides.reverse()
+            names = list(runs)
+            shift = round_index % len(names)  # each run goes first in turn
             measured = {}
-            for name, action in sides:
-                measured[name] = timed(action)
-            (native_time, native_image), (sandbox_time, sandbox_image) = (
-                measured["native"], measured["sandbox"])  # fmt: skip
-            if sandbox_image != native_image:
-                raise SystemExit("the sandbox's image differs from the native one")
-            reference = native_image
-            native_times.append(native_time)
-            sandbox_times.append(sandbox_time)
-            ratios.append(native_time / sandbox_time)
-            share = native_time / sandbox_time
-            print(f"round {round_index + 1}: native {native_time:.2f} s, "
-                  f"sandbox {sandbox_time:.2f} s, {share:.2f} of native")  # fmt: skip
-
-        secondary: dict[str, list[float]] = {}
-        variants = {
-            "the sandbox's engine in this process (no worker processes)":
-                render_in_process(args.width, args.height, cut, args.samples),
-            "diagnostic, not the sandbox: fuel and epoch, no NaN canonicalisation":
-                render_diagnostic(args.width, args.height, cut, args.samples,
-                                  fuel=True, epoch=True, nan=False),
-            "diagnostic, not the sandbox: plain wasmtime (no fuel, epoch or NaN canonicalisation)":
-                render_diagnostic(args.width, args.height, cut, args.samples,
-                                  fuel=False, epoch=False, nan=False),
-        }  # fmt: skip
-        for label, render in variants.items():
-            secondary[label] = []
-            for _ in range(args.rounds):
-                elapsed, image = timed(render)
+            for name in names[shift:] + names[:shift]:
+                measured[name] = timed(runs[name])
+            reference = measured[NATIVE][1]
+            for name, (elapsed, image) in measured.items():
                 if image != reference:
-                    raise SystemExit(f"{label}: the image differs from the native one")
-                secondary[label].append(elapsed)
-            print(f"{label}: {spread(secondary[label])}")
+                    raise SystemExit(f"{name}: the image differs from the native one")
+                times[name].append(elapsed)
+            share = measured[NATIVE][0] / measured[SANDBOX][0]
+            print(f"round {round_index + 1}: " + ", ".join(
+                f"{name.split(',')[0]} {elapsed:.2f} s" for name, (elapsed, _) in measured.items()
+            ) + f"; sandbox {share:.2f} of native", flush=True)  # fmt: skip
 
+    def per_round(numerator: str, denominator: str) -> list[float]:
+        """The ratio of two runs' times in each round (both ran in it, under its load)."""
+        return [a / b for a, b in zip(times[numerator], times[denominator], strict=True)]
+
+    def share(name: str) -> str:
+        values = per_round(NATIVE, name)
+        return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+    def factor(slower: str, faster: str) -> float:
+        return statistics.median(per_round(slower, faster))
+
+    ratios = per_round(NATIVE, SANDBOX)
     ratio = statistics.median(ratios)
-    native_median = statistics.median(native_times)
     verdict = "met" if ratio >= TARGET else "MISSED"
     rows = [
-        f"| native (clang -O2), one process a tile | {spread(native_times)} | 1.00 | |",
-        f"| **sandbox**, one worker process a tile (fuel, NaN canonicalisation, epoch, caps) "
-        f"| {spread(sandbox_times)} | **{ratio:.2f}** ({min(ratios):.2f}-{max(ratios):.2f}) "
-        f"| {TARGET:.1f}: {verdict} |",
+        f"| native (clang -O2), one process a tile | {spread(times[NATIVE])} | 1.00 | |",
+        f"| **sandbox**, one worker process a tile (fuel, NaN guards, epoch, caps) "
+        f"| {spread(times[SANDBOX])} | **{share(SANDBOX)}** | {TARGET:.1f}: {verdict} |",
     ]
-    for label, values in secondary.items():
-        rows.append(f"| secondary: {label} | {spread(values)} | "
-                    f"{native_median / statistics.median(values):.2f} | |")  # fmt: skip
-    medians = [statistics.median(values) for values in secondary.values()]
-    in_process, no_nan, plain = medians
-    worker_ms = 1000 * (statistics.median(sandbox_times) - in_process) / len(cut)
-    nan_factor, fuel_factor = in_process / no_nan, no_nan / plain
-    plain_share = native_median / plain
+    for name in (IN_PROCESS, UNGUARDED, CANONICALISING, PLAIN):
+        rows.append(f"| secondary: {name} | {spread(times[name])} | {share(name)} | |")
+    worker_ms = 1000 * statistics.median(
+        [(a - b) / len(cut) for a, b in zip(times[SANDBOX], times[IN_PROCESS], strict=True)])
+    native_tile_ms = 1000 * statistics.median(times[NATIVE]) / len(cut)
+    guard_factor, canon_factor = factor(IN_PROCESS, UNGUARDED), factor(CANONICALISING, UNGUARDED)
+    fuel_factor = factor(UNGUARDED, PLAIN)
+    plain_share = statistics.median(per_round(NATIVE, PLAIN))
+    guards = guard_nans(RENDER_WASM.read_bytes()).guards
+    guard_fuel = 100 * (guarded_fuel[0] - unguarded_fuel[0]) / unguarded_fuel[0]
+    if ratio >= TARGET:
+        closing = (f"The target is met. Of what remains between the sandbox and native, "
+                   f"fuel metering (x{fuel_factor:.2f}) and the worker processes "
+                   f"({worker_ms:.0f} ms a unit, against {native_tile_ms:.0f} ms of native "
+                   f"work a tile here) are the largest parts.")  # fmt: skip
+    else:
+        closing = (f"The target is missed, no longer because of NaN handling (the guards cost "
+                   f"x{guard_factor:.2f}): a worker process costs {worker_ms:.0f} ms a unit "
+                   f"against {native_tile_ms:.0f} ms of native work a tile here, and fuel "
+                   f"metering x{fuel_factor:.2f}. See docs/COMPUTE.md, \"Speed\".")  # fmt: skip
     command = "`.venv/bin/python benchmarks/compute/run.py`"
     defaults = (f"`--width {args.width} --height {args.height} --tile {args.tile} "
                 f"--samples {args.samples} --rounds {args.rounds}`")  # fmt: skip
@@ -246,8 +276,9 @@ one process a tile on both sides, timed around the whole run of tiles with the o
 read back and assembled. Every round
 checked that the sandbox's image equals the native one byte for byte (SHA-256
 `{hashlib.sha256(reference).hexdigest()[:16]}...`). Medians of {args.rounds} rounds, range
-in brackets; the ratio is native time / sandbox time (the sandbox's speed as a share of
-native), the median of the rounds' ratios.
+in brackets. Every round runs all six rows, each going first in turn, so that a change
+of load on the shared machine falls on all of them; a row's share of native speed is
+native time / its time in the same round, the median (and range) over the rounds.
 Machine: {machine()}; load average at the start {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}
 (shared with other work); wasmtime {metadata.version("wasmtime")}, {clang}; {today()}.
 
@@ -255,26 +286,29 @@ Machine: {machine()}; load average at the start {load[0]:.2f}, {load[1]:.2f}, {l
 | --- | ---: | ---: | ---: |
 {chr(10).join(rows)}
 
-Compiling the module (`Sandbox.prepare`: a worker process checks and compiles it with
-Cranelift and caches the result; once per job per device, not per unit):
+Compiling the module (`Sandbox.prepare`: a worker process checks it, adds its NaN
+guards and compiles it with Cranelift, and caches the result; once per job per device,
+not per unit):
 {spread(compile_times)}. Like the native build, it is not in the times above.
 
-Where the time goes (medians of the rows above):
+Where the time goes (medians over the rounds of the ratios between rows):
 
 - the worker processes: {worker_ms:.0f} ms a tile (the worker row less the in-process
   row, over {len(cut)} tiles): starting Python, loading wasmtime and the cached compiled
   module, and the pipes;
-- NaN canonicalisation: x{nan_factor:.2f} (the in-process row against the first
-  diagnostic row): Cranelift follows every floating-point operation with a check and a
-  select, and a ray tracer is little but floating point;
-- fuel metering and epoch checks: x{fuel_factor:.2f} (the two diagnostic rows);
+- the NaN guards: x{guard_factor:.2f} in time (the in-process row against the first
+  diagnostic row: the same engine, the module without its guards), and
+  {guard_fuel:+.1f}% in fuel ({guarded_fuel[0]:,} against {unguarded_fuel[0]:,} units for
+  the image; six instructions a guard, the same on every device); the demo module has
+  {guards} guards, at its f64 stores and reinterprets;
+- Cranelift's NaN canonicalisation, which the guards replace (profile 1): x{canon_factor:.2f}
+  (the second diagnostic row against the first): it follows every floating-point
+  operation with a check and a select, and a ray tracer is little but floating point;
+- fuel metering and epoch checks: x{fuel_factor:.2f} (the first and last diagnostic rows);
 - WebAssembly itself: plain wasmtime runs this C at {plain_share:.2f} of the native
   build's speed.
 
-The secondary rows run after the paired rounds, not interleaved with native ones, so a
-change of load on the shared machine moves their shares more than the main row's.
-The target is missed because of NaN canonicalisation, which the sandbox keeps on purpose:
-without it two devices on different processors can disagree (docs/COMPUTE.md, "Speed").
+{closing}
 """
     if args.no_write:
         print(body)
