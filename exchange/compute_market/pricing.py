@@ -1,7 +1,7 @@
 """What a job may cost, and how validated work is paid, exactly, in minor units.
 
-**The price is per trillion fuel** (10^12 metered WebAssembly instructions; a few
-minutes of one core), in minor units of the job's currency. A minor unit is far too
+**The price is per trillion fuel** (10^12 metered WebAssembly instructions; a minute
+or two of one core), in minor units of the job's currency. A minor unit is far too
 coarse a step for a million instructions (a cent per million would put an hour of one
 core above €100,000), so the rate is set on the scale at which a unit of
 money means something; per million fuel it is that price divided by 10^6, which the
