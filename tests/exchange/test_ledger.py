@@ -209,7 +209,7 @@ class TestComputeCreditStatements:
     def period(self, rob, bob, carol, fund, device_of, django_capture_on_commit_callbacks):
         from django.utils import timezone
 
-        from tests.exchange.test_payments import compute_earned
+        from tests.exchange.compute_market.support import compute_earned
 
         compute_earned(rob, [bob, carol], fund, device_of, django_capture_on_commit_callbacks)
         return timezone.now().strftime("%Y-%m")

@@ -21,6 +21,7 @@ from exchange.ledger.services import account_get_or_create
 from exchange.payments.models import Payout, TopUp, WebhookEvent
 from exchange.payments.services import topup_create
 from exchange.payments.signatures import sign_headers
+from tests.exchange.compute_market.support import compute_earned
 
 pytestmark = pytest.mark.django_db
 
@@ -308,39 +309,6 @@ class TestPayouts:
             payout_request(user=earner, source="wallet", amount_minor=2000, currency="EUR")
         assert refused.value.field == "source"
         assert refused.value.message == "Pay out from earnings, seeding or compute."
-
-
-def compute_earned(customer: Any, contributors: list[Any], fund: Any, device_of: Any,
-                   commit: Any) -> None:
-    """Run a one-unit compute job to its end through the market's services (as
-    tests/exchange/compute_market/test_job_flow.py does): both contributors burn 1.5 x 10^9
-    fuel at 10.00 per 10^12, so each earns 15.00 of compute credit and the platform 3.00;
-    of the 44.00 budget the customer gets 11.00 back when the job ends (``commit`` is
-    ``django_capture_on_commit_callbacks``: the job ends on commit)."""
-    from exchange.compute_market.submission import JobSpec, UnitSpec, job_submit, module_store
-    from tests.exchange.compute_market.support import (
-        EMPTY_COMMAND,
-        Member,
-        enroll,
-        send,
-        signed,
-        take,
-    )
-
-    fund(customer, 10_000)
-    module = module_store(user=customer, wasm=EMPTY_COMMAND)
-    job_submit(customer=customer, spec=JobSpec(
-        name="render", module_sha256=module.sha256, currency="EUR",
-        price_per_tfuel_minor=1_000_000, replication=2,
-        units=[UnitSpec(input=b"0", fuel=2 * 10**9)]))
-    for user in contributors:
-        keys, device = device_of(user)
-        member = Member(user, keys, device)
-        enroll(member)
-        (dispatched,) = take(member)
-        with commit(execute=True):
-            outcomes = send(member, [signed(member, dispatched, b"frame", fuel=1_500_000_000)])
-        assert [o.status for o in outcomes] == ["accepted"]
 
 
 class TestComputeCreditPayouts:

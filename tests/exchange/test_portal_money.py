@@ -31,7 +31,7 @@ def sold(rita, bob, carol, make_work, fund, device_of, api):
 @pytest.fixture
 def contributed(rob, bob, carol, fund, device_of, django_capture_on_commit_callbacks):
     """Bob and Carol ran a compute job of Rob's: 15.00 of compute credit each, 3.00 fee."""
-    from tests.exchange.test_payments import compute_earned
+    from tests.exchange.compute_market.support import compute_earned
 
     compute_earned(rob, [bob, carol], fund, device_of, django_capture_on_commit_callbacks)
     return bob

@@ -16,6 +16,7 @@ from exchange.accounts.models import User
 from exchange.compute_market.contributors import contributor_enroll
 from exchange.compute_market.dispatch import Dispatched, units_dispatch
 from exchange.compute_market.intake import ItemOutcome, ResultItem, results_submit
+from exchange.compute_market.submission import JobSpec, UnitSpec, job_submit, module_store
 from licensing.core import ComputeStop, DeviceKeys, sign_compute_result
 
 # The smallest WASI command: exports memory and an empty _start.
@@ -58,3 +59,26 @@ def signed(member: Member, d: Dispatched, output: bytes, *, fuel: int,
 
 def send(member: Member, items: list[ResultItem]) -> list[ItemOutcome]:
     return results_submit(user=member.user, device_id=member.device_id, items=items)
+
+
+def compute_earned(customer: Any, contributors: list[Any], fund: Any, device_of: Any,
+                   commit: Any) -> None:
+    """Run a one-unit compute job to its end through the market's services: both
+    contributors burn 1.5 x 10^9 fuel at 10.00 per 10^12, so each earns 15.00 of compute
+    credit and the platform 3.00; of the 44.00 budget the customer gets 11.00 back when
+    the job ends (``commit`` is ``django_capture_on_commit_callbacks``: the job ends on
+    commit)."""
+    fund(customer, 10_000)
+    module = module_store(user=customer, wasm=EMPTY_COMMAND)
+    job_submit(customer=customer, spec=JobSpec(
+        name="render", module_sha256=module.sha256, currency="EUR",
+        price_per_tfuel_minor=1_000_000, replication=2,
+        units=[UnitSpec(input=b"0", fuel=2 * 10**9)]))
+    for user in contributors:
+        keys, device = device_of(user)
+        member = Member(user, keys, device)
+        enroll(member)
+        (dispatched,) = take(member)
+        with commit(execute=True):
+            outcomes = send(member, [signed(member, dispatched, b"frame", fuel=1_500_000_000)])
+        assert [o.status for o in outcomes] == ["accepted"]
