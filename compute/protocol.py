@@ -2,7 +2,10 @@
 
 A message is one JSON line (an object), then raw byte blobs whose lengths the line
 lists as ``"blobs"``; requests go to the worker's stdin, answers come from its stdout.
-Deliberately light (json and os only): every worker imports it at start-up.
+A worker answers each request with exactly one message, in order, and serves requests
+until its stdin closes: a fresh worker gets one request, a kept worker (``Sandbox(...,
+reuse_workers=True)``) many. Deliberately light (json and os only): every worker
+imports it at start-up.
 """
 
 from __future__ import annotations
@@ -39,11 +42,7 @@ class Stream(Protocol):
     def read(self, size: int, /) -> bytes: ...
 
 
-def read_message(stream: Stream, *, what: str) -> tuple[dict[str, Any], list[bytes]]:
-    """One JSON line, then the byte blobs whose lengths its ``"blobs"`` member lists."""
-    line = stream.readline(MAX_HEADER)
-    if not line.endswith(b"\n"):
-        raise WorkerError(f"the {what} has no complete header line")
+def _header(line: bytes, *, what: str) -> tuple[dict[str, Any], list[int]]:
     try:
         header = json.loads(line)
     except ValueError:
@@ -53,10 +52,39 @@ def read_message(stream: Stream, *, what: str) -> tuple[dict[str, Any], list[byt
     sizes = header.pop("blobs", [])
     if not isinstance(sizes, list) or not all(type(s) is int and s >= 0 for s in sizes):
         raise WorkerError(f"the {what} header's blob sizes are not sizes")
+    return header, sizes
+
+
+def read_message(
+    stream: Stream, *, what: str, last: bool = True
+) -> tuple[dict[str, Any], list[bytes]]:
+    """One JSON line, then the byte blobs whose lengths its ``"blobs"`` member lists.
+
+    ``last``: the stream must end after the message (a whole answer already read);
+    a kept worker reads its requests with ``last=False``, one after another."""
+    line = stream.readline(MAX_HEADER)
+    if not line.endswith(b"\n"):
+        raise WorkerError(f"the {what} has no complete header line")
+    header, sizes = _header(line, what=what)
     blobs = [stream.read(size) for size in sizes]
-    if any(len(blob) != size for blob, size in zip(blobs, sizes, strict=True)) or stream.read(1):
+    if any(len(blob) != size for blob, size in zip(blobs, sizes, strict=True)) or (
+        last and stream.read(1)
+    ):
         raise WorkerError(f"the {what} is not the length its header says")
     return header, blobs
+
+
+def message_length(data: bytes, *, what: str) -> int | None:
+    """The length of the message ``data`` starts with, once its header line is complete
+    (``None`` before); what reads a kept worker's answers piece by piece uses it to know
+    when an answer is whole. A header line longer than ``MAX_HEADER`` is an error."""
+    end = data.find(b"\n", 0, MAX_HEADER)
+    if end == -1:
+        if len(data) >= MAX_HEADER:
+            raise WorkerError(f"the {what} has no complete header line")
+        return None
+    _, sizes = _header(data[: end + 1], what=what)
+    return end + 1 + sum(sizes)
 
 
 def message(header: dict[str, Any], *blobs: bytes) -> bytes:

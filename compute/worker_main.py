@@ -1,16 +1,28 @@
-"""The worker process: ``python -m compute.worker_main`` runs one request and exits.
+"""The worker process: ``python -m compute.worker_main`` serves requests until stdin closes.
 
-``compute.worker.Sandbox`` starts it. It reads one request on stdin (compile a module
-into the cache, or run one unit), answers on stdout (``compute.protocol``) and exits, so
-every unit starts from a fresh process. It imports only what a unit needs: a worker's
-start-up is part of every unit's cost.
+``compute.worker.Sandbox`` starts it. It reads a request on stdin (compile a module into
+the cache, or run one unit), answers it on stdout (``compute.protocol``), and reads the
+next, until its stdin ends. A fresh worker (``Sandbox``'s default) gets one request and
+then end of input; a kept worker (``Sandbox(..., reuse_workers=True)``) gets many units
+of one module, one at a time, and is ended by ``Sandbox`` after a fixed number of units,
+after any unclean stop, or when the module changes.
+
+Every unit starts from nothing of the previous one: a new engine (so its own epoch
+counter, which the wall-clock timer bumps), the module loaded anew from the cache for it,
+a new store (fuel, memory, tables, globals), linker and instance, and a new WASI state
+(input, output, random stream from the unit's ids). What units share is the interpreter
+and wasmtime's code loaded into it, which is what start-up cost. After an error the
+worker answers it and exits: it does not serve on in a state it does not know.
+
+It imports only what a unit needs: a worker's start-up is part of the first unit's cost.
 """
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from wasmtime import Engine, Module, WasmtimeError
 
@@ -30,7 +42,8 @@ def _load_module(engine: Engine, request: dict[str, Any], limits: Limits) -> Mod
     version). The compiled code is wasmtime's own serialisation, loaded only from the
     cache folder that ``Sandbox`` keeps owner-only; wasmtime refuses code from another
     version or compiled with other settings, and then the module is compiled again.
-    Checking is imported only on that path: a unit's worker only loads.
+    Checking is imported only on that path: a unit's worker only loads (a fraction of a
+    millisecond, so it is done again for every unit, with the unit's own engine).
     """
     compiled = Path(request["compiled"])
     if compiled.exists():
@@ -51,6 +64,7 @@ def _load_module(engine: Engine, request: dict[str, Any], limits: Limits) -> Mod
 
 
 def _serve(request: dict[str, Any], blobs: list[bytes]) -> bytes:
+    """One request's answer. Everything a unit runs with is made here, for it alone."""
     limits = Limits.from_json(request.get("limits"))
     engine = make_engine()
     try:
@@ -81,16 +95,27 @@ def _serve(request: dict[str, Any], blobs: list[bytes]) -> bytes:
 
 
 def main() -> int:
-    """``python -m compute.worker_main``: one request on stdin, one answer on stdout."""
+    """``python -m compute.worker_main``: requests on stdin, one answer each on stdout,
+    until stdin ends. A worker serves one module: a request for another is an error."""
     answer_stream = sys.stdout.buffer
-    sys.stdout = sys.stderr  # nothing but the answer may reach the real stdout
-    try:
-        request, blobs = read_message(sys.stdin.buffer, what="request")
-        answer = _serve(request, blobs)
-    except (WorkerError, KeyError, TypeError, ValueError, OSError) as error:
-        answer = message({"error": f"{type(error).__name__}: {error}"})
-    answer_stream.write(answer)
-    answer_stream.flush()
+    sys.stdout = sys.stderr  # nothing but the answers may reach the real stdout
+    requests = cast(io.BufferedReader, sys.stdin.buffer)  # a pipe: buffered, can peek
+    module: str | None = None
+    while requests.peek(1):  # empty only at the end of input
+        failed = False
+        try:
+            request, blobs = read_message(requests, what="request", last=False)
+            if module is not None and request["sha256"] != module:
+                raise WorkerError("a worker serves the units of one module only")
+            module = request["sha256"]
+            answer = _serve(request, blobs)
+        except (WorkerError, KeyError, TypeError, ValueError, OSError) as error:
+            answer = message({"error": f"{type(error).__name__}: {error}"})
+            failed = True
+        answer_stream.write(answer)
+        answer_stream.flush()
+        if failed:
+            break
     return 0
 
 

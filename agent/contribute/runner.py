@@ -1,6 +1,8 @@
 """Running units: the modules (fetched once, checked against their name) and a pool of
-``cores`` threads, each running one unit at a time in a worker process of its own
-(``compute.worker.Sandbox``: a fresh process a unit, fuel-metered, capped).
+``cores`` threads, each running one unit at a time in a worker process
+(``compute.worker.Sandbox`` with kept workers: a worker serves further units of the same
+module, each from a fresh engine, store and instance, fuel-metered, capped; it is
+replaced after any unclean stop, after its share of units and when the module changes).
 
 A module is named by its SHA-256. The bytes the platform sends are hashed before they
 are kept or run, and refused if the hash is not the name: the name is what the
@@ -13,17 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import queue
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import compute
 from agent.config import write_private
 from compute.errors import ComputeError
 from compute.limits import Limits
@@ -99,43 +98,6 @@ class ModuleStore:
             return wasm
 
 
-_WORKER_ROOT = Path(compute.__file__).resolve().parents[1]
-
-
-class TrackedSandbox(Sandbox):
-    """``Sandbox`` whose worker processes can be killed from another thread (a stop
-    abandons the units in flight). The worker is started exactly as ``Sandbox`` starts
-    it: our interpreter, ``-s -m compute.worker_main``, a minimal environment, in the
-    cache folder."""
-
-    def __init__(self, cache_dir: Path, *, limits: Limits,
-                 workers: set[subprocess.Popen[bytes]], lock: threading.Lock) -> None:
-        super().__init__(cache_dir, limits=limits)
-        self._workers = workers
-        self._workers_lock = lock
-
-    def _call(self, request: bytes, *, timeout: float) -> subprocess.CompletedProcess[bytes]:
-        environment = {"PATH": os.environ.get("PATH", os.defpath),
-                       "PYTHONPATH": str(_WORKER_ROOT), "LC_ALL": "C.UTF-8"}
-        command = [sys.executable, "-s", "-m", "compute.worker_main"]
-        process = subprocess.Popen(  # noqa: S603  (our own interpreter and module, no shell)
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            cwd=self.cache_dir, env=environment)
-        with self._workers_lock:
-            self._workers.add(process)
-        try:
-            try:
-                stdout, stderr = process.communicate(request, timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.communicate()
-                raise
-        finally:
-            with self._workers_lock:
-                self._workers.discard(process)
-        return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
-
-
 @dataclass(frozen=True)
 class Finished:
     """A unit's end as the pool reports it: its result, or why it was not run."""
@@ -147,7 +109,12 @@ class Finished:
 
 
 class UnitPool:
-    """``cores`` threads, each running one unit at a time in its own worker process.
+    """``cores`` threads, each running one unit at a time in a worker process.
+
+    The threads share one ``Sandbox`` with kept workers (``reuse_workers=True``): a
+    worker's start-up (Python, wasmtime, ~0.1 s) is paid once per worker, not per unit,
+    so there are at most ``cores`` workers, each serving one unit at a time. A stop
+    (``abandon``) kills them all, busy or idle, from the loop's thread.
 
     ``submit`` queues an item; ``finished`` hands back what ended. Units whose deadline
     has passed (or is within ``START_MARGIN_SECONDS``) when a thread takes them are not
@@ -163,8 +130,9 @@ class UnitPool:
         self.clock = clock
         self._todo: queue.Queue[WorkItem | None] = queue.Queue()
         self._done: queue.Queue[Finished] = queue.Queue()
-        self._workers: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
+        # created before the threads: the folder is made owner-only and checked here
+        self._sandbox = Sandbox(sandbox_dir, limits=Limits(), reuse_workers=True)
         self._prepared: dict[str, PreparedModule] = {}
         self._prepare_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -174,7 +142,6 @@ class UnitPool:
         self._busy_seconds = 0.0  # time with units running, not yet taken
         self._threads = [threading.Thread(target=self._work, name=f"unit-{n}", daemon=True)
                          for n in range(cores)]
-        sandbox_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         for thread in self._threads:
             thread.start()
 
@@ -185,6 +152,11 @@ class UnitPool:
         """Units queued or running."""
         with self._lock:
             return self._queued + self._running
+
+    @property
+    def workers(self) -> list[subprocess.Popen[bytes]]:
+        """The worker processes alive now (running a unit, compiling, or kept idle)."""
+        return self._sandbox.processes
 
     @property
     def running(self) -> int:
@@ -221,15 +193,10 @@ class UnitPool:
                 return out
 
     def abandon(self) -> None:
-        """Stop: queued units are dropped, running workers killed; threads end."""
+        """Stop: queued units are dropped, every worker killed (running or kept idle) and
+        none started after; threads end."""
         self._stopping.set()
-        with self._lock:
-            workers = list(self._workers)
-        for process in workers:
-            try:
-                process.kill()
-            except OSError:  # it has just ended
-                continue
+        self._sandbox.kill_workers()
         for _ in self._threads:
             self._todo.put(None)
 
@@ -264,9 +231,7 @@ class UnitPool:
             prepared = self._prepared.get(sha256)
             if prepared is None:
                 wasm = self.modules.get(sha256)
-                sandbox = TrackedSandbox(self.sandbox_dir, limits=Limits(),
-                                         workers=self._workers, lock=self._lock)
-                prepared = sandbox.prepare(wasm)
+                prepared = self._sandbox.prepare(wasm)
                 self._prepared[sha256] = prepared
             return prepared
 
@@ -281,14 +246,12 @@ class UnitPool:
             module = self._module(item.module)
             limits = Limits(memory_bytes=item.memory_bytes, output_bytes=item.output_bytes,
                             wall_seconds=min(self.wall_cap, left))
-            sandbox = TrackedSandbox(self.sandbox_dir, limits=limits, workers=self._workers,
-                                     lock=self._lock)
             unit = Unit(job_id=item.job, unit_id=item.unit, input=item.input, fuel=item.fuel,
                         args=item.args)
         except (ComputeError, ModuleMismatchError) as error:
             return Finished(item, None, 0.0, str(error))
         started = time.monotonic()
-        result = sandbox.run(module, unit)
+        result = self._sandbox.run(module, unit, limits=limits)
         seconds = time.monotonic() - started
         if self._stopping.is_set() and result.stop is StopReason.WORKER_FAILED:
             return Finished(item, None, seconds, "abandoned")

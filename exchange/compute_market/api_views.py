@@ -34,6 +34,7 @@ from exchange.compute_market.serializers import (
     ResultsOut,
     UnitOut,
     b64,
+    results_in,
 )
 from exchange.compute_market.submission import JobSpec, UnitSpec, job_submit, module_store
 from exchange.core.errors import ServiceError
@@ -239,13 +240,12 @@ class ResultsView(APIView):
     @extend_schema(request=ResultsIn, responses={200: ResultsOut, **errors(403, 413)})
     @upload_limit("COMPUTE_MAX_RESULTS_BODY_BYTES")
     def post(self, request: Request) -> Response:
-        data = ResultsIn(data=request.data)
-        data.is_valid(raise_exception=True)
+        fields = results_in(request.data)
         items = [intake.ResultItem(assignment=r["assignment"], token=r["token"],
                                    output=r["output"])
-                 for r in data.validated_data["results"]]
+                 for r in fields["results"]]
         outcomes = intake.results_submit(user=authenticated_user(request),
-                                         device_id=data.validated_data["device"], items=items)
+                                         device_id=fields["device"], items=items)
         counts = Counter(o.status.value for o in outcomes)
         return Response({
             "accepted": counts["accepted"], "duplicate": counts["duplicate"],

@@ -24,8 +24,7 @@ from exchange.core.errors import ServiceError
 from exchange.licensing.models import Device
 
 
-def device_of(user: User, device_id: str) -> Device:
-    device = Device.objects.filter(pk=str(device_id)[:64], user=user).first()
+def _usable(device: Device | None) -> Device:
     if device is None:
         raise ServiceError(_("No such device on your account; run `init` first."),
                            code="unknown_device", status_code=400, field="device")
@@ -33,6 +32,10 @@ def device_of(user: User, device_id: str) -> Device:
         raise ServiceError(_("This device has been revoked."), code="device_revoked",
                            status_code=403, field="device")
     return device
+
+
+def device_of(user: User, device_id: str) -> Device:
+    return _usable(Device.objects.filter(pk=str(device_id)[:64], user=user).first())
 
 
 def contributor_enroll(*, user: User, device_id: str, runtime: str, cores: int,
@@ -65,8 +68,10 @@ def contributor_enroll(*, user: User, device_id: str, runtime: str, cores: int,
 def contributor_for(*, user: User, device_id: str) -> Contributor:
     """The device's contributor record; a clear error if it has not opted in or is
     suspended."""
-    device = device_of(user, device_id)
-    contributor = Contributor.objects.filter(device=device).first()
+    # The device and its contributor record in one query.
+    device = _usable(Device.objects.select_related("contributor")
+                     .filter(pk=str(device_id)[:64], user=user).first())
+    contributor: Contributor | None = getattr(device, "contributor", None)
     if contributor is None:
         raise ServiceError(_("This device has not opted in to contribute; run `contribute`."),
                            code="not_contributing", status_code=409, field="device")

@@ -19,10 +19,12 @@ import datetime as dt
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import BooleanField, Expression, F, Q, QuerySet
 from django.utils import timezone
 
 from exchange.accounts.models import User
@@ -38,6 +40,8 @@ from exchange.compute_market.models import (
 from exchange.compute_market.unit_decisions import units_decide
 
 MAX_BATCH = 256
+_WINDOW = 4 * MAX_BATCH  # queue entries read per step of a dispatch
+_LIVE = (AssignmentState.ISSUED, AssignmentState.RETURNED)
 _RECLAIM_EVERY = 2.0  # seconds between the reclaims dispatch does itself, per process
 
 
@@ -55,6 +59,77 @@ class Dispatched:
     job: ComputeJob
 
 
+class _InQueue(Expression):
+    """``state = 'pending' AND open_slots > 0`` with its constants written into the SQL.
+
+    That is exactly the predicate of the queue's partial index (``unit_open_queue``), and
+    PostgreSQL matches a partial index only against constants, never against bound
+    parameters: from its fifth use a statement is prepared
+    (``PEERMARK_DB_PREPARE_THRESHOLD``), and its generic plan, with the state and the
+    count as parameters, would walk the primary key past every closed unit there is.
+    """
+
+    conditional = True
+    output_field = BooleanField()
+
+    def __init__(self) -> None:
+        super().__init__(output_field=BooleanField())
+        self.state: Any = F("state")
+        self.slots: Any = F("open_slots")
+
+    def get_source_expressions(self) -> list[Any]:
+        return [self.state, self.slots]
+
+    def set_source_expressions(self, exprs: Sequence[Any]) -> None:
+        self.state, self.slots = exprs
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[str | int, ...]]:
+        state, state_params = compiler.compile(self.state)
+        slots, slots_params = compiler.compile(self.slots)
+        assert UnitState.PENDING.value.isalpha()  # a literal that needs no quoting
+        return (f"({state} = '{UnitState.PENDING.value}' AND {slots} > 0)",
+                (*state_params, *slots_params))
+
+
+def _take(queue: QuerySet[WorkUnit], user: User, wanted: int) -> list[WorkUnit]:
+    """Lock up to ``wanted`` units of ``queue``, in id order, skipping those another
+    transaction holds and those the member already has a live assignment of.
+
+    The queue is read a window at a time: its head in id order (the partial index),
+    then the member's assignments among them, then the rest locked with ``SKIP
+    LOCKED``. Each statement is bounded by the window, whatever the planner's
+    statistics say: as one query (an anti-join of the queue with the member's
+    assignments) a freshly submitted job, not yet analysed, was planned as a nested
+    loop over every pending unit and every assignment of the member's: seconds a call.
+    """
+    taken: list[WorkUnit] = []
+    after = 0
+    while len(taken) < wanted:
+        window = list(queue.filter(pk__gt=after).order_by("id")
+                      .values_list("pk", flat=True)[:_WINDOW])
+        if not window:
+            break
+        # Every assignment of the window's units (a few each), filtered here: with the
+        # member and the state in the statement, a plan could walk the member's history.
+        held = {unit_id for unit_id, member, state in Assignment.objects.filter(
+            unit_id__in=window).values_list("unit_id", "user_id", "state")
+            if member == user.pk and state in _LIVE}
+        free = [pk for pk in window if pk not in held]
+        if free:
+            # Locked by primary key alone, and checked here to be still in the queue (a
+            # locked row is read as last committed): with the queue's predicate in the
+            # statement as well, a generic plan scanned the whole queue's index.
+            taken += [unit for unit in WorkUnit.objects.select_for_update(
+                skip_locked=True, of=("self",)).filter(pk__in=free).order_by("id").only(
+                "id", "job_id", "seq", "fuel_cap", "input", "state", "open_slots")[
+                :wanted - len(taken)]
+                if unit.state == UnitState.PENDING and unit.open_slots > 0]
+        if len(window) < _WINDOW:
+            break
+        after = window[-1]
+    return taken
+
+
 def units_dispatch(*, user: User, device_id: str, max_units: int,
                    now: dt.datetime | None = None) -> list[Dispatched]:
     """Up to ``max_units`` units for this device, each now assigned to it."""
@@ -62,30 +137,29 @@ def units_dispatch(*, user: User, device_id: str, max_units: int,
     now = now or timezone.now()
     _maybe_reclaim(now)
     wanted = max(1, min(int(max_units), MAX_BATCH))
-    held_by_member = Assignment.objects.filter(
-        unit=OuterRef("pk"), user=user,
-        state__in=(AssignmentState.ISSUED, AssignmentState.RETURNED))
+    # The jobs this device may run, first (a handful of rows): the units are then taken
+    # from the queue's index alone, in id order, without a join that could lead the
+    # planner away from it.
+    jobs = {job.pk: job for job in ComputeJob.objects.filter(
+        state=JobState.RUNNING, deadline__gt=now, runtime=contributor.runtime,
+        memory_bytes__lte=contributor.memory_bytes).order_by()
+        .select_related("module").defer("module__wasm")}
+    if not jobs:
+        return []
+    open_jobs = [pk for pk, job in jobs.items() if job.cancel_requested_at is None]
+    # A cancelled job's units no device has started are not handed out.
+    cancelled = [pk for pk, job in jobs.items() if job.cancel_requested_at is not None]
+    queue = WorkUnit.objects.filter(_InQueue()).filter(
+        Q(job_id__in=open_jobs) | Q(job_id__in=cancelled, issued_count__gt=0))
     with transaction.atomic():
-        units = list(
-            WorkUnit.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(state=UnitState.PENDING, open_slots__gt=0,
-                    job__state=JobState.RUNNING, job__deadline__gt=now,
-                    job__runtime=contributor.runtime,
-                    job__memory_bytes__lte=contributor.memory_bytes)
-            .filter(Q(job__cancel_requested_at__isnull=True) | Q(issued_count__gt=0))
-            .exclude(Exists(held_by_member))
-            .order_by("id")
-            .only("id", "job_id", "seq", "fuel_cap", "input")[:wanted]
-        )
+        units = _take(queue, user, wanted)
         if not units:
             return []
         WorkUnit.objects.filter(pk__in=[u.pk for u in units]).update(
             open_slots=F("open_slots") - 1, issued_count=F("issued_count") + 1)
-        jobs = {job.pk: job for job in ComputeJob.objects.filter(
-            pk__in={u.job_id for u in units}).select_related("module").defer("module__wasm")}
         assignments = Assignment.objects.bulk_create([
-            Assignment(unit=unit, job_id=unit.job_id, device=contributor.device, user=user,
-                       issued_at=now,
+            Assignment(unit=unit, job_id=unit.job_id, device_id=contributor.device_id,
+                       user=user, issued_at=now,
                        deadline=now + dt.timedelta(seconds=jobs[unit.job_id].unit_seconds))
             for unit in units
         ])

@@ -3,13 +3,24 @@ the fractions at the end (``pricing`` gives the arithmetic and why)."""
 
 from __future__ import annotations
 
-from django.db.models import F
+from django.db.models import F, Q
 
 from exchange.accounts.models import User
 from exchange.compute_market.models import ComputeJob, ComputePayment, JobEarning
 from exchange.compute_market.pricing import Accrued, final_top_ups
-from exchange.ledger.models import AccountKind, EntryKind
+from exchange.ledger.models import Account, AccountKind, EntryKind
 from exchange.ledger.services import Leg, account_get_or_create, ledger_post, platform_account
+
+
+def _locked_rows(job: ComputeJob, parties: list[int | None]) -> dict[int | None, JobEarning]:
+    """The parties' rows on the job, locked in one statement: the platform's first, then
+    members by id."""
+    members = [p for p in parties if p is not None]
+    wanted = Q(user_id__in=members)
+    if None in parties:
+        wanted |= Q(user__isnull=True)
+    return {row.user_id: row for row in JobEarning.objects.select_for_update()
+            .filter(wanted, job=job).order_by(F("user_id").asc(nulls_first=True))}
 
 
 def earnings_accrue(job: ComputeJob,
@@ -17,27 +28,53 @@ def earnings_accrue(job: ComputeJob,
     """Add exact earnings to each party's standing on the job (rows locked in a fixed
     order: the platform's first, then members by id); return the whole units now due."""
     parties = sorted(earned, key=lambda party: -1 if party is None else party)
-    for party in parties:
-        if party is None:
-            JobEarning.objects.get_or_create(job=job, user=None)
-        else:
-            JobEarning.objects.get_or_create(job=job, user_id=party)
-    rows = {row.user_id: row for row in JobEarning.objects.select_for_update()
-            .filter(job=job, user_id__in=[p for p in parties if p is not None])}
-    if None in earned:
-        fee_row = JobEarning.objects.select_for_update().get(job=job, user__isnull=True)
-        rows[None] = fee_row
+    rows = _locked_rows(job, parties)
+    missing = [party for party in parties if party not in rows]
+    if missing:  # a party's first earning on the job: made in the same order, then locked
+        JobEarning.objects.bulk_create([JobEarning(job=job, user_id=party) for party in missing],
+                                       ignore_conflicts=True)
+        rows = _locked_rows(job, parties)
     due: dict[int | None, int] = {}
     for party in parties:
         value, units, fuel = earned[party]
         row = rows[party]
         standing, whole = Accrued(row.paid_minor, row.remainder).add(value)
-        JobEarning.objects.filter(pk=row.pk).update(
-            paid_minor=standing.paid, remainder=standing.remainder,
-            units=F("units") + units, fuel=F("fuel") + fuel)
+        row.paid_minor, row.remainder = standing.paid, standing.remainder
+        row.units += units
+        row.fuel += fuel
         if whole:
             due[party] = whole
+    # One statement for every party (their rows are locked above).
+    JobEarning.objects.bulk_update([rows[party] for party in parties],
+                                   ["paid_minor", "remainder", "units", "fuel"])
     return due
+
+
+def _accounts(job: ComputeJob, members: list[int], fee: bool) -> dict[tuple[str, int | None],
+                                                                       Account]:
+    """The job's escrow, the members' compute accounts and (with ``fee``) the platform's
+    fees, read in one query; any missing one is made as ``account_get_or_create`` does."""
+    common = {"currency": job.currency}
+    wanted = Q(kind=AccountKind.ESCROW, owner_id=job.customer_id,
+               reference=job.escrow_reference, **common)
+    if members:
+        wanted |= Q(kind=AccountKind.COMPUTE, owner_id__in=members, reference="", **common)
+    if fee:
+        wanted |= Q(kind=AccountKind.FEES, owner__isnull=True, reference="", **common)
+    found = {(a.kind, a.owner_id): a for a in Account.objects.filter(wanted)}
+    key = (AccountKind.ESCROW.value, job.customer_id)
+    if key not in found:
+        found[key] = account_get_or_create(kind=AccountKind.ESCROW, owner=job.customer,
+                                           currency=job.currency,
+                                           reference=job.escrow_reference)
+    absent = [m for m in members if (AccountKind.COMPUTE.value, m) not in found]
+    for user in User.objects.filter(pk__in=absent).order_by("pk"):
+        found[(AccountKind.COMPUTE.value, user.pk)] = account_get_or_create(
+            kind=AccountKind.COMPUTE, owner=user, currency=job.currency)
+    if fee and (AccountKind.FEES.value, None) not in found:
+        found[(AccountKind.FEES.value, None)] = platform_account(kind=AccountKind.FEES,
+                                                                 currency=job.currency)
+    return found
 
 
 def payment_post(job: ComputeJob, due: dict[int | None, int], *, units: int,
@@ -50,15 +87,12 @@ def payment_post(job: ComputeJob, due: dict[int | None, int], *, units: int,
     fee = due.get(None, 0)
     payment = ComputePayment.objects.create(job=job, units=units, final=final,
                                             contributors_minor=total - fee, fee_minor=fee)
-    escrow = account_get_or_create(kind=AccountKind.ESCROW, owner=job.customer,
-                                   currency=job.currency, reference=job.escrow_reference)
-    members = {u.pk: u for u in User.objects.filter(pk__in=[p for p in due if p is not None])}
-    legs = [Leg(escrow, -total)]
-    legs += [Leg(account_get_or_create(kind=AccountKind.COMPUTE, owner=members[party],
-                                       currency=job.currency), amount)
-             for party, amount in sorted((p, a) for p, a in due.items() if p is not None) if amount]
+    paid = sorted((p, a) for p, a in due.items() if p is not None and a)
+    accounts = _accounts(job, [party for party, _ in paid], bool(fee))
+    legs = [Leg(accounts[(AccountKind.ESCROW.value, job.customer_id)], -total)]
+    legs += [Leg(accounts[(AccountKind.COMPUTE.value, party)], amount) for party, amount in paid]
     if fee:
-        legs.append(Leg(platform_account(kind=AccountKind.FEES, currency=job.currency), fee))
+        legs.append(Leg(accounts[(AccountKind.FEES.value, None)], fee))
     what = "fractions at the end" if final else f"{units} unit(s)"
     ledger_post(kind=EntryKind.COMPUTE_PAY, reference=str(payment.pk),
                 memo=f"{job.name[:120]}: {what}", legs=legs, fresh_reference=True)

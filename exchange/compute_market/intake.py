@@ -27,11 +27,13 @@ from django.utils import timezone
 from exchange.accounts.models import User
 from exchange.compute_market.contributors import device_of
 from exchange.compute_market.models import Assignment, AssignmentState, UnitOutput, WorkUnit
-from exchange.compute_market.unit_decisions import units_decide
+from exchange.compute_market.unit_decisions import rows_update, units_decide
 from licensing.core import ComputeResult, LicensingError, read_compute_result
 from licensing.core.device import DevicePublicKeys
 
 MAX_BATCH = 256
+_RETURNED_FIELDS = ["state", "returned_at", "token", "nonce", "output_sha256", "output_size",
+                    "stop", "exit_status", "fuel", "runtime"]
 
 
 class ItemStatus(StrEnum):
@@ -83,10 +85,13 @@ def results_submit(*, user: User, device_id: str, items: Sequence[ResultItem],
     keys = _device_keys(device.signing_public, device.kem_public, device.device_id)
     now = now or timezone.now()
     wanted = {item.assignment for item in items}
-    assignments = {a.pk: a for a in Assignment.objects.filter(pk__in=wanted, device=device)
+    # By primary key alone (the device checked here), so that no plan walks the device's
+    # whole history of assignments.
+    assignments = {a.pk: a for a in Assignment.objects.filter(pk__in=wanted)
                    .select_related("unit", "job")
-                   .only("id", "state", "token", "unit_id", "job_id", "unit__seq",
-                         "unit__fuel_cap", "job__id", "job__runtime", "job__output_bytes")}
+                   .only("id", "state", "token", "device_id", "unit_id", "job_id", "unit__seq",
+                         "unit__fuel_cap", "job__id", "job__runtime", "job__output_bytes")
+                   if a.device_id == device.pk}
     outcomes: list[ItemOutcome] = []
     accepted: list[tuple[int, ResultItem, Assignment, ComputeResult]] = []
     seen: set[int] = set()
@@ -161,18 +166,23 @@ def results_submit(*, user: User, device_id: str, items: Sequence[ResultItem],
         unit_ids = sorted({a.unit_id for _, _, a, _ in accepted})
         list(WorkUnit.objects.select_for_update().filter(pk__in=unit_ids).order_by("id")
              .values_list("pk", flat=True))
+        still_out = {pk for pk, state in Assignment.objects.select_for_update().filter(
+            pk__in=[a.pk for _, _, a, _ in accepted]).values_list("pk", "state")
+            if state == AssignmentState.ISSUED}
         recorded = []
         for index, item, a, result in accepted:
-            changed = Assignment.objects.filter(pk=a.pk, state=AssignmentState.ISSUED).update(
-                state=AssignmentState.RETURNED, returned_at=now, token=item.token,
-                nonce=result.nonce, output_sha256=result.output_sha256.hex(),
-                output_size=result.output_size, stop=result.stop.value,
-                exit_status=result.exit_status, fuel=result.fuel, runtime=result.runtime)
-            if changed:
-                recorded.append((index, item, a, result))
-            else:
+            if a.pk not in still_out:
                 refuse(index, item, "late", "The assignment was closed while this result "
                                             "was on its way; it is not paid.")
+                continue
+            a.state, a.returned_at, a.token = AssignmentState.RETURNED, now, item.token
+            a.nonce, a.output_sha256 = result.nonce, result.output_sha256.hex()
+            a.output_size, a.stop, a.exit_status = result.output_size, result.stop.value, \
+                result.exit_status
+            a.fuel, a.runtime = result.fuel, result.runtime
+            recorded.append((index, item, a, result))
+        # One statement for the batch (their rows are locked above, still out).
+        rows_update(Assignment, [a for _, _, a, _ in recorded], _RETURNED_FIELDS)
         UnitOutput.objects.bulk_create(
             [UnitOutput(unit_id=a.unit_id, sha256=result.output_sha256.hex(), data=item.output)
              for _, item, a, result in recorded],

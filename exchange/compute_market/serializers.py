@@ -12,7 +12,12 @@ from compute.limits import GIB, MIB, WASM_PAGE
 from exchange.compute_market import submission
 from exchange.compute_market.models import ComputeJob, Contributor
 from exchange.compute_market.selectors import Progress
-from exchange.core.fields import StrictBooleanField, StrictCharField, StrictIntegerField
+from exchange.core.fields import (
+    INT64_MAX,
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+)
 from exchange.money.currencies import format_minor
 from exchange.money.fields import CurrencyField
 
@@ -211,6 +216,59 @@ class ResultIn(serializers.Serializer):
 class ResultsIn(serializers.Serializer):
     device = StrictCharField(max_length=64)
     results = serializers.ListField(child=ResultIn(), min_length=1, max_length=256)
+
+
+def _plain_text(value: object, max_length: int) -> bool:
+    """Text a ``StrictCharField`` takes unchanged: no surrounding space to trim, no NUL,
+    no surrogate (ASCII), not blank, not too long."""
+    return (isinstance(value, str) and 0 < len(value) <= max_length and value.isascii()
+            and "\x00" not in value and value.strip() == value)
+
+
+_OUTPUT_TEXT_MAX = 4 * (submission.MAX_OUTPUT_BYTES // 3 + 1)
+
+
+def _results_fast(data: object) -> dict[str, Any] | None:
+    """``ResultsIn``'s validated data for a batch every field of which is plainly valid;
+    None for anything else (the serializer then decides, and words its errors)."""
+    if not isinstance(data, dict):
+        return None
+    device, items = data.get("device"), data.get("results")
+    if not _plain_text(device, 64) or type(items) is not list or not 1 <= len(items) <= 256:
+        return None
+    results = []
+    for item in items:
+        if type(item) is not dict:
+            return None
+        assignment, token, text = item.get("assignment"), item.get("token"), item.get("output")
+        if (type(assignment) is not int or not 1 <= assignment <= INT64_MAX
+                or not _plain_text(token, 4096) or type(text) is not str
+                or len(text) > _OUTPUT_TEXT_MAX):
+            return None
+        try:
+            output = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        if len(output) > submission.MAX_OUTPUT_BYTES:
+            return None
+        results.append({"assignment": assignment, "token": token, "output": output})
+    return {"device": device, "results": results}
+
+
+def results_in(data: object) -> dict[str, Any]:
+    """``ResultsIn``'s validated data, or its ``ValidationError``.
+
+    DRF's nested serializers cost about a quarter of a millisecond per result, a large
+    share of a batch's time on the platform; a well-formed batch (what every agent
+    sends) is checked here directly against the same rules, and anything else goes
+    through ``ResultsIn`` itself, so that errors read exactly as they always did.
+    """
+    fast = _results_fast(data)
+    if fast is not None:
+        return fast
+    serializer = ResultsIn(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
 
 
 class ResultOutcomeOut(serializers.Serializer):

@@ -35,7 +35,7 @@ from agent.contribute.limits import (
     seconds_since_terminal_input,
 )
 from agent.contribute.loop import ContributeLoop, Options, parse_assignment, transient
-from agent.contribute.runner import ModuleMismatchError, ModuleStore
+from agent.contribute.runner import ModuleMismatchError, ModuleStore, UnitPool
 from agent.display import contribute_line
 from agent.platform import PlatformClient, PlatformError, PlatformUnreachableError
 from compute.demo import RENDER_WASM, Tile, tile_input
@@ -528,9 +528,9 @@ def test_a_stop_abandons_the_unit_in_flight_and_sends_nothing(tmp_path: Path) ->
     thread = threading.Thread(target=loop.run)
     thread.start()
     deadline = time.monotonic() + 30
-    while not (loop._pool and loop._pool._workers) and time.monotonic() < deadline:
+    while not (loop._pool and loop._pool.workers) and time.monotonic() < deadline:
         time.sleep(0.02)  # until the unit's worker process runs
-    workers = list(loop._pool._workers) if loop._pool else []
+    workers = list(loop._pool.workers) if loop._pool else []
     assert workers, "the unit never started"
     loop.stop("interrupted")  # what Ctrl-C does
     thread.join(timeout=10)
@@ -558,3 +558,23 @@ def test_a_batch_larger_than_the_cores_is_asked_for_at_once(tmp_path: Path) -> N
     tally = loop.run()
     assert bodies[0]["max_units"] == 3  # one core, three units held here
     assert (tally.units_run, tally.accepted) == (3, 3)
+
+
+def test_the_pool_s_units_share_a_kept_worker_and_a_stop_kills_it(tmp_path: Path) -> None:
+    pool = UnitPool(cores=1, sandbox_dir=tmp_path / "sandbox",
+                    modules=ModuleStore(tmp_path / "modules", lambda sha: WASM))
+    items = [parse_assignment(_assignment(n, unit=str(n), tile=Tile(8 * n, 0, 8, 8)))
+             for n in range(3)]
+    served_by = []
+    for item in items:
+        pool.submit(item)
+        (finished,) = pool.finished(timeout=60)
+        assert finished.result is not None, finished.problem
+        assert finished.result.stop.value == "exit"
+        served_by.append([w.pid for w in pool.workers])
+    assert len(served_by[0]) == 1
+    assert served_by[0] == served_by[1] == served_by[2]  # one worker, started once
+    (worker,) = pool.workers
+    pool.abandon()
+    assert worker.wait(timeout=5) is not None
+    assert pool.workers == []

@@ -1,4 +1,6 @@
-"""Units run as the agent runs them: each in a worker process, under a parent's hard timeout."""
+"""Units run in worker processes, under a parent's hard timeout: a fresh process a unit
+(``Sandbox``'s default) and, for what a broken worker does, a kept one too (what the agent
+runs; test_worker_reuse.py has the rest of it)."""
 
 from __future__ import annotations
 
@@ -86,39 +88,54 @@ def test_a_rejected_module_is_an_error_before_any_unit(sandbox: Sandbox) -> None
         sandbox.prepare(b"\0asm\x01\0\0\0" + bytes(sandbox.limits.module_bytes))
 
 
-def test_a_worker_that_dies_gives_a_worker_failed_result(tmp_path: Path) -> None:
+BOTH = pytest.mark.parametrize("reuse", [False, True], ids=["fresh", "kept"])
+
+
+@BOTH
+def test_a_worker_that_dies_gives_a_worker_failed_result(tmp_path: Path, reuse: bool) -> None:
     prepared = Sandbox(tmp_path / "cache").prepare(ECHO)
     crashing = tmp_path / "crashing-python"
     crashing.write_text("#!/bin/sh\necho 'Segmentation fault' >&2\nkill -SEGV $$\n")
     crashing.chmod(0o700)
-    result = Sandbox(tmp_path / "cache", python=str(crashing)).run(prepared, unit())
+    with Sandbox(tmp_path / "cache", python=str(crashing), reuse_workers=reuse) as sandbox:
+        result = sandbox.run(prepared, unit())
+        assert sandbox.processes == []
     assert result.stop is StopReason.WORKER_FAILED
     assert "Segmentation fault" in result.detail
     assert (result.output, result.fuel_consumed) == (b"", 0)
 
 
-def test_a_worker_that_hangs_is_killed_by_the_parent(tmp_path: Path) -> None:
+@BOTH
+def test_a_worker_that_hangs_is_killed_by_the_parent(tmp_path: Path, reuse: bool) -> None:
     prepared = Sandbox(tmp_path / "cache").prepare(ECHO)
     hanging = tmp_path / "hanging-python"
     hanging.write_text("#!/bin/sh\nexec sleep 30\n")
     hanging.chmod(0o700)
     sandbox = Sandbox(tmp_path / "cache", python=str(hanging), grace_seconds=0.3,
-                      limits=Limits(wall_seconds=0.2))  # fmt: skip
+                      limits=Limits(wall_seconds=0.2), reuse_workers=reuse)  # fmt: skip
     started = time.monotonic()
-    result = sandbox.run(prepared, unit())
+    result = sandbox.run(prepared, unit(stdin=b"x" * 1_000_000))  # more than a pipe holds
     assert time.monotonic() - started < 5
     assert result.stop is StopReason.WALL_CLOCK
     assert "killed" in result.detail
+    assert sandbox.processes == []
 
 
+@BOTH
 def test_a_worker_that_answers_out_of_protocol_gives_a_worker_failed_result(
-    tmp_path: Path,
+    tmp_path: Path, reuse: bool
 ) -> None:
     prepared = Sandbox(tmp_path / "cache").prepare(ECHO)
     chatty = tmp_path / "chatty-python"
-    chatty.write_text("#!/bin/sh\ncat > /dev/null\necho 'hello from a stray print'\n")
+    # a fresh worker's input ends after its request; a kept worker's does not, and the
+    # answer is known to be wrong at once, without waiting for the worker to end
+    reads, then = ("cat > /dev/null", "") if not reuse else ("head -n 1 > /dev/null", "sleep 30")
+    chatty.write_text(f"#!/bin/sh\n{reads}\necho 'hello from a stray print'\n{then}\n")
     chatty.chmod(0o700)
-    result = Sandbox(tmp_path / "cache", python=str(chatty)).run(prepared, unit())
+    started = time.monotonic()
+    with Sandbox(tmp_path / "cache", python=str(chatty), reuse_workers=reuse) as sandbox:
+        result = sandbox.run(prepared, unit())
+    assert time.monotonic() - started < 5
     assert result.stop is StopReason.WORKER_FAILED
     assert "protocol" in result.detail
 
@@ -176,8 +193,9 @@ def test_bad_limits_are_refused_clearly(fields: dict[str, object]) -> None:
         Limits(**fields)  # type: ignore[arg-type]
 
 
+@BOTH
 def test_the_worker_gets_none_of_the_agents_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reuse: bool
 ) -> None:
     monkeypatch.setenv("PEERMARK_SECRET_FOR_TEST", "do-not-leak")
     spy = tmp_path / "spy-python"
@@ -185,7 +203,7 @@ def test_the_worker_gets_none_of_the_agents_environment(
     spy.write_text(f"#!/bin/sh\nenv > {record}\nexit 1\n")
     spy.chmod(0o700)
     prepared = Sandbox(tmp_path / "cache").prepare(ECHO)
-    Sandbox(tmp_path / "cache", python=str(spy)).run(prepared, unit())
+    Sandbox(tmp_path / "cache", python=str(spy), reuse_workers=reuse).run(prepared, unit())
     seen = record.read_text()
     assert "do-not-leak" not in seen
     assert "PYTHONPATH=" in seen
