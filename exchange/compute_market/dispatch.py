@@ -182,16 +182,25 @@ def _maybe_reclaim(now: dt.datetime) -> None:
 def assignments_reclaim_overdue(*, now: dt.datetime | None = None, limit: int = 1000) -> int:
     """Expire assignments past their deadline and reopen their units' slots.
 
-    Safe to run from several processes: the overdue rows are taken with SKIP LOCKED and
-    their units decided again under the units' locks.
+    Locks in the order every writer of the market uses: the units first (in id order;
+    intake and dispatch lock them before anything else), then their assignments, then
+    the devices' standing. Units another transaction holds are skipped (an intake is
+    deciding them right now; a later run takes what is still overdue), so several
+    processes may run this at once and none waits on another in a cycle.
     """
     now = now or timezone.now()
+    candidates = sorted(set(
+        Assignment.objects.filter(state=AssignmentState.ISSUED, deadline__lt=now)
+        .order_by("deadline").values_list("unit_id", flat=True)[:limit]))
+    if not candidates:
+        return 0
     with transaction.atomic():
+        units = list(WorkUnit.objects.select_for_update(skip_locked=True)
+                     .filter(pk__in=candidates).order_by("id").values_list("pk", flat=True))
         overdue = list(
-            Assignment.objects.select_for_update(skip_locked=True)
-            .filter(state=AssignmentState.ISSUED, deadline__lt=now)
-            .order_by("deadline").values_list("pk", "unit_id", "device_id")[:limit]
-        )
+            Assignment.objects.select_for_update()
+            .filter(unit_id__in=units, state=AssignmentState.ISSUED, deadline__lt=now)
+            .order_by("id").values_list("pk", "unit_id", "device_id"))
         if not overdue:
             return 0
         Assignment.objects.filter(pk__in=[pk for pk, _, _ in overdue]).update(
