@@ -35,9 +35,12 @@ def _ledger(site: Platform) -> dict[str, Any]:
         "import json\n"
         "from django.db.models import Sum\n"
         "from exchange.ledger.models import Account, Posting, JournalEntry\n"
-        "balances = {f'{a.kind}:{a.owner.username if a.owner else \"platform\"}:{a.currency}': "
+        "balances = {f'{a.kind}:{a.owner.username if a.owner else \"platform\"}:{a.currency}'"
+        " + (f':{a.reference}' if a.reference else ''): "
         "a.balance for a in Account.objects.select_related('owner') if a.guarded}\n"
-        "fees = Posting.objects.filter(account__kind='fees').aggregate(t=Sum('amount'))['t']\n"
+        # the fees of sales (the demo's compute job pays the platform a fee of its own)
+        "fees = Posting.objects.filter(account__kind='fees', entry__kind='settlement')"
+        ".aggregate(t=Sum('amount'))['t']\n"
         "total = Posting.objects.aggregate(t=Sum('amount'))['t']\n"
         "unbalanced = [e.pk for e in JournalEntry.objects.all() "
         "if sum(e.postings.values_list('amount', flat=True)) != 0]\n"
@@ -60,7 +63,13 @@ def test_a_sale_served_by_three_peers_settles_exactly(site: Platform, tmp_path: 
     buyer = AgentProcess(tmp_path, "bob", site.url)
     buyer.setup("bob", site.logins["bob"])
     buyer.run("wallet", "--topup", "10000", "EUR")
-    funds = 10000 + dict(DEMO_FUNDS)["EUR"]  # the demo's own top-up, and this one
+    # The demo's own top-up and this one, less what Bob's demo render job cost him.
+    with site.api("bob") as api:
+        jobs = api.get("/api/v1/compute/jobs/").json()["results"]
+    spent = sum(job["budget_minor"] - job["refunded_minor"] for job in jobs
+                if job["currency"] == "EUR" and job["state"] != "running")
+    assert len(jobs) == sum(job["state"] != "running" for job in jobs)
+    funds = 10000 + dict(DEMO_FUNDS)["EUR"] - spent
     wait_until(lambda: any(b["kind"] == "wallet" and b["currency"] == "EUR"
                            and b["balance_minor"] == funds
                            for b in buyer.run("wallet")["balances"]),
