@@ -213,18 +213,18 @@ class DispatchView(APIView):
     def post(self, request: Request) -> Response:
         data = DispatchIn(data=request.data)
         data.is_valid(raise_exception=True)
-        given = dispatch.units_dispatch(user=authenticated_user(request),
-                                        device_id=data.validated_data["device"],
-                                        max_units=data.validated_data["max_units"])
+        given = dispatch.units_give(user=authenticated_user(request),
+                                    device_id=data.validated_data["device"],
+                                    max_units=data.validated_data["max_units"])
         body = {
             "assignments": [{
-                "assignment": d.assignment.pk, "job": str(d.job.pk), "unit": d.unit.unit_id,
-                "module": d.job.module_id, "module_size": d.job.module.size,
-                "args": list(d.job.args), "input": b64(bytes(d.unit.input)),
-                "fuel": d.unit.fuel_cap, "memory_bytes": d.job.memory_bytes,
-                "output_bytes": d.job.output_bytes, "runtime": d.job.runtime,
-                "deadline": d.assignment.deadline.isoformat().replace("+00:00", "Z"),
-            } for d in given],
+                "assignment": g.assignment, "job": str(g.job.pk), "unit": str(g.seq),
+                "module": g.job.module_id, "module_size": g.job.module.size,
+                "args": list(g.job.args), "input": b64(g.input),
+                "fuel": g.fuel_cap, "memory_bytes": g.job.memory_bytes,
+                "output_bytes": g.job.output_bytes, "runtime": g.job.runtime,
+                "deadline": g.deadline.isoformat().replace("+00:00", "Z"),
+            } for g in given],
             "retry_after": 0 if given else IDLE_RETRY_SECONDS,
         }
         return Response(body)

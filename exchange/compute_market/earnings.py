@@ -45,8 +45,10 @@ def earnings_accrue(job: ComputeJob,
         if whole:
             due[party] = whole
     # One statement for every party (their rows are locked above).
-    JobEarning.objects.bulk_update([rows[party] for party in parties],
-                                   ["paid_minor", "remainder", "units", "fuel"])
+    from exchange.compute_market.unit_decisions import rows_update  # (it imports this)
+
+    rows_update(JobEarning, [rows[party] for party in parties],
+                ["paid_minor", "remainder", "units", "fuel"])
     return due
 
 
