@@ -171,9 +171,12 @@ class Assignment(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     unit = models.ForeignKey(WorkUnit, on_delete=models.CASCADE, related_name="assignments")
-    job = models.ForeignKey(ComputeJob, on_delete=models.CASCADE, related_name="assignments")
+    # Both looked up through the composite indexes below (device and state, job and
+    # verdict), which they lead: no index of their own to write on every assignment.
+    job = models.ForeignKey(ComputeJob, on_delete=models.CASCADE, related_name="assignments",
+                            db_index=False)
     device = models.ForeignKey("licensing.Device", on_delete=models.PROTECT,
-                               related_name="compute_assignments")
+                               related_name="compute_assignments", db_index=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
                              related_name="compute_assignments")
     state = models.CharField(max_length=10, choices=AssignmentState.choices,
