@@ -120,7 +120,9 @@ class Sandbox:
         reuse_workers: bool = False,
         units_per_worker: int = DEFAULT_UNITS_PER_WORKER,
     ) -> None:
-        self.cache_dir = Path(cache_dir)
+        # Absolute: a worker runs in the cache folder and is given paths inside it, so a
+        # relative folder (the agent's `--data-dir carol-agent`) would not be found there.
+        self.cache_dir = Path(cache_dir).resolve()
         self.limits = limits if limits is not None else Limits()
         self.reuse_workers = reuse_workers
         self._python = python

@@ -208,3 +208,15 @@ def test_the_worker_gets_none_of_the_agents_environment(
     assert "do-not-leak" not in seen
     assert "PYTHONPATH=" in seen
     assert os.environ["PEERMARK_SECRET_FOR_TEST"] == "do-not-leak"
+
+
+@pytest.mark.parametrize("reuse", [False, True])
+def test_a_cache_folder_given_as_a_relative_path_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reuse: bool
+) -> None:
+    # As the agent's `--data-dir carol-agent` gives it: the worker runs in the folder.
+    monkeypatch.chdir(tmp_path)
+    with Sandbox(Path("agent-home") / "sandbox", reuse_workers=reuse) as relative:
+        module = relative.prepare(ECHO)
+        result = relative.run(module, Unit(job_id="j", unit_id="u", input=b"hello", fuel=10**6))
+    assert (result.stop, result.output) == (StopReason.EXIT, b"hello")
