@@ -37,6 +37,7 @@ from exchange.compute_market.unit_decisions import (
     units_decide_locked,
     units_lock,
 )
+from exchange.core.errors import reason_of
 from licensing.core import ComputeResult, LicensingError, read_compute_result
 from licensing.core.device import DevicePublicKeys
 
@@ -79,10 +80,6 @@ def _device_keys(signing: str, kem: str, device_id: str) -> DevicePublicKeys:
         _keys[device_id] = keys
     return keys
 
-
-def _reason(error: LicensingError) -> str:
-    name = type(error).__name__.removesuffix("Error")
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 
 
 class _Out(NamedTuple):
@@ -166,7 +163,7 @@ def results_submit(*, user: User, device_id: str, items: Sequence[ResultItem],
             result = read_compute_result(item.token, device=keys, job_id=a.job_id,
                                          unit_id=str(a.unit_seq), now=stamp)
         except LicensingError as error:
-            refuse(index, item, _reason(error), f"The signed result was refused: {error}")
+            refuse(index, item, reason_of(error), f"The signed result was refused: {error}")
             continue
         if result.runtime != a.runtime:
             refuse(index, item, "wrong_runtime",

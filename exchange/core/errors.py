@@ -48,6 +48,13 @@ class ServiceError(Exception):
         self.field = field
 
 
+def reason_of(error: Exception) -> str:
+    """A machine-readable reason from an exception's class: ``WrongDeviceError`` is
+    ``wrong_device`` (how per-item refusals of signed documents are named)."""
+    name = type(error).__name__.removesuffix("Error")
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
 class ErrorContent(TypedDict):
     code: str
     message: str

@@ -12,6 +12,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
+from exchange.core.errors import reason_of
 from exchange.licensing.keys import platform_keyring
 from exchange.licensing.models import Device, Licence
 from exchange.licensing.services import package_get, package_manifest
@@ -99,7 +100,7 @@ class OrderChecker:
         except OrderRejectedError:
             raise
         except LicensingError as exc:
-            raise OrderRejectedError(_reason(exc)) from exc
+            raise OrderRejectedError(reason_of(exc)) from exc
         try:
             expected = known.manifest.piece_length(order.piece)
         except LicensingError:
@@ -113,8 +114,3 @@ class OrderChecker:
             raise OrderRejectedError("outside_licence_lifetime")
         return CheckedOrder(order=order, licence_pk=known.pk, serving_device=order.peer_id,
                             serving_user=self._serving_user(order.peer_id))
-
-
-def _reason(exc: LicensingError) -> str:
-    name = type(exc).__name__.removesuffix("Error")
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
