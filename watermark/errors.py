@@ -64,3 +64,36 @@ class CorruptAudioError(UnsupportedAudioError):
 class AudioTooLargeError(UnsupportedAudioError):
     """Longer, faster or wider than the limits (`watermark.audio.codec`), read from the
     file's header and refused before its samples are decoded."""
+
+
+class UnsupportedVideoError(WatermarkError, ValueError):
+    """The video cannot be marked or read: a container, codec or stream layout the library
+    does not handle (an MP4 that is not H.264/AAC, a WebM that is not VP9/Opus or VP8/
+    Vorbis, an encrypted track, no picture at all)."""
+
+
+class VideoTooShortError(UnsupportedVideoError):
+    """Too few frames to carry the whole payload; the message names the minimum."""
+
+
+class CorruptVideoError(UnsupportedVideoError):
+    """The bytes do not decode to a whole video: empty, truncated or damaged data."""
+
+
+class VideoTooLargeError(UnsupportedVideoError):
+    """Larger, longer or faster than the limits (`watermark.video.limits`), read from the
+    container before any frame is decoded."""
+
+
+class UnsupportedDocumentError(WatermarkError, ValueError):
+    """The document cannot be marked or read: not a PDF or EPUB the library handles
+    (encrypted, with no page or no content document)."""
+
+
+class CorruptDocumentError(UnsupportedDocumentError):
+    """The bytes do not parse as a whole document: empty, truncated or damaged."""
+
+
+class DocumentTooLargeError(UnsupportedDocumentError):
+    """Beyond the limits (`watermark.document.limits`): too many pages or objects, nesting
+    too deep, a stream or an archive member that inflates too far (a PDF or zip bomb)."""

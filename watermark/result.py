@@ -18,6 +18,8 @@ class ExtractResult:
     0.56 for pure noise, where the keyed check then fails; near 1 for a clean copy).
     `alignment` says how an informed image read put the copy back onto the master;
     `offset_seconds` and `speed` where an audio read found the mark in the copy's time.
+    `evidence` names the carriers that gave the payload, where a medium has several
+    (a video: "picture", "audio"; a document: "identifier", "text", "images").
     """
 
     found: bool
@@ -28,3 +30,4 @@ class ExtractResult:
     alignment: Alignment | None = None
     offset_seconds: float | None = None
     speed: float | None = None
+    evidence: tuple[str, ...] = ()
