@@ -62,6 +62,20 @@ class _ProgressBar(GetListener):
     def download_finished(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
+
+    def marking_progress(self, owned: OwnedLicence, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=total, unit="frame", desc=f"marking {owned.title[:22]}",
+                            disable=self.quiet or not sys.stderr.isatty(), leave=False)
+        self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+
+    def marking_finished(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def cmd_get(agent: Agent, args: argparse.Namespace) -> int:

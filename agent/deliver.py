@@ -3,8 +3,9 @@
 ``deliver`` opens every piece with the licence's content key (AES-256-GCM
 authenticates each one, so a piece damaged on disk since it was verified is refused),
 applies the marking rule (``watermark.rule``: the licence's payload embedded when the
-work is an image or a recording (WAV, FLAC, Ogg Vorbis, MP3) the library marks, written
-in the work's own format, else the plain master and why), and writes the
+work is an image, a recording (WAV, FLAC, Ogg Vorbis, MP3), a video (MP4, WebM) or a
+document (PDF, EPUB) the library marks, written in the work's own format, else the plain
+master and why), and writes the
 copy through a temporary file in the destination's folder (fsync, rename): never a
 partial or corrupt file under the final name. It
 returns the copy's SHA-256, whether it was marked and, if not, why, in the closed
@@ -82,9 +83,10 @@ def deliver(
     keys: LicenceKeys,
     destination: Path,
     content_type: str,
+    progress: marking_rule.Progress | None = None,
 ) -> Delivery:
-    """Decrypt the held work, mark it if it is a markable image or recording, write it
-    atomically.
+    """Decrypt the held work, mark it if the library marks its medium, write it
+    atomically. ``progress`` hears how a long marking (a video's frames) comes along.
 
     Raises ``DeliveryError`` if the work is incomplete, does not belong to the licence,
     a piece does not authenticate, or the copy cannot be written.
@@ -97,7 +99,8 @@ def deliver(
     try:
         if marking_rule.marks(content_type, manifest.master_size):
             return _deliver_marked(
-                store, manifest, licence, keys, destination, content_type=content_type
+                store, manifest, licence, keys, destination, content_type=content_type,
+                progress=progress,
             )
     except LicensingError as error:
         raise DeliveryError(f"a piece does not decrypt: {error}") from error
@@ -157,13 +160,15 @@ def _deliver_marked(
     destination: Path,
     *,
     content_type: str,
+    progress: marking_rule.Progress | None = None,
 ) -> Delivery:
-    """A work the rule tries to mark (an image or a recording): the whole plaintext at
-    once, through ``licensed_copy``, which may still give the master back with a reason."""
+    """A work the rule tries to mark: the whole plaintext at once, through
+    ``licensed_copy``, which may still give the master back with a reason."""
     plaintext = b"".join(_plaintext_pieces(store, manifest, keys))
     try:
         copy = marking_rule.licensed_copy(
-            plaintext, content_type, keys.watermark_key, licence.watermark_payload
+            plaintext, content_type, keys.watermark_key, licence.watermark_payload,
+            progress=progress,
         )
     except (InvalidKeyError, InvalidPayloadError) as error:
         raise DeliveryError(f"the licence's watermark key or payload is unusable: {error}"

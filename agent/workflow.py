@@ -60,6 +60,13 @@ class GetListener:
     def download_finished(self) -> None:
         """The download ended, in success or not."""
 
+    def marking_progress(self, owned: OwnedLicence, done: int, total: int) -> None:
+        """The copy is being marked: `done` of `total` steps (a video's frames); called
+        from the marking thread, a few times a second at most."""
+
+    def marking_finished(self) -> None:
+        """Marking ended (or the copy needed none), in success or not."""
+
 
 @dataclass
 class DownloadSummary:
@@ -255,17 +262,23 @@ def start_copy(agent: Agent, owned: OwnedLicence, licence: Licence, work: WorkSt
 
 
 def deliver_copy(agent: Agent, owned: OwnedLicence, licence: Licence, work: WorkStore,
-                 destination: Path, *, copy: StreamedCopy | None = None) -> Delivery:
+                 destination: Path, *, copy: StreamedCopy | None = None,
+                 listener: GetListener | None = None) -> Delivery:
     """Decrypt, apply the marking rule, write atomically (see `agent.deliver`); with a
-    copy written during the download, only finish it."""
+    copy written during the download, only finish it. A video's marking takes about its
+    running time, so the listener hears how far it has come."""
+    listener = listener or GetListener()
     try:
         if copy is not None:
             return copy.finish(work)
         return deliver(store=work, manifest=work.manifest, licence=licence,
                        keys=licence.unwrap_keys(agent.device), destination=destination,
-                       content_type=owned.content_type)
+                       content_type=owned.content_type,
+                       progress=lambda done, total: listener.marking_progress(owned, done, total))
     except DeliveryError as exc:
         raise AgentError(f"Could not write the copy: {exc}") from exc
+    finally:
+        listener.marking_finished()
 
 
 def receipt(agent: Agent, owned: OwnedLicence, licence: Licence, delivery: Delivery,
@@ -329,7 +342,8 @@ def get_work(agent: Agent, work_id: str, *, destination: Path | None = None,
             summary = download(agent, owned, work, licence=licence, online=online,
                                rate_limit_bps=rate_limit_bps, listener=listener, copy=copy)
         if keep:
-            delivery = deliver_copy(agent, owned, licence, work, target, copy=copy)
+            delivery = deliver_copy(agent, owned, licence, work, target, copy=copy,
+                                    listener=listener)
             copy = None
     except BaseException:
         if copy is not None:

@@ -1,5 +1,5 @@
 """The formats the library marks: constants the marking rule needs without loading numpy,
-Pillow or the audio codecs (the agent decides whether to mark before it decodes)."""
+Pillow, PyAV or the document libraries (the agent decides whether to mark before it decodes)."""
 
 from __future__ import annotations
 
@@ -7,3 +7,5 @@ from typing import Final
 
 MARKABLE_FORMATS: Final = ("PNG", "JPEG", "WEBP")
 MARKABLE_AUDIO_FORMATS: Final = ("WAV", "FLAC", "OGG", "MP3")
+MARKABLE_VIDEO_FORMATS: Final = ("MP4", "WEBM")
+MARKABLE_DOCUMENT_FORMATS: Final = ("PDF", "EPUB")

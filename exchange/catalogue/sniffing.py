@@ -1,7 +1,10 @@
 """Decide what an uploaded file is from its bytes, never from its name or the client's word.
 
-Images are also opened with Pillow, so a truncated file or a decompression bomb is
-refused at the door instead of failing later inside a task.
+Images are also opened with Pillow, videos probed with the video mark's own checks
+(container, codecs, encryption, size and length limits), and PDFs and EPUBs checked by
+the document marks' parsers (truncation, encryption, object and zip bombs), so a file
+the buyer's agent could not mark, or one built to exhaust it, is refused at the door
+instead of failing later inside a task or on a buyer's machine.
 """
 
 from __future__ import annotations
@@ -67,7 +70,35 @@ def sniff_upload(stream: BinaryIO) -> Sniffed:
                                    % {"formats": SUPPORTED_DESCRIPTION})
     if sniffed.media_type == MediaType.IMAGE:
         _check_image(stream)
+    elif sniffed.media_type in (MediaType.VIDEO, MediaType.DOCUMENT):
+        _check_markable(stream, sniffed.content_type)
     return sniffed
+
+
+def _check_markable(stream: BinaryIO, content_type: str) -> None:
+    """Run the marking library's own check of a video, PDF or EPUB on the whole file."""
+    from watermark.errors import WatermarkError
+
+    try:
+        data = stream.read()
+    finally:
+        stream.seek(0)
+    try:
+        if content_type in ("video/mp4", "video/webm"):
+            from watermark.video import probe_video
+
+            probe_video(data)
+        elif content_type == "application/pdf":
+            from watermark.document.pdf import check_pdf
+
+            check_pdf(data)
+        else:
+            from watermark.document.epub import check_epub
+
+            check_epub(data)
+    except WatermarkError as exc:
+        raise UnsupportedFileError(
+            _("This file cannot be sold: %(error)s") % {"error": exc}) from exc
 
 
 def _check_image(stream: BinaryIO) -> None:

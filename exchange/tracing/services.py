@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
@@ -24,6 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 from PIL import Image
+from watermark.video import sniff_video
 
 import watermark
 from exchange.accounts.models import User
@@ -31,10 +31,11 @@ from exchange.audit.services import audit_record
 from exchange.catalogue.models import MediaType, Work
 from exchange.catalogue.storage import master_abspath
 from exchange.core.errors import ServiceError
-from exchange.core.jsontypes import JSONObject, JSONValue
-from exchange.licensing.models import Licence
+from exchange.core.jsontypes import JSONValue
 from exchange.licensing.services import package_get, package_keys
 from exchange.metering.models import Receipt
+from exchange.tracing.findings import Found, Read, named
+from exchange.tracing.media_reads import document_by_watermark, video_by_watermark
 from exchange.tracing.models import MasterFingerprint, TraceOutcome, TraceReport
 from exchange.tracing.perceptual import (
     AudioMatch,
@@ -69,17 +70,6 @@ PLAUSIBLE_AUDIO_BITS = 0.35
 SAME_RECORDING_BITS = 0.30
 
 
-@dataclass(frozen=True)
-class _Read:
-    work: Work
-    #: how far the copy's fingerprint is from the master's (bits of 64 for a picture,
-    #: the share of bits for a recording)
-    distance: float
-    result: watermark.ExtractResult
-    #: the same, and where the copy sits in the master, labelled for the report
-    likeness: dict[str, JSONValue]
-
-
 def trace_copy(*, owner: User, data: bytes, name: str = "") -> TraceReport:
     """Find which of ``owner``'s works ``data`` is a copy of, and under which licence."""
     if not owner.is_rights_holder:
@@ -100,8 +90,7 @@ def trace_copy(*, owner: User, data: bytes, name: str = "") -> TraceReport:
                              "allowed; try again later.") % {"count": recent},
                            code="rate_limited", status_code=429)
     digest = hashlib.sha256(data).hexdigest()
-    found = _exact(owner, digest) or (_audio_by_watermark(owner, data) if _is_audio(data)
-                                      else _by_watermark(owner, data))
+    found = _exact(owner, digest) or _by_medium(owner, data)
     outcome, work, licences, details = found
     with transaction.atomic():
         report = TraceReport.objects.create(
@@ -114,12 +103,18 @@ def trace_copy(*, owner: User, data: bytes, name: str = "") -> TraceReport:
     return report
 
 
-#: outcome, work, licences, and the report's details (shown as they are: readable keys, stored
-#: in English and marked, so the report page shows them in the reader's language)
-_Found = tuple[str, Work | None, list[Licence], JSONObject]
+def _by_medium(owner: User, data: bytes) -> Found:
+    """The watermark search for the suspect's medium, told by its bytes."""
+    if _is_audio(data):
+        return _audio_by_watermark(owner, data)
+    if sniff_video(data) is not None:
+        return video_by_watermark(owner, data)
+    if data.startswith((b"%PDF-", b"PK\x03\x04")):
+        return document_by_watermark(owner, data)
+    return _by_watermark(owner, data)
 
 
-def _exact(owner: User, digest: str) -> _Found | None:
+def _exact(owner: User, digest: str) -> Found | None:
     receipts = Receipt.objects.filter(output_sha256=digest, licence__work__owner=owner)
     marked = list(receipts.filter(marked=True).select_related("licence__work")
                   .order_by("received_at"))
@@ -143,7 +138,7 @@ def _exact(owner: User, digest: str) -> _Found | None:
     return None
 
 
-def _by_watermark(owner: User, data: bytes) -> _Found:
+def _by_watermark(owner: User, data: bytes) -> Found:
     try:
         suspect = watermark.open_image(data, formats=READABLE_FORMATS,
                                        min_pixels=MIN_SUSPECT_PIXELS)
@@ -167,10 +162,10 @@ def _by_watermark(owner: User, data: bytes) -> _Found:
         result = _read(work, suspect)
         if result is None:
             continue
-        reads.append(_Read(work, distance, result, {
+        reads.append(Read(work, distance, result, {
             gettext_noop("perceptual distance to the master (of 64 bits)"): distance}))
         if result.found:
-            return _named(reads[-1])
+            return named(reads[-1])
     nearest = ranked[0] if ranked else None
     details: dict[str, JSONValue] = {"candidates": [
         {"work": str(r.work.pk), "title": r.work.title, "distance": r.distance,
@@ -178,30 +173,6 @@ def _by_watermark(owner: User, data: bytes) -> _Found:
     if nearest is not None and nearest[0] <= SAME_PICTURE_BITS:
         return TraceOutcome.NO_MARK, nearest[1], [], details
     return TraceOutcome.UNKNOWN, None, [], details
-
-
-def _named(read: _Read) -> _Found:
-    result = read.result
-    assert result.payload is not None
-    licence = Licence.objects.filter(
-        work=read.work, watermark_stored=Licence.stored_payload(result.payload)).first()
-    # Shown as they are on the report page, so the keys are its labels.
-    details: dict[str, JSONValue] = {
-        gettext_noop("method"): gettext_noop("informed watermark read (registered to the master)"),
-        gettext_noop("bit errors corrected"): result.bit_errors,
-        gettext_noop("mark score (1 is a clean copy)"): round(result.score, 3),
-        **read.likeness,
-        gettext_noop("payload (hex)"): f"{result.payload:016x}",
-    }
-    if result.alignment is not None:
-        details[gettext_noop("share of the master in the copy")] = f"{result.alignment.overlap:.0%}"
-        details[gettext_noop("alignment correlation")] = round(result.alignment.correlation, 3)
-    if licence is None:
-        # The mark is keyed and checked, so this means a payload the platform never
-        # issued for this work: worth a person's look, not a name.
-        details[gettext_noop("reason")] = gettext_noop("the mark names no licence of this work")
-        return TraceOutcome.NO_MARK, read.work, [], details
-    return TraceOutcome.MARKED, read.work, [licence], details
 
 
 def _fingerprints(owner: User) -> list[tuple[Work, int]]:
@@ -256,7 +227,7 @@ def _is_audio(data: bytes) -> bool:
     return True
 
 
-def _audio_by_watermark(owner: User, data: bytes) -> _Found:
+def _audio_by_watermark(owner: User, data: bytes) -> Found:
     """Rank ``owner``'s audio works by fingerprint, then read the nearest few informed."""
     suspect = _suspect_audio(data)
     copies = suspect_prints(suspect.samples, suspect.sample_rate)
@@ -272,9 +243,9 @@ def _audio_by_watermark(owner: User, data: bytes) -> _Found:
         result = _read_audio(work, data)
         if result is None:
             continue
-        reads.append(_Read(work, round(match.bit_error_rate, 3), result, _likeness(match)))
+        reads.append(Read(work, round(match.bit_error_rate, 3), result, _likeness(match)))
         if result.found:
-            return _named(reads[-1])
+            return named(reads[-1])
     details: dict[str, JSONValue] = {"candidates": [
         {"work": str(r.work.pk), "title": r.work.title, "distance": r.distance,
          "score": round(r.result.score, 3)} for r in reads]}
