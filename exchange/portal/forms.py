@@ -312,8 +312,10 @@ class TraceForm(forms.Form):
         help_text=format_lazy(
             _("The file you found. Images are recognised after cropping, resizing and "
               "recompression; recordings (WAV, FLAC, Ogg, MP3) from an excerpt of 7.5 s or "
-              "more after re-encoding, gain and small speed changes; other media only as "
-              "exact copies. At most {mib} MiB."),
+              "more after re-encoding, gain and small speed changes; videos (MP4, WebM) "
+              "from an excerpt of a few seconds after re-encoding, resizing or cropping; "
+              "PDFs after re-saving or extracting pages, EPUBs after re-packaging. At most "
+              "{mib} MiB."),
             mib=settings.MAX_TRACE_BYTES // 2**20,
         ),
     )

@@ -141,7 +141,7 @@ def test_the_marking_rule_loads_neither_numpy_nor_pillow_for_a_copy_it_does_not_
     # The agent's start-up (every `get`) pays for what delivery imports.
     code = ("import sys, agent.workflow, watermark.rule;"
             "from watermark.rule import licensed_copy;"
-            "licensed_copy(b'x', 'application/pdf', bytes(32), 1);"
+            "licensed_copy(b'x', 'application/zip', bytes(32), 1);"
             "print(sorted(m for m in ('numpy', 'PIL', 'aiohttp') if m in sys.modules))")
     root = Path(__file__).resolve().parents[2]
     environment = {**os.environ, "PYTHONPATH": str(root)}

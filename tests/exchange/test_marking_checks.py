@@ -13,6 +13,7 @@ from PIL import Image
 import watermark
 from exchange.audit.models import AuditEvent
 from exchange.catalogue.demo_images import demo_image_png
+from exchange.catalogue.models import Work
 from exchange.licensing.services import package_get, package_keys
 from exchange.metering.models import Receipt
 from exchange.purchases.services import purchase_create
@@ -72,9 +73,11 @@ def test_skipping_the_mark_on_a_markable_image_is_flagged(bought) -> None:
 
 def test_an_unmarkable_work_delivered_as_its_master_matches(rita, bob, make_work, fund,
                                                             device_of, settings) -> None:
-    document = b"%PDF-1.4\n% a small document\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
-    work = make_work(rita, data=document)
-    assert work.media_type != "image"
+    # A format the library does not mark: no upload sniffs as one today (every type the
+    # catalogue takes is marked), so the work's type is set as an older release stored it.
+    work = make_work(rita)
+    Work.objects.filter(pk=work.pk).update(content_type="application/octet-stream",
+                                           media_type="document")
     fund(bob, 5000)
     _keys, device = device_of(bob)
     licence = purchase_create(buyer=bob, work_id=work.pk, device_id=device.device_id).licence

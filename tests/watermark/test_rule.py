@@ -25,7 +25,9 @@ def _png(image: Image.Image) -> bytes:
      ("image/webp", "WEBP"), ("image/gif", None), ("audio/mpeg", "MP3"), ("audio/mp3", "MP3"),
      ("audio/flac", "FLAC"), ("audio/x-flac", "FLAC"), ("audio/ogg", "OGG"),
      ("audio/vorbis", "OGG"), ("audio/wav", "WAV"), ("audio/x-wav", "WAV"),
-     ("audio/wave", "WAV"), ("audio/aac", None), ("video/mp4", None), ("", None)],
+     ("audio/wave", "WAV"), ("audio/aac", None), ("video/mp4", "MP4"),
+     ("Video/WebM", "WEBM"), ("video/quicktime", None), ("application/pdf", "PDF"),
+     ("application/epub+zip", "EPUB"), ("application/zip", None), ("", None)],
 )
 def test_the_media_types_it_marks(content_type: str, expected: str | None) -> None:
     assert markable_format(content_type) == expected
