@@ -242,3 +242,52 @@ def test_a_mine_filter_takes_true_and_false(rita, rob, make_work, api, value, ow
     listed = api(rita).get("/api/v1/works/", {"mine": value}).json()["results"]
     titles = {w["title"] for w in listed}
     assert titles == ({"Rita's"} if own_only else {"Rita's", "Rob's"})
+
+
+def _zip_bomb_epub() -> bytes:
+    """An EPUB whose one chapter inflates from a few kilobytes to 200 MB of spaces."""
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr(zipfile.ZipInfo("mimetype"), b"application/epub+zip")
+        archive.writestr("META-INF/container.xml", b"<container/>",
+                         compress_type=zipfile.ZIP_DEFLATED)
+        archive.writestr("OEBPS/bomb.xhtml", b" " * (200 << 20), compress_type=zipfile.ZIP_DEFLATED,
+                         compresslevel=9)
+    return out.getvalue()
+
+
+def _media_case(name: str) -> bytes:
+    """Videos, PDFs and EPUBs an agent could not mark, or built to hurt it."""
+    from tests.watermark import pdf_documents, video_clips
+
+    if name == "truncated-mp4":
+        clip = video_clips.make_clip("gradients", width=160, height=96, fps=10, seconds=2.0,
+                                     seed=4)
+        return clip[: len(clip) // 2]
+    cases = {
+        "mp4-magic-only": lambda: b"\x00\x00\x00\x18ftypisom" + bytes(400),
+        "webm-magic-only": lambda: b"\x1a\x45\xdf\xa3" + bytes(300),
+        "truncated-pdf": lambda: pdf_documents.truncated(pdf_documents.text_pdf(pages=2), 0.5),
+        "encrypted-pdf": pdf_documents.encrypted_pdf,
+        "pdf-bomb": pdf_documents.bomb_pdf,
+        "pdf-deep-nesting": lambda: pdf_documents.deep_nesting_pdf(600),
+        "epub-magic-only": lambda: (b"PK\x03\x04" + bytes(26)
+                                    + b"mimetypeapplication/epub+zip"),
+        "epub-zip-bomb": _zip_bomb_epub,
+    }
+    return cases[name]()
+
+
+@pytest.mark.parametrize("case", [
+    "mp4-magic-only", "truncated-mp4", "webm-magic-only", "truncated-pdf", "encrypted-pdf",
+    "pdf-bomb", "pdf-deep-nesting", "epub-magic-only", "epub-zip-bomb"])
+def test_it_refuses_a_video_or_document_the_agents_could_not_mark(rita, api, settings,
+                                                                  case) -> None:
+    response = _register(api(rita), file=_file(_media_case(case), "upload.bin"))
+    assert response.status_code == 415, response.json()
+    error = response.json()["error"]
+    assert error["code"] == "unsupported_file"
+    assert "file" in error["fields"]
+    _assert_nothing_written(settings)

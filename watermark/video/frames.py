@@ -2,7 +2,7 @@
 in every frame, so evidence adds up over time.
 
 Why a canonical grid. A frame is resized (bilinear, antialiased) to a canonical picture
-`ROWS * CELL` pixels high and as wide as the frame's aspect ratio gives (`grid_cols`),
+`CANONICAL_ROWS` pixels high and as wide as the frame's aspect ratio gives (`grid_cols`),
 and the image library marks that picture's luma with its own functions: the texture mask
 (`watermark.mask`), the keyed layout (`watermark.pattern`), the codeword
 (`watermark.payload`) and host cancellation (`watermark.embed.mark_cells`). The change
@@ -39,28 +39,52 @@ from watermark.pattern import Layout, layout
 from watermark.payload import CODED_BITS
 from watermark.register import resize, warp
 
-ROWS: Final = 90
-"""Cells from top to bottom: 90 x 160 = 14,400 cells for 16:9, 51 per coded bit and
-frame. A 480p copy has 5.3 pixels per cell, a 1080p master 12, so a downscale to 480p and
-an H.264 re-encode leave the chips mostly intact."""
+CANONICAL_ROWS: Final = 360
+"""Height of the canonical picture every frame is read and marked on (its width follows
+the aspect ratio, `grid_cols`): 0.23 megapixels for 16:9, small enough that the mask,
+host cancellation and the blind statistic cost a few milliseconds a frame."""
 
-CELL: Final = 4
-"""Canonical pixels per cell side: the smallest cell the image mark uses."""
+CELLS: Final = (4, 8)
+"""Cell sides on the canonical picture: 4 (90 x 160 = 14,400 cells for 16:9, 51 per coded
+bit and frame) for frames at least `FINE_MIN_HEIGHT` high, 8 (45 x 80) for smaller ones,
+whose own pixels are too few for 4-pixel canonical cells (a 180p frame would give each
+chip 2 pixels). A 480p copy of a 1080p master has 5.3 of its pixels per fine cell."""
 
-PARAMS: Final = Params(cell=CELL, host_cancel=True)
-"""The image mark's parameters on the canonical picture (PSNR budget 40.2 dB)."""
+FINE_MIN_HEIGHT: Final = 360
+
+ROW_UNIT: Final = 8
+"""The canonical width is a multiple of this (the larger cell), so both grids tile it."""
+
+
+def params_for(cell: int) -> Params:
+    """The image mark's parameters on the canonical picture (PSNR budget 40.2 dB)."""
+    return Params(cell=cell)
+
 
 Plane = NDArray[np.float32]
 
 
-def grid_cols(width: int, height: int) -> list[int]:
-    """Cell columns a frame of this shape may carry, the likeliest first.
+def embed_cell(width: int, height: int) -> int:
+    """The cell side the embedder uses for frames of this size."""
+    return CELLS[0] if min(width, height) >= FINE_MIN_HEIGHT else CELLS[1]
 
-    ``ROWS * width / height``, rounded. A downscaled copy's sides are rounded to whole
-    (often even) pixels, which moves the ratio a little; where that could move the
-    rounding (the exact value within 0.25 of a half), the neighbour is tried too.
+
+def read_cells(width: int, height: int) -> list[int]:
+    """Cell sides a blind reader tries, the likeliest for a copy of this size first."""
+    first = embed_cell(width, height)
+    return [first, *(c for c in CELLS if c != first)]
+
+
+def grid_cols(width: int, height: int) -> list[int]:
+    """Canonical widths, in units of `ROW_UNIT`, a frame of this shape may have, the
+    likeliest first.
+
+    ``CANONICAL_ROWS * width / height / ROW_UNIT``, rounded. A downscaled copy's sides
+    are rounded to whole (often even) pixels, which moves the ratio a little; where that
+    could move the rounding (the exact value within 0.25 of a half), the neighbour is
+    tried too.
     """
-    exact = ROWS * width / height
+    exact = CANONICAL_ROWS * width / height / ROW_UNIT
     first = math.floor(exact + 0.5)
     out = [first]
     other = first - 1 if exact < first else first + 1
@@ -70,8 +94,8 @@ def grid_cols(width: int, height: int) -> list[int]:
 
 
 def canonical_shape(cols: int) -> tuple[int, int]:
-    """Height and width of the canonical picture for `cols` cell columns."""
-    return ROWS * CELL, cols * CELL
+    """Height and width of the canonical picture `cols` units wide."""
+    return CANONICAL_ROWS, cols * ROW_UNIT
 
 
 def canonical_luma(luma: Plane, cols: int) -> Plane:
@@ -80,12 +104,12 @@ def canonical_luma(luma: Plane, cols: int) -> Plane:
     return resize(luma, width, height)
 
 
-def mark_delta(luma: Plane, key: bytes, payload: int, cols: int) -> Plane:
+def mark_delta(luma: Plane, key: bytes, payload: int, cols: int, cell: int) -> Plane:
     """The change to add to this frame's luma (frame size), for this key and payload."""
     canon = canonical_luma(luma, cols)
-    cells = mark_cells(canon, key, payload, PARAMS)
+    cells = mark_cells(canon, key, payload, params_for(cell))
     height, width = canonical_shape(cols)
-    delta = grid.spread(cells, CELL, height, width)
+    delta = grid.spread(cells, cell, height, width)
     return resize(delta, luma.shape[1], luma.shape[0])
 
 
@@ -109,6 +133,7 @@ class Evidence:
     """
 
     cols: int
+    cell: int
     layout: Layout
     values: NDArray[np.float64] = field(default_factory=lambda: np.zeros(CODED_BITS))
     noise: NDArray[np.float64] = field(default_factory=lambda: np.zeros(CODED_BITS))
@@ -116,7 +141,7 @@ class Evidence:
 
     def add(self, canon: Plane, cover: NDArray[np.bool_] | None = None) -> None:
         """Add one canonical frame (weights zero outside `cover`, if given)."""
-        stat = blind_statistic(canon, PARAMS)
+        stat = blind_statistic(canon, params_for(self.cell))
         weighted = stat.residual * stat.weight
         if cover is not None:
             weighted = np.where(cover, weighted, np.float32(0.0)).astype(np.float32)
@@ -129,26 +154,33 @@ class Evidence:
         return np.asarray(self.values / np.sqrt(np.maximum(self.noise, 1e-12)), np.float64)
 
 
-def evidence_for(key: bytes, cols: int) -> Evidence:
-    """An empty accumulator for a grid of `cols` columns."""
-    return Evidence(cols, layout(key, ROWS, cols, CODED_BITS))
+def evidence_for(key: bytes, cols: int, cell: int) -> Evidence:
+    """An empty accumulator for the canonical picture `cols` units wide, at `cell`."""
+    height, width = canonical_shape(cols)
+    rows, columns = grid.cell_shape(height, width, cell)
+    return Evidence(cols, cell, layout(key, rows, columns, CODED_BITS))
 
 
-def to_canonical(luma: Plane, matrix: NDArray[np.float64], cols: int,
-                 master_shape: tuple[int, int]) -> Plane:
-    """A copy's luma resampled into the master's canonical picture through `matrix`
-    (master pixel coordinates to the copy's, as `watermark.register` gives it)."""
+def canonical_matrix(matrix: NDArray[np.float64], cols: int,
+                     master_shape: tuple[int, int]) -> NDArray[np.float64]:
+    """`matrix` (master pixels to the copy's) as a map from the master's canonical
+    picture `cols` units wide to the copy's pixels."""
     height, width = canonical_shape(cols)
     to_master = np.diag([master_shape[1] / width, master_shape[0] / height, 1.0])
     square = np.vstack([matrix, [0.0, 0.0, 1.0]])
-    combined = (square @ to_master)[:2]
+    return np.asarray((square @ to_master)[:2], np.float64)
+
+
+def to_canonical(luma: Plane, combined: NDArray[np.float64], cols: int) -> Plane:
+    """A copy's luma resampled into the master's canonical picture through `combined`
+    (`canonical_matrix`). A copy finer than the canonical picture is shrunk first, so
+    the warp averages its pixels as `canonical_luma` does instead of aliasing."""
+    height, width = canonical_shape(cols)
     scale = math.sqrt(abs(float(np.linalg.det(combined[:, :2]))))
     source, pre = luma, np.eye(3)
-    if scale > 1.5:
-        # shrink the copy first so the warp does not alias (its pixels are finer than cells)
-        factor = 1.0 / scale
-        sw = max(1, round(luma.shape[1] * factor))
-        sh = max(1, round(luma.shape[0] * factor))
+    if scale > 1.25:
+        sw = max(1, round(luma.shape[1] / scale))
+        sh = max(1, round(luma.shape[0] / scale))
         source = resize(luma, sw, sh)
         pre = np.diag([sw / luma.shape[1], sh / luma.shape[0], 1.0])
     final = (pre @ np.vstack([combined, [0.0, 0.0, 1.0]]))[:2]

@@ -1,0 +1,212 @@
+"""Refuse what should not be marked or read, cheaply and before any content is decoded.
+
+`check_pdf` is what the platform runs at upload and the agent before marking; `open_checked`
+is the same check returning the parsed document, used by the embedder and the reader.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from dataclasses import dataclass
+from typing import Final
+
+import pikepdf
+
+from watermark.document.pdf import limits
+from watermark.errors import CorruptDocumentError, DocumentTooLargeError, UnsupportedDocumentError
+
+_SHOW_OPERATORS: Final = "Tj TJ ' \""
+_INFLATE_CHUNK: Final = 1 << 20
+_ASCII_FILTERS: Final = frozenset({"/ASCIIHexDecode", "/ASCII85Decode", "/AHx", "/A85"})
+_IMAGE_CODECS: Final = frozenset({"/DCTDecode", "/DCT", "/JPXDecode", "/CCITTFaxDecode",
+                                  "/CCF", "/JBIG2Decode"})
+_FLATE: Final = frozenset({"/FlateDecode", "/Fl"})
+
+
+@dataclass(frozen=True)
+class PdfInfo:
+    """What a PDF holds: `pages`, `images` (raster image XObjects, masks not counted) and
+    `text_pages` (pages whose content shows text)."""
+
+    pages: int
+    images: int
+    text_pages: int
+
+
+def check_pdf(data: bytes) -> PdfInfo:
+    """Check `data` is a whole, unencrypted PDF within `limits`; say what it holds.
+
+    Raises `CorruptDocumentError` (empty, truncated, unparsable), `UnsupportedDocumentError`
+    (encrypted, no pages) or `DocumentTooLargeError` (past a limit in `limits`).
+    """
+    pdf = open_checked(data)
+    try:
+        return _info(pdf)
+    finally:
+        pdf.close()
+
+
+def open_checked(data: bytes) -> pikepdf.Pdf:
+    """The parsed document, after every check of `check_pdf`; the caller closes it."""
+    raw = _raw_bytes(data)
+    try:
+        pdf = pikepdf.open(io.BytesIO(raw))
+    except pikepdf.PasswordError as error:
+        raise UnsupportedDocumentError("the PDF is encrypted") from error
+    except (pikepdf.PdfError, RecursionError, ValueError, OSError) as error:
+        raise CorruptDocumentError(f"unparsable PDF: {error}") from error
+    try:
+        _check_structure(pdf)
+    except (UnsupportedDocumentError, DocumentTooLargeError):
+        pdf.close()
+        raise
+    except (pikepdf.PdfError, RecursionError, ValueError, KeyError, TypeError,
+            AttributeError, OSError, zlib.error) as error:
+        pdf.close()
+        raise CorruptDocumentError(f"damaged PDF: {error}") from error
+    return pdf
+
+
+def _raw_bytes(data: object) -> bytes:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise CorruptDocumentError(f"PDF data must be bytes, not {type(data).__name__}")
+    raw = bytes(data)
+    if not raw.strip():
+        raise CorruptDocumentError("empty PDF")
+    if len(raw) > limits.MAX_FILE_BYTES:
+        raise DocumentTooLargeError(f"PDF of {len(raw)} bytes, limit {limits.MAX_FILE_BYTES}")
+    if b"%PDF-" not in raw[:1024]:
+        raise CorruptDocumentError("not a PDF (no %PDF- header)")
+    # A whole file ends with %%EOF (possibly followed by a little whitespace or junk);
+    # qpdf would rebuild a truncated file from what is left, and mark half a document.
+    if b"%%EOF" not in raw[-2048:]:
+        raise CorruptDocumentError("truncated PDF (no %%EOF at the end)")
+    return raw
+
+
+def _check_structure(pdf: pikepdf.Pdf) -> None:
+    if pdf.is_encrypted:
+        raise UnsupportedDocumentError("the PDF is encrypted")
+    objects = pdf.objects
+    if len(objects) > limits.MAX_OBJECTS:
+        raise DocumentTooLargeError(f"{len(objects)} objects, limit {limits.MAX_OBJECTS}")
+    pages = len(pdf.pages)
+    if pages == 0:
+        raise UnsupportedDocumentError("the PDF has no pages")
+    if pages > limits.MAX_PAGES:
+        raise DocumentTooLargeError(f"{pages} pages, limit {limits.MAX_PAGES}")
+    total = 0
+    for obj in objects:
+        if not isinstance(obj, pikepdf.Array | pikepdf.Dictionary | pikepdf.Stream):
+            continue
+        _check_depth(obj)
+        if isinstance(obj, pikepdf.Stream):
+            total += _check_stream(obj)
+            if total > limits.MAX_TOTAL_BYTES:
+                raise DocumentTooLargeError(
+                    f"streams inflate past {limits.MAX_TOTAL_BYTES} bytes in all")
+
+
+def _check_depth(root: pikepdf.Object) -> None:
+    """Nesting of direct arrays and dictionaries inside one object, without recursion."""
+    stack: list[tuple[pikepdf.Object, int]] = [(root, 1)]
+    while stack:
+        obj, depth = stack.pop()
+        if depth > limits.MAX_DEPTH:
+            raise DocumentTooLargeError(f"objects nested deeper than {limits.MAX_DEPTH}")
+        if isinstance(obj, pikepdf.Array):
+            children = list(obj)
+        elif isinstance(obj, pikepdf.Dictionary | pikepdf.Stream):
+            children = [obj.get(name) for name in obj.keys()]  # noqa: SIM118
+        else:
+            continue
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, pikepdf.Array | pikepdf.Dictionary)
+                     and not child.is_indirect)
+
+
+def _filters(stream: pikepdf.Stream) -> list[str]:
+    value = stream.get("/Filter")
+    if value is None:
+        return []
+    if isinstance(value, pikepdf.Array):
+        return [str(item) for item in value]
+    return [str(value)]
+
+
+def _check_stream(stream: pikepdf.Stream) -> int:
+    """The stream's decoded size (or its raw size for image codecs), refusing bombs."""
+    if stream.get("/Subtype") == pikepdf.Name.Image:
+        width, height = int(stream.get("/Width", 0)), int(stream.get("/Height", 0))
+        if width < 0 or height < 0 or width * height > limits.MAX_IMAGE_PIXELS:
+            raise DocumentTooLargeError(
+                f"an image of {width}x{height} pixels, limit {limits.MAX_IMAGE_PIXELS}")
+    raw = stream.read_raw_bytes()
+    filters = [name for name in _filters(stream) if name not in _ASCII_FILTERS]
+    if not filters or filters[-1] in _IMAGE_CODECS:
+        if len(filters) > 1 and filters[0] not in _IMAGE_CODECS:
+            return _decoded_size(stream, raw)
+        return len(raw)
+    if len(filters) == 1 and filters[0] in _FLATE and len(_filters(stream)) == 1:
+        return _inflated_size(raw)
+    return _decoded_size(stream, raw)
+
+
+def _inflated_size(raw: bytes) -> int:
+    """Inflate chunk by chunk, keeping only the count; stop at the limit."""
+    inflater = zlib.decompressobj()
+    size = 0
+    data = raw
+    while data:
+        out = inflater.decompress(data, _INFLATE_CHUNK)
+        size += len(out)
+        if size > limits.MAX_STREAM_BYTES:
+            raise DocumentTooLargeError(
+                f"a stream inflates past {limits.MAX_STREAM_BYTES} bytes (a PDF bomb)")
+        data = inflater.unconsumed_tail
+        if not out and not data:
+            break
+        if inflater.eof:
+            break
+    return size
+
+
+def _decoded_size(stream: pikepdf.Stream, raw: bytes) -> int:
+    if len(raw) > limits.MAX_OPAQUE_RAW_BYTES:
+        raise DocumentTooLargeError(
+            f"a stream of {len(raw)} raw bytes in filters that cannot be inflated "
+            f"incrementally ({' '.join(_filters(stream))}), limit {limits.MAX_OPAQUE_RAW_BYTES}")
+    try:
+        decoded = stream.read_bytes()
+    except pikepdf.PdfError:
+        return len(raw)  # an undecodable stream is left alone by the marker
+    if len(decoded) > limits.MAX_STREAM_BYTES:
+        raise DocumentTooLargeError(f"a stream decodes past {limits.MAX_STREAM_BYTES} bytes")
+    return len(decoded)
+
+
+def image_streams(pdf: pikepdf.Pdf) -> list[pikepdf.Stream]:
+    """Raster image XObjects in object order, without stencil masks and soft masks."""
+    images: list[pikepdf.Stream] = []
+    masks: set[tuple[int, int]] = set()
+    for obj in pdf.objects:
+        if isinstance(obj, pikepdf.Stream) and obj.get("/Subtype") == pikepdf.Name.Image:
+            for name in ("/SMask", "/Mask"):
+                mask = obj.get(name)
+                if isinstance(mask, pikepdf.Stream):
+                    masks.add(mask.objgen)
+            if not bool(obj.get("/ImageMask", False)):
+                images.append(obj)
+    return [image for image in images if image.objgen not in masks]
+
+
+def _info(pdf: pikepdf.Pdf) -> PdfInfo:
+    text_pages = 0
+    for page in pdf.pages:
+        try:
+            if pikepdf.parse_content_stream(page, _SHOW_OPERATORS):
+                text_pages += 1
+        except pikepdf.PdfError as error:
+            raise CorruptDocumentError(f"unparsable page content: {error}") from error
+    return PdfInfo(pages=len(pdf.pages), images=len(image_streams(pdf)), text_pages=text_pages)

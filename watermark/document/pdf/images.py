@@ -1,0 +1,153 @@
+"""The image mark on every raster image XObject of a PDF.
+
+Each image is decoded with `pikepdf.PdfImage` (public API), marked with `watermark.embed`
+(the same mark, key and payload as a delivered picture) and written back into the same
+stream object: a DCT (JPEG) image as JPEG at quality 95 with the master's chroma
+subsampling, anything else as 8-bit Flate. Soft masks (/SMask) and stencil masks are kept
+as they were (same size, so the alpha still fits). What the image mark refuses (below
+256x256 pixels, CMYK, 16-bit, Decode arrays, exotic colour spaces) is left alone and
+counted.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from dataclasses import dataclass
+from typing import Final
+
+import pikepdf
+from PIL import Image, JpegImagePlugin
+
+from watermark.document.pdf.check import image_streams
+from watermark.document.pdf.limits import MAX_IMAGE_PIXELS, MAX_IMAGES_READ
+from watermark.embed import embed
+from watermark.errors import EmbedCheckError, UnsupportedImageError
+from watermark.extract import extract
+from watermark.result import ExtractResult
+
+JPEG_QUALITY: Final = 95
+_DCT: Final = frozenset({"/DCTDecode", "/DCT"})
+_SAMPLING: Final = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
+_DECODE_ERRORS: Final = (pikepdf.PdfError, NotImplementedError, ValueError, OSError,
+                         KeyError, TypeError, AttributeError, ZeroDivisionError,
+                         Image.DecompressionBombError)
+
+
+@dataclass(frozen=True)
+class ImageCount:
+    marked: int
+    left: int
+
+
+def _colour_space(stream: pikepdf.Stream) -> str | None:
+    """'L', 'RGB' or 'P' for colour spaces this module writes back faithfully."""
+    space = stream.get("/ColorSpace")
+    if space == pikepdf.Name.DeviceGray or space == pikepdf.Name("/CalGray"):
+        return "L"
+    if space == pikepdf.Name.DeviceRGB or space == pikepdf.Name("/CalRGB"):
+        return "RGB"
+    if isinstance(space, pikepdf.Array) and len(space) >= 2:
+        family = space[0]
+        if family == pikepdf.Name.ICCBased and isinstance(space[1], pikepdf.Stream):
+            components = int(space[1].get("/N", 0))
+            return {1: "L", 3: "RGB"}.get(components)
+        if family == pikepdf.Name.Indexed:
+            return "P"
+    return None
+
+
+def decode_image(stream: pikepdf.Stream) -> Image.Image | None:
+    """The image's pixels as an L or RGB picture, or None if it is not one to mark."""
+    try:
+        width, height = int(stream.get("/Width", 0)), int(stream.get("/Height", 0))
+        if width * height > MAX_IMAGE_PIXELS or width <= 0 or height <= 0:
+            return None
+        if stream.get("/Decode") is not None or int(stream.get("/BitsPerComponent", 8)) != 8:
+            return None
+        space = _colour_space(stream)
+        if space is None:
+            return None
+        filters = _filters(stream)
+        if filters in (["/DCTDecode"], ["/DCT"]):
+            picture = Image.open(io.BytesIO(stream.read_raw_bytes()), formats=["JPEG"])
+            picture.load()
+        elif space in {"L", "RGB"} and filters in ([], ["/FlateDecode"], ["/Fl"]):
+            pixels = stream.read_bytes()
+            if len(pixels) < width * height * len(space):
+                return None
+            picture = Image.frombytes(space, (width, height), pixels)
+        else:
+            # pikepdf composes a soft mask into RGBA; the mask stays in its own stream
+            picture = pikepdf.PdfImage(stream).as_pil_image()
+            if picture.mode in {"RGBA", "P"}:
+                picture = picture.convert("RGB")
+        if picture.mode not in {"L", "RGB"}:
+            return None
+        picture.load()
+    except _DECODE_ERRORS:
+        return None
+    return picture
+
+
+def _filters(stream: pikepdf.Stream) -> list[str]:
+    value = stream.get("/Filter")
+    if isinstance(value, pikepdf.Array):
+        return [str(item) for item in value]
+    return [] if value is None else [str(value)]
+
+
+def _sampling(stream: pikepdf.Stream) -> str:
+    try:
+        with Image.open(io.BytesIO(stream.read_raw_bytes()), formats=["JPEG"]) as source:
+            if isinstance(source, JpegImagePlugin.JpegImageFile):
+                return _SAMPLING.get(JpegImagePlugin.get_sampling(source), "4:2:0")
+    except _DECODE_ERRORS:
+        pass
+    return "4:2:0"
+
+
+def mark_images(pdf: pikepdf.Pdf, key: bytes, payload: int) -> ImageCount:
+    """Mark every image the image mark accepts, in place; count the ones left."""
+    marked = left = 0
+    for stream in image_streams(pdf):
+        picture = decode_image(stream)
+        if picture is None:
+            left += 1
+            continue
+        try:
+            copy = embed(picture, key, payload)
+        except (UnsupportedImageError, EmbedCheckError):
+            left += 1
+            continue
+        if _filters(stream) in (["/DCTDecode"], ["/DCT"]):
+            buffer = io.BytesIO()
+            subsampling = _sampling(stream) if copy.mode == "RGB" else "4:4:4"
+            copy.save(buffer, "JPEG", quality=JPEG_QUALITY, subsampling=subsampling,
+                      optimize=False, progressive=False)
+            stream.write(buffer.getvalue(), filter=pikepdf.Name.DCTDecode, decode_parms=None)
+        else:
+            stream.write(zlib.compress(copy.tobytes(), 6), filter=pikepdf.Name.FlateDecode,
+                         decode_parms=None)
+        if picture.mode != copy.mode or _colour_space(stream) == "P":
+            stream.ColorSpace = pikepdf.Name.DeviceRGB if copy.mode == "RGB" else \
+                pikepdf.Name.DeviceGray
+        stream.BitsPerComponent = 8
+        marked += 1
+    return ImageCount(marked, left)
+
+
+def pictures(pdf: pikepdf.Pdf) -> list[Image.Image]:
+    """The images a reader looks at (at most `MAX_IMAGES_READ`, largest first)."""
+    found = [picture for stream in image_streams(pdf)
+             if (picture := decode_image(stream)) is not None]
+    found.sort(key=lambda picture: -picture.width * picture.height)
+    return found[:MAX_IMAGES_READ]
+
+
+def read_picture(picture: Image.Image, key: bytes,
+                 reference: Image.Image | None = None) -> ExtractResult | None:
+    try:
+        return extract(picture, key, reference)
+    except UnsupportedImageError:
+        return None

@@ -1,0 +1,328 @@
+"""Marking a video file: bytes in, bytes out, streaming frame by frame.
+
+Two passes over the master's bytes (held by the caller anyway):
+1. Demux everything once: the video packets are only counted and sized (the master's
+   video bitrate is what the copy is encoded at), the soundtrack is decoded, marked in
+   segments (`soundtrack`) and encoded; its compressed packets are kept.
+2. Decode the picture, mark each frame (`frames`), encode, and mux, interleaving the kept
+   audio packets by time.
+Decoding, marking and encoding run in three threads joined by short queues (PyAV and
+numpy release the GIL in their heavy parts), so the pipeline goes at the pace of its
+slowest stage. What is held at any moment: a few decoded frames in the queues, the
+encoders' own lookahead (x264 and libvpx keep a few dozen frames), the compressed audio,
+and the output bytes.
+
+Before returning, the copy is read back blind (`extract.read_picture`, on frames spread
+over the clip); if the payload does not come back, `EmbedCheckError`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Final
+
+import numpy as np
+
+from watermark.errors import CorruptVideoError, EmbedCheckError, UnsupportedVideoError
+from watermark.payload import validate_key, validate_payload
+from watermark.video import encode, frames, probe, soundtrack
+from watermark.video.probe import VideoInfo
+
+Progress = Callable[[int, int], None]
+
+PROGRESS_INTERVAL: Final = 0.1
+"""Seconds between progress calls (at most ten a second)."""
+CHECK_FRAMES: Final = 60
+"""Frames of the copy the self-check reads (spread evenly over the clip)."""
+QUEUE_FRAMES: Final = 4
+_DONE: Final = object()
+
+
+@dataclass
+class _Pass1:
+    video_bytes: int
+    video_packets: int
+    audio: soundtrack.SoundtrackResult | None
+
+
+def _guard(error: BaseException) -> CorruptVideoError:
+    return CorruptVideoError(f"the video does not decode: {error}")
+
+
+def _first_pass(data: bytes, info: VideoInfo, output: Any, key: bytes, payload: int
+                ) -> _Pass1:
+    """Size the video packets; decode, mark and encode the soundtrack."""
+    import av
+
+    with probe.open_input(data) as container:
+        video = container.streams.video[0]
+        audio = container.streams.audio[0] if container.streams.audio else None
+        sizes = [0, 0]
+        out_audio = None
+        if audio is not None:
+            out_audio = _audio_stream(output, audio, info.format)
+
+        def audio_frames() -> Any:
+            streams = [video] if audio is None else [video, audio]
+            for packet in container.demux(*streams):
+                if packet.stream.type == "video":
+                    if packet.size:
+                        sizes[0] += packet.size
+                        sizes[1] += 1
+                    continue
+                if packet.size:
+                    yield from packet.decode()
+            if audio is not None:
+                yield from audio.codec_context.decode(None)
+
+        try:
+            if audio is None or out_audio is None:
+                for _ in audio_frames():
+                    pass
+                return _Pass1(sizes[0], sizes[1], None)
+            layout = audio.codec_context.layout.name
+            rate = audio.codec_context.sample_rate
+            start = audio.start_time or 0
+            start_pts = round(float(start * audio.time_base) * rate) if audio.time_base else 0
+            writer = soundtrack.SegmentEncoder(out_audio, layout, rate, max(0, start_pts))
+            chunks = soundtrack.decoded_chunks(audio_frames(), layout, rate)
+            result = soundtrack.mark_track(chunks, writer, key, payload)
+        except (av.FFmpegError, ValueError, OSError) as error:
+            raise _guard(error) from error
+    return _Pass1(sizes[0], sizes[1], result)
+
+
+def _audio_stream(output: Any, source: Any, fmt: str) -> Any:
+    context = source.codec_context
+    rate = context.sample_rate
+    if fmt == "WEBM" and rate not in (48_000, 24_000, 16_000, 12_000, 8_000):
+        rate = 48_000  # Opus runs at 48 kHz (a Vorbis track at 44.1 kHz is resampled)
+    stream = output.add_stream(encode.audio_codec_name(fmt), rate=rate,
+                               layout=context.layout.name)
+    stated = context.bit_rate or source.bit_rate or 0
+    stream.bit_rate = max(encode.MIN_AUDIO_BIT_RATE,
+                          int(stated) if stated else encode.DEFAULT_AUDIO_BIT_RATE)
+    stream.codec_context.thread_count = 1
+    stream.metadata.update(dict(source.metadata))
+    return stream
+
+
+def _video_stream(output: Any, source: Any, fmt: str, bit_rate: int) -> Any:
+    rate = probe.fps_of(source) or Fraction(30)
+    stream = output.add_stream(encode.video_codec_name(fmt), rate=rate)
+    context = source.codec_context
+    stream.width, stream.height = context.width, context.height
+    stream.pix_fmt = "yuv420p"
+    stream.bit_rate = bit_rate
+    stream.time_base = source.time_base
+    stream.codec_context.time_base = source.time_base
+    stream.codec_context.thread_count = encode.THREADS
+    stream.codec_context.thread_type = "FRAME"
+    stream.options = encode.video_options(fmt)
+    stream.metadata.update(dict(source.metadata))
+    return stream
+
+
+def _video_bit_rate(pass1: _Pass1, info: VideoInfo) -> int:
+    seconds = max(info.duration_seconds, 1e-3)
+    measured = round(pass1.video_bytes * 8 / seconds)
+    return max(encode.MIN_VIDEO_BIT_RATE, measured)
+
+
+class _Progress:
+    """Calls `progress` at most every `PROGRESS_INTERVAL` seconds, and once at the end."""
+
+    def __init__(self, callback: Progress | None, total: int) -> None:
+        self.callback = callback
+        self.total = total
+        self.last = -math.inf
+
+    def update(self, done: int, *, final: bool = False) -> None:
+        if self.callback is None:
+            return
+        now = time.monotonic()
+        if final or now - self.last >= PROGRESS_INTERVAL:
+            self.last = now
+            self.callback(done, done if final else max(self.total, done))
+
+
+def _decoder(data: bytes, out: queue.Queue[Any], stop: threading.Event) -> None:
+    """Decode the picture into `out` (plus, last, _DONE or the exception that ended it)."""
+    import av
+
+    try:
+        with probe.open_input(data) as container:
+            video = container.streams.video[0]
+            video.codec_context.thread_count = encode.THREADS
+            video.codec_context.thread_type = "AUTO"
+            for frame in container.decode(video):
+                if stop.is_set():
+                    return
+                out.put(frame)
+        out.put(_DONE)
+    except (av.FFmpegError, ValueError, OSError) as error:
+        out.put(_guard(error))
+    except BaseException as error:  # handed to the main thread, re-raised there
+        out.put(error)
+
+
+def _planes(frame: Any) -> Any:
+    if frame.format.name != "yuv420p":
+        frame = frame.reformat(format="yuv420p")
+    return frame
+
+
+def embed_video_bytes(data: bytes, key: bytes, payload: int, *,
+                      progress: Progress | None = None) -> bytes:
+    """A copy of the MP4 or WebM `data` carrying `payload` under `key`, in the picture
+    (every frame) and in the soundtrack (where long enough), same container.
+
+    Raises `InvalidKeyError`, `InvalidPayloadError`, an `UnsupportedVideoError` subclass
+    (see `probe_video`), or `EmbedCheckError` when the copy does not read back.
+    """
+    raw_key = validate_key(key)
+    value = validate_payload(payload)
+    info = probe.probe_video(data)
+    raw = bytes(data)
+    marked = _mark(raw, info, raw_key, value, progress)
+    from watermark.video.extract import read_picture
+
+    result = read_picture(marked, raw_key, max_frames=CHECK_FRAMES)
+    if result.payload != value:
+        raise EmbedCheckError("the marked video does not read back: the picture has no "
+                              "room for a mark at this bitrate")
+    return marked
+
+
+def _mark(data: bytes, info: VideoInfo, key: bytes, payload: int,
+          progress: Progress | None) -> bytes:
+    import av
+
+    buffer = io.BytesIO()
+    container_format = "mp4" if info.format == "MP4" else "webm"
+    options = dict(encode.MUXER_OPTIONS)
+    with probe.open_input(data) as source:
+        tags = dict(source.metadata)
+        source_video = source.streams.video[0]
+    output = av.open(buffer, "w", format=container_format, container_options=options)
+    try:
+        output.metadata.update(tags)
+        pass1 = _first_pass(data, info, output, key, payload)
+        if info.frames and pass1.video_packets < 1:
+            raise CorruptVideoError("the video stream holds no frame")
+        with probe.open_input(data) as source:
+            out_video = _video_stream(output, source.streams.video[0], info.format,
+                                      _video_bit_rate(pass1, info))
+        audio_packets = list(pass1.audio.packets) if pass1.audio else []
+        count = _mark_picture(data, info, output, out_video, audio_packets, key, payload,
+                              _Progress(progress, info.frames))
+        for packet in audio_packets:
+            output.mux(packet)
+    except av.FFmpegError as error:
+        raise _guard(error) from error
+    finally:
+        output.close()
+    del source_video
+    if count < 1:
+        raise CorruptVideoError("no frame of the video decodes")
+    return buffer.getvalue()
+
+
+def _packet_time(packet: Any) -> float:
+    stamp = packet.pts if packet.pts is not None else packet.dts
+    return float(stamp * packet.time_base) if stamp is not None else 0.0
+
+
+def _mark_picture(data: bytes, info: VideoInfo, output: Any, stream: Any,
+                  audio_packets: list[Any], key: bytes, payload: int,
+                  progress: _Progress) -> int:
+    """Decode, mark and encode every frame; mux video and audio packets in time order."""
+    cols = frames.grid_cols(info.width, info.height)[0]
+    cell = frames.embed_cell(info.width, info.height)
+    decoded: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
+    stop = threading.Event()
+    reader = threading.Thread(target=_decoder, args=(data, decoded, stop), daemon=True)
+    reader.start()
+    encoded: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
+    failure: list[BaseException] = []
+
+    def encoder() -> None:
+        try:
+            while (frame := encoded.get()) is not _DONE:
+                for packet in stream.encode(frame):
+                    _mux_until(output, audio_packets, _packet_time(packet))
+                    output.mux(packet)
+            for packet in stream.encode(None):
+                _mux_until(output, audio_packets, _packet_time(packet))
+                output.mux(packet)
+        except BaseException as error:  # re-raised in the main thread
+            failure.append(error)
+            while encoded.get() is not _DONE:
+                pass
+
+    writer = threading.Thread(target=encoder, daemon=True)
+    writer.start()
+    count = 0
+    last_pts: int | None = None
+    try:
+        while True:
+            item = decoded.get()
+            if item is _DONE:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            frame = _planes(item)
+            if (frame.width, frame.height) != (info.width, info.height):
+                raise UnsupportedVideoError("the picture size changes within the video")
+            if frame.pts is None:
+                frame.pts = 0 if last_pts is None else last_pts + 1
+            last_pts = frame.pts
+            out = _marked_frame(frame, key, payload, cols, cell)
+            encoded.put(out)
+            count += 1
+            progress.update(count)
+            if failure:
+                break
+    finally:
+        stop.set()
+        while reader.is_alive():
+            try:
+                decoded.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        encoded.put(_DONE)
+        writer.join()
+    if failure:
+        raise failure[0]
+    progress.update(count, final=True)
+    return count
+
+
+def _mux_until(output: Any, audio_packets: list[Any], until: float) -> None:
+    while audio_packets and _packet_time(audio_packets[0]) <= until:
+        output.mux(audio_packets.pop(0))
+
+
+def _marked_frame(frame: Any, key: bytes, payload: int, cols: int, cell: int) -> Any:
+    """A new yuv420p frame: the luma marked, chroma and timing as in `frame`."""
+    import av
+
+    height, width = frame.height, frame.width
+    plane = frame.planes[0]
+    y_plane = np.frombuffer(plane, np.uint8).reshape(height, plane.line_size)[:, :width]
+    delta = frames.mark_delta(y_plane.astype(np.float32), key, payload, cols, cell)
+    array = frame.to_ndarray()
+    array[:height] = frames.add_to_luma(y_plane, delta)
+    out = av.VideoFrame.from_ndarray(array, format="yuv420p")
+    out.pts = frame.pts
+    out.time_base = frame.time_base
+    out.color_range = frame.color_range
+    out.colorspace = frame.colorspace
+    return out
