@@ -215,7 +215,7 @@ def test_an_unusable_watermark_key_fails_delivery_rather_than_pass_as_unmarked(
     sale: Sale, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Licences carry 32-byte keys, so this stands in for a defect upstream of the rule.
-    def refuse(*_args: Any) -> Any:
+    def refuse(*_args: Any, **_options: Any) -> Any:
         raise watermark.InvalidKeyError("key must be at least 16 bytes, got 5")
 
     monkeypatch.setattr("agent.deliver.marking_rule.licensed_copy", refuse)

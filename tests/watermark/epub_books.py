@@ -350,3 +350,57 @@ def map_text(data: bytes, change: str) -> bytes:
             content = text.encode("utf-8")
         out.append((name, content))
     return zip_members(out)
+
+
+def rewrap(data: bytes, every: int = 5) -> bytes:
+    """Every `every`-th space of the text between tags turned into a line break and an
+    indent, as a "prettify" or rewrapping tool does (a reader shows the same text)."""
+    out = []
+    for name, original in unzip(data):
+        content = original
+        if name.endswith(".xhtml"):
+            count = 0
+
+            def wrap(match: re.Match[str]) -> str:
+                nonlocal count
+                count += 1
+                return "\n    " if count % every == 0 else " "
+
+            text = content.decode("utf-8")
+            text = re.sub(r">[^<]*<", lambda m: re.sub(" ", wrap, m.group(0)), text)
+            content = text.encode("utf-8")
+        out.append((name, content))
+    return zip_members(out)
+
+
+def break_package(data: bytes) -> bytes:
+    """The package document cut in half: only the content documents are left to read."""
+    return zip_members([(n, c[: len(c) // 2] if n.endswith(".opf") else c)
+                        for n, c in unzip(data)])
+
+
+def long_book() -> bytes:
+    """A book of about 22,000 words in 9 chapters (every text source in turn, no images),
+    long enough that the text mark uses only its density share of the spaces."""
+    return build(BookSpec("Collected", 3, chapters_from([*SOURCES, "zen"], 2500, 9)))
+
+
+def excerpt(data: bytes, words: int, keep: int = 2) -> bytes:
+    """Only the first `words` words of chapter `keep` (whole paragraphs) are left, in an
+    EPUB with no identifier and no images: an excerpt passed on as text."""
+    out = []
+    for name, original in unzip(one_chapter(strip_identifier(data), keep)):
+        content = original
+        if name.endswith(f"chapter{keep}.xhtml"):
+            root = etree.fromstring(original, etree.XMLParser(resolve_entities=False))
+            count = 0
+            for paragraph in list(root.iter(f"{{{XHTML}}}p")):
+                if count >= words:
+                    paragraph.getparent().remove(paragraph)
+                else:
+                    count += len("".join(paragraph.itertext()).split())
+            content = etree.tostring(root, encoding="utf-8", xml_declaration=True)
+        if name.endswith((".jpg", ".png")):
+            continue
+        out.append((name, content))
+    return zip_members(out)

@@ -257,3 +257,84 @@ def image_pixels(data: bytes) -> list[tuple[int, int]]:
             if isinstance(obj, pikepdf.Stream) and obj.get("/Subtype") == pikepdf.Name.Image:
                 sizes.append((int(obj.Width), int(obj.Height)))
     return sizes
+
+
+# ------------------------------------------------------------------ what a leaker does
+
+
+def _tool(arguments: list[str], data: bytes) -> bytes:
+    with tempfile.TemporaryDirectory() as folder:
+        source, target = Path(folder) / "in.pdf", Path(folder) / "out.pdf"
+        source.write_bytes(data)
+        subprocess.run([*arguments, str(source), str(target)], check=True,
+                       capture_output=True, timeout=300)
+        return target.read_bytes()
+
+
+def qpdf_resave(data: bytes) -> bytes:
+    """`qpdf in out`: qpdf's plain re-save."""
+    return _tool(["qpdf"], data)
+
+
+def gs_pdfwrite(data: bytes) -> bytes:
+    """Ghostscript's pdfwrite: every page re-interpreted and written anew."""
+    with tempfile.TemporaryDirectory() as folder:
+        source, target = Path(folder) / "in.pdf", Path(folder) / "out.pdf"
+        source.write_bytes(data)
+        subprocess.run(["gs", "-q", "-dNOPAUSE", "-dBATCH", "-dSAFER", "-sDEVICE=pdfwrite",
+                        f"-sOutputFile={target}", str(source)],
+                       check=True, capture_output=True, timeout=300)
+        return target.read_bytes()
+
+
+def extract_pages(data: bytes, pages: tuple[int, ...]) -> bytes:
+    """A new PDF of some pages (0-based), as pikepdf copies them."""
+    with pikepdf.open(io.BytesIO(data)) as source:
+        target = pikepdf.new()
+        for page in pages:
+            target.pages.append(source.pages[page])
+        buffer = io.BytesIO()
+        target.save(buffer)
+    return buffer.getvalue()
+
+
+_PAGE_KEYS = frozenset({"/Type", "/Parent", "/Resources", "/Contents", "/MediaBox",
+                        "/CropBox", "/Rotate", "/Annots", "/Group"})
+
+
+def strip_metadata(data: bytes) -> bytes:
+    """Document info, XMP, trailer /ID and every non-standard page key removed."""
+    with pikepdf.open(io.BytesIO(data)) as pdf:
+        if "/Info" in pdf.trailer:
+            del pdf.trailer["/Info"]
+        if "/ID" in pdf.trailer:
+            del pdf.trailer["/ID"]
+        if "/Metadata" in pdf.Root:
+            del pdf.Root["/Metadata"]
+        for page in pdf.pages:
+            for name in list(page.obj.keys()):
+                if name not in _PAGE_KEYS:
+                    del page.obj[name]
+        buffer = io.BytesIO()
+        pdf.save(buffer, deterministic_id=True)
+    return buffer.getvalue()
+
+
+def rasterise(data: bytes, dpi: int = 150, pages: tuple[int, int] | None = None) -> bytes:
+    """Pages rendered by poppler (`pdftoppm -r dpi`), wrapped back into a PDF of page
+    pictures with Pillow (each page as large as the original); `pages` is a 1-based
+    inclusive range."""
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "in.pdf"
+        source.write_bytes(data)
+        command = ["pdftoppm", "-r", str(dpi), "-png"]
+        if pages is not None:
+            command += ["-f", str(pages[0]), "-l", str(pages[1])]
+        subprocess.run([*command, str(source), str(Path(folder) / "page")], check=True,
+                       capture_output=True, timeout=300)
+        files = sorted(Path(folder).glob("page*.png"))
+        images = [Image.open(path).convert("RGB") for path in files]
+        buffer = io.BytesIO()
+        images[0].save(buffer, "PDF", resolution=float(dpi), save_all=True,
+                       append_images=images[1:])
+    return buffer.getvalue()

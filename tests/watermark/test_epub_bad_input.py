@@ -19,6 +19,7 @@ from watermark.document.epub import check_epub, embed_epub_bytes, extract_epub_b
 from watermark.errors import (
     CorruptDocumentError,
     DocumentTooLargeError,
+    EmbedCheckError,
     InvalidKeyError,
     InvalidPayloadError,
     UnsupportedDocumentError,
@@ -81,7 +82,8 @@ OPF_NAME = "OEBPS/content.opf"
 
 @pytest.mark.parametrize("case", ["no-mimetype", "wrong-mimetype", "no-container",
                                   "no-rootfile", "no-opf", "malformed-opf", "not-opf",
-                                  "no-spine", "malformed-xhtml", "missing-chapter"])
+                                  "no-spine", "malformed-xhtml", "missing-chapter",
+                                  "deep-nesting"])
 def test_missing_or_malformed_structure(case: str, small: bytes) -> None:
     opf = dict(members_of(small))[OPF_NAME]
     broken = {
@@ -99,8 +101,36 @@ def test_missing_or_malformed_structure(case: str, small: bytes) -> None:
         "malformed-xhtml": lambda: rebuilt(small, change={
             "OEBPS/chapter1.xhtml": b"<html><body><p>unclosed</body></html>"}),
         "missing-chapter": lambda: rebuilt(small, drop=("OEBPS/chapter2.xhtml",)),
+        # libxml2's depth limit (256) holds: no recursion in the library goes deeper
+        "deep-nesting": lambda: rebuilt(small, change={"OEBPS/chapter1.xhtml": (
+            b'<html xmlns="http://www.w3.org/1999/xhtml"><body>' + b"<span>a b " * 300
+            + b"</span>" * 300 + b"</body></html>")}),
     }[case]()
     refused(broken, CorruptDocumentError)
+
+
+def _with_entities(small: bytes, levels: int) -> tuple[bytes, bytes]:
+    declarations = "".join(f'<!ENTITY e{n} "{f"&e{n - 1};" * 10}">' for n in range(1, levels))
+    chapter = dict(members_of(small))["OEBPS/chapter1.xhtml"].decode()
+    body = chapter[chapter.index("<body>") :]
+    xhtml = (f'<!DOCTYPE html [<!ENTITY e0 "lol">{declarations}]>\n'
+             '<html xmlns="http://www.w3.org/1999/xhtml"><head><title>t</title></head>'
+             + body.replace("<h1>", f"<h1>&e{levels - 1}; ", 1)).encode()
+    return rebuilt(small, change={"OEBPS/chapter1.xhtml": xhtml}), xhtml
+
+
+def test_internal_entities_are_never_expanded(small: bytes) -> None:
+    """A "billion laughs" internal subset is refused by libxml2's amplification guard; a
+    harmless one is kept as references (nothing is expanded) and the book is marked."""
+    bomb, _ = _with_entities(small, 10)
+    refused(bomb, CorruptDocumentError)
+    mild, xhtml = _with_entities(small, 5)  # would expand to 30,000 characters
+    copy = embed_epub_bytes(mild, KEY, PAYLOAD)
+    marked = dict(members_of(copy))["OEBPS/chapter1.xhtml"]
+    assert b"&e4;" in marked
+    assert b"lol" not in marked.split(b"]>")[1]
+    assert len(marked) < 2 * len(xhtml)
+    assert extract_epub_bytes(copy, KEY).payload == PAYLOAD
 
 
 def test_no_content_document_is_unsupported(small: bytes) -> None:
@@ -264,3 +294,9 @@ def test_random_damage_is_refused_or_gives_a_valid_copy(small: bytes, data: st.D
         return
     assert extract_epub_bytes(copy, KEY).payload == PAYLOAD
     assert zlib.crc32(copy) == zlib.crc32(embed_epub_bytes(bytes(damaged), KEY, PAYLOAD))
+
+
+def test_a_copy_marked_under_the_same_key_is_not_marked_again(small: bytes) -> None:
+    copy = embed_epub_bytes(small, KEY, PAYLOAD)
+    with pytest.raises(EmbedCheckError):
+        embed_epub_bytes(copy, KEY, PAYLOAD + 1)

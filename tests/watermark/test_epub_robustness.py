@@ -9,6 +9,7 @@ removes the text mark (the documented weakness), and then only the other carrier
 
 from __future__ import annotations
 
+import re
 import zipfile
 
 import pytest
@@ -98,3 +99,71 @@ def test_a_zero_width_filter_removes_the_text_mark(copies: dict[str, bytes]) -> 
         result = extract_epub_bytes(nothing, KEY)
         assert not result.found
         assert result.evidence == ()
+
+
+def test_rewrapped_lines_still_read(copies: dict[str, bytes]) -> None:
+    for title in ("Freedoms", "Grants", "Versions"):
+        suspect = attack.strip_identifier(attack.rewrap(copies[title], every=3))
+        _reads(suspect, title, expected_evidence(title)[1:])
+
+
+def test_a_broken_package_document_leaves_the_text(copies: dict[str, bytes]) -> None:
+    for title in ("Libraries", "Dedications"):
+        suspect = attack.break_package(attack.strip_identifier(copies[title]))
+        _reads(suspect, title, expected_evidence(title)[1:])
+
+
+def test_named_entities_of_an_epub_2_book_and_their_expansion() -> None:
+    """EPUB 2 XHTML may use the XHTML 1.1 DTD's entities (&nbsp; &mdash; &eacute;), which
+    the library keeps unexpanded; a tool that expands them does not move the mark."""
+    spec = attack.BookSpec("Entities", 2, attack.chapters_from(["GPL-2"], 900, 3))
+    data = attack.build(spec)
+    named = []
+    for name, original in attack.unzip(data):
+        content = original
+        if name.endswith(".xhtml"):
+            content = (original.replace(b"&#160;", b"&nbsp;").replace(b"--", b"&mdash;")
+                       .replace(b"software", b"softw&aacute;re"))
+        named.append((name, content))
+    master = attack.zip_members(named)
+    copy = embed_epub_bytes(master, KEY, 77)
+    assert b"&nbsp;" in b"".join(c for n, c in attack.unzip(copy) if n.endswith(".xhtml"))
+    expanded = []
+    for name, original in attack.unzip(copy):
+        content = original
+        if name.endswith(".xhtml"):
+            content = (original.replace(b"&nbsp;", "\u00a0".encode())
+                       .replace(b"&mdash;", "\u2014".encode())
+                       .replace(b"&aacute;", "\u00e1".encode()))
+        expanded.append((name, content))
+    suspect = attack.strip_identifier(attack.zip_members(expanded))
+    result = extract_epub_bytes(suspect, KEY)
+    assert result.payload == 77
+    assert result.evidence == ("text",)
+
+
+def test_a_master_with_its_own_zero_width_spaces() -> None:
+    """Zero-width spaces the master already has (URL breaking, Thai) are left alone by the
+    embedder, are noise to a blind read and are ignored by an informed one."""
+    data = attack.build(attack.BookSpec("Own", 3, attack.chapters_from(["GPL-3"], 900, 4)))
+    own = []
+    for name, original in attack.unzip(data):
+        content = original
+        if name.endswith(".xhtml") and "chapter" in name:
+            count = 0
+
+            def mark(match: re.Match[str]) -> str:
+                nonlocal count
+                count += 1
+                return "\u200b " if count % 10 == 0 else " "
+
+            content = re.sub(r">[^<]*<", lambda m: re.sub(" ", mark, m.group(0)),
+                             original.decode()).encode()
+        own.append((name, content))
+    master = attack.zip_members(own)
+    copy = attack.strip_identifier(embed_epub_bytes(master, KEY, 99))
+    for reference in (None, master):
+        result = extract_epub_bytes(copy, KEY, reference=reference)
+        assert result.payload == 99
+        assert result.evidence == ("text",)
+    assert not extract_epub_bytes(master, KEY).found

@@ -58,7 +58,7 @@ the seed picks, looped if the clip is longer than its 61 s; if it cannot be had,
 seeded generated music instead (`Clip.soundtrack` says which).
 
 `small_corpus()`: seven clips of 2-4 s at 320x180 and 640x360 (unit tests; built once per
-session). `benchmark_corpus()`: eight clips of 12-30 s from 360p to 1080p, 30 fps, MP4
+session). `benchmark_corpus()`: eight clips of 12-24 s from 360p to 1080p, 30 fps, MP4
 and WebM, four of them real material (benchmarks/video/run.py).
 """
 
@@ -494,7 +494,7 @@ SMALL = [
     ("footage", 640, 360, 25, 4.0, "webm", 7),
 ]
 
-#: the benchmark's clips: 12-30 s, 360p to 1080p, all 30 fps (the 30 -> 25 fps row)
+#: the benchmark's clips: 12-24 s, 360p to 1080p, all 30 fps (the 30 -> 25 fps row)
 BENCHMARK = [
     ("ken_burns", 1280, 720, 30, 24.0, "mp4", 11),
     ("footage", 640, 360, 30, 20.0, "mp4", 12),

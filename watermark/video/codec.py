@@ -18,6 +18,7 @@ over the clip); if the payload does not come back, `EmbedCheckError`.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import queue
@@ -43,6 +44,8 @@ CHECK_FRAMES: Final = 60
 """Frames of the copy the self-check reads (spread evenly over the clip)."""
 QUEUE_FRAMES: Final = 4
 _DONE: Final = object()
+_DEMUXER_TAGS: Final = frozenset({"major_brand", "minor_version", "compatible_brands"})
+"""What FFmpeg's MP4 demuxer reports from the 'ftyp' box: the muxer writes its own."""
 
 
 @dataclass
@@ -169,7 +172,7 @@ def _decoder(data: bytes, out: queue.Queue[Any], stop: threading.Event) -> None:
         out.put(_DONE)
     except (av.FFmpegError, ValueError, OSError) as error:
         out.put(_guard(error))
-    except BaseException as error:  # handed to the main thread, re-raised there
+    except Exception as error:  # noqa: BLE001 - handed to the main thread, re-raised there
         out.put(error)
 
 
@@ -194,7 +197,9 @@ def embed_video_bytes(data: bytes, key: bytes, payload: int, *,
     marked = _mark(raw, info, raw_key, value, progress)
     from watermark.video.extract import read_picture
 
-    result = read_picture(marked, raw_key, max_frames=CHECK_FRAMES)
+    grid = (frames.grid_cols(info.width, info.height)[0],
+            frames.embed_cell(info.width, info.height))
+    result = read_picture(marked, raw_key, max_frames=CHECK_FRAMES, grid_of_master=grid)
     if result.payload != value:
         raise EmbedCheckError("the marked video does not read back: the picture has no "
                               "room for a mark at this bitrate")
@@ -209,8 +214,8 @@ def _mark(data: bytes, info: VideoInfo, key: bytes, payload: int,
     container_format = "mp4" if info.format == "MP4" else "webm"
     options = dict(encode.MUXER_OPTIONS)
     with probe.open_input(data) as source:
-        tags = dict(source.metadata)
-        source_video = source.streams.video[0]
+        tags = {name: value for name, value in source.metadata.items()
+                if name not in _DEMUXER_TAGS}
     output = av.open(buffer, "w", format=container_format, container_options=options)
     try:
         output.metadata.update(tags)
@@ -221,15 +226,15 @@ def _mark(data: bytes, info: VideoInfo, key: bytes, payload: int,
             out_video = _video_stream(output, source.streams.video[0], info.format,
                                       _video_bit_rate(pass1, info))
         audio_packets = list(pass1.audio.packets) if pass1.audio else []
-        count = _mark_picture(data, info, output, out_video, audio_packets, key, payload,
-                              _Progress(progress, info.frames))
+        count = _mark_picture(data, info, output, out_video, audio_packets=audio_packets,
+                              key=key, payload=payload,
+                              progress=_Progress(progress, info.frames))
         for packet in audio_packets:
             output.mux(packet)
     except av.FFmpegError as error:
         raise _guard(error) from error
     finally:
         output.close()
-    del source_video
     if count < 1:
         raise CorruptVideoError("no frame of the video decodes")
     return buffer.getvalue()
@@ -240,7 +245,7 @@ def _packet_time(packet: Any) -> float:
     return float(stamp * packet.time_base) if stamp is not None else 0.0
 
 
-def _mark_picture(data: bytes, info: VideoInfo, output: Any, stream: Any,
+def _mark_picture(data: bytes, info: VideoInfo, output: Any, stream: Any, *,
                   audio_packets: list[Any], key: bytes, payload: int,
                   progress: _Progress) -> int:
     """Decode, mark and encode every frame; mux video and audio packets in time order."""
@@ -262,7 +267,7 @@ def _mark_picture(data: bytes, info: VideoInfo, output: Any, stream: Any,
             for packet in stream.encode(None):
                 _mux_until(output, audio_packets, _packet_time(packet))
                 output.mux(packet)
-        except BaseException as error:  # re-raised in the main thread
+        except Exception as error:  # noqa: BLE001 - re-raised in the main thread
             failure.append(error)
             while encoded.get() is not _DONE:
                 pass
@@ -271,6 +276,8 @@ def _mark_picture(data: bytes, info: VideoInfo, output: Any, stream: Any,
     writer.start()
     count = 0
     last_pts: int | None = None
+    last_time: float | None = None
+    first_time: float | None = None
     try:
         while True:
             item = decoded.get()
@@ -281,9 +288,15 @@ def _mark_picture(data: bytes, info: VideoInfo, output: Any, stream: Any,
             frame = _planes(item)
             if (frame.width, frame.height) != (info.width, info.height):
                 raise UnsupportedVideoError("the picture size changes within the video")
+            if count == 0 and frame.rotation:
+                # the display matrix (a phone's portrait video): set before the header
+                stream.set_display_rotation(frame.rotation)
             if frame.pts is None:
                 frame.pts = 0 if last_pts is None else last_pts + 1
             last_pts = frame.pts
+            if frame.time is not None:
+                first_time = float(frame.time) if first_time is None else first_time
+                last_time = float(frame.time) - first_time
             out = _marked_frame(frame, key, payload, cols, cell)
             encoded.put(out)
             count += 1
@@ -293,16 +306,29 @@ def _mark_picture(data: bytes, info: VideoInfo, output: Any, stream: Any,
     finally:
         stop.set()
         while reader.is_alive():
-            try:
+            with contextlib.suppress(queue.Empty):
                 decoded.get(timeout=0.05)
-            except queue.Empty:
-                pass
         encoded.put(_DONE)
         writer.join()
     if failure:
         raise failure[0]
+    _check_complete(info, count, last_time)
     progress.update(count, final=True)
     return count
+
+
+def _check_complete(info: VideoInfo, count: int, last_time: float | None) -> None:
+    """Refuse a copy of a video that stopped early: the container promised more frames
+    than decoded (a truncated download whose index survived)."""
+    frame = 1.0 / info.fps
+    slack = max(0.25, 2 * frame)
+    if last_time is not None and last_time + frame < info.duration_seconds - slack:
+        raise CorruptVideoError(
+            f"the video stops at {last_time + frame:.2f} s of the {info.duration_seconds:.2f} s "
+            "its container states: truncated or damaged")
+    if count < info.frames * 0.9 - 1:
+        raise CorruptVideoError(f"only {count} of the {info.frames} frames the container "
+                                "states decode: truncated or damaged")
 
 
 def _mux_until(output: Any, audio_packets: list[Any], until: float) -> None:

@@ -42,6 +42,9 @@ def audio_codec_name(fmt: str) -> str:
 def video_options(fmt: str) -> dict[str, str]:
     """Encoder options for the marked copy's picture."""
     if fmt == "MP4":
-        return {"preset": X264_PRESET, "profile": "high"}
+        # x264 takes its thread count from its own parameters (PyAV's thread_count does
+        # not reach it); lookahead threads follow the machine unless fixed too
+        return {"preset": X264_PRESET, "profile": "high",
+                "x264-params": f"threads={THREADS}:lookahead-threads=1"}
     return {"deadline": VP9_DEADLINE, "cpu-used": VP9_CPU_USED, "row-mt": "1",
             "tile-columns": "1", "auto-alt-ref": "1", "lag-in-frames": "16"}

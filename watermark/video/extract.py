@@ -83,12 +83,16 @@ def _decided(evidence: frames.Evidence, key: bytes, *, informed: bool) -> Extrac
                          evidence=("picture",) if decoded.check_ok else ())
 
 
-def read_picture(data: bytes, key: bytes, *, max_frames: int = READ_FRAMES) -> ExtractResult:
-    """A blind read of the picture alone (also the embedder's self-check)."""
+def read_picture(data: bytes, key: bytes, *, max_frames: int = READ_FRAMES,
+                 grid_of_master: tuple[int, int] | None = None) -> ExtractResult:
+    """A blind read of the picture alone. The embedder's self-check passes
+    `grid_of_master` (its canonical width and cell side) and reads only that grid."""
     evidences: list[frames.Evidence] = []
     for _, luma in sampled_frames(data, max_frames):
         height, width = luma.shape
-        if not evidences:
+        if not evidences and grid_of_master is not None:
+            evidences = [frames.evidence_for(key, *grid_of_master)]
+        elif not evidences:
             evidences = [frames.evidence_for(key, cols, cell)
                          for cell in frames.read_cells(width, height)
                          for cols in frames.grid_cols(width, height)]
@@ -157,14 +161,15 @@ def combined(picture: ExtractResult, audio: ExtractResult | None) -> ExtractResu
     if audio is None or not audio.found:
         return picture
     if not picture.found:
-        return ExtractResult(True, audio.payload, audio.bit_errors, audio.score,
-                             informed=audio.informed, offset_seconds=audio.offset_seconds,
+        return ExtractResult(found=True, payload=audio.payload, bit_errors=audio.bit_errors,
+                             score=audio.score, informed=audio.informed, offset_seconds=audio.offset_seconds,
                              speed=audio.speed, evidence=("audio",))
     if picture.payload != audio.payload:
         # two carriers naming two payloads under one key: report the picture's (the
         # stronger carrier) and do not claim the audio agrees
         return picture
-    return ExtractResult(True, picture.payload, picture.bit_errors, picture.score,
+    return ExtractResult(found=True, payload=picture.payload, bit_errors=picture.bit_errors,
+                         score=picture.score,
                          informed=picture.informed, alignment=picture.alignment,
                          offset_seconds=audio.offset_seconds, speed=audio.speed,
                          evidence=("picture", "audio"))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -187,10 +187,11 @@ def read_informed(data: bytes, master: bytes, key: bytes) -> ExtractResult:
     alignment = register(representative[2], master_frame)
     if alignment.correlation < MIN_CORRELATION:
         return read_picture(data, key)
-    return _read_registered(data, master, key, alignment, offset, series.shape)
+    return _read_registered(data, master, key, alignment, offset=offset,
+                            master_shape=series.shape)
 
 
-def _read_registered(data: bytes, master: bytes, key: bytes, alignment: Alignment,
+def _read_registered(data: bytes, master: bytes, key: bytes, alignment: Alignment, *,
                      offset: float, master_shape: tuple[int, int]) -> ExtractResult:
     height, width = master_shape
     cols = frames.grid_cols(width, height)[0]

@@ -246,11 +246,11 @@ def streams_info(container: av.container.InputContainer, fmt: str) -> VideoInfo:
     if audio_codec is not None and audio_codec not in AUDIO_CODECS[fmt]:
         raise UnsupportedVideoError(
             f"{fmt} audio in {audio_codec!r}: only {', '.join(AUDIO_CODECS[fmt])} is marked")
-    width, height = video.codec_context.width, video.codec_context.height
+    context: Any = video.codec_context
+    width, height = int(context.width), int(context.height)
     if width <= 0 or height <= 0:
         raise CorruptVideoError("the video stream states no picture size")
-    if width > height and (width > limits.MAX_WIDTH or height > limits.MAX_HEIGHT) or (
-            width <= height and (width > limits.MAX_HEIGHT or height > limits.MAX_WIDTH)):
+    if max(width, height) > limits.MAX_WIDTH or min(width, height) > limits.MAX_HEIGHT:
         raise VideoTooLargeError(f"{width}x{height} is larger than the limit of "
                                  f"{limits.MAX_WIDTH}x{limits.MAX_HEIGHT}")
     if min(width, height) < limits.MIN_SIDE:

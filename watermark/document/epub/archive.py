@@ -55,6 +55,13 @@ def _check_name(name: str) -> None:
         raise CorruptDocumentError(f"unsafe member name in the archive: {name!r}")
 
 
+def _raw_name(info: zipfile.ZipInfo) -> bytes:
+    """The name as stored: UTF-8 if the entry's flag says so, else code page 437."""
+    if info.flag_bits & 0x800:
+        return info.orig_filename.encode("utf-8")
+    return info.orig_filename.encode("cp437", "replace")
+
+
 def _check_directory(infos: list[zipfile.ZipInfo], size: int) -> None:
     if len(infos) > limits.MAX_MEMBERS:
         raise DocumentTooLargeError(
@@ -91,8 +98,7 @@ def _check_directory(infos: list[zipfile.ZipInfo], size: int) -> None:
     # non-recursive zip bomb, and no zip writer makes them).
     ordered = sorted(infos, key=lambda info: info.header_offset)
     for here, after in itertools.pairwise(ordered):
-        end = (here.header_offset + _LOCAL_HEADER.size + len(here.orig_filename.encode())
-               + here.compress_size)
+        end = here.header_offset + _LOCAL_HEADER.size + len(_raw_name(here)) + here.compress_size
         if end > after.header_offset:
             raise DocumentTooLargeError(
                 f"archive members {here.filename!r} and {after.filename!r} overlap")
@@ -113,8 +119,7 @@ def _inflate(raw: bytes, info: zipfile.ZipInfo) -> bytes:
     name_length, extra_length = fields[9], fields[10]
     start = offset + _LOCAL_HEADER.size
     local_name = raw[start : start + name_length]
-    if local_name not in {info.orig_filename.encode("utf-8"), info.orig_filename.encode("cp437",
-                                                                                        "replace")}:
+    if local_name != _raw_name(info):
         raise CorruptDocumentError(f"member {info.filename!r}: local and central names differ")
     start += name_length + extra_length
     compressed = raw[start : start + info.compress_size]

@@ -1,23 +1,25 @@
 """The keyed text mark: a zero-width space just before or just after chosen word spaces.
 
-Candidates are the ordinary spaces (U+0020) in the body text of content documents that
-sit between a word (or a word followed by ``.,;:!?``) and a word, inside one text node,
-outside ``script``, ``style``, ``pre``, ``code`` and the like, outside SVG and MathML,
-and never in attributes. Each candidate is named by its context, the two words before
-and the two after it (case-folded), hashed under a key derived from the work's key: the
-hash says which of the 282 coded symbols the position carries, a keyed sign, and a rank.
-The embedder uses the candidates of lowest rank (an eighth of them, at least 8 per
-symbol on average, or all there are) and writes each symbol as *where* one U+200B goes:
-before the space for +1, after it for -1 (times the keyed sign). Every used position
-holds exactly one U+200B either way, so the reader needs no position list: it finds
-each U+200B next to a candidate space, recomputes the context's hash and votes.
+Candidates are the runs of XML whitespace (nearly always one U+0020) in the body text of
+content documents that sit between a word (or a word followed by ``.,;:!?``) and a word,
+inside one text node, outside ``script``, ``style``, ``pre``, ``code`` and the like,
+outside SVG and MathML, never in attributes, never next to a no-break space. Each
+candidate is named by its context, the two words before and the two after it
+(case-folded), hashed under a key derived from the work's key: the hash says which of the
+282 coded symbols the position carries, a keyed sign, and a rank. The embedder uses the
+candidates of lowest rank (an eighth of them, at least 8 per symbol on average, or all
+there are; none in a book of fewer than 564) and writes each symbol as *where* one
+U+200B goes: before the space for +1, after it for -1 (times the keyed sign). Every used
+position holds exactly one U+200B either way, so a blind reader needs no position list:
+it finds each U+200B next to a candidate space, recomputes the context's hash and votes.
 
 Because positions are named by their content, not their place, any part of the book
 (one chapter, a quoted page that kept its zero-width spaces) still votes, and
-repackaging, another member order, re-serialising the XHTML or NFC/NFKC normalisation
-change nothing. U+200B is zero-width, is not whitespace to XML or CSS (no collapsing, no
-justification stretch), and next to a space adds no break opportunity and removes none
-(UAX #14: no break before ZW; the break after "ZW SP*" is where the space's was).
+repackaging, another member order, re-serialising or rewrapping the XHTML and NFC/NFKC
+normalisation change nothing. U+200B is zero-width, is not whitespace to XML or CSS (no
+collapsing, no justification stretch), and next to a space adds no break opportunity and
+removes none (UAX #14: no break before ZW; the break after "ZW SP*" is where the space's
+was); next to a no-break space it would add one, which is why those are never used.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import hmac
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from html.entities import name2codepoint
 from typing import Final
 
 import numpy as np
@@ -41,6 +44,9 @@ CARRIER: Final = "\u200b"
 #: share of the candidate spaces the mark uses, and the least it uses (per symbol: 8)
 DENSITY: Final = 1 / 8
 MIN_POSITIONS: Final = 8 * CODED_BITS
+#: a book with fewer candidate spaces than this (about 600 words) gets no text mark: too
+#: few votes to decode, so the zero-width spaces would be there for nothing
+MIN_TEXT_POSITIONS: Final = 2 * CODED_BITS
 #: fewer votes than this and the text is not decoded at all (an unmarked book has none)
 MIN_VOTES: Final = 24
 CONTEXT_WORDS: Final = 2
@@ -52,12 +58,15 @@ SKIPPED: Final = frozenset({
     "textarea", "noscript", "template", "rt", "rp", "select", "option", "button", "input",
     "svg", "math"})
 _WORD: Final = re.compile(r"\w+")
+#: XML whitespace: what a renderer collapses into one space (U+00A0 is not in it)
+_WHITESPACE: Final = re.compile(r"[ \t\n\r]+")
 
 
 @dataclass(frozen=True)
 class Candidate:
     segment: int
-    space: int  # index of the space in the segment's text, as stored
+    start: int  # the whitespace run in the segment's text, as stored
+    end: int
     before: bool  # a carrier stands just before the space
     after: bool  # ... just after it
     rank: int
@@ -84,22 +93,33 @@ def _body(tree: etree._ElementTree) -> etree._Element:
 
 class Segments:
     """The text nodes of a document's body that hold running text, in order: each is an
-    element's ``text`` or a node's ``tail``."""
+    element's ``text`` or a node's ``tail``. `order` also places the characters of entity
+    references lxml keeps unexpanded (``&nbsp;`` in an EPUB 2 document), so the words
+    around them are the words a tool that expands them would see."""
 
     def __init__(self, tree: etree._ElementTree) -> None:
         self.nodes: list[tuple[etree._Element, bool]] = []  # (node, is_tail)
+        self.order: list[int | str] = []  # an index into nodes, or an entity's text
         self._walk(_body(tree))
+
+    def _add(self, node: etree._Element, *, is_tail: bool) -> None:
+        self.order.append(len(self.nodes))
+        self.nodes.append((node, is_tail))
 
     def _walk(self, element: etree._Element) -> None:
         # recursion is bounded: libxml2 refuses nesting deeper than 256 without huge_tree
         if element.text:
-            self.nodes.append((element, False))
+            self._add(element, is_tail=False)
         for child in element:
-            local = _local(child.tag)
-            if local is not None and local not in SKIPPED:
-                self._walk(child)
+            if isinstance(child, etree._Entity):
+                code = name2codepoint.get(child.name.strip("&;"))
+                self.order.append(chr(code) if code is not None else " ")
+            else:
+                local = _local(child.tag)
+                if local is not None and local not in SKIPPED:
+                    self._walk(child)
             if child.tail:
-                self.nodes.append((child, True))
+                self._add(child, is_tail=True)
 
     def text(self, index: int) -> str:
         node, is_tail = self.nodes[index]
@@ -127,25 +147,24 @@ class Hasher:
         return rank, symbol, 1 if digest[12] & 1 else -1
 
 
-def _spaces(text: str) -> Iterator[tuple[int, bool, bool, int]]:
-    """(index, carrier before, carrier after, index in the carrier-free text) for every
-    candidate space in one text node."""
+def _spaces(text: str) -> Iterator[tuple[int, int, bool, bool, int]]:
+    """(start, end, carrier before, carrier after, start in the carrier-free text) for every
+    candidate run of XML whitespace (usually one space) in one text node."""
     removed = 0
     last = 0
     length = len(text)
-    index = text.find(" ")
-    while index >= 0:
-        removed += text.count(CARRIER, last, index)
-        last = index
-        before = index > 0 and text[index - 1] == CARRIER
-        after = index + 1 < length and text[index + 1] == CARRIER
-        previous = index - 2 if before else index - 1
-        following = index + 2 if after else index + 1
+    for run in _WHITESPACE.finditer(text):
+        start, end = run.span()
+        removed += text.count(CARRIER, last, start)
+        last = start
+        before = start > 0 and text[start - 1] == CARRIER
+        after = end < length and text[end] == CARRIER
+        previous = start - 2 if before else start - 1
+        following = end + 1 if after else end
         if previous >= 0 and following < length:
             left, right = text[previous], text[following]
-            if ((left.isalnum() or left in _PREVIOUS_PUNCTUATION) and right.isalnum()):
-                yield index, before, after, index - removed
-        index = text.find(" ", index + 1)
+            if (left.isalnum() or left in _PREVIOUS_PUNCTUATION) and right.isalnum():
+                yield start, end, before, after, start - removed
 
 
 def candidates(segments: Segments, hasher: Hasher) -> list[Candidate]:
@@ -153,10 +172,14 @@ def candidates(segments: Segments, hasher: Hasher) -> list[Candidate]:
     pieces = []
     spaces = []
     offset = 0
-    for number in range(len(segments.nodes)):
+    for number in segments.order:
+        if isinstance(number, str):
+            pieces.append(number)
+            offset += len(number)
+            continue
         text = segments.text(number)
-        for index, before, after, plain in _spaces(text):
-            spaces.append((number, index, before, after, offset + plain))
+        for start, end, before, after, plain in _spaces(text):
+            spaces.append((number, start, end, before, after, offset + plain))
         plain_text = text.replace(CARRIER, "")
         pieces.append(plain_text)
         offset += len(plain_text)
@@ -164,18 +187,19 @@ def candidates(segments: Segments, hasher: Hasher) -> list[Candidate]:
     words = [(match.start(), match.group()) for match in _WORD.finditer(flat)]
     starts = [start for start, _ in words]
     found = []
-    for number, index, before, after, position in spaces:
+    for number, start, end, before, after, position in spaces:
         cut = bisect.bisect_right(starts, position)
         context = ([word for _, word in words[max(cut - CONTEXT_WORDS, 0) : cut]] + ["|"]
                    + [word for _, word in words[cut : cut + CONTEXT_WORDS]])
         rank, symbol, sign = hasher(context)
-        found.append(Candidate(number, index, before, after, rank, symbol, sign))
+        found.append(Candidate(number, start, end, before, after, rank, symbol, sign))
     return found
 
 
 def threshold(ranks: list[int]) -> int:
-    """The highest rank the embedder uses, given every candidate rank in the book."""
-    if not ranks:
+    """The highest rank the embedder uses, given every candidate rank in the book (-1: none,
+    the book is too short for a text mark)."""
+    if len(ranks) < MIN_TEXT_POSITIONS:
         return -1
     ordered = sorted(ranks)
     count = min(len(ordered), max(MIN_POSITIONS, int(np.ceil(len(ordered) * DENSITY))))
@@ -186,18 +210,18 @@ def embed_document(segments: Segments, found: list[Candidate], limit: int,
                    symbols: NDArray[np.float64]) -> int:
     """Write the carriers into one document's text nodes; returns how many were written.
     Candidates next to a carrier the master already had are left alone."""
-    by_segment: dict[int, list[tuple[int, bool]]] = {}
+    by_segment: dict[int, list[int]] = {}
     written = 0
     for candidate in found:
         if candidate.rank > limit or candidate.before or candidate.after:
             continue
         positive = symbols[candidate.symbol] * candidate.sign > 0
-        by_segment.setdefault(candidate.segment, []).append((candidate.space, positive))
+        at = candidate.start if positive else candidate.end
+        by_segment.setdefault(candidate.segment, []).append(at)
         written += 1
     for number, inserts in by_segment.items():
         text = segments.text(number)
-        for space, positive in sorted(inserts, reverse=True):
-            at = space if positive else space + 1
+        for at in sorted(inserts, reverse=True):
             text = text[:at] + CARRIER + text[at:]
         segments.set_text(number, text)
     return written

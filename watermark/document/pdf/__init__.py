@@ -10,7 +10,8 @@ result = extract_pdf_bytes(copy, key)        # blind; reference=master for an in
 
 from __future__ import annotations
 
+from watermark.document.pdf import limits
 from watermark.document.pdf.check import PdfInfo, check_pdf
 from watermark.document.pdf.codec import embed_pdf_bytes, extract_pdf_bytes
 
-__all__ = ["PdfInfo", "check_pdf", "embed_pdf_bytes", "extract_pdf_bytes"]
+__all__ = ["PdfInfo", "check_pdf", "embed_pdf_bytes", "extract_pdf_bytes", "limits"]

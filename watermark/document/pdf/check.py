@@ -115,10 +115,11 @@ def _check_depth(root: pikepdf.Object) -> None:
         obj, depth = stack.pop()
         if depth > limits.MAX_DEPTH:
             raise DocumentTooLargeError(f"objects nested deeper than {limits.MAX_DEPTH}")
+        children: list[pikepdf.Object]
         if isinstance(obj, pikepdf.Array):
             children = list(obj)
         elif isinstance(obj, pikepdf.Dictionary | pikepdf.Stream):
-            children = [obj.get(name) for name in obj.keys()]  # noqa: SIM118
+            children = [obj[name] for name in obj.keys()]  # noqa: SIM118
         else:
             continue
         stack.extend((child, depth + 1) for child in children

@@ -21,6 +21,7 @@ import pypdfium2.raw as pdfium_c
 from numpy.typing import NDArray
 from PIL import Image
 
+from watermark import ecc
 from watermark.document.pdf.check import open_checked
 from watermark.document.pdf.content import shift_page
 from watermark.document.pdf.ident import read_identifier_in, write_identifier
@@ -31,10 +32,18 @@ from watermark.document.pdf.layout import (
     object_char_counts,
     read_layout,
 )
+from watermark.document.pdf.limits import MAX_IMAGES_READ
 from watermark.document.pdf.textmark import blind_soft, informed_soft, page_shifts, raster_soft
 from watermark.document.pdf.units import LINE_SHIFT, WORD_SHIFT, page_units
 from watermark.errors import CorruptDocumentError
-from watermark.payload import Decoded, codeword, decode, validate_key, validate_payload
+from watermark.payload import (
+    INFO_BITS,
+    Decoded,
+    codeword,
+    decode,
+    validate_key,
+    validate_payload,
+)
 from watermark.result import ExtractResult
 
 #: resolution at which a suspect without a text layer is compared with the master
@@ -109,7 +118,7 @@ def _mark_all_text(pdf: pikepdf.Pdf, raw: bytes, key: bytes, code: NDArray[np.fl
         for index, page in enumerate(pdf.pages):
             rendered = document[index]
             try:
-                layout = read_layout(rendered)
+                layout = read_layout(rendered, objects=True)
                 counts = object_char_counts(rendered)
             finally:
                 rendered.close()
@@ -160,7 +169,11 @@ def _add_licence_line(pdf: pikepdf.Pdf, licensed_to: str) -> None:
         Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1,
         BaseFont=pikepdf.Name.Helvetica, Encoding=pikepdf.Name.WinAnsiEncoding))
     for page in pdf.pages:
-        name = page.add_resource(font, pikepdf.Name.Font, prefix="PeermarkF")
+        fonts = page.resources.get("/Font") if "/Resources" in page.obj else None
+        taken = set(fonts.keys()) if isinstance(fonts, pikepdf.Dictionary) else set()
+        name = next(f"/PeermarkLicence{n or ''}" for n in range(len(taken) + 1)
+                    if f"/PeermarkLicence{n or ''}" not in taken)
+        page.add_resource(font, pikepdf.Name.Font, pikepdf.Name(name))
         box = page.cropbox
         left, bottom = float(box[0]), float(box[1])
         body = (b"Q\nq BT " + bytes(pikepdf.Name(name).unparse()) +
@@ -231,7 +244,7 @@ def extract_pdf_bytes(data: bytes, key: bytes, reference: bytes | None = None
     for decoded in text_read:
         if decoded.payload is not None:
             found.setdefault("text", decoded.payload)
-    image_reads = _read_images(suspect_pictures, master_pictures, raster_pictures, key)
+    image_reads = _read_images(suspect_pictures, raster_pictures, key)
     for result in image_reads:
         if result.found and result.payload is not None:
             found.setdefault("images", result.payload)
@@ -248,9 +261,17 @@ def _read_text(raw: bytes, master_raw: bytes | None, key: bytes,
     raster_pairs: list[tuple[Image.Image, Image.Image]] = []
     try:
         layouts = _layouts(document)
-        blind = _decode(key, *blind_soft(layouts, key))
+        soft, used = blind_soft(layouts, key)
+        blind = _decode(key, soft, used)
         if blind is not None:
             decodes.append(blind)
+            if blind.payload is None:
+                # second and last try: neighbours' moves, as the first decode has them,
+                # taken out of each word's reading
+                estimate = ecc.encode(ecc.decode(soft, INFO_BITS))
+                again = _decode(key, *blind_soft(layouts, key, estimate))
+                if again is not None:
+                    decodes.append(again)
         if master_raw is None:
             return decodes, raster_pairs
         master = _pdfium(master_raw)
@@ -379,21 +400,17 @@ def _crops(boxes: Sequence[tuple[tuple[int, int], tuple[float, ...]]], layout: P
     return pairs
 
 
-def _read_images(suspect: Sequence[Image.Image], master: Sequence[Image.Image],
+def _read_images(suspect: Sequence[Image.Image],
                  raster: Sequence[tuple[Image.Image, Image.Image]], key: bytes
                  ) -> list[ExtractResult]:
+    """Blind reads of the suspect's images (a re-saved copy keeps their pixel grid), and
+    informed reads of the image regions of pages that became pictures."""
     results = []
     for picture in suspect:
         result = read_picture(picture, key)
-        if (result is None or not result.found) and master:
-            # a re-saved copy keeps each image's pixel size; a page turned into a picture
-            # is read through its crops below instead
-            same = [m for m in master if m.size == picture.size]
-            if same:
-                result = read_picture(picture, key, same[0])
         if result is not None:
             results.append(result)
-    for crop, picture in raster:
+    for crop, picture in raster[:MAX_IMAGES_READ]:
         result = read_picture(crop, key, picture)
         if result is not None:
             results.append(result)

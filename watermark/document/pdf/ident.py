@@ -67,9 +67,9 @@ def read_identifier_in(pdf: pikepdf.Pdf, key: bytes) -> list[int]:
         pass
     try:
         for page in pdf.pages:
-            value = page.obj.get(INFO_KEY)
-            if isinstance(value, pikepdf.String):
-                texts.append(str(value))
+            entry = page.obj.get(INFO_KEY)
+            if isinstance(entry, pikepdf.String):
+                texts.append(str(entry))
     except (pikepdf.PdfError, ValueError, TypeError, AttributeError):
         pass
     try:

@@ -69,6 +69,7 @@ def decode_image(stream: pikepdf.Stream) -> Image.Image | None:
         if space is None:
             return None
         filters = _filters(stream)
+        picture: Image.Image
         if filters in (["/DCTDecode"], ["/DCT"]):
             picture = Image.open(io.BytesIO(stream.read_raw_bytes()), formats=["JPEG"])
             picture.load()

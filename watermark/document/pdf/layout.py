@@ -84,9 +84,10 @@ def _object_ranks(page: pdfium.PdfPage) -> dict[int, int]:
     return ranks
 
 
-def read_layout(page: pdfium.PdfPage) -> PageLayout:
-    """The page's visible characters grouped into words and lines."""
-    ranks = _object_ranks(page)
+def read_layout(page: pdfium.PdfPage, *, objects: bool = False) -> PageLayout:
+    """The page's visible characters grouped into words and lines; with `objects`, which
+    text object of the page each came from (the embedder needs it, a reader does not)."""
+    ranks = _object_ranks(page) if objects else {}
     textpage = page.get_textpage()
     try:
         chars: list[Char] = []
@@ -114,9 +115,11 @@ def read_layout(page: pdfium.PdfPage) -> PageLayout:
         for index in range(textpage.count_chars()):
             code = pdfium_c.FPDFText_GetUnicode(textpage.raw, index)
             generated = bool(pdfium_c.FPDFText_IsGenerated(textpage.raw, index))
-            handle = pdfium_c.FPDFText_GetTextObject(textpage.raw, index)
-            address = ctypes.cast(handle, ctypes.c_void_p).value if handle else None
-            obj = ranks.get(address) if address is not None else None
+            obj = None
+            if objects:
+                handle = pdfium_c.FPDFText_GetTextObject(textpage.raw, index)
+                address = ctypes.cast(handle, ctypes.c_void_p).value if handle else None
+                obj = ranks.get(address) if address is not None else None
             rank = -1
             if obj is not None and not generated:
                 rank = per_object.get(obj, 0)
@@ -145,7 +148,7 @@ def read_layout(page: pdfium.PdfPage) -> PageLayout:
     finally:
         textpage.close()
     width, height = page.get_size()
-    return PageLayout(width, height, tuple(chars), tuple(lines), len(ranks))
+    return PageLayout(width, height, tuple(chars), tuple(lines), len(ranks) if objects else -1)
 
 
 def object_char_counts(page: pdfium.PdfPage) -> dict[int, int]:

@@ -3,9 +3,9 @@
 - `page_shifts` turns a page's units (`units.page_units`) and the codeword into a shift
   per text operator, for `content.shift_page`.
 - `blind_soft` reads a suspect alone: a marked line against the spacing of the two
-  control lines around it, a marked word against the gaps to the two control words around
-  it. Text set with a regular leading and equal word spaces on a line shows the shift
-  directly; irregular places (a heading, a sentence end in TeX) are gated out or clipped.
+  control lines around it, a marked word against the gaps to the two words around it.
+  Text set with a regular leading and equal word spaces on a line shows the shift
+  directly; irregular places (a heading, a sentence's end) are gated out or clipped.
 - `informed_soft` compares each character's position in the suspect with the master's
   (exact after any re-save): the line's or word's move against its controls' move.
 - `raster_soft` does the same on pictures of the pages: the master rendered at the
@@ -31,6 +31,7 @@ from watermark.payload import CODED_BITS
 _CLIP = 2.0
 #: blind reading: neighbouring gaps that differ by more than this (points) are not regular
 _REGULAR = 1.6
+_STOPS = frozenset(".!?:;")
 #: pixels either way the raster reader searches for a unit's move
 _REACH = 3
 
@@ -74,15 +75,29 @@ def _accumulate(soft: NDArray[np.float64], unit: Unit, value: float) -> None:
     soft[unit.symbol] += unit.chip * float(np.clip(value, -_CLIP, _CLIP))
 
 
-def blind_soft(layouts: Sequence[PageLayout], key: bytes) -> tuple[NDArray[np.float64], int]:
+def blind_soft(layouts: Sequence[PageLayout], key: bytes,
+               estimate: NDArray[np.float64] | None = None
+               ) -> tuple[NDArray[np.float64], int]:
+    """Soft values of a suspect read alone. With `estimate` (a codeword a first decode
+    came up with), each word's reading gets back what its marked neighbours' estimated
+    moves took from it."""
     soft = np.zeros(CODED_BITS)
     used = 0
     for layout in layouts:
-        for unit in page_units(layout, key):
+        units = page_units(layout, key)
+        moves: dict[tuple[int, int], float] = {}
+        if estimate is not None:
+            moves = {(unit.line, unit.word): unit.chip * float(estimate[unit.symbol])
+                     for unit in units if unit.word is not None}
+        for unit in units:
             value = _blind_unit(layout, unit)
-            if value is not None:
-                _accumulate(soft, unit, value)
-                used += 1
+            if value is None:
+                continue
+            if unit.word is not None and moves:
+                value += 0.5 * (moves.get((unit.line, unit.word - 1), 0.0)
+                                + moves.get((unit.line, unit.word + 1), 0.0))
+            _accumulate(soft, unit, value)
+            used += 1
     return soft, used
 
 
@@ -110,10 +125,12 @@ def _blind_unit(layout: PageLayout, unit: Unit) -> float | None:
     chars = layout.chars
     gap_before = chars[word.chars[0]].x - chars[before.chars[-1]].right
     gap_after = chars[after.chars[0]].x - chars[word.chars[-1]].right
+    if chars[before.chars[-1]].text in _STOPS or chars[word.chars[-1]].text in _STOPS:
+        return None  # a sentence's end may be followed by a wider space (TeX does so)
     size = chars[word.chars[0]].size
     if not (0 < gap_before < 2 * size and 0 < gap_after < 2 * size):
         return None
-    if abs(gap_before - gap_after) > _REGULAR:
+    if abs(gap_before - gap_after) > _REGULAR + 2 * WORD_SHIFT:
         return None
     return (gap_before - gap_after) / (2 * WORD_SHIFT)
 
@@ -157,7 +174,7 @@ def informed_soft(pairs: Sequence[tuple[PageLayout, PageLayout]], key: bytes
                 value = (float(np.median(moved)) - reference_dy) / LINE_SHIFT
             else:
                 moved = [dx[i] for i in line.words[unit.word].chars if i in dx]
-                controls = [dx[i] for n, word in enumerate(line.words) if n % 2 == 0
+                controls = [dx[i] for word in (line.words[0], line.words[-1])
                             for i in word.chars if i in dx]
                 if not moved or not controls:
                     continue
@@ -248,7 +265,7 @@ def raster_soft(pairs: Sequence[tuple[PageLayout, NDArray[np.float64], NDArray[n
                 value = (move - reference) / LINE_SHIFT
             else:
                 if unit.line not in word_reference:
-                    moves = [m for n, word in enumerate(line.words) if n % 2 == 0
+                    moves = [m for word in (line.words[0], line.words[-1])
                              for m in [page.horizontal(word.chars)] if m is not None]
                     word_reference[unit.line] = float(np.median(moves)) if moves else 0.0
                 move = page.horizontal(line.words[unit.word].chars)

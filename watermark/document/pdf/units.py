@@ -2,10 +2,14 @@
 
 Line shifting and word shifting after Brassil, Low, Maxemchuk and O'Gorman (1995): on each
 page, the eligible lines (`layout.MIN_LINE_CHARS` visible characters or more) alternate
-control, marked, control, ...; a marked line moves up or down by `LINE_SHIFT` points. On
-every eligible line the words alternate the same way (the first and the last word are
-always controls) and a marked word moves left or right by `WORD_SHIFT` points. Controls
-never move, so a reader without the master sees each marked unit against its neighbours.
+control, marked, control, ...; a marked line moves up or down by `LINE_SHIFT` points, so a
+reader without the master sees it against the two unmoved lines around it. On every
+eligible line, every word but the first and the last moves left or right by `WORD_SHIFT`
+points (the first and last stay, as controls: in justified text they sit on the margins);
+a reader without the master sees a word's move in the difference of the gaps before and
+after it, which its neighbours' moves disturb by half their own (`textmark` takes that
+back out once a first decode has estimated them). Marking every inner word, rather than
+every other one as in the 1995 paper, doubles the evidence per page.
 
 Each marked unit carries one of the 282 coded symbols times a keyed chip sign. Which
 symbol is drawn from a keyed hash of the line's own text and the unit's place in the line:
@@ -72,7 +76,7 @@ def page_units(layout: PageLayout, key: bytes) -> list[Unit]:
             following = eligible[rank + 1] if rank + 1 < len(eligible) else None
             symbol, chip = draws[0]
             units.append(Unit(line_index, None, symbol, chip, previous, following))
-        for word in range(1, words - 1, 2):
+        for word in range(1, words - 1):
             symbol, chip = draws[word + 1]
             units.append(Unit(line_index, word, symbol, chip, word - 1, word + 1))
     return units

@@ -1,0 +1,105 @@
+"""Bad PDFs get a clear error, from the check, the embedder and the reader alike, and no
+copy: empty, truncated, damaged, encrypted, bombs, too many pages, bad arguments."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.watermark import pdf_documents as docs
+from watermark.document.pdf import check_pdf, embed_pdf_bytes, extract_pdf_bytes, limits
+from watermark.errors import (
+    CorruptDocumentError,
+    DocumentTooLargeError,
+    InvalidKeyError,
+    InvalidPayloadError,
+    UnsupportedDocumentError,
+)
+
+KEY = bytes(range(32))
+
+BAD: dict[str, tuple[Callable[[], bytes], type[Exception]]] = {
+    "empty": (lambda: b"", CorruptDocumentError),
+    "blank": (lambda: b" \n ", CorruptDocumentError),
+    "not a pdf": (lambda: b"GIF89a" + b"\x00" * 100, CorruptDocumentError),
+    "truncated": (lambda: docs.truncated(docs.text_pdf(pages=2)), CorruptDocumentError),
+    "truncated in the header": (lambda: docs.text_pdf(pages=1)[:40], CorruptDocumentError),
+    "damaged": (lambda: docs.damaged(docs.photo_pdf()), CorruptDocumentError),
+    "encrypted, empty user password": (docs.encrypted_pdf, UnsupportedDocumentError),
+    "encrypted with a password": (lambda: docs.encrypted_pdf("secret"),
+                                  UnsupportedDocumentError),
+    "a stream inflating to 300 MB": (docs.bomb_pdf, DocumentTooLargeError),
+    "arrays nested 200 deep": (docs.deep_nesting_pdf, DocumentTooLargeError),
+    "too many pages": (lambda: docs.many_pages_pdf(limits.MAX_PAGES + 1),
+                       DocumentTooLargeError),
+}
+
+
+@pytest.fixture(scope="module")
+def bad() -> dict[str, bytes]:
+    return {name: make() for name, (make, _error) in BAD.items()}
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_refused_everywhere(name: str, bad: dict[str, bytes]) -> None:
+    error = BAD[name][1]
+    data = bad[name]
+    with pytest.raises(error):
+        check_pdf(data)
+    with pytest.raises(error):
+        embed_pdf_bytes(data, KEY, 1)
+    with pytest.raises(error):
+        extract_pdf_bytes(data, KEY)
+    with pytest.raises(error):
+        extract_pdf_bytes(docs.text_pdf(pages=1), KEY, reference=data)
+
+
+def test_all_refusals_are_unsupported_document_errors() -> None:
+    for _make, error in BAD.values():
+        assert issubclass(error, UnsupportedDocumentError)
+
+
+def test_no_pages_is_unsupported() -> None:
+    import io
+
+    import pikepdf
+
+    pdf = pikepdf.new()
+    buffer = io.BytesIO()
+    pdf.save(buffer)
+    with pytest.raises(UnsupportedDocumentError, match="no pages"):
+        check_pdf(buffer.getvalue())
+
+
+def test_the_bomb_is_not_inflated_whole() -> None:
+    """The check stops at the limit, so the 300 MB never sit in memory."""
+    import tracemalloc
+
+    data = docs.bomb_pdf()
+    tracemalloc.start()
+    with pytest.raises(DocumentTooLargeError, match="bomb"):
+        check_pdf(data)
+    _current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 32 * 1024 * 1024
+
+
+def test_bad_arguments() -> None:
+    good = docs.text_pdf(pages=1)
+    with pytest.raises(InvalidKeyError):
+        embed_pdf_bytes(good, b"short", 1)
+    with pytest.raises(InvalidPayloadError):
+        embed_pdf_bytes(good, KEY, 1 << 64)
+    with pytest.raises(InvalidPayloadError):
+        embed_pdf_bytes(good, KEY, -1)
+    with pytest.raises(InvalidKeyError):
+        extract_pdf_bytes(good, b"short")
+    with pytest.raises(CorruptDocumentError):
+        check_pdf("not bytes")  # type: ignore[arg-type]
+
+
+def test_an_empty_page_is_marked_with_the_identifier_only() -> None:
+    copy = embed_pdf_bytes(docs.empty_page_pdf(), KEY, 99)
+    result = extract_pdf_bytes(copy, KEY)
+    assert (result.found, result.payload, result.evidence) == (True, 99, ("identifier",))
