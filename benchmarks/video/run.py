@@ -393,9 +393,16 @@ def main() -> None:
     if args.only:
         kinds = set(args.only.split(","))
         clips = [c for c in clips if c.kind in kinds or c.name in kinds]
-    for each in clips:
+    for number, each in enumerate(clips):
         _log(f"{each.name} ({each.width}x{each.height}, {each.seconds:g} s)")
         run_clip(run, each, keys, rng)
+        if args.out:  # what is done so far, in case the run is cut short
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(f"(partial: {number + 1} of {len(clips)} clips, no speed "
+                                "row yet)\n\n" + report(
+                                    run, started=started, loads=(load_before, _load()),
+                                    command=command, keys=keys,
+                                    wall_minutes=(time.perf_counter() - begin) / 60))
     _log("speed row")
     run_speed(run, SPEED_QUICK if args.quick else SPEED, rounds, rng)
     body = report(run, started=started, loads=(load_before, _load()), command=command,
