@@ -298,3 +298,40 @@ def test_an_mp3_is_delivered_as_an_mp3_carrying_the_licence_payload_and_a_marked
     receipt = read_receipt(token, licence=held.licence, now=NOW)
     assert (receipt.marked, receipt.unmarked_reason) == (True, None)
     assert receipt.output_sha256 == delivery.sha256
+
+
+def test_a_video_is_marked_with_its_progress_told_and_an_epub_and_pdf_too(
+    sale: Sale, tmp_path: Path
+) -> None:
+    from tests.watermark import epub_books, pdf_documents, video_clips
+    from watermark.document.epub import extract_epub_bytes
+    from watermark.document.pdf import extract_pdf_bytes
+    from watermark.video import extract_video_bytes
+
+    clip = video_clips.make_clip("gradients", width=320, height=180, fps=30, seconds=3.0,
+                                 seed=8)
+    held = bought(sale, tmp_path / "video", clip)
+    told: list[tuple[int, int]] = []
+    delivery = deliver(store=held.work, manifest=held.manifest, licence=held.licence,
+                       keys=held.keys, destination=tmp_path / "out" / "clip.mp4",
+                       content_type="video/mp4",
+                       progress=lambda done, total: told.append((done, total)))
+    assert (delivery.marked, delivery.unmarked_reason) == (True, None)
+    copy = (tmp_path / "out" / "clip.mp4").read_bytes()
+    read = extract_video_bytes(copy, held.keys.watermark_key)
+    assert (read.found, read.payload) == (True, held.licence.watermark_payload)
+    # 3 s at 30 frames a second: the last word is all 90 frames, never more, and the
+    # count only grows
+    assert told and told[-1] == (90, 90)
+    assert all(a[0] <= b[0] for a, b in zip(told, told[1:], strict=False))
+
+    for name, master, content_type, reader in [
+        ("book.pdf", pdf_documents.text_pdf(pages=2), "application/pdf", extract_pdf_bytes),
+        ("book.epub", next(iter(epub_books.standard_books().values())),
+         "application/epub+zip", extract_epub_bytes),
+    ]:
+        held = bought(sale, tmp_path / name, master)
+        delivery = deliver_to(held, tmp_path / "out" / name, content_type)
+        assert delivery.marked, delivery.detail
+        found = reader((tmp_path / "out" / name).read_bytes(), held.keys.watermark_key)
+        assert (found.found, found.payload) == (True, held.licence.watermark_payload)
