@@ -95,5 +95,6 @@ class CorruptDocumentError(UnsupportedDocumentError):
 
 
 class DocumentTooLargeError(UnsupportedDocumentError):
-    """Beyond the limits (`watermark.document.limits`): too many pages or objects, nesting
-    too deep, a stream or an archive member that inflates too far (a PDF or zip bomb)."""
+    """Beyond the limits (`watermark.document.pdf.limits`, `watermark.document.epub.limits`):
+    too many pages or objects, nesting too deep, a stream or an archive member that
+    inflates too far (a PDF or zip bomb)."""

@@ -106,6 +106,7 @@ def main() -> None:
 
     copies: list[tuple[str, bytes, int, bytes]] = []  # title, key, payload, copy
     embed_seconds: dict[str, list[float]] = {t: [] for t in books}
+    missed: Counter[str] = Counter()  # row: books whose copies a blind read missed
     for title, data in books.items():
         for key in keys:
             payload = int(rng.integers(0, 2**63)) * 2 + int(rng.integers(0, 2))
@@ -128,6 +129,8 @@ def main() -> None:
             result = extract_epub_bytes(suspect, key)
             seconds.append(time.perf_counter() - t0)
             hits["blind"] += result.found and result.payload == payload
+            if result.payload != payload:
+                missed[f"{name}: {title}"] += 1
             wrong += result.found and result.payload != payload
             evidence.update(result.evidence if result.payload == payload else ())
             if informed_too:
@@ -142,6 +145,7 @@ def main() -> None:
                     + (f"{hits['informed']}/{informed_reads}" if informed_reads else "not run")
                     + f" | {carried} | {wrong} | {statistics.median(seconds) * 1000:.0f} ms |")
 
+    misses = "; ".join(f"{row} {count}" for row, count in missed.items())
     false_reads = 0
     false_hits = 0
     for data in books.values():
@@ -180,7 +184,8 @@ def main() -> None:
         f"Command: `.venv/bin/python benchmarks/documents/epub.py --keys {args.keys}"
         f"{' --no-epubcheck' if args.no_epubcheck else ''}`. "
         f"Machine: {machine()}. Date: {dt.datetime.now(tz=dt.UTC):%Y-%m-%d %H:%M} UTC. "
-        f"Total run time {time.perf_counter() - started:.0f} s.",
+        f"Total run time {time.perf_counter() - started:.0f} s; load average at the end "
+        f"{os.getloadavg()[0]:.1f} (the cores are shared: times are upper bounds).",
         "",
         f"Books ({len(books)}): {shape}. {args.keys} keys per book, a random 64-bit payload "
         f"per copy: {len(copies)} copies. A hit names the copy's payload; 'carriers' counts "
@@ -189,6 +194,8 @@ def main() -> None:
         "| suspect copy | blind | informed | carriers (blind) | wrong payload | blind read |",
         "|---|---|---|---|---|---|",
         *rows,
+        "",
+        f"Blind misses by row and book: {misses or 'none'}.",
         "",
         f"False positives: {false_hits} of {false_reads} reads named a payload: unmarked "
         f"masters (blind and informed under every key, and blind under {args.random_keys} "

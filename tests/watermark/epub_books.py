@@ -404,3 +404,37 @@ def excerpt(data: bytes, words: int, keep: int = 2) -> bytes:
             continue
         out.append((name, content))
     return zip_members(out)
+
+
+def split_chapters(data: bytes) -> bytes:
+    """Every chapter split into two files at its middle paragraph, and the package
+    document's manifest and spine updated, as converters split long files."""
+    out = []
+    for name, original in unzip(data):
+        match = re.search(r"chapter(\d+)\.xhtml$", name)
+        if not match:
+            out.append((name, original))
+            continue
+        root = etree.fromstring(original, etree.XMLParser(resolve_entities=False))
+        second = etree.fromstring(original, etree.XMLParser(resolve_entities=False))
+        for tree, keep_first in ((root, True), (second, False)):
+            body = tree.find(f"{{{XHTML}}}body")
+            children = list(body)
+            half = len(children) // 2
+            for child in children[half:] if keep_first else children[:half]:
+                body.remove(child)
+        out.append((name, etree.tostring(root, encoding="utf-8", xml_declaration=True)))
+        out.append((name.replace(".xhtml", "b.xhtml"),
+                    etree.tostring(second, encoding="utf-8", xml_declaration=True)))
+    final = []
+    for name, original in out:
+        content = original
+        if name.endswith(".opf"):
+            text = original.decode()
+            text = re.sub(r'(<item id="c(\d+)" href="chapter\d+)(\.xhtml"[^>]*/>)',
+                          r'\1\3\n<item id="c\2b" href="chapter\2b\3', text)
+            text = re.sub(r'<itemref idref="c(\d+)"/>',
+                          r'<itemref idref="c\1"/><itemref idref="c\1b"/>', text)
+            content = text.encode()
+        final.append((name, content))
+    return zip_members(final)

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from tests.conftest import _skip_or_fail
 from tests.watermark.epub_books import DC, OPF, body_text, standard_books, unzip, visible
 from watermark.document.epub import EpubInfo, check_epub, embed_epub_bytes, extract_epub_bytes
 from watermark.document.identifier import find_identifiers, read_identifier
@@ -86,7 +87,8 @@ def test_no_mark_on_masters_or_under_another_key(books: dict[str, bytes],
             assert not result.found
             assert result.payload is None
             assert result.evidence == ()
-        assert not extract_epub_bytes(data, KEY, reference=data).found
+        if title in {"Libraries", "Dedications"}:  # informed image reads take seconds
+            assert not extract_epub_bytes(data, KEY, reference=data).found
 
 
 def test_two_buyers_copies_differ_and_each_reads_its_own(books: dict[str, bytes]) -> None:
@@ -176,7 +178,7 @@ def test_epubcheck_passes_masters_and_their_copies(books: dict[str, bytes],
                                                    copies: dict[str, bytes]) -> None:
     command = epubcheck_command()
     if command is None:
-        pytest.skip("epubcheck is not installed")
+        _skip_or_fail("epubcheck is not installed (apt-get install epubcheck)")
     chosen = ["Freedoms", "Grants"]  # an EPUB 3 and an EPUB 2, both with photographs
     with tempfile.TemporaryDirectory() as folder:
         jobs = []

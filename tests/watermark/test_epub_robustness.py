@@ -167,3 +167,11 @@ def test_a_master_with_its_own_zero_width_spaces() -> None:
         assert result.payload == 99
         assert result.evidence == ("text",)
     assert not extract_epub_bytes(master, KEY).found
+
+
+def test_chapters_split_into_two_files_still_read(copies: dict[str, bytes]) -> None:
+    for title in ("Grants", "Versions"):
+        suspect = attack.strip_identifier(attack.split_chapters(copies[title]))
+        names = [name for name, _ in attack.unzip(suspect)]
+        assert "OEBPS/chapter1b.xhtml" in names
+        _reads(suspect, title, expected_evidence(title)[1:])

@@ -103,3 +103,31 @@ def test_an_empty_page_is_marked_with_the_identifier_only() -> None:
     copy = embed_pdf_bytes(docs.empty_page_pdf(), KEY, 99)
     result = extract_pdf_bytes(copy, KEY)
     assert (result.found, result.payload, result.evidence) == (True, 99, ("identifier",))
+
+
+def test_a_page_with_broken_content_is_left_as_it_was() -> None:
+    """One page's drawing does not parse (an unterminated string): the copy is still valid
+    and the other pages are marked."""
+    import io
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import pikepdf
+
+    data = docs.text_pdf(pages=3)
+    with pikepdf.open(io.BytesIO(data)) as pdf:
+        pdf.pages[1].obj.Contents = pdf.make_stream(b"BT /F1 10 Tf 72 700 Td (unterminated Tj")
+        buffer = io.BytesIO()
+        pdf.save(buffer)
+    broken = buffer.getvalue()
+    copy = embed_pdf_bytes(broken, KEY, 1234)
+    with pikepdf.open(io.BytesIO(copy)) as pdf:
+        assert pdf.pages[1].Contents.read_bytes() == b"BT /F1 10 Tf 72 700 Td (unterminated Tj"
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "copy.pdf"
+        path.write_bytes(copy)
+        assert subprocess.run(["qpdf", "--check", str(path)], check=False,
+                              capture_output=True).returncode in (0, 3)
+    result = extract_pdf_bytes(docs.strip_metadata(copy), KEY)
+    assert (result.found, result.payload) == (True, 1234)

@@ -41,7 +41,9 @@ Progress = Callable[[int, int], None]
 PROGRESS_INTERVAL: Final = 0.1
 """Seconds between progress calls (at most ten a second)."""
 CHECK_FRAMES: Final = 60
-"""Frames of the copy the self-check reads (spread evenly over the clip)."""
+"""Frames of the copy the self-check reads: the first 60 (2 s at 30 fps). Spreading them
+over the clip would mean decoding the whole copy again, doubling the decode cost of a
+long video; the mark is the same in every frame, so a defect shows in the first ones."""
 QUEUE_FRAMES: Final = 4
 _DONE: Final = object()
 _DEMUXER_TAGS: Final = frozenset({"major_brand", "minor_version", "compatible_brands"})
@@ -199,7 +201,8 @@ def embed_video_bytes(data: bytes, key: bytes, payload: int, *,
 
     grid = (frames.grid_cols(info.width, info.height)[0],
             frames.embed_cell(info.width, info.height))
-    result = read_picture(marked, raw_key, max_frames=CHECK_FRAMES, grid_of_master=grid)
+    result = read_picture(marked, raw_key, max_frames=CHECK_FRAMES, grid_of_master=grid,
+                          stride=1)
     if result.payload != value:
         raise EmbedCheckError("the marked video does not read back: the picture has no "
                               "room for a mark at this bitrate")
@@ -343,7 +346,7 @@ def _marked_frame(frame: Any, key: bytes, payload: int, cols: int, cell: int) ->
     height, width = frame.height, frame.width
     plane = frame.planes[0]
     y_plane = np.frombuffer(plane, np.uint8).reshape(height, plane.line_size)[:, :width]
-    delta = frames.mark_delta(y_plane.astype(np.float32), key, payload, cols, cell)
+    delta = frames.mark_delta(y_plane, key, payload, cols, cell)
     array = frame.to_ndarray()
     array[:height] = frames.add_to_luma(y_plane, delta)
     out = av.VideoFrame.from_ndarray(array, format="yuv420p")

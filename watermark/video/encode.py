@@ -21,9 +21,9 @@ from __future__ import annotations
 from typing import Final
 
 THREADS: Final = 2
-X264_PRESET: Final = "veryfast"
-VP9_DEADLINE: Final = "good"
-VP9_CPU_USED: Final = "5"
+X264_PRESET: Final = "superfast"
+VP9_DEADLINE: Final = "realtime"
+VP9_CPU_USED: Final = "7"
 MIN_VIDEO_BIT_RATE: Final = 200_000
 """A floor for masters whose stated or measured bitrate is implausibly low."""
 MIN_AUDIO_BIT_RATE: Final = 32_000
@@ -47,4 +47,4 @@ def video_options(fmt: str) -> dict[str, str]:
         return {"preset": X264_PRESET, "profile": "high",
                 "x264-params": f"threads={THREADS}:lookahead-threads=1"}
     return {"deadline": VP9_DEADLINE, "cpu-used": VP9_CPU_USED, "row-mt": "1",
-            "tile-columns": "1", "auto-alt-ref": "1", "lag-in-frames": "16"}
+            "tile-columns": "1"}

@@ -9,10 +9,11 @@ the audio mark's own reader (`watermark.audio.extract`) on its first `AUDIO_SECO
 Informed (the master's bytes given): see `informed`.
 
 False positives: each decode attempt matches the 24-bit keyed check by chance with
-probability 2**-24. A blind call makes at most 2 picture decodes and the audio reader at
-most 3; an informed call at most 3 picture decodes (registered and master-subtracted,
-registered only, then blind) and the audio reader's informed one: at most 6 attempts,
-a false-positive rate below 4e-7 per call, far under the 1e-4 required.
+probability 2**-24 (6e-8). A blind call makes at most 4 picture decodes (two cell sides
+times at most two canonical widths) and the audio reader at most 3; an informed call at
+most 2 picture decodes (master-subtracted, then registered only), or the blind read's 4
+if registration fails, and the audio reader's informed ones (at most 3): at most 7
+attempts, a false-positive rate below 4.2e-7 per call, far under the 1e-4 required.
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ def luma_of(frame: Any) -> NDArray[np.float32]:
     return rows[:, : frame.width].astype(np.float32)
 
 
-def sampled_frames(data: bytes, max_frames: int) -> Iterator[tuple[float, NDArray[np.float32]]]:
-    """(time in seconds, luma) of up to `max_frames` frames spread evenly over the clip."""
+def sampled_frames(data: bytes, max_frames: int, stride: int | None = None
+                   ) -> Iterator[tuple[float, NDArray[np.float32]]]:
+    """(time in seconds, luma) of up to `max_frames` frames spread evenly over the clip
+    (every `stride`-th frame from the first, if given)."""
     import av
 
     with probe.open_input(data) as container:
@@ -60,7 +63,8 @@ def sampled_frames(data: bytes, max_frames: int) -> Iterator[tuple[float, NDArra
         estimate = int(video.frames) or round(
             float(video.duration * video.time_base) * float(probe.fps_of(video) or 30)
             if video.duration and video.time_base else 0)
-        stride = max(1, math.ceil(estimate / max_frames)) if estimate else 1
+        if stride is None:
+            stride = max(1, math.ceil(estimate / max_frames)) if estimate else 1
         taken = 0
         try:
             for index, frame in enumerate(container.decode(video)):
@@ -84,11 +88,12 @@ def _decided(evidence: frames.Evidence, key: bytes, *, informed: bool) -> Extrac
 
 
 def read_picture(data: bytes, key: bytes, *, max_frames: int = READ_FRAMES,
-                 grid_of_master: tuple[int, int] | None = None) -> ExtractResult:
+                 grid_of_master: tuple[int, int] | None = None,
+                 stride: int | None = None) -> ExtractResult:
     """A blind read of the picture alone. The embedder's self-check passes
     `grid_of_master` (its canonical width and cell side) and reads only that grid."""
     evidences: list[frames.Evidence] = []
-    for _, luma in sampled_frames(data, max_frames):
+    for _, luma in sampled_frames(data, max_frames, stride):
         height, width = luma.shape
         if not evidences and grid_of_master is not None:
             evidences = [frames.evidence_for(key, *grid_of_master)]
@@ -162,8 +167,9 @@ def combined(picture: ExtractResult, audio: ExtractResult | None) -> ExtractResu
         return picture
     if not picture.found:
         return ExtractResult(found=True, payload=audio.payload, bit_errors=audio.bit_errors,
-                             score=audio.score, informed=audio.informed, offset_seconds=audio.offset_seconds,
-                             speed=audio.speed, evidence=("audio",))
+                             score=audio.score, informed=audio.informed,
+                             offset_seconds=audio.offset_seconds, speed=audio.speed,
+                             evidence=("audio",))
     if picture.payload != audio.payload:
         # two carriers naming two payloads under one key: report the picture's (the
         # stronger carrier) and do not claim the audio agrees

@@ -30,6 +30,7 @@ from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
 
 from watermark import grid
 from watermark.detect import blind_statistic
@@ -104,13 +105,39 @@ def canonical_luma(luma: Plane, cols: int) -> Plane:
     return resize(luma, width, height)
 
 
-def mark_delta(luma: Plane, key: bytes, payload: int, cols: int, cell: int) -> Plane:
-    """The change to add to this frame's luma (frame size), for this key and payload."""
-    canon = canonical_luma(luma, cols)
-    cells = mark_cells(canon, key, payload, params_for(cell))
+def mark_delta(y_plane: NDArray[np.uint8], key: bytes, payload: int, cols: int, cell: int
+               ) -> Plane:
+    """The change to add to this frame's luma (frame size), for this key and payload.
+
+    The canonical picture is resized from the 8-bit plane directly (Pillow's 8-bit
+    resampling, a third of the float path's time at 1080p); it only steers the mask and
+    host cancellation, where its rounding to whole grey levels does not matter.
+    """
     height, width = canonical_shape(cols)
+    small = Image.fromarray(np.ascontiguousarray(y_plane)).resize(
+        (width, height), Image.Resampling.BILINEAR)
+    canon = np.asarray(small, dtype=np.float32)
+    cells = mark_cells(canon, key, payload, params_for(cell))
     delta = grid.spread(cells, cell, height, width)
-    return resize(delta, luma.shape[1], luma.shape[0])
+    return upsample(delta, y_plane.shape[1], y_plane.shape[0])
+
+
+DELTA_STEPS: Final = 4
+"""`upsample` carries the change in quarter grey levels, within +-31.75."""
+
+
+def upsample(delta: Plane, width: int, height: int) -> Plane:
+    """The canonical change resized to the frame (bilinear), through Pillow's 8-bit path.
+
+    The 8-bit resampler is about three times faster than the float one at 1080p, and the
+    change survives it in quarter grey levels: the copy's pixels are whole grey levels
+    anyway, and the mark's peak stays well inside the +-31.75 it can carry.
+    """
+    coded = np.clip(np.rint(delta * DELTA_STEPS) + 128.0, 0.0, 255.0).astype(np.uint8)
+    big = Image.fromarray(coded).resize((width, height), Image.Resampling.BILINEAR)
+    out = np.asarray(big, dtype=np.float32) - np.float32(128.0)
+    out *= np.float32(1.0 / DELTA_STEPS)
+    return out
 
 
 def add_to_luma(y_plane: NDArray[np.uint8], delta: Plane) -> NDArray[np.uint8]:

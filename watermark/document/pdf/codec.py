@@ -67,7 +67,10 @@ def _pdfium(data: bytes) -> pdfium.PdfDocument:
 def _layouts(document: pdfium.PdfDocument) -> list[PageLayout]:
     layouts = []
     for index in range(len(document)):
-        page = document[index]
+        try:
+            page = document[index]
+        except pdfium.PdfiumError as error:
+            raise CorruptDocumentError(f"PDFium cannot load page {index + 1}") from error
         try:
             layouts.append(read_layout(page))
         finally:
@@ -96,6 +99,8 @@ def embed_pdf_bytes(data: bytes, key: bytes, payload: int, *,
         buffer = io.BytesIO()
         pdf.save(buffer, deterministic_id=True, fix_metadata_version=False,
                  object_stream_mode=pikepdf.ObjectStreamMode.preserve, compress_streams=True)
+    except pikepdf.PdfError as error:
+        raise CorruptDocumentError(f"the PDF could not be marked: {error}") from error
     finally:
         pdf.close()
     out = buffer.getvalue()
@@ -125,8 +130,11 @@ def _mark_all_text(pdf: pikepdf.Pdf, raw: bytes, key: bytes, code: NDArray[np.fl
             units = page_units(layout, key)
             if not units:
                 continue
-            result = shift_page(page, page_shifts(layout, units, code), counts,
-                                layout.text_objects)
+            try:
+                result = shift_page(page, page_shifts(layout, units, code), counts,
+                                    layout.text_objects)
+            except (pikepdf.PdfError, ValueError, TypeError, IndexError):
+                continue  # content qpdf cannot parse as PDFium did: the page stays as it was
             if result is not None:
                 original = page.obj.get("/Contents")
                 if original is None:
