@@ -198,21 +198,46 @@ def many_pages_pdf(pages: int) -> bytes:
     return _save(pdf)
 
 
-def bomb_pdf(inflated: int = 300 * 1024 * 1024) -> bytes:
-    """A one-page PDF whose content stream inflates to `inflated` bytes of spaces."""
-    pdf = pikepdf.new()
-    pdf.add_blank_page(page_size=LETTER)
+def handmade_pdf(objects: list[bytes]) -> bytes:
+    """A PDF written byte by byte (objects 1..n, object 1 the catalog), with a correct
+    cross-reference table: what qpdf would normalise away is kept as it is."""
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    start = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, start)
+    return bytes(out)
+
+
+def bomb_pdf(inflated: int = 300 * 1024 * 1024, wrapper: str | None = None) -> bytes:
+    """A one-page PDF whose content stream inflates to `inflated` bytes of spaces;
+    `wrapper` "hex" or "a85" puts an ASCIIHex or ASCII85 filter before the Flate."""
+    import base64
+
     compressor = zlib.compressobj(9)
     chunk = b" " * (1 << 20)
     parts = [compressor.compress(chunk) for _ in range(inflated >> 20)]
     parts.append(compressor.flush())
-    stream = pikepdf.Stream(pdf, b"".join(parts))
-    stream.Filter = pikepdf.Name.FlateDecode
-    pdf.pages[0].obj.Contents = stream
-    buffer = io.BytesIO()
-    # keep the bomb compressed as it is (qpdf would otherwise inflate it to re-encode)
-    pdf.save(buffer, static_id=True, stream_decode_level=pikepdf.StreamDecodeLevel.none)
-    return buffer.getvalue()
+    data = b"".join(parts)
+    filters = b"/FlateDecode"
+    if wrapper == "hex":
+        data, filters = data.hex().encode() + b">", b"[/ASCIIHexDecode /FlateDecode]"
+    elif wrapper == "a85":
+        data = base64.a85encode(data, wrapcol=72) + b"~>"
+        filters = b"[/ASCII85Decode /FlateDecode]"
+    return handmade_pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+        b"<< /Length %d /Filter %s >>\nstream\n" % (len(data), filters) + data
+        + b"\nendstream",
+    ])
 
 
 def deep_nesting_pdf(depth: int = 200) -> bytes:

@@ -74,9 +74,11 @@ def test_copy_keeps_format_size_rate_length_and_timestamps(container: str) -> No
 @pytest.mark.parametrize("container", ["mp4", "webm"])
 def test_quality_and_size(container: str) -> None:
     # The floor is below the mark's own 40 dB because the copy is also re-encoded at the
-    # master's bit rate; a re-encode of the master without a mark measures the same way.
-    assert video_attacks.psnr(master(container), marked(container)) >= 36.0
-    assert video_attacks.ssim(master(container), marked(container), every=10) >= 0.95
+    # master's bit rate: on this clip, the same re-encode without a mark measured 40.3 dB
+    # and SSIM 0.948 (MP4), 41.7 dB and 0.970 (WebM); with the mark 39.8 / 0.942 and
+    # 40.7 / 0.963 (docs/WATERMARK.md, "Video").
+    assert video_attacks.psnr(master(container), marked(container)) >= 38.0
+    assert video_attacks.ssim(master(container), marked(container), every=10) >= 0.93
     ratio = len(marked(container)) / len(master(container))
     assert 0.7 <= ratio <= 1.35
 
@@ -158,3 +160,25 @@ def test_marked_luma_differs_only_slightly_per_frame() -> None:
     worst = max(float(np.abs(a - b).mean()) for a, b in zip(frames_master, frames_copy,
                                                               strict=True))
     assert worst < 3.0
+
+
+def test_full_range_video_stays_full_range() -> None:
+    # a phone's H.264: full-range ("JPEG") levels; converting them to video range would
+    # change every pixel's level, and losing the flag would make players stretch them
+    buffer = io.BytesIO()
+    with av.open(io.BytesIO(master("mp4"))) as source, av.open(buffer, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=30, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuvj420p"
+        stream.bit_rate = 1_500_000
+        for frame in source.decode(video=0):
+            full = frame.reformat(format="yuvj420p")
+            full.pts, full.time_base = frame.pts, frame.time_base
+            out.mux(stream.encode(full))
+        out.mux(stream.encode(None))
+    data = buffer.getvalue()
+    copy = embed_video_bytes(data, KEY, PAYLOAD)
+    with av.open(io.BytesIO(copy)) as container:
+        frame = next(container.decode(video=0))
+        assert frame.color_range == 2  # AVCOL_RANGE_JPEG
+    levels = [float(np.mean(video_attacks.frames_luma(clip, 5))) for clip in (data, copy)]
+    assert levels[1] == pytest.approx(levels[0], abs=1.0)

@@ -72,7 +72,7 @@ def _first_pass(data: bytes, info: VideoInfo, output: Any, key: bytes, payload: 
         sizes = [0, 0]
         out_audio = None
         if audio is not None:
-            out_audio = _audio_stream(output, audio, info.format)
+            out_audio = _audio_stream(output, audio, info.format, _audio_bit_rate(data))
 
         def audio_frames() -> Any:
             streams = [video] if audio is None else [video, audio]
@@ -104,14 +104,29 @@ def _first_pass(data: bytes, info: VideoInfo, output: Any, key: bytes, payload: 
     return _Pass1(sizes[0], sizes[1], result)
 
 
-def _audio_stream(output: Any, source: Any, fmt: str) -> Any:
+def _audio_bit_rate(data: bytes) -> int | None:
+    """The soundtrack's bitrate from its packets (WebM states none), by a demux without
+    decoding; None if there is too little of it to measure."""
+    with probe.open_input(data) as container:
+        stream = container.streams.audio[0]
+        total = 0
+        last = 0.0
+        for packet in container.demux(stream):
+            if packet.size and packet.pts is not None and packet.time_base is not None:
+                total += packet.size
+                last = max(last, float((packet.pts + (packet.duration or 0))
+                                       * packet.time_base))
+    return round(total * 8 / last) if last > 0.5 else None
+
+
+def _audio_stream(output: Any, source: Any, fmt: str, measured: int | None) -> Any:
     context = source.codec_context
     rate = context.sample_rate
     if fmt == "WEBM" and rate not in (48_000, 24_000, 16_000, 12_000, 8_000):
         rate = 48_000  # Opus runs at 48 kHz (a Vorbis track at 44.1 kHz is resampled)
     stream = output.add_stream(encode.audio_codec_name(fmt), rate=rate,
                                layout=context.layout.name)
-    stated = context.bit_rate or source.bit_rate or 0
+    stated = context.bit_rate or source.bit_rate or measured or 0
     stream.bit_rate = max(encode.MIN_AUDIO_BIT_RATE,
                           int(stated) if stated else encode.DEFAULT_AUDIO_BIT_RATE)
     stream.codec_context.thread_count = 1
@@ -179,7 +194,9 @@ def _decoder(data: bytes, out: queue.Queue[Any], stop: threading.Event) -> None:
 
 
 def _planes(frame: Any) -> Any:
-    if frame.format.name != "yuv420p":
+    """The frame as 8-bit 4:2:0. Full-range 'yuvj420p' has the same layout and is kept as
+    it is (its range travels in the frame's color_range), not converted to video range."""
+    if frame.format.name not in ("yuv420p", "yuvj420p"):
         frame = frame.reformat(format="yuv420p")
     return frame
 
@@ -291,9 +308,8 @@ def _mark_picture(data: bytes, info: VideoInfo, output: Any, stream: Any, *,
             frame = _planes(item)
             if (frame.width, frame.height) != (info.width, info.height):
                 raise UnsupportedVideoError("the picture size changes within the video")
-            if count == 0 and frame.rotation:
-                # the display matrix (a phone's portrait video): set before the header
-                stream.set_display_rotation(frame.rotation)
+            if count == 0:
+                _describe(stream, frame)
             if frame.pts is None:
                 frame.pts = 0 if last_pts is None else last_pts + 1
             last_pts = frame.pts
@@ -332,6 +348,18 @@ def _check_complete(info: VideoInfo, count: int, last_time: float | None) -> Non
     if count < info.frames * 0.9 - 1:
         raise CorruptVideoError(f"only {count} of the {info.frames} frames the container "
                                 "states decode: truncated or damaged")
+
+
+def _describe(stream: Any, frame: Any) -> None:
+    """Before the encoder opens: the first frame's colour description (a full-range
+    phone video stays full range) and display rotation (portrait video)."""
+    context = stream.codec_context
+    context.color_range = frame.color_range
+    context.colorspace = frame.colorspace
+    context.color_primaries = frame.color_primaries
+    context.color_trc = frame.color_trc
+    if frame.rotation:
+        stream.set_display_rotation(frame.rotation)
 
 
 def _mux_until(output: Any, audio_packets: list[Any], until: float) -> None:

@@ -6,6 +6,8 @@ is the same check returning the parsed document, used by the embedder and the re
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import zlib
 from dataclasses import dataclass
@@ -137,21 +139,35 @@ def _filters(stream: pikepdf.Stream) -> list[str]:
 
 
 def _check_stream(stream: pikepdf.Stream) -> int:
-    """The stream's decoded size (or its raw size for image codecs), refusing bombs."""
+    """The stream's decoded size (its size before an image codec for images), refusing
+    bombs. ASCII filters are undone here (they only shrink), Flate is inflated chunk by
+    chunk and only counted; image codecs are bounded by the pixel count checked above."""
     if stream.get("/Subtype") == pikepdf.Name.Image:
         width, height = int(stream.get("/Width", 0)), int(stream.get("/Height", 0))
         if width < 0 or height < 0 or width * height > limits.MAX_IMAGE_PIXELS:
             raise DocumentTooLargeError(
                 f"an image of {width}x{height} pixels, limit {limits.MAX_IMAGE_PIXELS}")
-    raw = stream.read_raw_bytes()
-    filters = [name for name in _filters(stream) if name not in _ASCII_FILTERS]
-    if not filters or filters[-1] in _IMAGE_CODECS:
-        if len(filters) > 1 and filters[0] not in _IMAGE_CODECS:
-            return _decoded_size(stream, raw)
-        return len(raw)
-    if len(filters) == 1 and filters[0] in _FLATE and len(_filters(stream)) == 1:
-        return _inflated_size(raw)
-    return _decoded_size(stream, raw)
+    data = stream.read_raw_bytes()
+    filters = _filters(stream)
+    while filters and filters[0] in _ASCII_FILTERS:
+        data = _ascii_decode(data, filters.pop(0))
+    if not filters or filters[0] in _IMAGE_CODECS:
+        return len(data)
+    if filters[0] in _FLATE and all(name in _IMAGE_CODECS for name in filters[1:]):
+        return _inflated_size(data)
+    return _decoded_size(stream, len(data))
+
+
+def _ascii_decode(data: bytes, name: str) -> bytes:
+    try:
+        if name in {"/ASCIIHexDecode", "/AHx"}:
+            text = bytes(data.split(b">", 1)[0].translate(None, b" \t\r\n\f\x00"))
+            return binascii.unhexlify(text + b"0" * (len(text) % 2))
+        body = bytes(data.split(b"~>", 1)[0].translate(None, b" \t\r\n\f\x00"))
+        body = body.removeprefix(b"<~")
+        return base64.a85decode(body)
+    except (binascii.Error, ValueError) as error:
+        raise CorruptDocumentError(f"a damaged {name[1:]} stream") from error
 
 
 def _inflated_size(raw: bytes) -> int:
@@ -173,15 +189,18 @@ def _inflated_size(raw: bytes) -> int:
     return size
 
 
-def _decoded_size(stream: pikepdf.Stream, raw: bytes) -> int:
-    if len(raw) > limits.MAX_OPAQUE_RAW_BYTES:
+def _decoded_size(stream: pikepdf.Stream, size: int) -> int:
+    """Filters that cannot be inflated incrementally (LZW, RunLength, or Flate followed by
+    them) are decoded whole by qpdf; their encoded size bounds what that can cost."""
+    if size > limits.MAX_OPAQUE_RAW_BYTES:
         raise DocumentTooLargeError(
-            f"a stream of {len(raw)} raw bytes in filters that cannot be inflated "
-            f"incrementally ({' '.join(_filters(stream))}), limit {limits.MAX_OPAQUE_RAW_BYTES}")
+            f"a stream of {size} encoded bytes in filters that cannot be inflated "
+            f"incrementally ({' '.join(_filters(stream))}), "
+            f"limit {limits.MAX_OPAQUE_RAW_BYTES}")
     try:
         decoded = stream.read_bytes()
     except pikepdf.PdfError:
-        return len(raw)  # an undecodable stream is left alone by the marker
+        return size  # an undecodable stream is left alone by the marker
     if len(decoded) > limits.MAX_STREAM_BYTES:
         raise DocumentTooLargeError(f"a stream decodes past {limits.MAX_STREAM_BYTES} bytes")
     return len(decoded)

@@ -72,6 +72,8 @@ def decode_image(stream: pikepdf.Stream) -> Image.Image | None:
         picture: Image.Image
         if filters in (["/DCTDecode"], ["/DCT"]):
             picture = Image.open(io.BytesIO(stream.read_raw_bytes()), formats=["JPEG"])
+            if picture.size != (width, height):
+                return None  # a JPEG that is not what its dictionary says is left alone
             picture.load()
         elif space in {"L", "RGB"} and filters in ([], ["/FlateDecode"], ["/Fl"]):
             pixels = stream.read_bytes()

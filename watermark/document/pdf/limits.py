@@ -21,9 +21,10 @@ MAX_DEPTH: Final = 64
 MAX_STREAM_BYTES: Final = 256 * 1024 * 1024
 #: decoded size of all streams together
 MAX_TOTAL_BYTES: Final = 2 * 1024 * 1024 * 1024
-#: raw size of a stream whose filters cannot be inflated incrementally (LZW, RunLength);
-#: such a stream is decoded whole by qpdf, so its raw size bounds the work
-MAX_OPAQUE_RAW_BYTES: Final = 4 * 1024 * 1024
+#: encoded size of a stream whose filters cannot be inflated incrementally (LZW,
+#: RunLength); qpdf decodes such a stream whole, and LZW can expand about 2,700 times, so
+#: this keeps the worst case under MAX_STREAM_BYTES
+MAX_OPAQUE_RAW_BYTES: Final = 96 * 1024
 #: pixels of one image XObject (the image mark's own limit)
 MAX_IMAGE_PIXELS: Final = 50_000_000
 #: images the reader tries per document (bounds decode attempts, hence false positives)
