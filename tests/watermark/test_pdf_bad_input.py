@@ -142,3 +142,30 @@ def test_a_page_with_broken_content_is_left_as_it_was() -> None:
                               capture_output=True).returncode in (0, 3)
     result = extract_pdf_bytes(docs.strip_metadata(copy), KEY)
     assert (result.found, result.payload) == (True, 1234)
+
+
+def test_damaged_bytes_give_a_refusal_or_a_valid_copy() -> None:
+    """Bytes overwritten at random in a small PDF (header and %%EOF kept): each either
+    raises an UnsupportedDocumentError or is marked into a copy that qpdf parses whole."""
+    import io
+    import random
+
+    import pikepdf
+
+    master = docs.text_pdf(pages=2, lines_per_page=20)
+    rng = random.Random(20261203)
+    outcomes = {"refused": 0, "marked": 0}
+    for _ in range(16):
+        data = bytearray(master)
+        for _ in range(rng.randrange(1, 6)):
+            at = rng.randrange(20, len(data) - 30)
+            data[at: at + rng.randrange(1, 12)] = rng.randbytes(rng.randrange(1, 12))
+        try:
+            copy = embed_pdf_bytes(bytes(data), KEY, 5)
+        except UnsupportedDocumentError:
+            outcomes["refused"] += 1
+            continue
+        with pikepdf.open(io.BytesIO(copy)) as pdf:
+            assert len(pdf.pages) >= 1
+        outcomes["marked"] += 1
+    assert sum(outcomes.values()) == 16

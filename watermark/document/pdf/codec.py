@@ -85,6 +85,13 @@ def embed_pdf_bytes(data: bytes, key: bytes, payload: int, *,
     Raises the errors of `check_pdf` for a PDF it will not mark, `InvalidKeyError` or
     `InvalidPayloadError` for bad arguments. Never returns a copy it cannot parse again.
     """
+    try:
+        return _embed(data, key, payload, licensed_to)
+    except pdfium.PdfiumError as error:
+        raise CorruptDocumentError(f"PDFium cannot read the PDF: {error}") from error
+
+
+def _embed(data: bytes, key: bytes, payload: int, licensed_to: str | None) -> bytes:
     key = validate_key(key)
     payload = validate_payload(payload)
     raw = bytes(data) if isinstance(data, bytes | bytearray | memoryview) else data
@@ -121,7 +128,10 @@ def _mark_all_text(pdf: pikepdf.Pdf, raw: bytes, key: bytes, code: NDArray[np.fl
         masters: dict[int, PageLayout] = {}
         originals: dict[int, pikepdf.Object] = {}
         for index, page in enumerate(pdf.pages):
-            rendered = document[index]
+            try:
+                rendered = document[index]
+            except pdfium.PdfiumError:
+                continue  # a page PDFium cannot load keeps its text as it is
             try:
                 layout = read_layout(rendered, objects=True)
                 counts = object_char_counts(rendered)
@@ -226,6 +236,13 @@ def extract_pdf_bytes(data: bytes, key: bytes, reference: bytes | None = None
     whose pages were turned into pictures. `evidence` names the carriers that gave the
     payload. Raises the errors of `check_pdf` for a suspect it cannot parse.
     """
+    try:
+        return _extract(data, key, reference)
+    except pdfium.PdfiumError as error:
+        raise CorruptDocumentError(f"PDFium cannot read the PDF: {error}") from error
+
+
+def _extract(data: bytes, key: bytes, reference: bytes | None) -> ExtractResult:
     key = validate_key(key)
     raw = bytes(data) if isinstance(data, bytes | bytearray | memoryview) else data
     pdf = open_checked(raw)
