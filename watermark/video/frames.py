@@ -19,7 +19,7 @@ marking 1080p cheaper than marking one 1080p image per frame.
 What time-invariance costs: a static pattern can be estimated by averaging many frames
 of different content (what moves averages out, the mark does not) and then subtracted;
 a blind read does not survive a crop (the grid is tied to the frame's edges); the
-informed read (`extract`) registers a crop back first.
+informed read (`informed`) registers a crop back first.
 """
 
 from __future__ import annotations

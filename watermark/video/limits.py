@@ -12,11 +12,12 @@ Why these numbers:
   256 kbit/s) and the audio of the segment being marked (`soundtrack.SEGMENT_SECONDS`).
   Marking runs about real time at 1080p, so 4 hours bounds one job at about 4 hours.
 - `MIN_SECONDS` / `MIN_FRAMES`: the picture mark sums its evidence over frames; the
-  tests and the benchmark show 2 s (48 frames at 24 fps) enough on textured content, and
-  a copy below 1 s or 24 frames is refused (`VideoTooShortError`), since the self-check
-  could not promise a read.
-- `MIN_SIDE` (128): the canonical grid (`frames.ROWS` cells high) needs at least about
-  one pixel per cell on the short side, twice that for any margin.
+  tests mark and read 2-s clips, and a video below 1 s or 24 frames is refused
+  (`VideoTooShortError`): too little for the self-check to promise a read, and too
+  short to be worth selling as a video.
+- `MIN_SIDE` (128): small frames get 8-pixel cells on the 360-row canonical picture
+  (45 cells high); below 128 pixels a cell would cover under 3 of the frame's own
+  pixels, which no encoder keeps.
 """
 
 from __future__ import annotations
