@@ -78,7 +78,7 @@ def test_leaked_copies_of_each_medium_name_the_buyers_licence(rita, shelf) -> No
 
 def test_another_rights_holder_learns_nothing_from_a_copy(rob, shelf) -> None:
     for _work, copy, _licence in shelf.values():
-        report = trace_copy(owner=rob, data=copy[:-1] + copy[-1:])
+        report = trace_copy(owner=rob, data=copy)
         assert report.outcome == TraceOutcome.UNKNOWN
         assert report.work is None
         assert list(report.licences.all()) == []
