@@ -131,6 +131,7 @@ class ClipResult:
 class Run:
     everything: Tally = field(default_factory=Tally)
     real: Tally = field(default_factory=Tally)
+    picture: Tally = field(default_factory=Tally)  # exact reads the picture gave
     clips: list[ClipResult] = field(default_factory=list)
     wrong: list[str] = field(default_factory=list)
     false_positives: int = 0
@@ -149,14 +150,16 @@ def _log(message: str) -> None:
 
 
 def _read(copy: bytes, key: bytes, reference: bytes | None, label: str,
-          run: Run) -> tuple[bool, int | None, float]:
+          run: Run) -> tuple[bool, int | None, float, tuple[str, ...]]:
+    """found, payload, seconds, and the carriers that gave the payload."""
     start = time.perf_counter()
     try:
         result = extract_video_bytes(copy, key, reference)
     except Exception as error:  # noqa: BLE001 - a failed read is a result, kept
         run.errors.append(f"{label}: {type(error).__name__}: {error}")
-        return False, None, time.perf_counter() - start
-    return result.found, result.payload, time.perf_counter() - start
+        return False, None, time.perf_counter() - start, ()
+    return (result.found, result.payload, time.perf_counter() - start,
+            tuple(result.evidence))
 
 
 def run_clip(run: Run, clip: Clip, keys: int, rng: np.random.Generator) -> None:
@@ -193,10 +196,12 @@ def run_clip(run: Run, clip: Clip, keys: int, rng: np.random.Generator) -> None:
             except Exception as error:  # noqa: BLE001 - the attack's own failure, shown
                 run.errors.append(f"{label}: attack failed: {type(error).__name__}: {error}")
                 ok = False
+                run.picture.count(row.name, False, clip.name)
             else:
-                found, got, took = _read(copy, key, clip.data if row.informed else None,
-                                         label, run)
+                found, got, took, carriers = _read(
+                    copy, key, clip.data if row.informed else None, label, run)
                 ok = found and got == payload
+                run.picture.count(row.name, ok and "picture" in carriers, clip.name)
                 if found and got != payload:
                     run.wrong.append(label)
                 if row.name == "none":
@@ -210,7 +215,8 @@ def run_clip(run: Run, clip: Clip, keys: int, rng: np.random.Generator) -> None:
             outcome.append("+" if ok else "-")
         for copy, label in ((clip.data, "unmarked master"), (marked, "marked, other key")):
             other = rng.bytes(32) if label.startswith("marked") else key
-            found, _got, _took = _read(copy, other, None, f"{clip.name} {label}", run)
+            found, _got, _took, _carriers = _read(copy, other, None, f"{clip.name} {label}",
+                                                  run)
             run.false_positives += int(found)
             run.false_positive_reads += 1
             if found:
@@ -282,33 +288,34 @@ def report(run: Run, *, started: str, loads: tuple[str, str], command: str, keys
         + f". {len(real)} of {len(clips)} are real material; "
         "tests/watermark/video_clips.py says what each is and why.",
         "",
-        "| attack (exact 64-bit payload) | read | target | all clips | real material only |",
-        "|---|---|---|---|---|",
+        "| attack (exact 64-bit payload) | read | target | all clips | real material only "
+        "| all clips, the picture's evidence alone |",
+        "|---|---|---|---|---|---|",
     ]
     for row in ROWS:
         lines.append(f"| {row.name} | {'informed' if row.informed else 'blind'} | "
                      f"{row.target:g}% | {run.everything.cell(row.name)} | "
-                     f"{run.real.cell(row.name)} |")
+                     f"{run.real.cell(row.name)} | {run.picture.cell(row.name)} |")
     fp_rate = 100 * run.false_positives / max(run.false_positive_reads, 1)
     lines += [
         f"| unmarked master, or marked copy under another key: read says found | blind | "
-        f"<= 0.01% | {fp_rate:.2f}% ({run.false_positives}/{run.false_positive_reads}) | |",
-        f"| attacked copy read as another payload | | 0 | {len(run.wrong)} | |",
+        f"<= 0.01% | {fp_rate:.2f}% ({run.false_positives}/{run.false_positive_reads}) | | |",
+        f"| attacked copy read as another payload | | 0 | {len(run.wrong)} | | |",
         f"| luma PSNR marked vs master, dB (median, min to max) | | reported | "
-        f"{spread(psnrs)} | {spread(_of(run, 'psnr', real=True))} |",
+        f"{spread(psnrs)} | {spread(_of(run, 'psnr', real=True))} | |",
         f"| luma SSIM marked vs master (median, min to max) | | reported | {spread(ssims, 4)} | "
-        f"{spread(_of(run, 'ssim', real=True), 4)} |",
-        f"| file size change, % (median, min to max) | | reported | {spread(sizes)} | |",
+        f"{spread(_of(run, 'ssim', real=True), 4)} | |",
+        f"| file size change, % (median, min to max) | | reported | {spread(sizes)} | | |",
         f"| embed, frames/s of the whole call (median, min to max) | | reported | "
-        f"{spread(fps)} | |",
+        f"{spread(fps)} | | |",
         f"| embed, frames per CPU second (all threads' CPU time; load-independent) | | "
-        f"reported | {spread(cpu_fps)} | |",
+        f"reported | {spread(cpu_fps)} | | |",
         f"| embed, real-time factor (clip s / embed s) | | reported | {spread(realtime, 2)} "
-        "| |",
+        "| | |",
         f"| blind read of the marked copy, s (median, min to max) | | reported | "
-        f"{spread(reads, 2)} | |",
+        f"{spread(reads, 2)} | | |",
         f"| informed read (crop row), s (median, min to max) | | reported | "
-        f"{spread(informed, 2)} | |",
+        f"{spread(informed, 2)} | | |",
     ]
     if run.speed_clip is not None:
         c = run.speed_clip
@@ -317,8 +324,8 @@ def report(run: Run, *, started: str, loads: tuple[str, str], command: str, keys
             f"), {len(run.speed_fps)} rounds: frames/s (median, min to max); real-time factor; "
             "frames per CPU second | | reported | "
             f"{spread(run.speed_fps)}; {spread(run.speed_realtime, 2)}; "
-            f"{spread(run.speed_cpu_fps)} | |")
-    lines.append(f"| copies refused by embed's self-check | | 0 | {len(run.refused)} | |")
+            f"{spread(run.speed_cpu_fps)} | | |")
+    lines.append(f"| copies refused by embed's self-check | | 0 | {len(run.refused)} | | |")
     lines.append("")
     missed = [row for row in ROWS if (rate := run.everything.rate(row.name)) is not None
               and rate < row.target]

@@ -374,9 +374,9 @@ def _marked_frame(frame: Any, key: bytes, payload: int, cols: int, cell: int) ->
     height, width = frame.height, frame.width
     plane = frame.planes[0]
     y_plane = np.frombuffer(plane, np.uint8).reshape(height, plane.line_size)[:, :width]
-    delta = frames.mark_delta(y_plane, key, payload, cols, cell)
+    marked = frames.mark_luma(y_plane, key, payload, cols, cell)
     array = frame.to_ndarray()
-    array[:height] = frames.add_to_luma(y_plane, delta)
+    array[:height] = marked
     out = av.VideoFrame.from_ndarray(array, format="yuv420p")
     out.pts = frame.pts
     out.time_base = frame.time_base
