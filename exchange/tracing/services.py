@@ -23,7 +23,6 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 from PIL import Image
-from watermark.video import sniff_video
 
 import watermark
 from exchange.accounts.models import User
@@ -51,6 +50,7 @@ from watermark.audio.extract import MIN_READ_SECONDS
 from watermark.codec import READABLE_FORMATS
 from watermark.errors import AudioTooLargeError, AudioTooShortError, UnsupportedAudioError
 from watermark.planes import MIN_SUSPECT_PIXELS
+from watermark.video import sniff_video
 
 #: works given an informed watermark read, nearest perceptual hash first: a read that
 #: finds no mark searches every alignment, and takes seconds
