@@ -8,6 +8,14 @@ video read decodes the copy and the master) and `MAX_DOCUMENT_CANDIDATES` docume
 (a document read is cheap: its identifier is a string compare, its text and images a
 parse). A larger catalogue is searched only that far; docs/WATERMARK.md says so. Every
 read is keyed and checked, so another work's copy reads as no mark, never as a licence.
+
+The suspect is checked once, before any candidate is read, so a damaged file is the
+tracer's clear error whatever the catalogue holds. A read that finds a payload naming no
+licence of its work does not end the search: each read under a wrong work's key has its
+small chance of a checked payload (docs/WATERMARK.md bounds it per read), so over many
+candidates only a payload that names an issued licence (a chance of about one in 2^64
+per licence for a wrong key) stops it. Such a payload is reported only if no licence
+is named.
 """
 
 from __future__ import annotations
@@ -51,14 +59,20 @@ def video_by_watermark(owner: User, data: bytes) -> Found:
 
 def document_by_watermark(owner: User, data: bytes) -> Found:
     """Read a suspect PDF or EPUB against the owner's newest documents of that format."""
+    check: Callable[[bytes], object]
     if data.startswith(b"%PDF-"):
-        from watermark.document.pdf import extract_pdf_bytes
+        from watermark.document.pdf import check_pdf, extract_pdf_bytes
 
-        content_type, reader = "application/pdf", extract_pdf_bytes
+        content_type, reader, check = "application/pdf", extract_pdf_bytes, check_pdf
     else:
-        from watermark.document.epub import extract_epub_bytes
+        from watermark.document.epub import check_epub, extract_epub_bytes
 
-        content_type, reader = "application/epub+zip", extract_epub_bytes
+        content_type, reader, check = "application/epub+zip", extract_epub_bytes, check_epub
+    try:
+        check(data)
+    except watermark.WatermarkError as error:
+        raise ServiceError(_("The file could not be read: %(error)s.") % {"error": error},
+                           code="unreadable_file", field="file") from error
     works = _candidates(owner, MediaType.DOCUMENT, MAX_DOCUMENT_CANDIDATES, content_type)
     return _search(works, data, lambda suspect, key, master: reader(
         suspect, key, reference=master))
@@ -72,23 +86,22 @@ def _candidates(owner: User, media_type: str, limit: int, content_type: str) -> 
 
 def _search(works: list[Work], data: bytes, reader: Reader) -> Found:
     reads = []
-    first_error: watermark.WatermarkError | None = None
+    unnamed: Found | None = None
     for work in works:
         try:
             result = _read(work, data, reader)
-        except watermark.WatermarkError as error:
-            # The suspect itself cannot be read (damaged, past the limits): the same for
-            # every candidate, so say it rather than "no mark".
-            first_error = first_error or error
-            continue
+        except watermark.WatermarkError:
+            continue  # this master cannot be read (the suspect was checked above)
         if result is None:
             continue
         reads.append(Read(work, 0, result, {}))
         if result.found:
-            return named(reads[-1])
-    if first_error is not None and not reads:
-        raise ServiceError(_("The file could not be read: %(error)s.") % {"error": first_error},
-                           code="unreadable_file", field="file")
+            found = named(reads[-1])
+            if found[0] == TraceOutcome.MARKED:
+                return found
+            unnamed = unnamed or found
+    if unnamed is not None:
+        return unnamed
     details: dict[str, JSONValue] = {
         gettext_noop("works read"): len(works),
         "candidates": [{"work": str(r.work.pk), "title": r.work.title,
