@@ -200,7 +200,7 @@ class TestBoundaries:
         assert TraceReport.objects.count() == 2
 
     def test_a_file_that_is_no_image_is_simply_not_a_work(self, rita, gallery) -> None:
-        report = trace_copy(owner=rita, data=b"%PDF-1.7 not one of yours")
+        report = trace_copy(owner=rita, data=b"GIF89a, a format not on sale here")
         assert report.outcome == TraceOutcome.UNKNOWN
 
 

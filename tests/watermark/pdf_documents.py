@@ -240,6 +240,78 @@ def bomb_pdf(inflated: int = 300 * 1024 * 1024, wrapper: str | None = None) -> b
     ])
 
 
+def filtered_pdf(filters: list[str], content: bytes = b"BT /F1 10 Tf 72 700 Td (Hi) Tj ET"
+                 ) -> bytes:
+    """A one-page PDF whose content stream is `content` encoded with `filters` (applied
+    last to first, so the stream decodes first to last); Flate, LZW, ASCIIHex only."""
+    data = content
+    for name in reversed(filters):
+        if name == "/FlateDecode":
+            data = zlib.compress(data)
+        elif name == "/ASCIIHexDecode":
+            data = data.hex().encode() + b">"
+        elif name == "/LZWDecode":
+            data = _lzw(data)
+        else:
+            raise ValueError(name)
+    font = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
+    return handmade_pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d /Filter [%s] >>\nstream\n" % (
+            len(data), " ".join(filters).encode()) + data + b"\nendstream",
+        font,
+    ])
+
+
+def _lzw(data: bytes) -> bytes:
+    """PDF LZW (early change 1) with 9-bit codes and a clear code before the table grows
+    past them: simple, valid, and no compression to speak of."""
+    codes = [256]
+    for start in range(0, len(data), 200):
+        codes.extend(data[start:start + 200])
+        codes.append(256)
+    codes[-1] = 257
+    bits = "".join(format(code, "09b") for code in codes)
+    bits += "0" * (-len(bits) % 8)
+    return int(bits, 2).to_bytes(len(bits) // 8, "big") if bits else b""
+
+
+def shared_content_pdf(pages: int, content: bytes, media_box: bytes = b"0 0 612 792",
+                       user_unit: float | None = None) -> bytes:
+    """`pages` pages (each with `media_box`, and `user_unit` if given) all drawing the one
+    Flate content stream `content`."""
+    data = zlib.compress(content, 9)
+    kids = b" ".join(b"%d 0 R" % (4 + n) for n in range(pages))
+    unit = b"" if user_unit is None else b" /UserUnit %s" % str(user_unit).encode()
+    return handmade_pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, pages),
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data) + data
+        + b"\nendstream",
+        *[b"<< /Type /Page /Parent 2 0 R /MediaBox [%s]%s /Contents 3 0 R >>" % (
+            media_box, unit) for _ in range(pages)],
+    ])
+
+
+def image_sizes_pdf(sizes: list[tuple[int, int]]) -> bytes:
+    """One page drawing grey Flate images of the given (width, height), each filled with
+    its index, in that order."""
+    pdf = pikepdf.new()
+    page = pdf.add_blank_page(page_size=LETTER)
+    names = {}
+    drawing = []
+    for index, (width, height) in enumerate(sizes):
+        image = Image.new("L", (width, height), index)
+        names[f"/Im{index}"] = _image_stream(pdf, image, jpeg=False)
+        drawing.append(f"q {width} 0 0 {height} 0 0 cm /Im{index} Do Q")
+    page.Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(names))
+    page.Contents = pdf.make_stream("\n".join(drawing).encode())
+    return _save(pdf)
+
+
 def deep_nesting_pdf(depth: int = 200) -> bytes:
     """A page whose dictionary holds arrays nested `depth` deep (qpdf parses up to 500)."""
     pdf = pikepdf.new()

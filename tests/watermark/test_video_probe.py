@@ -219,3 +219,73 @@ def test_reading_garbage_is_refused() -> None:
         extract_video_bytes(b"not a video at all", KEY)
     with pytest.raises(UnsupportedVideoError):
         extract_video_bytes(mp4()[: len(mp4()) // 3], KEY)
+
+
+def test_pictures_that_are_not_8_bit_4_2_0_are_refused() -> None:
+    # H.264 in 4:4:4 and 4:2:2: marking them would need swscale, whose output differs
+    # between CPUs
+    import io
+
+    import av
+    import numpy as np
+
+    for pix_fmt in ("yuv444p", "yuv422p"):
+        buffer = io.BytesIO()
+        with av.open(buffer, "w", format="mp4") as out:
+            stream = out.add_stream("libx264", rate=24, options={"preset": "ultrafast"})
+            stream.width, stream.height, stream.pix_fmt = 160, 128, pix_fmt
+            stream.codec_context.thread_count = 1
+            for index in range(30):
+                picture = np.full((128, 160, 3), 40 + index * 4, np.uint8)
+                frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(
+                    format=pix_fmt)
+                frame.pts = index
+                out.mux(stream.encode(frame))
+            out.mux(stream.encode(None))
+        data = buffer.getvalue()
+        with av.open(io.BytesIO(data)) as check:
+            assert check.streams.video[0].codec_context.format.name == pix_fmt
+        with pytest.raises(UnsupportedVideoError, match="8-bit 4:2:0 only"):
+            probe_video(data)
+        with pytest.raises(UnsupportedVideoError, match="8-bit 4:2:0 only"):
+            embed_video_bytes(data, KEY, PAYLOAD)
+
+
+def test_length_guard_limits() -> None:
+    from watermark.video import limits
+    from watermark.video.probe import LengthGuard
+
+    frames, fps, seconds = 48, 24.0, 2.0
+    guard = LengthGuard(frames, fps, seconds)
+    most = int(frames * 1.1 + fps)  # 76.8: 76 frames pass, 77 do not
+    guard.check(most, None)
+    with pytest.raises(VideoTooLargeError):
+        guard.check(most + 1, None)
+    guard.check(1, seconds * 1.1 + 1.0)
+    with pytest.raises(VideoTooLargeError):
+        guard.check(1, seconds * 1.1 + 1.0 + 0.01)
+    unknown = LengthGuard(0, fps, 0.0)  # a header that states no length: the hard limit
+    unknown.check(1, limits.MAX_SECONDS)
+    with pytest.raises(VideoTooLargeError):
+        unknown.check(1, limits.MAX_SECONDS * 1.1 + 1.0 + 0.01)
+
+
+def test_a_video_longer_than_its_container_states_is_refused_while_decoding() -> None:
+    # a WebM of 100 frames at 25 fps (4 s) whose segment says 1.2 s (30 frames): the
+    # header passes the limits, so the refusal must come from the decode
+    import struct
+
+    frames, fps, stated = 100, 25, 1.2
+    data = encode_clip("webm", video_codec="libvpx", width=160, height=128, fps=fps,
+                       frames=frames)
+    at = data.find(b"\x44\x89\x88")  # Info/Duration, an 8-byte float in milliseconds
+    assert at > 0
+    assert struct.unpack(">d", data[at + 3 : at + 11])[0] == frames * 1000 / fps
+    lying = data[: at + 3] + struct.pack(">d", stated * 1000) + data[at + 11 :]
+    info = probe_video(lying)
+    assert info.duration_seconds == pytest.approx(stated)
+    assert info.frames * 1.1 + fps < frames
+    with pytest.raises(VideoTooLargeError):
+        embed_video_bytes(lying, KEY, PAYLOAD)
+    with pytest.raises(VideoTooLargeError):
+        extract_video_bytes(data, KEY, reference=lying)

@@ -22,6 +22,7 @@ import av
 import numpy as np
 import pytest
 
+from tests.conftest import _skip_or_fail
 from tests.watermark import video_attacks
 from tests.watermark.test_video_support import KEY, OTHER_KEY, PAYLOAD, remux
 from tests.watermark.video_clips import make_clip
@@ -146,8 +147,11 @@ def test_same_bytes_in_separate_processes_and_on_one_core(container: str,
     path.write_bytes(master(container))
     command = [sys.executable, "-c", SCRIPT, str(ROOT), str(path)]
     taskset = shutil.which("taskset")
+    if taskset is None:
+        _skip_or_fail("needs taskset (util-linux) for the one-core run")
+    assert taskset is not None
     # one core visible: FFmpeg's and x264's automatic thread counts would follow it
-    commands = [command, [taskset, "-c", "0", *command] if taskset else command]
+    commands = [command, [taskset, "-c", "0", *command]]
     digests = {subprocess.run(argv, check=True, capture_output=True, text=True,
                               cwd=ROOT).stdout.strip() for argv in commands}
     assert digests == {hashlib.sha256(embed_video_bytes(master(container), bytes(range(32)),

@@ -31,10 +31,15 @@ from typing import Any, Final
 
 import numpy as np
 
-from watermark.errors import CorruptVideoError, EmbedCheckError, UnsupportedVideoError
+from watermark.errors import (
+    CorruptVideoError,
+    EmbedCheckError,
+    UnsupportedVideoError,
+    WatermarkError,
+)
 from watermark.payload import validate_key, validate_payload
 from watermark.video import encode, frames, probe, soundtrack
-from watermark.video.probe import VideoInfo
+from watermark.video.probe import LengthGuard, VideoInfo
 
 Progress = Callable[[int, int], None]
 
@@ -70,13 +75,17 @@ def _first_pass(data: bytes, info: VideoInfo, output: Any, key: bytes, payload: 
         video = container.streams.video[0]
         audio = container.streams.audio[0] if container.streams.audio else None
         sizes = [0, 0]
+        guard = LengthGuard.of_info(info)
+        first: list[float] = []
         out_audio = None
         if audio is not None:
-            out_audio = _audio_stream(output, audio, info.format, _audio_bit_rate(data))
+            out_audio = _audio_stream(output, audio, info.format,
+                                      _audio_bit_rate(data, info))
 
         def audio_frames() -> Any:
             streams = [video] if audio is None else [video, audio]
             for packet in container.demux(*streams):
+                _guard_packet(guard, packet, first, sizes[1])
                 if packet.stream.type == "video":
                     if packet.size:
                         sizes[0] += packet.size
@@ -99,19 +108,36 @@ def _first_pass(data: bytes, info: VideoInfo, output: Any, key: bytes, payload: 
             writer = soundtrack.SegmentEncoder(out_audio, layout, rate, max(0, start_pts))
             chunks = soundtrack.decoded_chunks(audio_frames(), layout, rate)
             result = soundtrack.mark_track(chunks, writer, key, payload)
+        except WatermarkError:
+            raise
         except (av.FFmpegError, ValueError, OSError) as error:
             raise _guard(error) from error
     return _Pass1(sizes[0], sizes[1], result)
 
 
-def _audio_bit_rate(data: bytes) -> int | None:
+def _guard_packet(guard: LengthGuard, packet: Any, first: list[float], count: int) -> None:
+    """`guard.check` on a demuxed packet: `count` video packets so far, and the packet's
+    time after the first packet's (`first` holds that, once seen)."""
+    if packet.pts is None or packet.time_base is None:
+        guard.check(count, None)
+        return
+    stamp = float(packet.pts * packet.time_base)
+    if not first:
+        first.append(stamp)
+    guard.check(count, stamp - first[0])
+
+
+def _audio_bit_rate(data: bytes, info: VideoInfo) -> int | None:
     """The soundtrack's bitrate from its packets (WebM states none), by a demux without
     decoding; None if there is too little of it to measure."""
+    guard = LengthGuard.of_info(info)
+    first: list[float] = []
     with probe.open_input(data) as container:
         stream = container.streams.audio[0]
         total = 0
         last = 0.0
         for packet in container.demux(stream):
+            _guard_packet(guard, packet, first, 0)
             if packet.size and packet.pts is not None and packet.time_base is not None:
                 total += packet.size
                 last = max(last, float((packet.pts + (packet.duration or 0))
@@ -194,10 +220,13 @@ def _decoder(data: bytes, out: queue.Queue[Any], stop: threading.Event) -> None:
 
 
 def _planes(frame: Any) -> Any:
-    """The frame as 8-bit 4:2:0. Full-range 'yuvj420p' has the same layout and is kept as
-    it is (its range travels in the frame's color_range), not converted to video range."""
-    if frame.format.name not in ("yuv420p", "yuvj420p"):
-        frame = frame.reformat(format="yuv420p")
+    """The frame, 8-bit 4:2:0 (`probe.PIXEL_FORMATS`), as `probe_video` checked on the
+    first one; a later frame in another format is refused, never converted (swscale's
+    output differs between CPUs). Full-range 'yuvj420p' has the same layout and is kept
+    as it is (its range travels in the frame's color_range)."""
+    if frame.format.name not in probe.PIXEL_FORMATS:
+        raise UnsupportedVideoError("the pixel format changes within the video: "
+                                    "8-bit 4:2:0 only")
     return frame
 
 
@@ -209,17 +238,26 @@ def embed_video_bytes(data: bytes, key: bytes, payload: int, *,
     Raises `InvalidKeyError`, `InvalidPayloadError`, an `UnsupportedVideoError` subclass
     (see `probe_video`), or `EmbedCheckError` when the copy does not read back.
     """
+    import av
+
     raw_key = validate_key(key)
     value = validate_payload(payload)
     info = probe.probe_video(data)
     raw = bytes(data)
-    marked = _mark(raw, info, raw_key, value, progress)
     from watermark.video.extract import read_picture
 
-    grid = (frames.grid_cols(info.width, info.height)[0],
-            frames.embed_cell(info.width, info.height))
-    result = read_picture(marked, raw_key, max_frames=CHECK_FRAMES, grid_of_master=grid,
-                          stride=1)
+    try:
+        marked = _mark(raw, info, raw_key, value, progress)
+        grid = (frames.grid_cols(info.width, info.height)[0],
+                frames.embed_cell(info.width, info.height))
+        result = read_picture(marked, raw_key, max_frames=CHECK_FRAMES,
+                              grid_of_master=grid, stride=1)
+    except WatermarkError:
+        raise
+    except (av.FFmpegError, ValueError, OSError) as error:
+        # whatever PyAV, FFmpeg or numpy raised that the stages did not catch (an
+        # encoder thread's ValueError, a muxer's error on close) is a video that failed
+        raise _guard(error) from error
     if result.payload != value:
         raise EmbedCheckError("the marked video does not read back: the picture has no "
                               "room for a mark at this bitrate")
@@ -237,6 +275,7 @@ def _mark(data: bytes, info: VideoInfo, key: bytes, payload: int,
         tags = {name: value for name, value in source.metadata.items()
                 if name not in _DEMUXER_TAGS}
     output = av.open(buffer, "w", format=container_format, container_options=options)
+    failed = True
     try:
         output.metadata.update(tags)
         pass1 = _first_pass(data, info, output, key, payload)
@@ -251,10 +290,18 @@ def _mark(data: bytes, info: VideoInfo, key: bytes, payload: int,
                               progress=_Progress(progress, info.frames))
         for packet in audio_packets:
             output.mux(packet)
-    except av.FFmpegError as error:
+        failed = False
+    except WatermarkError:
+        raise
+    except (av.FFmpegError, ValueError, OSError) as error:
         raise _guard(error) from error
     finally:
-        output.close()
+        if failed:
+            # already failing: an error from close() must not replace the real one
+            with contextlib.suppress(Exception):
+                output.close()
+        else:
+            output.close()
     if count < 1:
         raise CorruptVideoError("no frame of the video decodes")
     return buffer.getvalue()
@@ -295,6 +342,7 @@ def _mark_picture(data: bytes, info: VideoInfo, output: Any, stream: Any, *,
     writer = threading.Thread(target=encoder, daemon=True)
     writer.start()
     count = 0
+    guard = LengthGuard.of_info(info)
     last_pts: int | None = None
     last_time: float | None = None
     first_time: float | None = None
@@ -316,6 +364,7 @@ def _mark_picture(data: bytes, info: VideoInfo, output: Any, stream: Any, *,
             if frame.time is not None:
                 first_time = float(frame.time) if first_time is None else first_time
                 last_time = float(frame.time) - first_time
+            guard.check(count + 1, last_time)
             out = _marked_frame(frame, key, payload, cols, cell)
             encoded.put(out)
             count += 1

@@ -26,7 +26,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from watermark.errors import CorruptVideoError, UnsupportedAudioError
+from watermark.errors import CorruptVideoError, UnsupportedAudioError, WatermarkError
 from watermark.payload import decode, validate_key
 from watermark.result import ExtractResult
 from watermark.video import frames, probe
@@ -76,6 +76,8 @@ def sampled_frames(data: bytes, max_frames: int, stride: int | None = None
                 taken += 1
                 if taken >= max_frames:
                     return
+        except WatermarkError:
+            raise
         except (av.FFmpegError, ValueError, OSError) as error:
             if taken == 0:
                 raise CorruptVideoError(f"the video does not decode: {error}") from error
@@ -194,15 +196,23 @@ def extract_video_bytes(data: bytes, key: bytes, reference: bytes | None = None
     (registers crops and scaling first). Raises `InvalidKeyError` or an
     `UnsupportedVideoError` subclass for bytes that are not a readable MP4 or WebM.
     """
-    raw_key = validate_key(key)
-    raw = bytes(data)
-    probe.check_format(raw)
-    if reference is None:
-        picture = read_picture(raw, raw_key)
-        return combined(picture, read_audio(raw, raw_key))
-    from watermark.video.informed import read_informed
+    import av
 
-    master = bytes(reference)
-    probe.check_format(master)
-    picture = read_informed(raw, master, raw_key)
-    return combined(picture, read_audio(raw, raw_key, master))
+    raw_key = validate_key(key)
+    try:
+        raw = bytes(data)
+        probe.check_format(raw)
+        if reference is None:
+            picture = read_picture(raw, raw_key)
+            return combined(picture, read_audio(raw, raw_key))
+        from watermark.video.informed import read_informed
+
+        master = bytes(reference)
+        probe.check_format(master)
+        picture = read_informed(raw, master, raw_key)
+        return combined(picture, read_audio(raw, raw_key, master))
+    except WatermarkError:
+        raise
+    except (av.FFmpegError, ValueError, OSError) as error:
+        # what PyAV or FFmpeg raised that the stages did not catch: unreadable bytes
+        raise CorruptVideoError(f"the video cannot be read: {error}") from error

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from watermark import grid
 from watermark.detect import chip_gain
-from watermark.errors import CorruptVideoError
+from watermark.errors import CorruptVideoError, WatermarkError
 from watermark.mask import amplitude
 from watermark.pattern import Layout
 from watermark.payload import CODED_BITS, decode
@@ -60,17 +60,26 @@ class _MasterSeries:
 
 
 def _master_frames(data: bytes) -> Iterator[tuple[float, Plane]]:
-    """(time, luma) of every frame of the master."""
+    """(time, luma) of every frame of the master, up to the length its container states
+    (`probe.LengthGuard`: `VideoTooLargeError` past it)."""
     import av
 
     with probe.open_input(data) as container:
+        if not container.streams.video:
+            raise CorruptVideoError("the master has no video stream")
         video = container.streams.video[0]
         video.codec_context.thread_count = 2
         video.codec_context.thread_type = "AUTO"
+        guard = probe.LengthGuard.of_stream(container, video)
+        first: float | None = None
         try:
             for index, frame in enumerate(container.decode(video)):
                 time = float(frame.time) if frame.time is not None else index / 30.0
+                first = time if first is None else first
+                guard.check(index + 1, time - first)
                 yield time, luma_of(frame)
+        except WatermarkError:
+            raise
         except (av.FFmpegError, ValueError, OSError) as error:
             raise CorruptVideoError(f"the master does not decode: {error}") from error
 

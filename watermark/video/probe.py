@@ -11,6 +11,7 @@ frame (`CorruptVideoError` if none comes out).
 from __future__ import annotations
 
 import io
+import math
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from watermark.errors import (
     UnsupportedVideoError,
     VideoTooLargeError,
     VideoTooShortError,
+    WatermarkError,
 )
 from watermark.video import limits
 
@@ -45,6 +47,10 @@ _CONTENT_ENCODINGS: Final = 0x6D80
 _CONTENT_ENCODING: Final = 0x6240
 _CONTENT_ENCRYPTION: Final = 0x5035
 _DOC_TYPE: Final = 0x4282
+PIXEL_FORMATS: Final = ("yuv420p", "yuvj420p")
+"""8-bit 4:2:0 (video or full range): the only pictures marked. Anything else would need a
+conversion by swscale, whose SIMD paths differ between CPUs, so the copy's bytes would
+depend on the machine (the audit recomputes copies and compares their SHA-256)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,60 @@ class VideoInfo:
     audio_codec: str | None
     bit_rate: int | None
     """The container's overall bit rate, where it states one."""
+
+
+@dataclass(frozen=True)
+class LengthGuard:
+    """Stops a decode that runs past the length its container states.
+
+    The limits are checked from the header (`streams_info`); a file whose header says
+    10 s but holds hours of frames would otherwise be decoded until its data ends.
+    `check` refuses (`VideoTooLargeError`) once more than `frames` x 1.1 + one second of
+    frames have decoded, or a frame lies more than a tenth of the stated duration plus
+    one second past it, or past `limits.MAX_SECONDS` whatever the header says.
+    """
+
+    frames: int
+    """Frames the container states (0: unknown)."""
+    fps: float
+    seconds: float
+    """Duration the container states (0: unknown)."""
+
+    @classmethod
+    def of_info(cls, info: VideoInfo) -> LengthGuard:
+        return cls(info.frames, info.fps, info.duration_seconds)
+
+    @classmethod
+    def of_stream(cls, container: av.container.InputContainer, video: Any) -> LengthGuard:
+        """From a stream not probed yet (a master given to the informed read)."""
+        rate = fps_of(video)
+        fps = min(float(rate), limits.MAX_FPS) if rate is not None else limits.MAX_FPS
+        seconds = _duration(container, video)
+        frames = int(video.frames) if video.frames else round(seconds * fps)
+        return cls(max(0, frames), fps, seconds)
+
+    @property
+    def max_frames(self) -> float:
+        ceiling = limits.MAX_SECONDS * max(self.fps, 1.0) * 1.1 + self.fps
+        return min(ceiling, self.frames * 1.1 + self.fps) if self.frames > 0 else ceiling
+
+    @property
+    def max_seconds(self) -> float:
+        ceiling = limits.MAX_SECONDS * 1.1 + 1.0
+        stated = self.seconds * 1.1 + 1.0 if self.seconds > 0 else math.inf
+        return min(ceiling, stated)
+
+    def check(self, count: int, seconds: float | None) -> None:
+        """`count` frames decoded so far, the last `seconds` after the first (None if
+        unknown): `VideoTooLargeError` if either is past what the container states."""
+        if count > self.max_frames:
+            raise VideoTooLargeError(
+                f"more than {count - 1} frames decode, but the container states "
+                f"{self.frames} ({self.seconds:.2f} s): refused rather than decoded to the end")
+        if seconds is not None and seconds > self.max_seconds:
+            raise VideoTooLargeError(
+                f"a frame at {seconds:.2f} s, but the container states {self.seconds:.2f} s "
+                f"(limit {limits.MAX_SECONDS:.0f} s): refused rather than decoded to the end")
 
 
 def sniff_video(data: bytes) -> str | None:
@@ -256,6 +316,10 @@ def streams_info(container: av.container.InputContainer, fmt: str) -> VideoInfo:
     if min(width, height) < limits.MIN_SIDE:
         raise UnsupportedVideoError(f"{width}x{height} is too small to mark: at least "
                                     f"{limits.MIN_SIDE} pixels on each side")
+    pixels = getattr(context.format, "name", None)
+    if pixels is not None and pixels not in PIXEL_FORMATS:
+        raise UnsupportedVideoError(f"pixel format {pixels!r}: 8-bit 4:2:0 only "
+                                    f"({', '.join(PIXEL_FORMATS)})")
     if width % 2 or height % 2:
         raise UnsupportedVideoError(f"{width}x{height}: odd picture sides cannot be kept "
                                     "in 4:2:0 video")
@@ -291,8 +355,20 @@ def probe_video(data: bytes) -> VideoInfo:
     """Container facts about `data`, after checking it can be marked (see the module).
 
     Decodes at most the first few frames. Raises `CorruptVideoError`,
-    `UnsupportedVideoError`, `VideoTooLargeError` or `VideoTooShortError`.
+    `UnsupportedVideoError` (also for pictures that are not 8-bit 4:2:0),
+    `VideoTooLargeError` or `VideoTooShortError`.
     """
+    import av
+
+    try:
+        return _probe(data)
+    except WatermarkError:
+        raise
+    except (av.FFmpegError, ValueError, OSError) as error:
+        raise CorruptVideoError(f"the video cannot be read: {error}") from error
+
+
+def _probe(data: bytes) -> VideoInfo:
     import av
 
     fmt = check_format(data)
@@ -303,8 +379,20 @@ def probe_video(data: bytes) -> VideoInfo:
             for packet in container.demux(video):
                 if packet.size == 0:
                     continue
-                if packet.decode():
+                decoded = packet.decode()
+                if decoded:
+                    check_pixels(decoded[0])
                     return info
+        except WatermarkError:
+            raise
         except (av.FFmpegError, ValueError, OSError) as error:
             raise CorruptVideoError(f"the video does not decode: {error}") from error
     raise CorruptVideoError("no frame of the video decodes")
+
+
+def check_pixels(frame: Any) -> None:
+    """`UnsupportedVideoError` unless the decoded `frame` is 8-bit 4:2:0."""
+    name = frame.format.name
+    if name not in PIXEL_FORMATS:
+        raise UnsupportedVideoError(f"pixel format {name!r}: 8-bit 4:2:0 only "
+                                    f"({', '.join(PIXEL_FORMATS)})")

@@ -29,6 +29,18 @@ from watermark.errors import CorruptDocumentError, DocumentTooLargeError, Unsupp
 MIMETYPE: Final = "mimetype"
 _LOCAL_HEADER: Final = struct.Struct("<4s5H3L2H")
 _LOCAL_SIGNATURE: Final = b"PK\x03\x04"
+_EOCD: Final = struct.Struct("<4s4H2LH")
+"""End of central directory: signature, disk, directory's disk, entries on this disk,
+entries in all, directory size, directory offset, comment length."""
+_EOCD_SIGNATURE: Final = b"PK\x05\x06"
+_EOCD_SEARCH: Final = _EOCD.size + 0xFFFF
+"""The record is within this many bytes of the end (a comment is at most 65,535)."""
+_ZIP64_LOCATOR: Final = struct.Struct("<4sLQL")
+_ZIP64_LOCATOR_SIGNATURE: Final = b"PK\x06\x07"
+_ZIP64_EOCD: Final = struct.Struct("<4sQ2H2L4Q")
+_ZIP64_EOCD_SIGNATURE: Final = b"PK\x06\x06"
+_CENTRAL: Final = struct.Struct("<4s6H3L5H2L")
+_CENTRAL_SIGNATURE: Final = b"PK\x01\x02"
 _DRIVE: Final = re.compile(r"^[A-Za-z]:")
 _EPOCH: Final = (1980, 1, 1, 0, 0, 0)
 
@@ -62,7 +74,67 @@ def _raw_name(info: zipfile.ZipInfo) -> bytes:
     return info.orig_filename.encode("cp437", "replace")
 
 
-def _check_directory(infos: list[zipfile.ZipInfo], size: int) -> None:
+def _directory_bounds(raw: bytes) -> tuple[int, int, int]:
+    """(entries declared, directory start, directory size) from the end-of-central-
+    directory record (the zip64 one where the classic record defers to it), located as
+    `zipfile` locates it; `CorruptDocumentError` if there is none."""
+    at = raw.rfind(_EOCD_SIGNATURE, max(0, len(raw) - _EOCD_SEARCH))
+    while at >= 0 and len(raw) - at < _EOCD.size:
+        at = raw.rfind(_EOCD_SIGNATURE, max(0, len(raw) - _EOCD_SEARCH), at)
+    if at < 0:
+        raise CorruptDocumentError("not a whole zip archive: no end of central directory")
+    _, _, _, here, total, size, offset, _ = _EOCD.unpack_from(raw, at)
+    end = at
+    if 0xFFFF in (here, total) or 0xFFFFFFFF in (size, offset):
+        locator = at - _ZIP64_LOCATOR.size
+        if locator < 0 or raw[locator : locator + 4] != _ZIP64_LOCATOR_SIGNATURE:
+            if 0xFFFF in (here, total):
+                raise DocumentTooLargeError(
+                    "the archive states 65,535 or more members without a zip64 record "
+                    f"(limit {limits.MAX_MEMBERS})")
+        else:
+            record = locator - _ZIP64_EOCD.size
+            if record < 0 or raw[record : record + 4] != _ZIP64_EOCD_SIGNATURE:
+                raise CorruptDocumentError("not a whole zip archive: damaged zip64 record")
+            fields = _ZIP64_EOCD.unpack_from(raw, record)
+            here, total, size, offset = fields[6], fields[7], fields[8], fields[9]
+            end = record
+    return max(here, total), end - size, size
+
+
+def _check_member_count(raw: bytes) -> None:
+    """`DocumentTooLargeError` for more than `limits.MAX_MEMBERS` entries, before
+    `zipfile` builds an object per entry: the count the end record states, then the
+    entries themselves (zipfile reads the directory by its size, not that count)."""
+    declared, start, size = _directory_bounds(raw)
+    if declared > limits.MAX_MEMBERS:
+        raise DocumentTooLargeError(
+            f"the archive states {declared} members (limit {limits.MAX_MEMBERS})")
+    if start < 0 or size < 0:
+        return  # damaged: zipfile says so
+    position, end, count = start, min(len(raw), start + size), 0
+    while position + _CENTRAL.size <= end:
+        fields = _CENTRAL.unpack_from(raw, position)
+        if fields[0] != _CENTRAL_SIGNATURE:
+            return  # damaged, or data before the archive: zipfile decides
+        count += 1
+        if count > limits.MAX_MEMBERS:
+            raise DocumentTooLargeError(
+                f"more than {limits.MAX_MEMBERS} archive members (limit "
+                f"{limits.MAX_MEMBERS})")
+        position += _CENTRAL.size + fields[10] + fields[11] + fields[12]
+
+
+def _local_extra_length(raw: bytes, info: zipfile.ZipInfo) -> int:
+    """The extra-field length in `info`'s local header (0 if the header is not whole:
+    `_inflate` refuses it)."""
+    header = raw[info.header_offset : info.header_offset + _LOCAL_HEADER.size]
+    if len(header) < _LOCAL_HEADER.size:
+        return 0
+    return int(_LOCAL_HEADER.unpack(header)[10])
+
+
+def _check_directory(infos: list[zipfile.ZipInfo], raw: bytes) -> None:
     if len(infos) > limits.MAX_MEMBERS:
         raise DocumentTooLargeError(
             f"{len(infos)} archive members (limit {limits.MAX_MEMBERS})")
@@ -97,15 +169,17 @@ def _check_directory(infos: list[zipfile.ZipInfo], size: int) -> None:
     # Entries must not share compressed data (overlapping entries are the kernel of a
     # non-recursive zip bomb, and no zip writer makes them).
     ordered = sorted(infos, key=lambda info: info.header_offset)
+
+    def end_of(info: zipfile.ZipInfo) -> int:
+        return (info.header_offset + _LOCAL_HEADER.size + len(_raw_name(info))
+                + _local_extra_length(raw, info) + info.compress_size)
+
     for here, after in itertools.pairwise(ordered):
-        end = here.header_offset + _LOCAL_HEADER.size + len(_raw_name(here)) + here.compress_size
-        if end > after.header_offset:
+        if end_of(here) > after.header_offset:
             raise DocumentTooLargeError(
                 f"archive members {here.filename!r} and {after.filename!r} overlap")
-    if ordered:
-        last = ordered[-1]
-        if last.header_offset + _LOCAL_HEADER.size + last.compress_size > size:
-            raise CorruptDocumentError("the archive is truncated")
+    if ordered and end_of(ordered[-1]) > len(raw):
+        raise CorruptDocumentError("the archive is truncated")
 
 
 def _inflate(raw: bytes, info: zipfile.ZipInfo) -> bytes:
@@ -152,13 +226,14 @@ def read_archive(data: bytes) -> list[Member]:
     if len(raw) > limits.MAX_ARCHIVE_BYTES:
         raise DocumentTooLargeError(
             f"the archive is {len(raw)} bytes (limit {limits.MAX_ARCHIVE_BYTES})")
+    _check_member_count(raw)
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as archive:
             infos = archive.infolist()
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError,
             struct.error, UnicodeDecodeError) as error:
         raise CorruptDocumentError(f"not a whole zip archive: {error}") from error
-    _check_directory(infos, len(raw))
+    _check_directory(infos, raw)
     members = []
     for info in infos:
         members.append(Member(

@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import math
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Final
@@ -18,12 +20,19 @@ import pikepdf
 from watermark.document.pdf import limits
 from watermark.errors import CorruptDocumentError, DocumentTooLargeError, UnsupportedDocumentError
 
-_SHOW_OPERATORS: Final = "Tj TJ ' \""
 _INFLATE_CHUNK: Final = 1 << 20
 _ASCII_FILTERS: Final = frozenset({"/ASCIIHexDecode", "/ASCII85Decode", "/AHx", "/A85"})
 _IMAGE_CODECS: Final = frozenset({"/DCTDecode", "/DCT", "/JPXDecode", "/CCITTFaxDecode",
                                   "/CCF", "/JBIG2Decode"})
 _FLATE: Final = frozenset({"/FlateDecode", "/Fl"})
+_OPAQUE: Final = frozenset({"/LZWDecode", "/LZW", "/RunLengthDecode", "/RL"})
+#: a show-text operator as a token (cheap: a string holding "Tj" may count a page as text)
+_SHOW_TEXT: Final = re.compile(rb"(?<![^\s\]\)>])(?:Tj|TJ|'|\")(?![^\s/\[\(<%])")
+#: a string, a hex string or dictionary bracket, or an operator token (names and numbers
+#: are not); strings are skipped whole (nested parentheses only approximately), so the
+#: count is close and errs high
+_TOKEN: Final = re.compile(rb"\((?:[^()\\]|\\.)*\)|<[^<>]*>|(?<![/\w#.])[A-Za-z'\"][\w*']*",
+                           re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -99,15 +108,86 @@ def _check_structure(pdf: pikepdf.Pdf) -> None:
     if pages > limits.MAX_PAGES:
         raise DocumentTooLargeError(f"{pages} pages, limit {limits.MAX_PAGES}")
     total = 0
+    sizes: dict[tuple[int, int], int] = {}
     for obj in objects:
         if not isinstance(obj, pikepdf.Array | pikepdf.Dictionary | pikepdf.Stream):
             continue
         _check_depth(obj)
         if isinstance(obj, pikepdf.Stream):
-            total += _check_stream(obj)
+            size = _check_stream(obj)
+            sizes[obj.objgen] = size
+            total += size
             if total > limits.MAX_TOTAL_BYTES:
                 raise DocumentTooLargeError(
                     f"streams inflate past {limits.MAX_TOTAL_BYTES} bytes in all")
+    for page in pdf.pages:
+        _check_page_size(page)
+    _check_content_budget(pdf, sizes)
+
+
+def _check_page_size(page: pikepdf.Page) -> None:
+    """MediaBox (inherited or not) times UserUnit, at most `MAX_PAGE_SIDE` a side."""
+    box = page.obj.get("/MediaBox")
+    if box is None:
+        box = page.mediabox  # inherited from the page tree
+    unit = page.obj.get("/UserUnit", 1)
+    try:
+        corners = [float(value) for value in box]
+        scale = float(unit)
+    except (TypeError, ValueError) as error:
+        raise CorruptDocumentError(f"a page with a damaged MediaBox: {error}") from error
+    if len(corners) != 4 or not all(map(math.isfinite, [*corners, scale])):
+        raise CorruptDocumentError("a page with a damaged MediaBox")
+    side = max(abs(corners[2] - corners[0]), abs(corners[3] - corners[1])) * abs(scale)
+    if side > limits.MAX_PAGE_SIDE:
+        raise DocumentTooLargeError(
+            f"a page {side / 72:.0f} inches a side, limit {limits.MAX_PAGE_SIDE / 72:.0f}")
+
+
+def _page_contents(page: pikepdf.Page) -> list[pikepdf.Stream]:
+    contents = page.obj.get("/Contents")
+    if isinstance(contents, pikepdf.Stream):
+        return [contents]
+    if isinstance(contents, pikepdf.Array):
+        return [item for item in contents if isinstance(item, pikepdf.Stream)]
+    return []
+
+
+def _check_content_budget(pdf: pikepdf.Pdf, sizes: dict[tuple[int, int], int]) -> None:
+    """Page content is parsed once per page (by the check, the embedder and PDFium), so a
+    stream shared by many pages counts once per page: bytes first (from the sizes already
+    measured, nothing decoded), then operators, each distinct stream decoded once."""
+    total = 0
+    for page in pdf.pages:
+        total += sum(sizes.get(stream.objgen, 0) for stream in _page_contents(page))
+        if total > limits.MAX_CONTENT_BYTES:
+            raise DocumentTooLargeError(
+                f"page content past {limits.MAX_CONTENT_BYTES} bytes in all "
+                "(a stream shared by many pages counts for each)")
+    operators: dict[tuple[int, int], int] = {}
+    count = 0
+    for page in pdf.pages:
+        for stream in _page_contents(page):
+            if stream.objgen not in operators:
+                operators[stream.objgen] = _count_operators(_content_bytes(stream))
+            count += operators[stream.objgen]
+        if count > limits.MAX_CONTENT_OPERATORS:
+            raise DocumentTooLargeError(
+                f"page content past {limits.MAX_CONTENT_OPERATORS} operators in all "
+                "(a stream shared by many pages counts for each)")
+
+
+def _count_operators(content: bytes) -> int:
+    return sum(1 for match in _TOKEN.finditer(content) if match[0][:1] not in b"(<")
+
+
+def _content_bytes(stream: pikepdf.Stream) -> bytes:
+    """A content stream decoded (its filters were checked, so this is bounded); b"" for
+    one qpdf cannot decode, which the marker leaves alone."""
+    try:
+        return stream.read_bytes()
+    except pikepdf.PdfError:
+        return b""
 
 
 def _check_depth(root: pikepdf.Object) -> None:
@@ -151,9 +231,16 @@ def _check_stream(stream: pikepdf.Stream) -> int:
     filters = _filters(stream)
     while filters and filters[0] in _ASCII_FILTERS:
         data = _ascii_decode(data, filters.pop(0))
+    codecs = filters[1:] if filters and filters[0] in _FLATE | _OPAQUE else filters
+    if len(codecs) > 1 or (codecs and codecs[0] not in _IMAGE_CODECS):
+        # stacked decompressors (Flate in Flate expands a million times per layer) or
+        # filters this library does not know: refused before anything is decoded
+        raise UnsupportedDocumentError(
+            f"a stream with filters {' '.join(_filters(stream))}: only ASCIIHex/ASCII85, "
+            "then one of Flate, LZW or RunLength, then one image codec are accepted")
     if not filters or filters[0] in _IMAGE_CODECS:
         return len(data)
-    if filters[0] in _FLATE and all(name in _IMAGE_CODECS for name in filters[1:]):
+    if filters[0] in _FLATE:
         return _inflated_size(data)
     return _decoded_size(stream, len(data))
 
@@ -190,8 +277,9 @@ def _inflated_size(raw: bytes) -> int:
 
 
 def _decoded_size(stream: pikepdf.Stream, size: int) -> int:
-    """Filters that cannot be inflated incrementally (LZW, RunLength, or Flate followed by
-    them) are decoded whole by qpdf; their encoded size bounds what that can cost."""
+    """LZW and RunLength (alone, or before an image codec) cannot be inflated
+    incrementally and are decoded whole by qpdf; their encoded size bounds what that can
+    cost (one layer only: `_check_stream` refuses stacked decompressors)."""
     if size > limits.MAX_OPAQUE_RAW_BYTES:
         raise DocumentTooLargeError(
             f"a stream of {size} encoded bytes in filters that cannot be inflated "
@@ -222,11 +310,15 @@ def image_streams(pdf: pikepdf.Pdf) -> list[pikepdf.Stream]:
 
 
 def _info(pdf: pikepdf.Pdf) -> PdfInfo:
+    """Pages that show text, found by a token scan of each distinct content stream (within
+    the budget `open_checked` enforced), not by parsing every page."""
+    shows: dict[tuple[int, int], bool] = {}
     text_pages = 0
     for page in pdf.pages:
-        try:
-            if pikepdf.parse_content_stream(page, _SHOW_OPERATORS):
-                text_pages += 1
-        except pikepdf.PdfError as error:
-            raise CorruptDocumentError(f"unparsable page content: {error}") from error
+        found = False
+        for stream in _page_contents(page):
+            if stream.objgen not in shows:
+                shows[stream.objgen] = _SHOW_TEXT.search(_content_bytes(stream)) is not None
+            found = found or shows[stream.objgen]
+        text_pages += found
     return PdfInfo(pages=len(pdf.pages), images=len(image_streams(pdf)), text_pages=text_pages)

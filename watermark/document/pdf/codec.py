@@ -10,9 +10,10 @@ payload and library versions give the same bytes.
 from __future__ import annotations
 
 import io
+import math
 from collections import Counter
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pikepdf
@@ -32,7 +33,11 @@ from watermark.document.pdf.layout import (
     object_char_counts,
     read_layout,
 )
-from watermark.document.pdf.limits import MAX_IMAGES_READ
+from watermark.document.pdf.limits import (
+    MAX_IMAGES_READ,
+    MAX_PAGES_RENDERED,
+    MAX_RENDER_PIXELS,
+)
 from watermark.document.pdf.textmark import blind_soft, informed_soft, page_shifts, raster_soft
 from watermark.document.pdf.units import LINE_SHIFT, WORD_SHIFT, page_units
 from watermark.errors import CorruptDocumentError
@@ -211,16 +216,31 @@ def _decode(key: bytes, soft: NDArray[np.float64], used: int) -> Decoded | None:
     return decode(key, soft)
 
 
-def _ink(page: pdfium.PdfPage, dpi: float) -> NDArray[np.float64]:
-    bitmap = page.render(scale=dpi / 72.0, grayscale=True)
+def _ink(page: pdfium.PdfPage, dpi: float, *, fit: bool = False) -> NDArray[np.float32] | None:
+    """The page's ink (0..1, 1 black) rendered at `dpi`, float32. A render past
+    `MAX_RENDER_PIXELS` is None, or with `fit` made at the lower resolution that fits
+    (for thumbnails, whose scale does not matter)."""
+    width, height = page.get_size()
+    scale = dpi / 72.0
+    pixels = math.ceil(abs(width) * scale) * math.ceil(abs(height) * scale)
+    if not pixels or not math.isfinite(pixels):
+        return None
+    if pixels > MAX_RENDER_PIXELS:
+        if not fit:
+            return None
+        scale *= 0.99 * math.sqrt(MAX_RENDER_PIXELS / pixels)
+    bitmap = page.render(scale=scale, grayscale=True)
     try:
-        grey = np.asarray(bitmap.to_pil().convert("L"), dtype=np.float64)
+        grey = np.asarray(bitmap.to_pil().convert("L"), dtype=np.uint8)
     finally:
         bitmap.close()
-    return 1.0 - grey / 255.0
+    ink: NDArray[np.float32] = grey.astype(np.float32)
+    ink *= np.float32(-1.0 / 255.0)
+    ink += np.float32(1.0)
+    return ink
 
 
-def _thumbnail(ink: NDArray[np.float64]) -> NDArray[np.float64]:
+def _thumbnail(ink: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
     picture = Image.fromarray(np.uint8(np.clip(ink * 255, 0, 255))).resize((64, 80))
     values = np.asarray(picture, dtype=np.float64)
     values -= values.mean()
@@ -318,7 +338,8 @@ def _informed(document: pdfium.PdfDocument, layouts: Sequence[PageLayout],
               ) -> tuple[NDArray[np.float64], int, list[tuple[Image.Image, Image.Image]]]:
     master_layouts = _layouts(master)
     text_pairs: list[tuple[PageLayout, PageLayout]] = []
-    raster: list[tuple[PageLayout, NDArray[np.float64], NDArray[np.float64]]] = []
+    raster: list[tuple[PageLayout, NDArray[np.float32], NDArray[np.float32]]] = []
+    rendered = 0
     picture_pairs: list[tuple[Image.Image, Image.Image]] = []
     master_thumbs: dict[int, NDArray[np.float64]] = {}
     for index, layout in enumerate(layouts):
@@ -328,20 +349,27 @@ def _informed(document: pdfium.PdfDocument, layouts: Sequence[PageLayout],
                 text_pairs.append((master_layouts[best], layout))
             continue
         # A page without a text layer: a picture of a page. Find the master page it shows.
+        if rendered >= MAX_PAGES_RENDERED:
+            continue
+        rendered += 1
         page = document[index]
         try:
             suspect_ink = _ink(page, RASTER_DPI)
         finally:
             page.close()
+        if suspect_ink is None:
+            continue
         thumb = _thumbnail(suspect_ink)
         scores = []
         for candidate in range(len(master)):
             if candidate not in master_thumbs:
                 master_page = master[candidate]
                 try:
-                    master_thumbs[candidate] = _thumbnail(_ink(master_page, 24.0))
+                    small = _ink(master_page, 24.0, fit=True)
                 finally:
                     master_page.close()
+                master_thumbs[candidate] = (np.zeros((80, 64)) if small is None
+                                            else _thumbnail(small))
             scores.append(float(np.sum(master_thumbs[candidate] * thumb)))
         if not scores or max(scores) < 0.5:
             continue
@@ -352,6 +380,8 @@ def _informed(document: pdfium.PdfDocument, layouts: Sequence[PageLayout],
             boxes = _image_boxes(master_page)
         finally:
             master_page.close()
+        if master_ink is None:
+            continue
         height = min(master_ink.shape[0], suspect_ink.shape[0])
         width = min(master_ink.shape[1], suspect_ink.shape[1])
         master_ink, suspect_ink = master_ink[:height, :width], suspect_ink[:height, :width]
@@ -401,7 +431,7 @@ def _image_boxes(page: pdfium.PdfPage) -> list[tuple[tuple[int, int], tuple[floa
 
 
 def _crops(boxes: Sequence[tuple[tuple[int, int], tuple[float, ...]]], layout: PageLayout,
-           suspect_ink: NDArray[np.float64], master_pictures: Sequence[Image.Image]
+           suspect_ink: NDArray[np.float32], master_pictures: Sequence[Image.Image]
            ) -> list[tuple[Image.Image, Image.Image]]:
     """(region of the suspect's page picture, master image) for each image on the page;
     the master image is the one of that pixel size that looks most like the region."""

@@ -85,8 +85,8 @@ def decode_image(stream: pikepdf.Stream) -> Image.Image | None:
             picture = pikepdf.PdfImage(stream).as_pil_image()
             if picture.mode in {"RGBA", "P"}:
                 picture = picture.convert("RGB")
-        if picture.mode not in {"L", "RGB"}:
-            return None
+        if picture.mode not in {"L", "RGB"} or picture.size != (width, height):
+            return None  # not what the dictionary (hence the check's pixel limit) says
         picture.load()
     except _DECODE_ERRORS:
         return None
@@ -141,11 +141,20 @@ def mark_images(pdf: pikepdf.Pdf, key: bytes, payload: int) -> ImageCount:
 
 
 def pictures(pdf: pikepdf.Pdf) -> list[Image.Image]:
-    """The images a reader looks at (at most `MAX_IMAGES_READ`, largest first)."""
-    found = [picture for stream in image_streams(pdf)
-             if (picture := decode_image(stream)) is not None]
-    found.sort(key=lambda picture: -picture.width * picture.height)
-    return found[:MAX_IMAGES_READ]
+    """The images a reader looks at, largest first: the `MAX_IMAGES_READ` largest by the
+    Width and Height their dictionaries declare (nothing is decoded to rank them), of which
+    those that decode."""
+    candidates = sorted(image_streams(pdf), key=lambda stream: -_declared_pixels(stream))
+    return [picture for stream in candidates[:MAX_IMAGES_READ]
+            if (picture := decode_image(stream)) is not None]
+
+
+def _declared_pixels(stream: pikepdf.Stream) -> int:
+    try:
+        width, height = int(stream.get("/Width", 0)), int(stream.get("/Height", 0))
+    except (TypeError, ValueError):
+        return 0
+    return max(width, 0) * max(height, 0)
 
 
 def read_picture(picture: Image.Image, key: bytes,

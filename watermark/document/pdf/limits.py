@@ -1,8 +1,9 @@
 """What `check_pdf` accepts: beyond these a PDF is refused with `DocumentTooLargeError`.
 
-They are checked on the parsed structure before anything is decoded for marking, and every
-stream is inflated incrementally against `MAX_STREAM_BYTES`, so a decompression bomb costs
-at most that much work and no memory beyond one chunk.
+They are checked on the parsed structure before anything is decoded for marking. A stream
+may have ASCII filters, then one decompressing filter, then one image codec; anything else
+is refused. Flate is inflated incrementally against `MAX_STREAM_BYTES`, so a decompression
+bomb costs at most that much work and no memory beyond one chunk.
 """
 
 from __future__ import annotations
@@ -27,5 +28,21 @@ MAX_TOTAL_BYTES: Final = 2 * 1024 * 1024 * 1024
 MAX_OPAQUE_RAW_BYTES: Final = 96 * 1024
 #: pixels of one image XObject (the image mark's own limit)
 MAX_IMAGE_PIXELS: Final = 50_000_000
+#: a page's side (MediaBox times UserUnit), in points: 200 inches, above any real sheet
+#: or poster; PDFium renders pages, and the reader renders pictures of pages
+MAX_PAGE_SIDE: Final = 200 * 72
+#: decoded page content of the whole document, counting a stream once for each page that
+#: uses it (it is parsed once per page by the check, the embedder and PDFium); a long text
+#: document has 2-20 KB a page, and parsing this much takes some 10-20 s
+MAX_CONTENT_BYTES: Final = 48 * 1024 * 1024
+#: operators in the page content of the whole document, counted the same way; the
+#: embedder parses a page's operators into Python objects, so this bounds its time (a
+#: text page has a few hundred to a few thousand)
+MAX_CONTENT_OPERATORS: Final = 4_000_000
+#: pixels of one rendered page picture in an informed read (a Letter page at 150 dpi is
+#: 2.1 megapixels; this allows 40 x 40 inches); larger pages are not rendered
+MAX_RENDER_PIXELS: Final = 40_000_000
+#: suspect pages without text that an informed read renders and compares with the master
+MAX_PAGES_RENDERED: Final = 64
 #: images the reader tries per document (bounds decode attempts, hence false positives)
 MAX_IMAGES_READ: Final = 32

@@ -206,8 +206,8 @@ def _profile_shift(master: NDArray[np.float64], suspect: NDArray[np.float64],
 class _Pictures:
     """One page's master layout and the two ink pictures, measured unit by unit."""
 
-    def __init__(self, layout: PageLayout, master: NDArray[np.float64],
-                 suspect: NDArray[np.float64], dpi: float) -> None:
+    def __init__(self, layout: PageLayout, master: NDArray[np.float32],
+                 suspect: NDArray[np.float32], dpi: float) -> None:
         self.layout, self.master, self.suspect = layout, master, suspect
         self.per_point = dpi / 72.0
 
@@ -227,8 +227,9 @@ class _Pictures:
         top, bottom, left, right = self.box(indices, _REACH + 1)
         if bottom - top < 2 * _REACH + 4 or right <= left:
             return None
-        lag = _profile_shift(self.master[top:bottom, left:right].sum(axis=1),
-                             self.suspect[top:bottom, left:right].sum(axis=1), _REACH)
+        master = self.master[top:bottom, left:right].sum(axis=1, dtype=np.float64)
+        suspect = self.suspect[top:bottom, left:right].sum(axis=1, dtype=np.float64)
+        lag = _profile_shift(master, suspect, _REACH)
         return None if lag is None else -lag / self.per_point
 
     def horizontal(self, indices: Sequence[int]) -> float | None:
@@ -236,12 +237,13 @@ class _Pictures:
         top, bottom, left, right = self.box(indices, _REACH + 1)
         if right - left < 2 * _REACH + 4 or bottom <= top:
             return None
-        lag = _profile_shift(self.master[top:bottom, left:right].sum(axis=0),
-                             self.suspect[top:bottom, left:right].sum(axis=0), _REACH)
+        master = self.master[top:bottom, left:right].sum(axis=0, dtype=np.float64)
+        suspect = self.suspect[top:bottom, left:right].sum(axis=0, dtype=np.float64)
+        lag = _profile_shift(master, suspect, _REACH)
         return None if lag is None else lag / self.per_point
 
 
-def raster_soft(pairs: Sequence[tuple[PageLayout, NDArray[np.float64], NDArray[np.float64]]],
+def raster_soft(pairs: Sequence[tuple[PageLayout, NDArray[np.float32], NDArray[np.float32]]],
                 key: bytes, dpi: float) -> tuple[NDArray[np.float64], int]:
     """Soft values from (master layout, master ink, suspect ink) at `dpi`; ink is 0..1 per
     pixel (1 black), both pictures of the same page at the same size."""
