@@ -66,11 +66,11 @@ def _add_identifier(book: Book, token: str) -> bytes:
     return serialise(book.opf, book.data(book.opf_path))
 
 
-def _documents(book: Book) -> list[tuple[str, etree._ElementTree]]:
+def _documents(book: Book) -> list[tuple[str, ElementTree]]:
     return [(name, parse_xml(book.data(name), name)) for name in book.documents]
 
 
-def _used_ranks(trees: list[etree._ElementTree], hasher: text.Hasher
+def _used_ranks(trees: list[ElementTree], hasher: text.Hasher
                 ) -> tuple[int, list[tuple[text.Segments, list[text.Candidate]]]]:
     found = []
     ranks = []
@@ -146,7 +146,7 @@ def _read_identifiers(members: dict[str, bytes], key: bytes) -> list[int]:
     return found
 
 
-def _read_text(trees: list[etree._ElementTree], key: bytes,
+def _read_text(trees: list[ElementTree], key: bytes,
                allowed: set[int] | None) -> Decoded | None:
     """Decode the text mark (one keyed-check attempt), or None if too few carriers voted."""
     hasher = text.Hasher(key)

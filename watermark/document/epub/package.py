@@ -13,7 +13,7 @@ import posixpath
 import re
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final, TypeAlias
 
 from lxml import etree
 
@@ -39,6 +39,12 @@ XHTML_TYPES: Final = frozenset({"application/xhtml+xml"})
 #: images the image mark writes in their own format (watermark.codec)
 IMAGE_TYPES: Final = frozenset({"image/png", "image/jpeg", "image/webp"})
 
+Element: TypeAlias = Any
+"""An lxml element (`etree.Element`'s kind). lxml ships no type information and names
+its element classes privately, so annotations name this alias instead."""
+ElementTree: TypeAlias = Any
+"""An lxml document tree, as `etree.parse` and `etree.fromstring(...).getroottree()` give."""
+
 
 @dataclass(frozen=True)
 class EpubInfo:
@@ -57,7 +63,7 @@ class Book:
 
     members: list[Member]
     opf_path: str
-    opf: etree._ElementTree
+    opf: ElementTree
     documents: list[str]
     images: list[str]
     index: dict[str, int] = field(default_factory=dict)
@@ -69,7 +75,7 @@ class Book:
         return self.members[self.index[name]].data
 
 
-def parse_xml(data: bytes, what: str, *, recover: bool = False) -> etree._ElementTree:
+def parse_xml(data: bytes, what: str, *, recover: bool = False) -> ElementTree:
     """Parse XML without network, DTDs or entity expansion; `CorruptDocumentError` if it is
     not well formed (unless `recover`, which reads what it can, for suspect copies)."""
     if len(data) > limits.MAX_XML_BYTES:
@@ -188,7 +194,7 @@ def check_epub(data: bytes) -> EpubInfo:
     return EpubInfo(len(book.documents), len(book.images), characters)
 
 
-def serialise(tree: etree._ElementTree, original: bytes) -> bytes:
+def serialise(tree: ElementTree, original: bytes) -> bytes:
     """`tree` as bytes in the encoding of `original`, with an XML declaration if it had one
     and its standalone flag only if it had one (lxml keeps the DOCTYPE, comments and
     processing instructions)."""

@@ -83,7 +83,7 @@ def _local(tag: object) -> str | None:
     return tag
 
 
-def _body(tree: etree._ElementTree) -> etree._Element:
+def _body(tree: ElementTree) -> Element:
     root = tree.getroot()
     for element in root.iter():
         if _local(element.tag) == "body":
@@ -97,21 +97,21 @@ class Segments:
     references lxml keeps unexpanded (``&nbsp;`` in an EPUB 2 document), so the words
     around them are the words a tool that expands them would see."""
 
-    def __init__(self, tree: etree._ElementTree) -> None:
-        self.nodes: list[tuple[etree._Element, bool]] = []  # (node, is_tail)
+    def __init__(self, tree: ElementTree) -> None:
+        self.nodes: list[tuple[Element, bool]] = []  # (node, is_tail)
         self.order: list[int | str] = []  # an index into nodes, or an entity's text
         self._walk(_body(tree))
 
-    def _add(self, node: etree._Element, *, is_tail: bool) -> None:
+    def _add(self, node: Element, *, is_tail: bool) -> None:
         self.order.append(len(self.nodes))
         self.nodes.append((node, is_tail))
 
-    def _walk(self, element: etree._Element) -> None:
+    def _walk(self, element: Element) -> None:
         # recursion is bounded: libxml2 refuses nesting deeper than 256 without huge_tree
         if element.text:
             self._add(element, is_tail=False)
         for child in element:
-            if isinstance(child, etree._Entity):
+            if child.tag is etree.Entity:
                 code = name2codepoint.get(child.name.strip("&;"))
                 self.order.append(chr(code) if code is not None else " ")
             else:
@@ -243,7 +243,7 @@ def votes(found: list[Candidate], allowed: set[int] | None = None) -> tuple[NDAr
     return soft, count
 
 
-def visible_characters(tree: etree._ElementTree) -> int:
+def visible_characters(tree: ElementTree) -> int:
     """Characters of running text in a document, whitespace and carriers not counted."""
     segments = Segments(tree)
     total = 0
