@@ -169,3 +169,175 @@ def test_damaged_bytes_give_a_refusal_or_a_valid_copy() -> None:
             assert len(pdf.pages) >= 1
         outcomes["marked"] += 1
     assert sum(outcomes.values()) == 16
+
+
+# --------------------------------------------------------------- resource bombs and limits
+
+
+@pytest.mark.parametrize("filters", [["/FlateDecode", "/FlateDecode"],
+                                     ["/FlateDecode", "/LZWDecode"],
+                                     ["/LZWDecode", "/FlateDecode"],
+                                     ["/ASCIIHexDecode", "/FlateDecode", "/FlateDecode"]])
+def test_stacked_decompressors_are_refused_everywhere(filters: list[str]) -> None:
+    """Flate in Flate expands about a million times per layer: refused before decoding,
+    even for a small, harmless stream."""
+    data = docs.filtered_pdf(filters)
+    for run in (lambda: check_pdf(data), lambda: embed_pdf_bytes(data, KEY, 1),
+                lambda: extract_pdf_bytes(data, KEY)):
+        with pytest.raises(UnsupportedDocumentError, match="filters"):
+            run()
+
+
+@pytest.mark.parametrize("filters", [["/FlateDecode"], ["/LZWDecode"],
+                                     ["/ASCIIHexDecode", "/FlateDecode"],
+                                     ["/ASCIIHexDecode", "/LZWDecode"]])
+def test_one_decompressor_behind_ascii_filters_is_accepted(filters: list[str]) -> None:
+    assert check_pdf(docs.filtered_pdf(filters)) == check_pdf(docs.filtered_pdf([]))
+
+
+def test_a_content_stream_shared_by_many_pages_counts_for_each() -> None:
+    """The content budget counts a shared stream once per page that draws it: a quarter of
+    the budget (plus one byte) is fine on 3 pages and refused on 4."""
+    content = b" " * (limits.MAX_CONTENT_BYTES // 4 + 1)
+    assert check_pdf(docs.shared_content_pdf(3, content)).pages == 3
+    data = docs.shared_content_pdf(4, content)
+    for run in (lambda: check_pdf(data), lambda: embed_pdf_bytes(data, KEY, 1),
+                lambda: extract_pdf_bytes(data, KEY)):
+        with pytest.raises(DocumentTooLargeError, match="page content"):
+            run()
+
+
+def test_operators_are_counted_per_page_and_per_document() -> None:
+    """A page may hold the page limit of operators, not one more; as many such pages as
+    fit in the document limit are fine, one more page is not (one stream shared by all)."""
+    page = b"q\n" * limits.MAX_PAGE_OPERATORS
+    assert check_pdf(docs.shared_content_pdf(1, page)).pages == 1
+    with pytest.raises(DocumentTooLargeError, match="operators"):
+        check_pdf(docs.shared_content_pdf(1, page + b"Q\n"))
+    fit = limits.MAX_CONTENT_OPERATORS // limits.MAX_PAGE_OPERATORS
+    assert check_pdf(docs.shared_content_pdf(fit, page)).pages == fit
+    data = docs.shared_content_pdf(fit + 1, page)
+    with pytest.raises(DocumentTooLargeError, match="operators in all"):
+        check_pdf(data)
+    with pytest.raises(DocumentTooLargeError, match="operators in all"):
+        embed_pdf_bytes(data, KEY, 1)
+
+
+def test_text_pages_are_found_without_parsing_each_page() -> None:
+    shows = b"BT /F1 9 Tf (a) Tj ET"
+    assert check_pdf(docs.shared_content_pdf(3, shows)).text_pages == 3
+    assert check_pdf(docs.shared_content_pdf(3, b"q (Tj) Tj Q")).text_pages == 3
+    assert check_pdf(docs.shared_content_pdf(3, b"q 0 0 9 9 re f Q")).text_pages == 0
+
+
+@pytest.mark.parametrize(("media_box", "user_unit", "refused"), [
+    (b"0 0 %d 612" % limits.MAX_PAGE_SIDE, None, False),
+    (b"0 0 %d 612" % (limits.MAX_PAGE_SIDE + 1), None, True),
+    (b"-10 0 10 %d" % (limits.MAX_PAGE_SIDE // 2 + 1), 2.0, True),
+    (b"0 0 612 792", limits.MAX_PAGE_SIDE / 792 * 1.01, True),
+])
+def test_pages_past_the_size_limit_are_refused(media_box: bytes, user_unit: float | None,
+                                               refused: bool) -> None:
+    data = docs.shared_content_pdf(1, b"q Q", media_box, user_unit)
+    if not refused:
+        assert check_pdf(data).pages == 1
+        return
+    with pytest.raises(DocumentTooLargeError, match="inches"):
+        check_pdf(data)
+    with pytest.raises(DocumentTooLargeError, match="inches"):
+        extract_pdf_bytes(docs.text_pdf(pages=1), KEY, reference=data)
+
+
+def test_page_renders_are_capped() -> None:
+    """A render past the pixel cap is not made; a thumbnail is made at the scale that
+    fits. The largest page the check accepts is far past the cap at 150 dpi."""
+    import math
+
+    import pypdfium2 as pdfium
+
+    from watermark.document.pdf import codec
+
+    side = limits.MAX_PAGE_SIDE
+    assert (side * codec.RASTER_DPI / 72) ** 2 > limits.MAX_RENDER_PIXELS
+    document = pdfium.PdfDocument(docs.shared_content_pdf(1, b"q Q", b"0 0 %d %d" % (
+        side, side)))
+    try:
+        page = document[0]
+        assert codec._ink(page, codec.RASTER_DPI) is None
+        small = codec._ink(page, 2 * 72 * math.sqrt(limits.MAX_RENDER_PIXELS) / side,
+                           fit=True)
+        assert small is not None
+        assert small.dtype.name == "float32"
+        assert small.size <= limits.MAX_RENDER_PIXELS
+        page.close()
+    finally:
+        document.close()
+
+
+def test_an_informed_read_renders_a_bounded_number_of_pages(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from watermark.document.pdf import codec
+
+    renders: list[float] = []
+    ink = codec._ink
+
+    def counting(page: object, dpi: float, *, fit: bool = False) -> object:
+        if dpi == codec.RASTER_DPI:
+            renders.append(dpi)
+        return ink(page, dpi, fit=fit)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(codec, "MAX_PAGES_RENDERED", 2)
+    monkeypatch.setattr(codec, "_ink", counting)
+    suspect = docs.shared_content_pdf(5, b"q 0 0 9 9 re f Q")  # 5 pages without text
+    extract_pdf_bytes(suspect, KEY, reference=docs.text_pdf(pages=1, lines_per_page=5))
+    assert len(renders) == 2
+
+
+def test_the_reader_decodes_only_the_largest_declared_images(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Images are ranked by the Width x Height of their dictionaries; only the
+    `MAX_IMAGES_READ` largest are decoded."""
+    import io
+
+    import pikepdf
+
+    from watermark.document.pdf import images
+
+    count = limits.MAX_IMAGES_READ + 4
+    sizes = [(8 + (n * 7) % count, 8) for n in range(count)]  # widths 8.., shuffled
+    decoded: list[int] = []
+    decode = images.decode_image
+
+    def recording(stream: pikepdf.Stream) -> object:
+        decoded.append(int(stream.Width))
+        return decode(stream)
+
+    monkeypatch.setattr(images, "decode_image", recording)
+    with pikepdf.open(io.BytesIO(docs.image_sizes_pdf(sizes))) as pdf:
+        found = images.pictures(pdf)
+    largest = sorted((width for width, _height in sizes), reverse=True)
+    assert sorted(decoded, reverse=True) == largest[:limits.MAX_IMAGES_READ]
+    assert [picture.width for picture in found] == largest[:limits.MAX_IMAGES_READ]
+
+
+def test_an_image_not_the_size_its_dictionary_says_is_not_read() -> None:
+    """A JPEG behind an ASCIIHex filter (decoded by pikepdf, not by the DCT shortcut)
+    whose dictionary declares twice its width is left alone."""
+    import io
+
+    import pikepdf
+    from PIL import Image
+
+    from watermark.document.pdf import images
+
+    buffer = io.BytesIO()
+    Image.new("L", (16, 16), 128).save(buffer, "JPEG")
+    with pikepdf.open(io.BytesIO(docs.image_sizes_pdf([(16, 16)]))) as pdf:
+        (stream,) = [obj for obj in pdf.objects if isinstance(obj, pikepdf.Stream)
+                     and obj.get("/Subtype") == pikepdf.Name.Image]
+        stream.write(buffer.getvalue().hex().encode() + b">",
+                     filter=pikepdf.Array([pikepdf.Name.ASCIIHexDecode,
+                                           pikepdf.Name.DCTDecode]))
+        assert images.decode_image(stream) is not None
+        stream.Width = 32
+        assert images.decode_image(stream) is None

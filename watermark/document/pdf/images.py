@@ -19,19 +19,23 @@ from typing import Final
 import pikepdf
 from PIL import Image, JpegImagePlugin
 
-from watermark.document.pdf.check import image_streams
-from watermark.document.pdf.limits import MAX_IMAGE_PIXELS, MAX_IMAGES_READ
+from watermark.document.pdf.check import ascii_decode, image_streams
+from watermark.document.pdf.limits import MAX_IMAGE_PIXELS, MAX_IMAGES_READ, MAX_STREAM_BYTES
 from watermark.embed import embed
-from watermark.errors import EmbedCheckError, UnsupportedImageError
+from watermark.errors import CorruptDocumentError, EmbedCheckError, UnsupportedImageError
 from watermark.extract import extract
 from watermark.result import ExtractResult
 
 JPEG_QUALITY: Final = 95
 _DCT: Final = frozenset({"/DCTDecode", "/DCT"})
+_HEADER_CODECS: Final = frozenset({"/DCTDecode", "/DCT", "/JPXDecode"})
+_ASCII_FILTERS: Final = frozenset({"/ASCIIHexDecode", "/ASCII85Decode", "/AHx", "/A85"})
+_FLATE: Final = frozenset({"/FlateDecode", "/Fl"})
 _SAMPLING: Final = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
 _DECODE_ERRORS: Final = (pikepdf.PdfError, NotImplementedError, ValueError, OSError,
                          KeyError, TypeError, AttributeError, ZeroDivisionError,
-                         Image.DecompressionBombError)
+                         Image.DecompressionBombError, zlib.error,
+                         CorruptDocumentError)
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,9 @@ def decode_image(stream: pikepdf.Stream) -> Image.Image | None:
                 return None
             picture = Image.frombytes(space, (width, height), pixels)
         else:
+            if filters and filters[-1] in _HEADER_CODECS and not _header_fits(
+                    stream, filters, (width, height)):
+                return None
             # pikepdf composes a soft mask into RGBA; the mask stays in its own stream
             picture = pikepdf.PdfImage(stream).as_pil_image()
             if picture.mode in {"RGBA", "P"}:
@@ -91,6 +98,22 @@ def decode_image(stream: pikepdf.Stream) -> Image.Image | None:
     except _DECODE_ERRORS:
         return None
     return picture
+
+
+def _header_fits(stream: pikepdf.Stream, filters: list[str], size: tuple[int, int]) -> bool:
+    """Whether a JPEG or JPEG 2000 image's own header has the size its dictionary declares
+    (the size the check limited), read before pikepdf decodes it. The filters before the
+    codec are undone here: ASCII ones, and Flate up to the stream limit."""
+    data = stream.read_raw_bytes()
+    for name in filters[:-1]:
+        if name in _ASCII_FILTERS:
+            data = ascii_decode(data, name)
+        elif name in _FLATE:
+            data = zlib.decompressobj().decompress(data, MAX_STREAM_BYTES)
+        else:
+            return False  # LZW or RunLength before a codec: too rare to be worth decoding
+    with Image.open(io.BytesIO(data), formats=["JPEG", "JPEG2000"]) as header:
+        return header.size == size
 
 
 def _filters(stream: pikepdf.Stream) -> list[str]:

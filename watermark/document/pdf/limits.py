@@ -35,10 +35,14 @@ MAX_PAGE_SIDE: Final = 200 * 72
 #: uses it (it is parsed once per page by the check, the embedder and PDFium); a long text
 #: document has 2-20 KB a page, and parsing this much takes some 10-20 s
 MAX_CONTENT_BYTES: Final = 48 * 1024 * 1024
-#: operators in the page content of the whole document, counted the same way; the
-#: embedder parses a page's operators into Python objects, so this bounds its time (a
-#: text page has a few hundred to a few thousand)
-MAX_CONTENT_OPERATORS: Final = 4_000_000
+#: operators in one page's content, and in the page content of the whole document (a
+#: stream counted once for each page that uses it). The embedder parses a page's
+#: operators into Python objects: 1M took 12 s and 570 MB here, so a page is held to
+#: about 120 MB and the document to some 30 s. Counted by a scan that errs high (words
+#: in comments and hex strings count too); real text pages have a few hundred (the
+#: libtasn1 manual: 358 on average, 876 at most)
+MAX_PAGE_OPERATORS: Final = 200_000
+MAX_CONTENT_OPERATORS: Final = 2_500_000
 #: pixels of one rendered page picture in an informed read (a Letter page at 150 dpi is
 #: 2.1 megapixels; this allows 40 x 40 inches); larger pages are not rendered
 MAX_RENDER_PIXELS: Final = 40_000_000
