@@ -148,8 +148,12 @@ def test_the_same_copy_in_every_process(books: dict[str, bytes],
     script = (
         "import hashlib, json\n"
         "from tests.watermark.epub_books import standard_books\n"
-        "from tests.watermark.test_epub import KEY, payload_of\n"
         "from watermark.document.epub import embed_epub_bytes\n"
+        # KEY and payload_of as defined above: importing this module would import
+        # tests.conftest, which needs Django set up
+        f"KEY = {KEY!r}\n"
+        "def payload_of(t):\n"
+        "    return int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], 'big')\n"
         "books = standard_books()\n"
         "print(json.dumps({t: hashlib.sha256(embed_epub_bytes(books[t], KEY, payload_of(t)))"
         ".hexdigest() for t in ('Freedoms', 'Grants', 'Libraries')}))\n")

@@ -234,6 +234,69 @@ def test_overlapping_members_are_refused(small: bytes) -> None:
     refused(bomb, DocumentTooLargeError)
 
 
+def _no_zipfile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make building a ZipFile fail the test: the refusal must come before it."""
+    from watermark.document.epub import archive
+
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("zipfile parsed a directory that should have been refused")
+
+    monkeypatch.setattr(archive.zipfile, "ZipFile", refuse)
+
+
+def test_too_many_members_in_the_end_record_are_refused_before_zipfile(
+        small: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    end = small.rindex(b"PK\x05\x06")
+    claim = limits.MAX_MEMBERS + 1
+    bomb = bytearray(small)
+    struct.pack_into("<HH", bomb, end + 8, claim, claim)
+    _no_zipfile(monkeypatch)
+    with pytest.raises(DocumentTooLargeError, match=str(claim)):
+        check_epub(bytes(bomb))
+
+
+def test_zip64_end_record_without_its_locator_is_refused(
+        small: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    end = small.rindex(b"PK\x05\x06")
+    bomb = bytearray(small)
+    struct.pack_into("<HH", bomb, end + 8, 0xFFFF, 0xFFFF)
+    _no_zipfile(monkeypatch)
+    with pytest.raises(DocumentTooLargeError):
+        check_epub(bytes(bomb))
+
+
+def test_more_entries_than_the_end_record_states_are_counted(
+        small: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    # zipfile reads the directory by its size, not the count: a lying count is caught by
+    # counting the entries themselves
+    members = zipfile.ZipFile(io.BytesIO(small)).infolist()
+    monkeypatch.setattr(limits, "MAX_MEMBERS", len(members) - 1)
+    lying = bytearray(small)
+    end = small.rindex(b"PK\x05\x06")
+    struct.pack_into("<HH", lying, end + 8, 1, 1)
+    _no_zipfile(monkeypatch)
+    with pytest.raises(DocumentTooLargeError, match=f"more than {len(members) - 1}"):
+        check_epub(bytes(lying))
+
+
+def test_a_local_extra_field_that_runs_into_the_next_member_is_an_overlap(
+        small: bytes) -> None:
+    # the first member (mimetype, stored) with a local extra field claimed long enough
+    # to reach the second member's header: its name and data alone do not
+    infos = sorted(zipfile.ZipFile(io.BytesIO(small)).infolist(),
+                   key=lambda info: info.header_offset)
+    first, second = infos[0], infos[1]
+    assert small[first.header_offset : first.header_offset + 4] == b"PK\x03\x04"
+    name_length, extra_length = struct.unpack_from("<HH", small, first.header_offset + 26)
+    body = first.header_offset + 30 + name_length + extra_length + first.compress_size
+    assert body <= second.header_offset  # the master is fine
+    reach = second.header_offset - body + 1  # one byte more of extra field: overlap
+    data = bytearray(small)
+    struct.pack_into("<H", data, first.header_offset + 28, extra_length + reach)
+    with pytest.raises(DocumentTooLargeError, match="overlap"):
+        check_epub(bytes(data))
+
+
 @pytest.mark.parametrize("name", ["../escape.xhtml", "/etc/passwd", "OEBPS/../../up.css",
                                   "C:/windows.css", "OEBPS\\back.css"])
 def test_unsafe_member_names_are_refused(name: str, small: bytes) -> None:

@@ -289,3 +289,17 @@ def test_a_video_longer_than_its_container_states_is_refused_while_decoding() ->
         embed_video_bytes(lying, KEY, PAYLOAD)
     with pytest.raises(VideoTooLargeError):
         extract_video_bytes(data, KEY, reference=lying)
+
+
+def test_library_errors_become_corrupt_video_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a ValueError in the encoder thread (as PyAV raises for a bad packet) is re-raised
+    # as CorruptVideoError, never raw
+    from watermark.video import codec
+
+    def broken(*_: object) -> None:
+        raise ValueError("bad packet")
+
+    monkeypatch.setattr(codec, "_mux_until", broken)
+    with pytest.raises(CorruptVideoError, match="bad packet") as caught:
+        embed_video_bytes(mp4(), KEY, PAYLOAD)
+    assert isinstance(caught.value.__cause__, ValueError)

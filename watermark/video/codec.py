@@ -75,8 +75,8 @@ def _first_pass(data: bytes, info: VideoInfo, output: Any, key: bytes, payload: 
         video = container.streams.video[0]
         audio = container.streams.audio[0] if container.streams.audio else None
         sizes = [0, 0]
-        guard = LengthGuard.of_info(info)
-        first: list[float] = []
+        guards = (LengthGuard.of_info(info), _audio_guard(container, info))
+        firsts: tuple[list[float], list[float]] = ([], [])
         out_audio = None
         if audio is not None:
             out_audio = _audio_stream(output, audio, info.format,
@@ -85,7 +85,8 @@ def _first_pass(data: bytes, info: VideoInfo, output: Any, key: bytes, payload: 
         def audio_frames() -> Any:
             streams = [video] if audio is None else [video, audio]
             for packet in container.demux(*streams):
-                _guard_packet(guard, packet, first, sizes[1])
+                kind = 0 if packet.stream.type == "video" else 1
+                _guard_packet(guards[kind], packet, firsts[kind], sizes[1] if kind == 0 else 0)
                 if packet.stream.type == "video":
                     if packet.size:
                         sizes[0] += packet.size
@@ -115,9 +116,16 @@ def _first_pass(data: bytes, info: VideoInfo, output: Any, key: bytes, payload: 
     return _Pass1(sizes[0], sizes[1], result)
 
 
+def _audio_guard(container: Any, info: VideoInfo) -> LengthGuard:
+    """The length guard for soundtrack packets: the soundtrack may run past the picture,
+    so its bound is the container's duration where that is longer (mvhd, WebM's Info)."""
+    overall = container.duration / 1_000_000 if container.duration else 0.0
+    return LengthGuard(0, info.fps, max(info.duration_seconds, overall))
+
+
 def _guard_packet(guard: LengthGuard, packet: Any, first: list[float], count: int) -> None:
     """`guard.check` on a demuxed packet: `count` video packets so far, and the packet's
-    time after the first packet's (`first` holds that, once seen)."""
+    time after the first packet's of its stream (`first` holds that, once seen)."""
     if packet.pts is None or packet.time_base is None:
         guard.check(count, None)
         return
@@ -130,9 +138,9 @@ def _guard_packet(guard: LengthGuard, packet: Any, first: list[float], count: in
 def _audio_bit_rate(data: bytes, info: VideoInfo) -> int | None:
     """The soundtrack's bitrate from its packets (WebM states none), by a demux without
     decoding; None if there is too little of it to measure."""
-    guard = LengthGuard.of_info(info)
     first: list[float] = []
     with probe.open_input(data) as container:
+        guard = _audio_guard(container, info)
         stream = container.streams.audio[0]
         total = 0
         last = 0.0

@@ -28,6 +28,7 @@ from watermark.document.epub.package import (
     DC_NS,
     OPF_NS,
     Book,
+    ElementTree,
     open_book,
     parse_xml,
     serialise,

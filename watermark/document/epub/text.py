@@ -37,7 +37,7 @@ import numpy as np
 from lxml import etree
 from numpy.typing import NDArray
 
-from watermark.document.epub.package import XHTML_NS
+from watermark.document.epub.package import XHTML_NS, Element, ElementTree
 from watermark.payload import CODED_BITS
 
 CARRIER: Final = "\u200b"
