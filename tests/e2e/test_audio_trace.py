@@ -18,9 +18,10 @@ import pytest
 import soundfile
 
 from exchange.catalogue.demo_audio import mp3_bytes
-from licensing.core import DeviceKeys, KeyRing, read_licence, read_piece
+from licensing.core import DeviceKeys, KeyRing, read_licence
 from tests.support.agents import AgentProcess
 from tests.support.platform import Platform, platform
+from tests.support.selling import seed_all, trace_in_portal
 from watermark.audio.codec import extract_audio_bytes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -32,37 +33,6 @@ TRACK = "Harbour lights (demo track)"
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     with platform(tmp_path_factory.mktemp("audio")) as running:
         yield running
-
-
-def _seed_all(agent: AgentProcess, site: Platform, work_id: str) -> None:
-    """Give a seeding agent every verified piece, as the platform's seed agent has them."""
-    from agent.store import PieceStore
-
-    with site.api("rita") as client:
-        manifest = client.get(f"/api/v1/works/{work_id}/manifest/").json()["token"]
-    ring = KeyRing.from_jwks(httpx.get(f"{site.url}/.well-known/jwks.json").content)
-    store = PieceStore(agent.home / "store")
-    work = store.add_work(manifest, keyring=ring, now=int(time.time()))
-    ciphertext = site.data_dir / "ciphertext" / f"{work_id}.pmc"
-    for index in range(work.piece_count):
-        assert work.write_piece(index, read_piece(ciphertext, work.manifest, index))
-    store.close()
-
-
-def _trace_in_portal(site: Platform, username: str, data: bytes, name: str) -> str:
-    """Log in to the portal as a person would, upload a suspect copy, read the report."""
-    with httpx.Client(base_url=site.url, timeout=120, follow_redirects=True) as browser:
-        browser.get("/login/")
-        browser.post("/login/", data={
-            "username": username, "password": site.logins[username],
-            "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
-            headers={"Referer": f"{site.url}/login/"})
-        page = browser.post("/studio/trace/", data={
-            "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
-            files={"file": (name, data)}, headers={"Referer": f"{site.url}/studio/trace/"})
-        assert page.status_code == 200, page.text[-2000:]
-        assert "/studio/trace/" in str(page.url), page.url
-        return page.text
 
 
 def _licence_of(buyer: AgentProcess, site: Platform, licence_id: str) -> Any:
@@ -80,7 +50,7 @@ def test_a_bought_mp3_is_delivered_marked_and_a_leaked_excerpt_names_its_buyer(
     assert work["media_type"] == "audio"
     seeder = AgentProcess(tmp_path, "a-seed", site.url)
     seeder.setup("rita", site.logins["rita"])
-    _seed_all(seeder, site, work["id"])
+    seed_all(seeder, site, work["id"])
     buyer = AgentProcess(tmp_path, "a-bob", site.url)
     buyer.setup("bob", site.logins["bob"])  # the demo's top-up pays for it
 
@@ -120,7 +90,7 @@ def test_a_bought_mp3_is_delivered_marked_and_a_leaked_excerpt_names_its_buyer(
     # It leaks: 20 s of it, 3 dB quieter, re-encoded at 128 kbit/s. Rita traces it.
     excerpt = samples[int(2.0 * rate): int(22.0 * rate)] * 10 ** (-3 / 20)
     leaked = mp3_bytes(excerpt, rate=rate, kbps=128)
-    report = _trace_in_portal(site, "rita", leaked, "leak.mp3")
+    report = trace_in_portal(site, "rita", leaked, "leak.mp3")
     assert "Watermark read: licence named" in report
     assert result["licence_id"] in report
     assert "<td>bob</td>" in report

@@ -18,9 +18,10 @@ import httpx
 import pikepdf
 import pytest
 
-from licensing.core import DeviceKeys, KeyRing, read_licence, read_piece
+from licensing.core import DeviceKeys, KeyRing, read_licence
 from tests.support.agents import AgentProcess
 from tests.support.platform import Platform, platform
+from tests.support.selling import seed_all, trace_in_portal
 from tests.watermark import pdf_documents, video_attacks, video_clips
 from watermark.document.pdf import extract_pdf_bytes
 from watermark.video import extract_video_bytes, probe_video
@@ -52,21 +53,6 @@ def _register(site: Platform, title: str, name: str, data: bytes, content_type: 
     return work
 
 
-def _seed_all(agent: AgentProcess, site: Platform, work_id: str) -> None:
-    """Give a seeding agent every verified piece, as the platform's seed agent has them."""
-    from agent.store import PieceStore
-
-    with site.api("rita") as client:
-        manifest = client.get(f"/api/v1/works/{work_id}/manifest/").json()["token"]
-    ring = KeyRing.from_jwks(httpx.get(f"{site.url}/.well-known/jwks.json").content)
-    store = PieceStore(agent.home / "store")
-    work = store.add_work(manifest, keyring=ring, now=int(time.time()))
-    ciphertext = site.data_dir / "ciphertext" / f"{work_id}.pmc"
-    for index in range(work.piece_count):
-        assert work.write_piece(index, read_piece(ciphertext, work.manifest, index))
-    store.close()
-
-
 def _watermark_key(buyer: AgentProcess, site: Platform, licence_id: str) -> tuple[bytes, int]:
     owned = json.loads((buyer.home / "licences" / f"{licence_id}.json").read_text())
     ring = KeyRing.from_jwks(httpx.get(f"{site.url}/.well-known/jwks.json").content)
@@ -90,27 +76,11 @@ def _audited(site: Platform, licence_id: str, delivered: bytes) -> None:
     assert verdict == "matches"
 
 
-def _trace_in_portal(site: Platform, username: str, data: bytes, name: str) -> str:
-    """Log in to the portal as a person would, upload a suspect copy, read the report."""
-    with httpx.Client(base_url=site.url, timeout=120, follow_redirects=True) as browser:
-        browser.get("/login/")
-        browser.post("/login/", data={
-            "username": username, "password": site.logins[username],
-            "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
-            headers={"Referer": f"{site.url}/login/"})
-        page = browser.post("/studio/trace/", data={
-            "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
-            files={"file": (name, data)}, headers={"Referer": f"{site.url}/studio/trace/"})
-        assert page.status_code == 200, page.text[-2000:]
-        assert "/studio/trace/" in str(page.url), page.url
-        return page.text
-
-
 def _bought(site: Platform, tmp_path: Path, work: dict[str, Any], name: str
             ) -> tuple[AgentProcess, dict[str, Any]]:
     seeder = AgentProcess(tmp_path, f"seed-{name}", site.url)
     seeder.setup("rita", site.logins["rita"])
-    _seed_all(seeder, site, work["id"])
+    seed_all(seeder, site, work["id"])
     buyer = AgentProcess(tmp_path, f"bob-{name}", site.url)
     buyer.setup("bob", site.logins["bob"])  # the demo's top-up pays for it
     with seeder.serving():
@@ -142,7 +112,7 @@ def test_a_bought_video_is_delivered_marked_and_a_leaked_excerpt_names_its_buyer
 
     # It leaks: 5 s from mid-GOP, then scaled down and re-encoded. Rita traces it.
     leaked = video_attacks.downscale(video_attacks.excerpt(delivered, 1.7, 5.0), height=240)
-    report = _trace_in_portal(site, "rita", leaked, "leak.mp4")
+    report = trace_in_portal(site, "rita", leaked, "leak.mp4")
     assert "Watermark read: licence named" in report
     assert result["licence_id"] in report
     assert "<td>bob</td>" in report
@@ -170,7 +140,7 @@ def test_a_bought_pdf_is_delivered_marked_and_two_leaked_pages_name_its_buyer(
         excerpt.pages.extend(pdf.pages[2:4])
         out = io.BytesIO()
         excerpt.save(out)
-    report = _trace_in_portal(site, "rita", out.getvalue(), "pages.pdf")
+    report = trace_in_portal(site, "rita", out.getvalue(), "pages.pdf")
     assert "Watermark read: licence named" in report
     assert result["licence_id"] in report
     assert "<td>bob</td>" in report

@@ -22,6 +22,7 @@ from licensing.core import KeyRing, read_licence, read_piece
 from tests.support.agents import AgentProcess
 from tests.support.platform import Platform, platform
 from tests.support.processes import stop
+from tests.support.selling import trace_in_portal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -93,22 +94,6 @@ def _payload_in(output: Path, buyer: AgentProcess, site: Platform, licence_id: s
     return int(found.payload)
 
 
-def _trace_in_portal(site: Platform, username: str, data: bytes, name: str) -> str:
-    """Log in to the portal as a person would, upload a suspect copy, read the report."""
-    with httpx.Client(base_url=site.url, timeout=120, follow_redirects=True) as browser:
-        browser.get("/login/")
-        browser.post("/login/", data={
-            "username": username, "password": site.logins[username],
-            "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
-            headers={"Referer": f"{site.url}/login/"})
-        page = browser.post("/studio/trace/", data={
-            "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
-            files={"file": (name, data)}, headers={"Referer": f"{site.url}/studio/trace/"})
-        assert page.status_code == 200, page.text[-2000:]
-        assert "/studio/trace/" in str(page.url), page.url
-        return page.text
-
-
 def test_a_buyer_downloads_from_three_peers_at_once_and_the_copy_names_its_licence(
     site: Platform, tmp_path: Path
 ) -> None:
@@ -147,7 +132,7 @@ def test_a_buyer_downloads_from_three_peers_at_once_and_the_copy_names_its_licen
         assert image.size == (1200, 900)
 
     # The copy leaks: Rita traces it in the portal, as it was delivered and recompressed.
-    report = _trace_in_portal(site, "rita", output.read_bytes(), "as-delivered.png")
+    report = trace_in_portal(site, "rita", output.read_bytes(), "as-delivered.png")
     assert "Exact delivered copy" in report
     assert result["licence_id"] in report
     assert "<td>bob</td>" in report
@@ -156,7 +141,7 @@ def test_a_buyer_downloads_from_three_peers_at_once_and_the_copy_names_its_licen
     leaked = io.BytesIO()
     with Image.open(output) as image:
         image.convert("RGB").save(leaked, format="JPEG", quality=85)
-    report = _trace_in_portal(site, "rita", leaked.getvalue(), "leak.jpg")
+    report = trace_in_portal(site, "rita", leaked.getvalue(), "leak.jpg")
     assert "Watermark read: licence named" in report
     assert result["licence_id"] in report
 
