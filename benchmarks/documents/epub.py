@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -36,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np
 
+from benchmarks.common import machine
 from tests.watermark import epub_books as eb
 from tests.watermark.test_epub import epubcheck_command
 from watermark.document.epub import check_epub, embed_epub_bytes, extract_epub_bytes
@@ -60,18 +59,6 @@ ATTACKS: dict[str, tuple[Attack, bool]] = {  # name -> (attack, read informed to
     "zero-width removed + metadata stripped": (
         lambda d: eb.strip_identifier(eb.map_text(d, "strip")), True),
 }
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(),
-                          re.MULTILINE)
-        if found:
-            model = found.group(1).strip()
-    except OSError:
-        pass
-    return f"{os.cpu_count()} x {model}, Python {platform.python_version()}, {platform.system()}"
 
 
 def epubcheck_all(files: dict[str, bytes]) -> dict[str, bool]:

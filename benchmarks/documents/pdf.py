@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
 import random
-import re
 import statistics
 import subprocess
 import sys
@@ -37,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 import pypdfium2 as pdfium  # noqa: I001
 import pypdfium2.version
 
+from benchmarks.common import machine
 from tests.watermark import pdf_documents as docs
 from watermark import ecc
 from watermark.document.pdf import check_pdf, embed_pdf_bytes, extract_pdf_bytes
@@ -53,18 +51,6 @@ DOCUMENTS: dict[str, Callable[[], bytes]] = {
     "ragged Helvetica prose, short pages (4 p.)": lambda: docs.text_pdf(pages=4,
                                                                         lines_per_page=25),
 }
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(),
-                          re.MULTILINE)
-        if found:
-            model = found.group(1).strip()
-    except OSError:
-        pass
-    return f"{os.cpu_count()} x {model}, Python {platform.python_version()}"
 
 
 def tool_version(command: list[str]) -> str:
