@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
 from typing import Final
 
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError
@@ -79,26 +80,57 @@ def _is_lossless_webp(data: bytes) -> bool:
     return False
 
 
-def _encode(marked: Image.Image, source: Image.Image, data: bytes, jpeg_quality: int,
-            webp_quality: int) -> bytes:
+@dataclass(frozen=True)
+class Encoding:
+    """How a copy is written so it looks like its master: format and the metadata kept.
+
+    Sealed delivery carries this in its container, since the agent that writes the copy
+    never sees the master file.
+    """
+
+    format: str
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    dpi: tuple[float, float] | None = None
+    subsampling: int = -1
+    lossless: bool = False
+
+
+def encoding_of(source: Image.Image, data: bytes) -> Encoding:
+    """The encoding `embed_bytes` gives a copy of `source` (decoded from `data`)."""
+    info = source.info
+    dpi = info.get("dpi") if source.format == "PNG" else None
+    exif = info.get("exif") if source.format != "PNG" else None
+    return Encoding(
+        format=str(source.format),
+        icc_profile=info.get("icc_profile") or None,
+        exif=exif or None,
+        dpi=(float(dpi[0]), float(dpi[1])) if dpi else None,
+        subsampling=JpegImagePlugin.get_sampling(source) if source.format == "JPEG" else -1,
+        lossless=source.format == "WEBP" and _is_lossless_webp(data),
+    )
+
+
+def encode(marked: Image.Image, encoding: Encoding, *,
+           jpeg_quality: int = DEFAULT_JPEG_QUALITY,
+           webp_quality: int = DEFAULT_WEBP_QUALITY) -> bytes:
+    """The file of `marked` in `encoding`."""
     out = io.BytesIO()
-    icc = source.info.get("icc_profile")
-    extra: dict[str, object] = {"icc_profile": icc} if icc else {}
-    if source.format == "PNG":
-        if "dpi" in source.info:
-            extra["dpi"] = source.info["dpi"]
+    extra: dict[str, object] = {"icc_profile": encoding.icc_profile} if encoding.icc_profile else {}
+    if encoding.format == "PNG":
+        if encoding.dpi is not None:
+            extra["dpi"] = encoding.dpi
         marked.save(out, "PNG", **extra)
-    elif source.format == "JPEG":
-        sampling = JpegImagePlugin.get_sampling(source)
-        if sampling >= 0:
-            extra["subsampling"] = sampling
-        if "exif" in source.info:
-            extra["exif"] = source.info["exif"]
+    elif encoding.format == "JPEG":
+        if encoding.subsampling >= 0:
+            extra["subsampling"] = encoding.subsampling
+        if encoding.exif:
+            extra["exif"] = encoding.exif
         marked.save(out, "JPEG", quality=jpeg_quality, **extra)
     else:
-        if "exif" in source.info:
-            extra["exif"] = source.info["exif"]
-        if _is_lossless_webp(data):
+        if encoding.exif:
+            extra["exif"] = encoding.exif
+        if encoding.lossless:
             marked.save(out, "WEBP", lossless=True, exact=True, **extra)
         else:
             marked.save(out, "WEBP", quality=webp_quality, **extra)
@@ -126,7 +158,8 @@ def embed_bytes(
     if source.format == "JPEG" and source.mode not in {"L", "RGB"}:
         raise UnsupportedImageError(f"JPEG in mode {source.mode!r} cannot be marked")
     marked = embed(source, key, payload, params=params, max_pixels=max_pixels)
-    return _encode(marked, source, bytes(data), jpeg_quality, webp_quality)
+    return encode(marked, encoding_of(source, bytes(data)), jpeg_quality=jpeg_quality,
+                  webp_quality=webp_quality)
 
 
 def extract_bytes(

@@ -57,10 +57,10 @@ def blind_soft(luma: NDArray[np.float32], key: bytes, params: Params) -> Soft:
 
 
 MIN_GAIN = 0.05
-"""Least contrast (as a share of the master's) an informed read divides by; see `_fit_gain`."""
+"""Least contrast (as a share of the master's) an informed read divides by; see `fit_gain`."""
 
 
-def _fit_gain(master: NDArray[np.float32], copy: NDArray[np.float32]) -> tuple[float, float]:
+def fit_gain(master: NDArray[np.float32], copy: NDArray[np.float32]) -> tuple[float, float]:
     """Gain and offset that best map the master's pixels onto the copy's (least squares).
 
     A flat master (all black, all white) says nothing about contrast: its gain column is
@@ -116,7 +116,7 @@ def informed_soft(copy: Registered, master: NDArray[np.float32], key: bytes,
     inside[: rows * params.cell, : cols * params.cell] = np.kron(
         valid, np.ones((params.cell, params.cell), dtype=bool))
 
-    gain, offset = _fit_gain(seen[inside], warped[inside])
+    gain, offset = fit_gain(seen[inside], warped[inside])
     residual = np.where(inside, warped - (gain * seen + offset), 0.0).astype(np.float32)
     cells = grid.cell_weighted_sums(residual, params.cell)
     cells = cells - grid.box_mean(cells, 2)
