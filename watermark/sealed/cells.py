@@ -31,14 +31,34 @@ def bump(cell: int) -> NDArray[np.int64]:
     return np.asarray(np.outer(line, line), np.int64)
 
 
+STRIP_CELLS: Final = 64
+"""Cell rows handled at once: bounded memory on a 50-megapixel picture."""
+
+
 def project(luma: NDArray[np.float32], cell: int) -> NDArray[np.int64]:
     """Each whole cell's coefficient alpha on its bump, in 1/16 grey level."""
     rows, cols = luma.shape[0] // cell, luma.shape[1] // cell
     window = bump(cell).astype(np.float64) / BUMP_UNIT**2
-    blocks = luma[: rows * cell, : cols * cell].astype(np.float64).reshape(rows, cell, cols, cell)
-    sums = (blocks * window[None, :, None, :]).sum(axis=(1, 3))
-    alpha = sums / float(np.square(window).sum())
-    return np.asarray(np.rint(alpha * COEFFICIENT_UNIT), np.int64)
+    energy = float(np.square(window).sum())
+    alpha = np.empty((rows, cols), dtype=np.int64)
+    for top in range(0, rows, STRIP_CELLS):
+        count = min(STRIP_CELLS, rows - top)
+        strip = luma[top * cell : (top + count) * cell, : cols * cell].astype(np.float64)
+        sums = (strip.reshape(count, cell, cols, cell) * window[None, :, None, :]).sum(
+            axis=(1, 3))
+        alpha[top : top + count] = np.rint(sums / energy * COEFFICIENT_UNIT)
+    return alpha
+
+
+def strips(rows: int, cell: int, height: int) -> list[tuple[int, int, slice]]:
+    """(first cell row, cell rows, pixel rows) of each strip; the last strip takes the
+    unmarked margin below the whole cells too."""
+    out = []
+    for top in range(0, max(rows, 1), STRIP_CELLS):
+        count = min(STRIP_CELLS, rows - top)
+        last = top + STRIP_CELLS >= rows
+        out.append((top, count, slice(top * cell, height if last else (top + count) * cell)))
+    return out
 
 
 def spread(coefficients: NDArray[np.int64], cell: int, height: int,

@@ -76,12 +76,14 @@ def seal_image(master: bytes, key: bytes) -> bytes:
     noise = keyed.noise_table(raw_key, size)[lookups(seed, rows * cols, size)].sum(axis=1)
     sealed = alpha + scale.astype(np.int64) * noise.reshape(rows, cols)
     colour = planes.colour
-    complement = planes.pixels[:, :, :colour].astype(np.int32) - \
-        cells.spread(alpha, cell, height, width)[:, :, None]
+    complement = np.empty((height, width, colour), dtype=np.int16)
+    for top, count, strip in cells.strips(rows, cell, height):
+        body = cells.spread(alpha[top : top + count], cell, strip.stop - strip.start, width)
+        complement[strip] = planes.pixels[strip, :, :colour].astype(np.int32) - body[:, :, None]
     info = SealedInfo(width, height, planes.mode, cell, size, CODE_BITS, seed,
                       encoding_of(source, bytes(master)))
     if not (np.iinfo(np.int32).min < sealed.min() and sealed.max() < np.iinfo(np.int32).max):
         raise EmbedCheckError("a sealed coefficient does not fit 32 bits")
-    return write_container(Container(info, complement.astype(np.int16),
+    return write_container(Container(info, complement,
                                      np.ascontiguousarray(planes.pixels[:, :, colour:]),
                                      sealed.astype(np.int32), scale))

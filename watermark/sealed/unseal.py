@@ -27,9 +27,14 @@ def unseal(container: bytes, table: bytes) -> bytes:
     picked = entries[lookups(info.lookup_seed, info.rows * info.cols, info.table_size)]
     coefficients = parts.sealed.astype(np.int64) + parts.scale.astype(np.int64) * \
         picked.sum(axis=1, dtype=np.int64).reshape(info.rows, info.cols)
-    luma = cells.spread(coefficients, info.cell, info.height, info.width)
-    colour = np.clip(parts.complement.astype(np.int32) + luma[:, :, None], 0, 255)
-    pixels = np.concatenate([colour.astype(np.uint8), parts.extra], axis=2)
+    colour = info.colour
+    pixels = np.empty((info.height, info.width, info.channels), dtype=np.uint8)
+    for top, count, rows in cells.strips(info.rows, info.cell, info.height):
+        luma = cells.spread(coefficients[top : top + count], info.cell,
+                            rows.stop - rows.start, info.width)
+        pixels[rows, :, :colour] = np.clip(
+            parts.complement[rows].astype(np.int32) + luma[:, :, None], 0, 255)
+    pixels[:, :, colour:] = parts.extra
     if pixels.shape[2] == 1:
         image = Image.fromarray(pixels[:, :, 0], mode=info.mode)
     else:
