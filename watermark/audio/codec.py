@@ -206,6 +206,20 @@ def _wav_data(samples: NDArray[np.generic], wav: _Wav) -> bytes:
     return samples.astype(kind[wav.format_tag, wav.bits]).tobytes()
 
 
+def wav_parts(master: bytes) -> tuple[bytes, int, bytes]:
+    """A WAV file's bytes before its sample data, the data's length, and the bytes after
+    (the chunks a copy keeps; sealed delivery stores these instead of the master)."""
+    wav = _wav_layout(master)
+    return master[: wav.data_start], wav.data_end - wav.data_start, master[wav.data_end:]
+
+
+def wav_from_parts(before: bytes, length: int, after: bytes,
+                   samples: NDArray[np.generic]) -> bytes:
+    """The WAV file `wav_parts` describes, holding `samples` (the decoder's type)."""
+    skeleton = before + bytes(length) + after
+    return _wav_copy(skeleton, _wav_layout(skeleton), samples)
+
+
 def _wav_copy(master: bytes, wav: _Wav, samples: NDArray[np.generic]) -> bytes:
     """The master's chunks, its sample data replaced, a PEAK chunk (old peaks) left out."""
     out = bytearray(master[:12])
@@ -442,13 +456,21 @@ def _as_float(samples: NDArray[np.generic]) -> NDArray[np.float64]:
 
 
 def _encode_flac(decoded: DecodedAudio, marked: NDArray[np.float64], master: bytes) -> bytes:
+    bits = _FLAC_SUBTYPES[decoded.subtype]
+    samples = _quantised(marked, bits, np.int16 if bits <= 16 else np.int32)
+    return flac_with_tags_of(master, samples, decoded.sample_rate, decoded.subtype)
+
+
+def flac_with_tags_of(master: bytes, samples: NDArray[np.generic], sample_rate: int,
+                      subtype: str) -> bytes:
+    """`samples` (int16, or int32 left-aligned) as a FLAC file with the Vorbis comments and
+    pictures of `master`, which may be a FLAC's metadata blocks alone (sealed delivery
+    keeps only those)."""
     import soundfile
 
     FLAC = _mutagen("flac").FLAC  # noqa: N806
-    bits = _FLAC_SUBTYPES[decoded.subtype]
-    samples = _quantised(marked, bits, np.int16 if bits <= 16 else np.int32)
     out = io.BytesIO()
-    soundfile.write(out, samples, decoded.sample_rate, format="FLAC", subtype=decoded.subtype)
+    soundfile.write(out, samples, sample_rate, format="FLAC", subtype=subtype)
     out.seek(0)
     source, copy = FLAC(io.BytesIO(master)), FLAC(out)
     if copy.tags is None:

@@ -18,7 +18,7 @@ from watermark.sealed.lookups import lookups
 from watermark.sealed.table import read_table
 
 
-def unseal(container: bytes, table: bytes) -> bytes:
+def unseal_image(container: bytes, table: bytes) -> bytes:
     """The marked file a sealed container and a personal table give (`SealedFormatError`
     if either is malformed, or they are not for each other)."""
     parts = read_container(container)
