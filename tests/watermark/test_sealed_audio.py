@@ -105,15 +105,20 @@ def _as_file(values: NDArray[np.float64], kind: str = "WAV") -> bytes:
     return encoded(kind, values.astype(np.float32))
 
 
-@pytest.mark.parametrize("attack", ["mp3-128", "excerpt-10s", "quieter"])
+@pytest.mark.parametrize("attack", ["mp3-128", "excerpt-10s", "quieter", "faster"])
 def test_a_processed_copy_still_names_its_licence(attack: str) -> None:
     values = samples(licensed("WAV", ISSUED[2]))
     if attack == "mp3-128":
         suspect = mp3_bytes(values.astype(np.float32), RATE, 128)
     elif attack == "excerpt-10s":
         suspect = _as_file(values[3 * RATE : 13 * RATE])
-    else:
+    elif attack == "quieter":
         suspect = _as_file(values * 0.5)
+    else:  # played 1% fast, pitch with it: every 101st sample dropped, by interpolation
+        positions = np.arange(int(values.shape[0] / 1.01)) * 1.01
+        faster = np.stack([np.interp(positions, np.arange(values.shape[0]), channel)
+                           for channel in values.T], axis=1)
+        suspect = _as_file(faster)
     named = [c.payload for c in accuse(suspect, master("WAV"), KEY, ISSUED).accused]
     assert named == [ISSUED[2]]
 

@@ -101,7 +101,8 @@ def seal_audio(master: bytes, key: bytes) -> bytes:
     frames = _frames(_mix(pcm), rate)
     alpha = audio_atoms.project(frames, rate)
     scale = scales(alpha)
-    if float(np.mean(scale >= 8)) < 0.2:
+    if float(np.sqrt(np.mean(np.square(scale / 8.0)))) < 1.0:
+        # the mark's RMS below one step of the file: rounding would erase it
         raise EmbedCheckError("the recording is too quiet to carry a mark")
     size = table_size_for(alpha.size)
     seed = keyed.lookup_seed(raw_key)
@@ -167,15 +168,50 @@ def _mono(decoded: DecodedAudio, bits: int) -> NDArray[np.float64]:
     return np.asarray(samples.mean(axis=1) * float(1 << (bits - 1)), np.float64)
 
 
-def _aligned(copy: NDArray[np.float64], master: NDArray[np.float64]) -> NDArray[np.float64]:
-    """The copy moved onto the master's timeline (zeros where it does not reach), by the
-    lag of the waveforms' best cross-correlation."""
+SPEEDS: Final = np.round(np.arange(0.97, 1.0301, 0.0025), 4)
+"""Playback speeds a copy is tried at (a turntable's or tape's change, pitch with it)."""
+_DECIMATE: Final = 8
+
+
+def _correlation(copy: NDArray[np.float64], master: NDArray[np.float64]
+                 ) -> tuple[int, float]:
+    """The lag of the copy in the master at the waveforms' best cross-correlation, and how
+    well they fit there (normalised)."""
     size = 1 << int(np.ceil(np.log2(copy.size + master.size)))
     product = np.fft.rfft(master, size) * np.conj(np.fft.rfft(copy, size))
     correlation = np.fft.irfft(product, size)
     lag = int(np.argmax(correlation))
+    energy = float(np.sqrt(np.square(copy).sum() * np.square(master).sum()))
     if lag > size // 2:
         lag -= size  # the copy starts before the master (an encoder's priming)
+    return lag, float(correlation[lag % size]) / max(energy, 1e-30)
+
+
+def _at_speed(copy: NDArray[np.float64], speed: float) -> NDArray[np.float64]:
+    """A copy played `speed` times as fast, put back on the master's clock."""
+    if speed == 1.0:
+        return copy
+    positions = np.arange(int((copy.size - 1) * speed)) / speed
+    return np.asarray(np.interp(positions, np.arange(copy.size), copy), np.float64)
+
+
+def _speed(copy: NDArray[np.float64], master: NDArray[np.float64]) -> float:
+    """The playback speed whose correction fits the master's waveform best, found on both
+    signals averaged over 8 samples (the fit is the music's, never the mark's, so trying
+    several speeds costs the accusation's bound nothing)."""
+    def coarse(signal: NDArray[np.float64]) -> NDArray[np.float64]:
+        usable = signal.size // _DECIMATE * _DECIMATE
+        return np.asarray(signal[:usable].reshape(-1, _DECIMATE).mean(axis=1), np.float64)
+
+    small_copy, small_master = coarse(copy), coarse(master)
+    fits = [_correlation(_at_speed(small_copy, float(s)), small_master)[1] for s in SPEEDS]
+    return float(SPEEDS[int(np.argmax(fits))])
+
+
+def _aligned(copy: NDArray[np.float64], master: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The copy moved onto the master's timeline (zeros where it does not reach), by the
+    lag of the waveforms' best cross-correlation."""
+    lag, _fit = _correlation(copy, master)
     out = np.zeros_like(master)
     start, source = max(lag, 0), max(-lag, 0)
     count = max(0, min(master.size - start, copy.size - source))
@@ -194,7 +230,7 @@ def audio_evidence(suspect: DecodedAudio, master: DecodedAudio,
         positions = np.arange(int(copy.size * rate / suspect.sample_rate)) * (
             suspect.sample_rate / rate)
         copy = np.interp(positions, np.arange(copy.size), copy)
-    aligned = _aligned(copy, reference)
+    aligned = _aligned(_at_speed(copy, _speed(copy, reference)), reference)
     length = audio_atoms.frame_length(rate)
     covered = _frames((aligned != 0).astype(np.float64), rate).mean(axis=1) > 0.99
     master_frames = _frames(reference, rate)
