@@ -20,8 +20,9 @@ its table's mark entries out of its own copy any better than it can estimate the
 each cell directly (see docs/SEALED.md, "Why the table is large")."""
 
 MIN_TABLE_ENTRIES: Final = 1 << 15
-MAX_TABLE_ENTRIES: Final = 1 << 22
-"""Tables are powers of two between these: 64 KiB to 8 MiB of 16-bit entries."""
+MAX_TABLE_ENTRIES: Final = 1 << 23
+"""Tables are powers of two between these: 64 KiB to 16 MiB of 16-bit entries (the
+largest for 20 minutes of 48 kHz audio, the longest recording the library takes)."""
 
 NOISE_SIGMA: Final = 1024
 """Standard deviation of a noise-table entry, in table units (a mark entry is +-1). The
