@@ -18,6 +18,14 @@ what is left for the end is the pieces the download did not bring (held before t
 run), the rest of the hash, the fsync and the rename. The work is never read back and
 decrypted a second time.
 
+A sealed licence (``licence.seal``; docs/SEALED.md) takes another path: the decrypted
+pieces are the work's sealed container, not the master, and the licence's personal
+table (fetched encrypted from the platform, checked against the licence's hash and
+opened with the table key the licence wraps) decrypts it straight into the marked copy
+(``watermark.sealed.unseal``). There is no unmarked way out: if the table does not open
+or does not fit, nothing is written. The container is held in memory only, as the
+marked path holds the plaintext, never in a file.
+
 Marking must be deterministic for a given (master, key, payload, library version):
 the platform's audit recomputes a sample of copies with the same rule and compares
 their hashes with the receipts (docs/THREAT_MODEL.md). Nothing here adds randomness.
@@ -31,7 +39,7 @@ import hashlib
 import os
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +56,8 @@ from licensing.core import (
 )
 from licensing.core.bitfield import bitfield_has, bitfield_length, bitfield_missing, bitfield_set
 from licensing.core.packaging import cipher_for
-from watermark import InvalidKeyError, InvalidPayloadError
+from licensing.core.sealed_tables import open_table
+from watermark import InvalidKeyError, InvalidPayloadError, WatermarkError
 from watermark import rule as marking_rule
 
 from .store import StoreError, WorkStore
@@ -84,12 +93,16 @@ def deliver(
     destination: Path,
     content_type: str,
     progress: marking_rule.Progress | None = None,
+    table: bytes | None = None,
 ) -> Delivery:
     """Decrypt the held work, mark it if the library marks its medium, write it
     atomically. ``progress`` hears how a long marking (a video's frames) comes along.
+    For a sealed licence, ``table`` is its encrypted personal table, as the platform
+    served it (see the module's docstring).
 
     Raises ``DeliveryError`` if the work is incomplete, does not belong to the licence,
-    a piece does not authenticate, or the copy cannot be written.
+    a piece does not authenticate, a sealed licence's table is missing or wrong, or the
+    copy cannot be written.
     """
     destination = Path(destination)
     _check_delivery(store, manifest, licence)
@@ -97,6 +110,9 @@ def deliver(
         missing = manifest.piece_count - store.held_count
         raise DeliveryError(f"the work is incomplete: {missing} piece(s) missing")
     try:
+        if licence.seal is not None:
+            return _deliver_sealed(store, manifest, licence=licence, keys=keys,
+                                   destination=destination, table=table)
         if marking_rule.marks(content_type, manifest.master_size):
             return _deliver_marked(
                 store, manifest, licence, keys, destination, content_type=content_type,
@@ -137,10 +153,11 @@ def streamed_copy(
     """A copy to write while the work downloads, or None if it will be marked.
 
     A marked copy is made from the whole plaintext at once (``deliver``, after the
-    download); the marking rule caps those works' size, so nothing is lost there.
+    download); the marking rule caps those works' size, so nothing is lost there. A
+    sealed licence's plaintext is its sealed container, never a copy to write: None.
     """
     _check_delivery(store, manifest, licence)
-    if marking_rule.marks(content_type, manifest.master_size):
+    if licence.seal is not None or marking_rule.marks(content_type, manifest.master_size):
         return None
     return StreamedCopy(manifest=manifest, keys=keys, destination=Path(destination),
                         content_type=content_type)
@@ -184,6 +201,57 @@ def _deliver_marked(
         unmarked_reason=None if copy.reason is None else UnmarkedReason(copy.reason),
         detail=copy.detail,
     )
+
+
+def unseal_function() -> Callable[[bytes, bytes], bytes]:
+    """``watermark.sealed.unseal``, imported when first needed (it brings numpy), and
+    looked up at each delivery (the modified-agent test replaces it)."""
+    from watermark import sealed
+
+    return sealed.unseal
+
+
+def _deliver_sealed(
+    store: WorkStore,
+    manifest: Manifest,
+    *,
+    licence: Licence,
+    keys: LicenceKeys,
+    destination: Path,
+    table: bytes | None,
+) -> Delivery:
+    """Open the licence's table, decrypt the sealed container with it, write the result.
+
+    The table is checked against the licence's claim before anything is decrypted, and
+    the container stays in memory: only the unsealed (marked) copy reaches the disk.
+    """
+    unseal = unseal_function()
+    seal = licence.seal
+    assert seal is not None
+    if table is None:
+        raise DeliveryError("this work is sealed: its personal table is needed to open it")
+    if len(table) != seal.size:
+        raise DeliveryError(f"the personal table is {len(table)} bytes, not the "
+                            f"{seal.size} the licence names")
+    try:
+        plain_table = open_table(keys.watermark_key, licence.licence_id, table,
+                                 seal.table_sha256)
+    except LicensingError as error:
+        raise DeliveryError(f"the personal table is refused: {error}; no copy was written"
+                            ) from error
+    container = b"".join(_plaintext_pieces(store, manifest, keys))
+    try:
+        copy = unseal(container, plain_table)
+    except (ValueError, WatermarkError) as error:  # SealedFormatError, or Pillow's refusal
+        raise DeliveryError(f"the sealed work does not open with this licence's table "
+                            f"({error}); no copy was written") from error
+    finally:
+        del container
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(destination, suffix=".partial") as out:
+        out.write(copy)
+    return Delivery(path=destination, sha256=hashlib.sha256(copy).digest(), size=len(copy),
+                    marked=True, unmarked_reason=None)
 
 
 class StreamedCopy:

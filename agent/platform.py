@@ -140,6 +140,26 @@ class PlatformClient:
         return list(self._paged("/api/v1/licences/",
                                 {"work": work_id} if work_id is not None else None))
 
+    def licence_table(self, licence_id: str, *, max_bytes: int) -> bytes:
+        """A sealed licence's encrypted personal table (the caller checks it against the
+        licence's hash). Read as a stream and refused past ``max_bytes``, so a platform
+        or proxy sending too much never fills the agent's memory."""
+        try:
+            with self._client.stream("GET", f"/api/v1/licences/{licence_id}/table/") as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise _error_from(response)
+                data = bytearray()
+                for chunk in response.iter_bytes():
+                    data += chunk
+                    if len(data) > max_bytes:
+                        raise PlatformError(200, "table_too_large",
+                                            f"The platform sent a table larger than the "
+                                            f"{max_bytes} bytes the licence names.")
+        except httpx.TransportError as exc:
+            raise PlatformUnreachableError(f"cannot reach the platform: {exc}") from exc
+        return bytes(data)
+
     def wallet(self) -> dict[str, Any]:
         return dict(self._request("GET", "/api/v1/wallet/"))
 

@@ -28,7 +28,7 @@ from agent.deliver import (
 from agent.download import Downloader, DownloadError, DownloadResult, Progress, Source
 from agent.library import OwnedLicence
 from agent.picker import BannedPiece, DroppedSource
-from agent.platform import PlatformUnreachableError
+from agent.platform import PlatformError, PlatformUnreachableError
 from agent.receipts import add_served, queue_receipt, receipt_sent, send_receipt
 from agent.store import PieceStore, StoreError, WorkStore
 from licensing.core import (
@@ -261,20 +261,39 @@ def start_copy(agent: Agent, owned: OwnedLicence, licence: Licence, work: WorkSt
         raise AgentError(f"Could not start the copy: {exc}") from exc
 
 
+def sealed_table(agent: Agent, licence: Licence) -> bytes | None:
+    """A sealed licence's encrypted personal table, from the platform (None for a marked
+    licence). The platform serves it to this licence's buyer only; `deliver` checks it
+    against the licence's hash before using it."""
+    if licence.seal is None:
+        return None
+    try:
+        return agent.platform.licence_table(licence.licence_id, max_bytes=licence.seal.size)
+    except PlatformUnreachableError as exc:
+        raise AgentError("This work is sealed: its copy is made with a personal table the "
+                         "platform serves, and the platform is unreachable. Try again "
+                         "online.") from exc
+    except PlatformError as exc:
+        raise AgentError(f"Could not fetch the sealed work's personal table: {exc}") from exc
+
+
 def deliver_copy(agent: Agent, owned: OwnedLicence, licence: Licence, work: WorkStore,
                  destination: Path, *, copy: StreamedCopy | None = None,
                  listener: GetListener | None = None) -> Delivery:
     """Decrypt, apply the marking rule, write atomically (see `agent.deliver`); with a
     copy written during the download, only finish it. A video's marking takes about its
-    running time, so the listener hears how far it has come."""
+    running time, so the listener hears how far it has come. A sealed work's personal
+    table is fetched first (`sealed_table`)."""
     listener = listener or GetListener()
     try:
         if copy is not None:
             return copy.finish(work)
+        table = sealed_table(agent, licence)
         return deliver(store=work, manifest=work.manifest, licence=licence,
                        keys=licence.unwrap_keys(agent.device), destination=destination,
                        content_type=owned.content_type,
-                       progress=lambda done, total: listener.marking_progress(owned, done, total))
+                       progress=lambda done, total: listener.marking_progress(owned, done, total),
+                       table=table)
     except DeliveryError as exc:
         raise AgentError(f"Could not write the copy: {exc}") from exc
     finally:

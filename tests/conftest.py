@@ -172,7 +172,11 @@ def png() -> bytes:
 
 @pytest.fixture
 def make_work(django_capture_on_commit_callbacks: Any) -> Callable[..., Any]:
-    """Register a work through the service, as the portal and API do; ready unless told."""
+    """Register a work through the service, as the portal and API do; ready unless told.
+
+    Delivered "marked" unless ``delivery_mode`` says otherwise (None: the service's
+    default, sealed for images): most tests are about the agent's marking.
+    """
     from exchange.catalogue.services import work_register
 
     def make(
@@ -199,6 +203,7 @@ def make_work(django_capture_on_commit_callbacks: Any) -> Callable[..., Any]:
                 allowed_uses=terms.pop("allowed_uses", ["view", "download"]),
                 licence_days=terms.pop("licence_days", 365),
                 byte_allowance_multiple=terms.pop("byte_allowance_multiple", 2),
+                delivery_mode=terms.pop("delivery_mode", "marked"),
             )
         work.refresh_from_db()
         return work

@@ -46,6 +46,8 @@ urlpatterns = [
     path("licences/", licensing.LicenceListView.as_view(), name="licences"),
     path("licences/<str:licence_id>/", licensing.LicenceDetailView.as_view(), name="licence"),
     path("licences/<str:licence_id>/receipt/", metering.ReceiptView.as_view(), name="receipt"),
+    path("licences/<str:licence_id>/table/", licensing.LicenceTableView.as_view(),
+         name="licence-table"),
     path("metering/orders/", metering.OrdersView.as_view(), name="metering-orders"),
     path("works/<str:work_id>/manifest/", licensing.ManifestView.as_view(), name="manifest"),
     path("revocations/", licensing.RevocationListView.as_view(), name="revocations"),

@@ -95,6 +95,7 @@ class WorkListCreateView(generics.ListAPIView):
             licence_days=fields["licence_days"],
             byte_allowance_multiple=fields["byte_allowance_multiple"],
             media_type=fields.get("media_type"),
+            delivery_mode=fields.get("delivery_mode"),
         )
         work.refresh_from_db()
         return Response(OwnWorkOut(work).data, status=status.HTTP_201_CREATED)

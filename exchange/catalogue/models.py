@@ -17,6 +17,15 @@ class MediaType(models.TextChoices):
     DOCUMENT = "document", _("Document")
 
 
+class DeliveryMode(models.TextChoices):
+    """How a buyer's copy gets its mark (docs/SEALED.md): marked by the buyer's agent
+    after decryption, or sealed (the agent's personal table decrypts the shared sealed
+    container straight into a marked copy; images only)."""
+
+    MARKED = "marked", _("Marked by the buyer's agent")
+    SEALED = "sealed", _("Sealed (decrypts only into a marked copy)")
+
+
 class WorkStatus(models.TextChoices):
     PROCESSING = "processing", _("Processing")
     READY = "ready", _("Ready")
@@ -36,6 +45,10 @@ class Work(models.Model):
     media_type = models.CharField(max_length=16, choices=MediaType.choices)
     content_type = models.CharField(max_length=100)
     original_filename = models.CharField(max_length=255, blank=True)
+    # Works registered before sealed delivery stay "marked"; new ones get the default of
+    # their media type (``catalogue.delivery``) when they are registered.
+    delivery_mode = models.CharField(max_length=8, choices=DeliveryMode.choices,
+                                     default=DeliveryMode.MARKED)
 
     price_minor = models.BigIntegerField(help_text="Price in minor units of the currency.")
     currency = models.CharField(max_length=3, help_text="ISO 4217 code.")
@@ -73,6 +86,10 @@ class Work(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(status__in=[s.value for s in WorkStatus]), name="work_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(delivery_mode__in=[m.value for m in DeliveryMode]),
+                name="work_delivery_mode_valid",
             ),
         ]
 

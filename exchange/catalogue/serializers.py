@@ -12,7 +12,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from exchange.catalogue import validation
-from exchange.catalogue.models import MediaType, Work
+from exchange.catalogue.models import DeliveryMode, MediaType, Work
 from exchange.catalogue.terms import ALLOWED_USES, DEFAULT_USES
 from exchange.core.fields import StrictCharField, StrictIntegerField
 from exchange.money.currencies import format_minor
@@ -75,8 +75,19 @@ class TermsFields(serializers.Serializer):
             raise serializers.ValidationError({"price_minor": exc.messages}) from exc
 
 
+DELIVERY_MODE_HELP = (
+    "How buyers' copies are marked: 'marked' (the buyer's agent marks its copy) or "
+    "'sealed' (every buyer gets the same sealed container and a personal table that "
+    "decrypts it straight into a copy marked for them; PNG, JPEG and WebP images, WAV and "
+    "FLAC recordings). Default: sealed for those images, marked for everything else. "
+    "Fixed once the work is packaged."
+)
+
+
 class WorkCreateIn(TermsFields):
     title = StrictCharField(max_length=200)
+    delivery_mode = serializers.ChoiceField(choices=DeliveryMode.choices, required=False,
+                                            help_text=DELIVERY_MODE_HELP)
     description = StrictCharField(max_length=5000, required=False, allow_blank=True, default="")
     media_type = serializers.ChoiceField(choices=MediaType.choices, required=False)
     file = serializers.FileField(allow_empty_file=True, use_url=False)
@@ -97,6 +108,8 @@ class WorkCreateIn(TermsFields):
 
 class WorkUpdateIn(TermsFields):
     title = StrictCharField(max_length=200, required=False)
+    delivery_mode = serializers.ChoiceField(choices=DeliveryMode.choices, required=False,
+                                            help_text=DELIVERY_MODE_HELP)
     description = StrictCharField(max_length=5000, required=False, allow_blank=True)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -146,6 +159,7 @@ class WorkOut(serializers.ModelSerializer):
             "description",
             "media_type",
             "content_type",
+            "delivery_mode",
             "owner",
             "price",
             "terms",

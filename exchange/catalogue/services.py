@@ -13,7 +13,8 @@ from django.utils.translation import gettext as _
 
 from exchange.accounts.models import User
 from exchange.audit.services import audit_record
-from exchange.catalogue.models import Work, WorkStatus
+from exchange.catalogue.delivery import delivery_mode_check
+from exchange.catalogue.models import DeliveryMode, Work, WorkStatus
 from exchange.catalogue.previews import preview_make
 from exchange.catalogue.sniffing import UnsupportedFileError, sniff_upload
 from exchange.catalogue.storage import master_abspath, master_store, work_files_remove
@@ -33,6 +34,7 @@ class WorkChanges(TypedDict, total=False):
     allowed_uses: list[str]
     licence_days: int
     byte_allowance_multiple: int
+    delivery_mode: str
 
 
 EDITABLE_FIELDS = tuple(WorkChanges.__annotations__)
@@ -52,11 +54,13 @@ def work_register(
     licence_days: int,
     byte_allowance_multiple: int,
     media_type: str | None = None,
+    delivery_mode: str | None = None,
 ) -> Work:
     """Store the master, record the work as processing, and queue its packaging.
 
     Field values arrive already validated (serializer or form); the checks here are
-    the ones that need the file itself or the owner's role.
+    the ones that need the file itself or the owner's role. ``delivery_mode`` None means
+    the default for the file's type (sealed for the images it can be, else marked).
     """
     if not owner.is_rights_holder:
         raise ServiceError(
@@ -86,6 +90,7 @@ def work_register(
             code="invalid",
             field="media_type",
         )
+    mode = delivery_mode_check(delivery_mode, content_type=sniffed.content_type)
 
     work_id = uuid.uuid4()
     try:
@@ -98,6 +103,7 @@ def work_register(
                 description=description,
                 media_type=sniffed.media_type,
                 content_type=sniffed.content_type,
+                delivery_mode=mode,
                 original_filename=original_filename[:255],
                 price_minor=price_minor,
                 currency=currency,
@@ -111,7 +117,8 @@ def work_register(
                 actor=owner,
                 action="work.register",
                 target=work,
-                data={"size_bytes": size, "content_type": sniffed.content_type},
+                data={"size_bytes": size, "content_type": sniffed.content_type,
+                      "delivery_mode": mode},
             )
             transaction.on_commit(lambda: _queue_processing(work.pk))
     except BaseException:
@@ -131,18 +138,32 @@ def work_process(*, work_id: uuid.UUID | str) -> Work:
     the work is on sale.
 
     Packaging keeps its first result and the status moves by compare-and-swap, so a
-    re-delivered task is harmless.
+    re-delivered task is harmless. A sealed work whose master the sealed library will
+    not take (a picture too small or animated, an unusual JPEG mode, a recording too
+    short or too quiet) is packaged for marked delivery instead, and the work says so:
+    the agent can still mark most such files.
     """
     from exchange.licensing.services import work_package
+    from watermark.errors import EmbedCheckError, UnsupportedAudioError, UnsupportedImageError
 
     work = Work.objects.get(pk=work_id)
     if work.status != WorkStatus.PROCESSING:
         return work
     path = master_abspath(work.master_path)
-    package = work_package(work_id=str(work.pk), master=path)
+    sealed = work.delivery_mode == DeliveryMode.SEALED
+    try:
+        package = work_package(work_id=str(work.pk), master=path, sealed=sealed,
+                               content_type=work.content_type)
+    except (UnsupportedImageError, UnsupportedAudioError, EmbedCheckError) as exc:
+        if not sealed:
+            raise
+        package = work_package(work_id=str(work.pk), master=path, sealed=False)
+        _delivery_mode_fall_back(work, reason=str(exc))
     preview = preview_make(work_id=str(work.pk), master=path) if work.media_type == "image" else ""
     with transaction.atomic():
         updated = Work.objects.filter(pk=work.pk, status=WorkStatus.PROCESSING).update(
+            # What the package was made for, whatever changed while it was being made.
+            delivery_mode=DeliveryMode.SEALED if package.sealed else DeliveryMode.MARKED,
             sha256=package.master_sha256,
             size_bytes=package.manifest["size"],
             preview_path=preview,
@@ -157,6 +178,15 @@ def work_process(*, work_id: uuid.UUID | str) -> Work:
 
         master_fingerprint(work)  # so that tracing never decodes a master in a request
     return work
+
+
+def _delivery_mode_fall_back(work: Work, *, reason: str) -> None:
+    with transaction.atomic():
+        Work.objects.filter(pk=work.pk).update(delivery_mode=DeliveryMode.MARKED,
+                                               updated_at=timezone.now())
+        work.delivery_mode = DeliveryMode.MARKED
+        audit_record(actor=None, action="work.delivery_mode_fallback", target=work,
+                     data={"reason": reason[:300]})
 
 
 def work_mark_failed(*, work_id: uuid.UUID | str, reason: str) -> None:
@@ -179,6 +209,8 @@ def work_update_terms(*, work: Work, actor: User, changes: WorkChanges) -> Work:
         raise ServiceError(
             _("A withdrawn work cannot be changed."), code="work_withdrawn", status_code=409
         )
+    if "delivery_mode" in changes:
+        _check_delivery_mode_change(work, changes["delivery_mode"])
     before: JSONObject = {name: getattr(work, name) for name in changes}
     with transaction.atomic():
         for name, value in changes.items():
@@ -194,6 +226,19 @@ def work_update_terms(*, work: Work, actor: User, changes: WorkChanges) -> Work:
             data={"before": before, "after": after},
         )
     return work
+
+
+def _check_delivery_mode_change(work: Work, mode: str) -> None:
+    """A work's mode may change until it is packaged: the package is made for one mode
+    (a sealed container or the master), and licences sold name its ciphertext."""
+    from exchange.licensing.models import WorkPackage
+
+    delivery_mode_check(mode, content_type=work.content_type)
+    if mode != work.delivery_mode and WorkPackage.objects.filter(work=work).exists():
+        raise ServiceError(
+            _("The delivery mode is fixed once the work is packaged; register the file "
+              "again to sell it with the other mode."),
+            code="delivery_mode_fixed", field="delivery_mode", status_code=409)
 
 
 def work_withdraw(*, work: Work, actor: User) -> Work:

@@ -41,7 +41,8 @@ class DeviceAdmin(ReadOnlyAdmin):
 
 @admin.register(WorkPackage)
 class WorkPackageAdmin(ReadOnlyAdmin):
-    list_display = ("work", "piece_count", "piece_size", "ciphertext_size", "root", "created_at")
+    list_display = ("work", "piece_count", "piece_size", "ciphertext_size", "table_size", "root",
+                    "created_at")
     exclude = ("content_key_wrapped", "watermark_key_wrapped")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 from drf_spectacular.types import OpenApiTypes
@@ -102,6 +102,26 @@ class LicenceDetailView(APIView):
     def get(self, request: Request, licence_id: str) -> Response:
         licence = licence_get_for_buyer(user=authenticated_user(request), licence_id=licence_id)
         return Response(LicenceOut(licence).data)
+
+
+class LicenceTableView(APIView):
+    """A sealed licence's personal decryption table, encrypted under its table key.
+
+    For the licence's own buyer only (anyone else: 404, as for the licence itself);
+    refused once the licence is revoked. The bytes are recomputed on each request and
+    are always the same: their SHA-256 and size are the licence's ``seal`` claim.
+    """
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes,
+                              **errors(403, 404)})
+    def get(self, request: Request, licence_id: str) -> HttpResponse:
+        licence = licence_get_for_buyer(user=authenticated_user(request), licence_id=licence_id)
+        blob = services.licence_table(licence=licence)
+        response = HttpResponse(blob, content_type="application/octet-stream")
+        response["Cache-Control"] = "private, no-store"
+        return response
 
 
 class ManifestView(APIView):

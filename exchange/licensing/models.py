@@ -81,10 +81,21 @@ class WorkPackage(models.Model):
     )
     content_key_wrapped = models.BinaryField(editable=False)
     watermark_key_wrapped = models.BinaryField(editable=False)
+    # Sealed delivery (docs/SEALED.md): the pieces encrypt the sealed container, kept here
+    # (relative to the masters folder, never served) for the marking audit; its table size
+    # sizes every licence's personal table. Both empty for a marked work.
+    container_path = models.CharField(max_length=255, blank=True,
+                                      help_text="Relative to the masters folder.")
+    table_size = models.PositiveIntegerField(null=True, blank=True,
+                                             help_text="Entries in the sealed noise table.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"package of {self.work_id}"
+
+    @property
+    def sealed(self) -> bool:
+        return self.table_size is not None
 
 
 def _signed(payload: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import io
 import os
 import secrets
 import uuid
@@ -18,6 +19,7 @@ from django.utils.translation import gettext as _
 
 from exchange.accounts.models import User
 from exchange.audit.services import audit_record
+from exchange.catalogue.storage import master_abspath
 from exchange.core.errors import ServiceError
 from exchange.licensing.keys import key_encryption_key, platform_keyring
 from exchange.licensing.models import (
@@ -31,10 +33,11 @@ from licensing.core.at_rest import unwrap_at_rest, wrap_at_rest
 from licensing.core.device import DevicePublicKeys, InvalidDeviceKeyError
 from licensing.core.errors import LicensingError
 from licensing.core.key_wrap import KEY_BYTES, LicenceKeys
-from licensing.core.licence import issue_licence
+from licensing.core.licence import SealClaim, issue_licence
 from licensing.core.manifest import Manifest, sign_manifest
 from licensing.core.packaging import package_work
 from licensing.core.revocation import equivocating_pair, sign_revocation_list
+from licensing.core.sealed_tables import seal_table, table_key_for, table_sha256
 
 
 def _now() -> dt.datetime:
@@ -112,19 +115,40 @@ def ciphertext_abspath(relative: str) -> Path:
     return path
 
 
-def work_package(*, work_id: str, master: Path) -> WorkPackage:
+def work_package(*, work_id: str, master: Path, sealed: bool = False,
+                 content_type: str = "") -> WorkPackage:
     """Encrypt a master into pieces and record its manifest; keys stored wrapped.
+
+    For a sealed work (``content_type`` is then the master's) the pieces encrypt the
+    sealed container (``watermark.sealed.seal``: the master with its marked part hidden
+    under the work's table noise) instead of the master, and the container is kept
+    beside the master for the marking audit; the manifest's size is the container's.
+    ``master_sha256`` stays the master's own, which tracing matches exactly. The sealed
+    library's refusal of a master (``UnsupportedImageError``, ``UnsupportedAudioError``,
+    ``EmbedCheckError``) is raised before anything is written.
 
     Safe to run again for the same work (a re-delivered task): the first package stays.
     """
     existing = WorkPackage.objects.filter(work_id=work_id).first()
     if existing is not None:
         return existing
+    watermark_key = secrets.token_bytes(KEY_BYTES)
+    container_relative, table_size, container = "", None, b""
+    if sealed:
+        container, table_size = _sealed_container(master, content_type, watermark_key)
+        container_relative = f"{work_id}/sealed"
     relative = f"{work_id}.pmc"
     target = ciphertext_abspath(relative)
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    packaged = package_work(master, target, work_id=str(work_id), piece_size=settings.PIECE_SIZE)
-    watermark_key = secrets.token_bytes(KEY_BYTES)
+    if sealed:
+        _write_private(master_abspath(container_relative), container)
+        packaged = package_work(io.BytesIO(container), target, work_id=str(work_id),
+                                piece_size=settings.PIECE_SIZE, size=len(container))
+        master_sha256 = _file_sha256(master)
+    else:
+        packaged = package_work(master, target, work_id=str(work_id),
+                                piece_size=settings.PIECE_SIZE)
+        master_sha256 = packaged.master_sha256_hex
     kek = key_encryption_key()
     manifest = packaged.manifest
     try:
@@ -137,16 +161,66 @@ def work_package(*, work_id: str, master: Path) -> WorkPackage:
                 piece_count=manifest.piece_count,
                 ciphertext_size=manifest.ciphertext_size,
                 ciphertext_path=relative,
-                master_sha256=packaged.master_sha256_hex,
+                master_sha256=master_sha256,
                 content_key_wrapped=wrap_at_rest(
                     kek, packaged.content_key, _key_aad("content-key", str(work_id))
                 ),
                 watermark_key_wrapped=wrap_at_rest(
                     kek, watermark_key, _key_aad("watermark-key", str(work_id))
                 ),
+                container_path=container_relative,
+                table_size=table_size,
             )
     except IntegrityError:
         return WorkPackage.objects.get(work_id=work_id)
+
+
+def _sealed_container(master: Path, content_type: str, watermark_key: bytes
+                      ) -> tuple[bytes, int]:
+    """The work's sealed container and its table size (deterministic in master and key)."""
+    from watermark.sealed import container_info, seal
+
+    container = seal(master.read_bytes(), content_type, watermark_key)
+    return container, container_info(container).table_size
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write owner-only, atomically (temp file, fsync, rename)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(partial, path)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def package_container(package: WorkPackage) -> bytes:
+    """A sealed work's container, as its pieces encrypt it (for the marking audit)."""
+    if not package.sealed:
+        raise ValueError("a marked work has no sealed container")
+    return master_abspath(package.container_path).read_bytes()
+
+
+def sealed_copy(package: WorkPackage, *, payload: int) -> bytes:
+    """The copy an honest agent writes under a sealed licence with ``payload``: the
+    container opened with that licence's personal table (deterministic, so the marking
+    audit compares hashes)."""
+    from watermark.sealed import personal_table, unseal
+
+    if package.table_size is None:
+        raise ValueError("a marked work has no sealed copies")
+    table = personal_table(package_keys(package).watermark_key, payload, package.table_size)
+    return unseal(package_container(package), table)
 
 
 _packages: dict[str, WorkPackage] = {}
@@ -283,6 +357,14 @@ def licence_issue(
     public = _device_public_keys(device.signing_public, device.kem_public)
     licence_id = uuid.uuid4()
     payload = _new_watermark_payload()
+    seal: SealClaim | None = None
+    if package.sealed:
+        # The device gets the licence's table key, never the work's watermark key.
+        blob = licence_table_blob(package, keys=keys, licence_id=str(licence_id),
+                                  payload=payload)
+        seal = SealClaim(table_sha256=table_sha256(blob), size=len(blob))
+        keys = LicenceKeys(content_key=keys.content_key,
+                           watermark_key=table_key_for(keys.watermark_key, str(licence_id)))
     token = issue_licence(
         keyring=ring,
         licence_id=str(licence_id),
@@ -295,6 +377,7 @@ def licence_issue(
         expires_at=int(expires.timestamp()),
         byte_allowance=byte_allowance,
         keys=keys,
+        seal=seal,
     )
     # The payload is unique by constraint. Two random 64-bit values collide with odds of
     # about n**2 / 2**65 over n licences; if it ever happens, the purchase's transaction
@@ -312,6 +395,39 @@ def licence_issue(
         issued_at=issued,
         expires_at=expires,
     )
+
+
+def licence_table_blob(package: WorkPackage, *, keys: LicenceKeys, licence_id: str,
+                       payload: int) -> bytes:
+    """A sealed licence's personal table, encrypted under its table key.
+
+    Deterministic (``licensing.core.sealed_tables``), so it is computed again whenever
+    the buyer asks for it and nothing per licence is stored: the bytes always match the
+    licence's ``seal`` claim.
+    """
+    from watermark.sealed import personal_table
+
+    if package.table_size is None:
+        raise ValueError("a marked work has no tables")
+    table = personal_table(keys.watermark_key, payload, package.table_size)
+    return seal_table(table_key_for(keys.watermark_key, licence_id), licence_id, table)
+
+
+def licence_table(*, licence: Licence) -> bytes:
+    """The encrypted personal table of a live sealed licence, for its buyer's agent.
+
+    Access is the caller's (``licence_get_for_buyer``); a revoked licence, or one for a
+    marked work, is refused here.
+    """
+    if licence.revoked_at is not None:
+        raise ServiceError(_("This licence is revoked."), code="licence_revoked",
+                           status_code=403)
+    package = package_get(licence.work_id)
+    if package is None or not package.sealed:
+        raise ServiceError(_("This licence is for a work that is not sealed: it has no "
+                             "table."), code="not_sealed", status_code=404)
+    return licence_table_blob(package, keys=package_keys(package),
+                              licence_id=str(licence.pk), payload=licence.watermark_payload)
 
 
 def licence_revoke(*, licence: Licence, reason: str, actor: User | None = None) -> bool:

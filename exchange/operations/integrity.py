@@ -97,6 +97,8 @@ def packages_verify(*, ring: KeyRing, now: dt.datetime) -> Iterable[str]:
             yield f"{name}: its master file is missing"
         elif _file_sha256(master) != package.master_sha256:
             yield f"{name}: its master file does not match its hash"
+        if package.sealed and not master_abspath(package.container_path).is_file():
+            yield f"{name}: its sealed container is missing (the marking audit needs it)"
 
 
 def integrity_check(*, now: dt.datetime | None = None) -> list[str]:

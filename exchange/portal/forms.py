@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from exchange.accounts.models import Role, User
 from exchange.catalogue import validation
-from exchange.catalogue.models import Work
+from exchange.catalogue.models import DeliveryMode, Work
 from exchange.catalogue.terms import DEFAULT_USES, USE_LABELS, USE_NAMES
 from exchange.money.currencies import active_currencies, format_minor
 from exchange.money.entry import (
@@ -146,8 +146,22 @@ class TermsForm(MoneyFormMixin):
         return data
 
 
+DELIVERY_MODE_HELP = _(
+    "Sealed: every buyer gets the same sealed file and a personal key table that decrypts "
+    "it straight into a copy marked for them, so even a modified agent cannot make an "
+    "unmarked copy (PNG, JPEG and WebP images; WAV and FLAC recordings). Marked: the "
+    "buyer's agent marks its copy. Fixed once the work is packaged.")
+
+
 class WorkRegisterForm(TermsForm):
     title = forms.CharField(label=_("Title"), max_length=200)
+    delivery_mode = forms.ChoiceField(
+        label=_("Delivery"),
+        choices=[("", _("Default: sealed for images that can be sealed, marked otherwise")),
+                 *DeliveryMode.choices],
+        required=False,
+        help_text=DELIVERY_MODE_HELP,
+    )
     description = forms.CharField(label=_("Description"), widget=forms.Textarea,
                                   required=False, max_length=5000)
     file = forms.FileField(
@@ -164,11 +178,15 @@ class WorkRegisterForm(TermsForm):
         "allowed_uses",
         "licence_days",
         "byte_allowance_multiple",
+        "delivery_mode",
     ]
 
 
 class WorkEditForm(TermsForm):
     title = forms.CharField(label=_("Title"), max_length=200)
+    # Not required: a form posted without it (an older page) leaves the mode as it is.
+    delivery_mode = forms.ChoiceField(label=_("Delivery"), choices=DeliveryMode.choices,
+                                      required=False, help_text=DELIVERY_MODE_HELP)
     description = forms.CharField(label=_("Description"), widget=forms.Textarea,
                                   required=False, max_length=5000)
     field_order = [
@@ -179,6 +197,7 @@ class WorkEditForm(TermsForm):
         "allowed_uses",
         "licence_days",
         "byte_allowance_multiple",
+        "delivery_mode",
     ]
 
     @classmethod
@@ -192,6 +211,7 @@ class WorkEditForm(TermsForm):
                 "allowed_uses",
                 "licence_days",
                 "byte_allowance_multiple",
+                "delivery_mode",
             )
         }
         initial["price"] = major_text(work.price_minor, work.currency)
@@ -200,9 +220,13 @@ class WorkEditForm(TermsForm):
     def changed_terms(self, work: Work) -> dict[str, Any]:
         """The cleaned fields that differ from the work's (the typed price as minor units)."""
         fields = ("title", "description", "price_minor", "currency", "allowed_uses",
-                  "licence_days", "byte_allowance_multiple")
-        return {name: self.cleaned_data[name] for name in fields
-                if name in self.cleaned_data and getattr(work, name) != self.cleaned_data[name]}
+                  "licence_days", "byte_allowance_multiple", "delivery_mode")
+        changes = {name: self.cleaned_data[name] for name in fields
+                   if name in self.cleaned_data
+                   and getattr(work, name) != self.cleaned_data[name]}
+        if not changes.get("delivery_mode", True):  # left out of the form: unchanged
+            del changes["delivery_mode"]
+        return changes
 
 
 class _ProviderOptionsForm(forms.Form):

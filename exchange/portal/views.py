@@ -125,6 +125,7 @@ def work_register(request: HttpRequest) -> HttpResponse:
                 allowed_uses=form.cleaned_data["allowed_uses"],
                 licence_days=form.cleaned_data["licence_days"],
                 byte_allowance_multiple=form.cleaned_data["byte_allowance_multiple"],
+                delivery_mode=form.cleaned_data["delivery_mode"] or None,
             )
         except ServiceError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)

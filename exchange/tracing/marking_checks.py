@@ -3,7 +3,9 @@
 For a receipt, the platform makes the copy an honest agent would have written, by the
 same rule the agent applies (`watermark.rule`: the master marked with the work's
 watermark key and the licence's payload, or the master itself where the rule leaves a
-copy unmarked), and compares its SHA-256 with the one the device signed. A difference,
+copy unmarked; for a sealed work, the work's sealed container opened with the licence's
+personal table, as the agent does), and compares its SHA-256 with the one the device
+signed. A difference,
 or an "unmarked" report for a master the platform can mark, flags the receipt for a
 person's review (the Django admin lists receipts needing review); it is evidence, not a
 verdict: an agent on another version of the image library can differ honestly.
@@ -18,7 +20,7 @@ from django.db import IntegrityError, transaction
 
 from exchange.audit.services import audit_record
 from exchange.catalogue.storage import master_abspath
-from exchange.licensing.services import package_get, package_keys
+from exchange.licensing.services import package_get, package_keys, sealed_copy
 from exchange.metering.models import Receipt
 from exchange.tracing.models import MarkingCheck, MarkingVerdict
 from watermark import rule as marking_rule
@@ -28,11 +30,13 @@ def _expected_copy(receipt: Receipt) -> tuple[bytes, bool]:
     """The bytes an honest agent writes for this licence, and whether they are marked."""
     licence = receipt.licence
     work = licence.work
+    package = package_get(work.pk)
+    assert package is not None  # sold, so packaged
+    if package.sealed:
+        return sealed_copy(package, payload=licence.watermark_payload), True
     master = master_abspath(work.master_path).read_bytes()
     if not marking_rule.marks(work.content_type, len(master)):
         return master, False
-    package = package_get(work.pk)
-    assert package is not None  # sold, so packaged
     copy = marking_rule.licensed_copy(master, work.content_type,
                                       package_keys(package).watermark_key,
                                       licence.watermark_payload)

@@ -6,8 +6,10 @@ by a perceptual fingerprint (`perceptual`: a hash for images, sub-band bits for 
 and an informed watermark read of the nearest few with each one's own key and master
 (which undoes crop, scale and small rotation of a picture; excerpting, re-encoding, gain
 and small speed changes of a recording). A mark read under a work's key names one
-licence; the read is keyed and checked, so a copy of another work, or an unmarked one,
-reads as no mark rather than as somebody else's licence.
+licence; a sealed work's copy is tested against every licence issued for it instead
+(`sealed_reads`), which may accuse several. The read is keyed and checked, so a copy of
+another work, or an unmarked one, reads as no mark rather than as somebody else's
+licence.
 
 Only a work's owner can trace copies of it: the search never looks past their works.
 """
@@ -45,6 +47,7 @@ from exchange.tracing.perceptual import (
     perceptual_hash,
     suspect_prints,
 )
+from exchange.tracing.sealed_reads import sealed_by_accusation, work_is_sealed
 from watermark.audio.codec import DecodedAudio, decode_audio, extract_audio_bytes, sniff_audio
 from watermark.audio.extract import MIN_READ_SECONDS
 from watermark.codec import READABLE_FORMATS
@@ -157,20 +160,36 @@ def _by_watermark(owner: User, data: bytes) -> Found:
     suspect_hash = perceptual_hash(suspect)
     ranked = sorted(((hash_distance(suspect_hash, h), work) for work, h in _fingerprints(owner)),
                     key=lambda pair: pair[0])
-    reads = []
+    compared: list[JSONValue] = []
+    unnamed: dict[object, Found] = {}  # sealed works tested with nobody accused
     for distance, work in [pair for pair in ranked if pair[0] <= PLAUSIBLE_BITS][:MAX_CANDIDATES]:
+        likeness: dict[str, JSONValue] = {
+            gettext_noop("perceptual distance to the master (of 64 bits)"): distance}
+        if work_is_sealed(work):
+            tested = sealed_by_accusation(work, data, likeness)
+            if tested is None:
+                continue
+            found, best = tested
+            compared.append({"work": str(work.pk), "title": work.title, "distance": distance,
+                             "score": None if best is None else round(best, 3)})
+            if found[0] == TraceOutcome.MARKED:
+                return found
+            unnamed[work.pk] = found
+            continue
         result = _read(work, suspect)
         if result is None:
             continue
-        reads.append(Read(work, distance, result, {
-            gettext_noop("perceptual distance to the master (of 64 bits)"): distance}))
+        read = Read(work, distance, result, likeness)
+        compared.append({"work": str(work.pk), "title": work.title, "distance": distance,
+                         "score": round(result.score, 3)})
         if result.found:
-            return named(reads[-1])
+            return named(read)
     nearest = ranked[0] if ranked else None
-    details: dict[str, JSONValue] = {"candidates": [
-        {"work": str(r.work.pk), "title": r.work.title, "distance": r.distance,
-         "score": round(r.result.score, 3)} for r in reads]}
+    details: dict[str, JSONValue] = {"candidates": compared}
     if nearest is not None and nearest[0] <= SAME_PICTURE_BITS:
+        if nearest[1].pk in unnamed:
+            outcome, _work, _licences, sealed_details = unnamed[nearest[1].pk]
+            return outcome, nearest[1], [], {**sealed_details, **details}
         return TraceOutcome.NO_MARK, nearest[1], [], details
     return TraceOutcome.UNKNOWN, None, [], details
 
@@ -237,21 +256,38 @@ def _audio_by_watermark(owner: User, data: bytes) -> Found:
         if match is not None:
             ranked.append((match, work))
     ranked.sort(key=lambda pair: pair[0].bit_error_rate)
-    reads = []
+    compared: list[JSONValue] = []
+    unnamed: dict[object, Found] = {}  # sealed works tested with nobody accused
     for match, work in [pair for pair in ranked
                         if pair[0].bit_error_rate <= PLAUSIBLE_AUDIO_BITS][:MAX_CANDIDATES]:
+        distance = round(match.bit_error_rate, 3)
+        if work_is_sealed(work):
+            tested = sealed_by_accusation(work, data, _likeness(match))
+            if tested is None:
+                continue
+            found, best = tested
+            compared.append({"work": str(work.pk), "title": work.title, "distance": distance,
+                             "score": None if best is None else round(best, 3)})
+            if found[0] == TraceOutcome.MARKED:
+                return found
+            unnamed[work.pk] = found
+            continue
         result = _read_audio(work, data)
         if result is None:
             continue
-        reads.append(Read(work, round(match.bit_error_rate, 3), result, _likeness(match)))
+        read = Read(work, distance, result, _likeness(match))
+        compared.append({"work": str(work.pk), "title": work.title, "distance": distance,
+                         "score": round(result.score, 3)})
         if result.found:
-            return named(reads[-1])
-    details: dict[str, JSONValue] = {"candidates": [
-        {"work": str(r.work.pk), "title": r.work.title, "distance": r.distance,
-         "score": round(r.result.score, 3)} for r in reads]}
+            return named(read)
+    details: dict[str, JSONValue] = {"candidates": compared}
     if ranked and ranked[0][0].bit_error_rate <= SAME_RECORDING_BITS:
+        nearest = ranked[0][1]
+        if nearest.pk in unnamed:
+            _outcome, _work, _licences, sealed_details = unnamed[nearest.pk]
+            return TraceOutcome.NO_MARK, nearest, [], {**sealed_details, **details}
         details.update(_likeness(ranked[0][0]))
-        return TraceOutcome.NO_MARK, ranked[0][1], [], details
+        return TraceOutcome.NO_MARK, nearest, [], details
     return TraceOutcome.UNKNOWN, None, [], details
 
 

@@ -12,6 +12,7 @@ verify with it offline. Modules, by what they do:
 * ``pieces``, ``merkle``, ``manifest``, ``packaging``: encrypted content
 * ``key_wrap``: HPKE wrapping of a licence's keys to a device
 * ``at_rest``: wrapping secrets under the platform's key-encryption key
+* ``sealed_tables``: a sealed licence's personal table, encrypted for that licence
 * ``licence``, ``revocation``, ``orders``, ``replay``, ``receipts``: the documents
 * ``compute_results``: what a contributor's device signs for a compute work unit
 
@@ -32,6 +33,7 @@ from .errors import (
     BadHeaderError,
     BadPieceError,
     BadSignatureError,
+    BadTableError,
     DecryptionFailedError,
     EquivocationError,
     ExpiredError,
@@ -63,7 +65,7 @@ from .jws import DEFAULT_LEEWAY
 from .key_wrap import LicenceKeys
 from .keyring import KeyRing, KeyState, PlatformKey, may_activate, may_retire
 from .kinds import DocumentKind
-from .licence import Licence, issue_licence, read_licence
+from .licence import Licence, SealClaim, issue_licence, read_licence
 from .manifest import Manifest, read_manifest, sign_manifest, verify_piece
 from .orders import Order, OrderVerifier, read_order, sign_order
 from .packaging import PackagedWork, decrypt_work, open_piece, package_work, read_piece
@@ -85,6 +87,7 @@ __all__ = [
     "BadHeaderError",
     "BadPieceError",
     "BadSignatureError",
+    "BadTableError",
     "ComputeResult",
     "ComputeStop",
     "DecryptionFailedError",
@@ -122,6 +125,7 @@ __all__ = [
     "RevocationStore",
     "RevokedError",
     "RollbackError",
+    "SealClaim",
     "UnknownKeyError",
     "UnknownTermError",
     "UnmarkedReason",

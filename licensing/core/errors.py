@@ -150,5 +150,9 @@ class UnwrapFailedError(LicensingError):
     """A wrapped key does not open: wrong recipient, wrong binding, or tampered."""
 
 
+class BadTableError(LicensingError):
+    """A sealed licence's table is not the one it names, or does not open with its key."""
+
+
 class PackagingError(LicensingError):
     """The master cannot be packaged (empty, size changed while reading, ...)."""

@@ -17,7 +17,12 @@ Claims (typ ``pm-licence+jwt``, signed by the platform):
 ``bytes``      byte allowance: the most ciphertext bytes the platform will pay
                peers for under this licence
 ``wrapped_key`` content key + watermark key, HPKE-wrapped to ``cnf.kem``
-               (base64url, 112 bytes; see ``key_wrap``)
+               (base64url, 112 bytes; see ``key_wrap``); for a sealed licence the
+               second key is the licence's *table key* (``sealed_tables``), never the
+               work's watermark key
+``seal``       optional, sealed delivery only: ``{"table": SHA-256 of the encrypted
+               personal table (hex), "size": its length in bytes}``; the agent fetches
+               the table from the platform and refuses any other bytes
 =============  ===================================================================
 """
 
@@ -49,6 +54,7 @@ from .keyring import KeyRing
 from .kinds import DocumentKind
 from .manifest import Manifest
 from .merkle import HASH_BYTES
+from .sealed_tables import MAX_TABLE_BYTES, TAG_BYTES
 from .terms import Use, parse_use, parse_uses
 
 MAX_WATERMARK_PAYLOAD = 2**64 - 1
@@ -56,6 +62,35 @@ _MARK = re.compile(r"^(0|[1-9][0-9]{0,19})$")
 _CLAIMS = frozenset(
     ("jti", "sub", "cnf", "work", "root", "mark", "uses", "iat", "exp", "bytes", "wrapped_key")
 )
+_OPTIONAL_CLAIMS = frozenset(("seal",))
+_SEAL_MEMBERS = frozenset(("table", "size"))
+
+
+@dataclass(frozen=True)
+class SealClaim:
+    """What a sealed licence binds of its encrypted personal table: digest and size."""
+
+    table_sha256: bytes
+    size: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.table_sha256, bytes) or len(self.table_sha256) != HASH_BYTES:
+            raise MalformedError("a seal's table digest is a SHA-256")
+        if type(self.size) is not int or not TAG_BYTES < self.size <= MAX_TABLE_BYTES:
+            raise MalformedError(
+                f"a seal's table size is {TAG_BYTES + 1} to {MAX_TABLE_BYTES} bytes")
+
+    def to_claim(self) -> dict[str, Any]:
+        return {"table": self.table_sha256.hex(), "size": self.size}
+
+    @classmethod
+    def from_claim(cls, value: object) -> SealClaim:
+        """Strict: an object with exactly ``table`` (64 lowercase hex) and ``size``."""
+        if not isinstance(value, dict) or value.keys() != _SEAL_MEMBERS:
+            raise MalformedError("licence claim 'seal' is {\"table\", \"size\"}")
+        reader = ClaimReader(value, required=_SEAL_MEMBERS, what="licence seal")
+        return cls(table_sha256=reader.hex("table", length=HASH_BYTES),
+                   size=reader.integer("size"))
 
 
 @dataclass(frozen=True)
@@ -75,6 +110,12 @@ class Licence:
     wrapped_keys: bytes = field(repr=False)
     #: the platform key that signed it
     kid: str
+    #: sealed delivery: the personal table this licence names; None for a marked work
+    seal: SealClaim | None = None
+
+    @property
+    def sealed(self) -> bool:
+        return self.seal is not None
 
     @property
     def device_id(self) -> str:
@@ -107,7 +148,8 @@ class Licence:
         )
 
     def unwrap_keys(self, device: DeviceKeys) -> LicenceKeys:
-        """Open the content and watermark keys on the licensed device only."""
+        """Open the content and watermark keys on the licensed device only (for a sealed
+        licence the second key is its table key)."""
         if device.device_id != self.device_id:
             raise WrongDeviceError("the licence is bound to another device")
         return unwrap_licence_keys(
@@ -134,11 +176,16 @@ def issue_licence(
     expires_at: int,
     byte_allowance: int,
     keys: LicenceKeys,
+    seal: SealClaim | None = None,
 ) -> str:
     """Sign a licence for ``device``, wrapping ``keys`` to it. Returns the token.
 
     Unique ids and watermark payloads are the platform's job; this only carries them.
+    For a sealed work, ``keys.watermark_key`` must be the licence's table key and
+    ``seal`` its table's claim: the caller derives both (``sealed_tables``).
     """
+    if seal is not None and not isinstance(seal, SealClaim):
+        raise MalformedError("seal is a SealClaim")
     check_identifier(licence_id, what="licence id")
     check_identifier(buyer, what="buyer id")
     _check_watermark_payload(watermark_payload)
@@ -166,12 +213,14 @@ def issue_licence(
         "bytes": byte_allowance,
         "wrapped_key": b64url_encode(wrap_licence_keys(keys, recipient=device, info=info)),
     }
+    if seal is not None:
+        claims["seal"] = seal.to_claim()
     return keyring.sign(DocumentKind.LICENCE, claims)
 
 
 def licence_from_claims(kid: str, claims: dict[str, Any]) -> Licence:
     """Build a ``Licence`` from verified claims, strictly."""
-    reader = ClaimReader(claims, required=_CLAIMS, what="licence")
+    reader = ClaimReader(claims, required=_CLAIMS, optional=_OPTIONAL_CLAIMS, what="licence")
     mark = reader.raw("mark")
     if not isinstance(mark, str) or not _MARK.match(mark):
         raise MalformedError("licence claim 'mark' must be a decimal string")
@@ -194,6 +243,7 @@ def licence_from_claims(kid: str, claims: dict[str, Any]) -> Licence:
         byte_allowance=reader.integer("bytes"),
         wrapped_keys=reader.b64url("wrapped_key", length=WRAPPED_BYTES),
         kid=kid,
+        seal=SealClaim.from_claim(reader.raw("seal")) if reader.has("seal") else None,
     )
 
 

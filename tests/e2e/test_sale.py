@@ -41,13 +41,14 @@ def _works(site: Platform) -> dict[str, dict[str, Any]]:
 def _register(site: Platform, title: str, *, width: int, height: int,
               price_minor: int = 900, currency: str = "EUR",
               uses: tuple[str, ...] = ("view", "download")) -> dict[str, Any]:
-    """Rita registers a work through the API (a noisy picture: it compresses badly)."""
+    """Rita registers a work through the API (a noisy picture: it compresses badly),
+    delivered marked by the agent (the sealed sale is tests/e2e/test_sealed_sale.py)."""
     from tests.conftest import png_bytes
 
     with site.api("rita") as client:
         response = client.post("/api/v1/works/", data={
             "title": title, "price_minor": str(price_minor), "currency": currency,
-            "allowed_uses": list(uses)},
+            "allowed_uses": list(uses), "delivery_mode": "marked"},
             files={"file": ("big.png", png_bytes(width, height, seed=7), "image/png")})
         assert response.status_code == 201, response.text
         work: dict[str, Any] = response.json()

@@ -55,7 +55,8 @@ Row = tuple[str, str, Expected, Expected, Expected, Expected, Expected, Expected
 
 # Placeholders: {work} Rita's work on sale; {draft} Rita's work still being processed;
 # {seed} a web seed of {work}; {trace} Rita's trace report; {purchase}, {licence},
-# {topup}, {device}, {token} Bob's; {month} this month.
+# {topup}, {device}, {token} Bob's ({licence} is for a sealed picture, the default for
+# images, so it has a table); {month} this month.
 API: list[Row] = [
     # method   path                                             anon   bob   carol rita  rob   admin
     ("GET",    "/api/v1/schema/",                               200,   200,  200,  200,  200,  200),
@@ -107,6 +108,7 @@ API: list[Row] = [
     ("GET",    "/api/v1/licences/",                             401,   200,  200,  200,  200,  200),
     ("GET",    "/api/v1/licences/{licence}/",                   401,   200,  404,  404,  404,  404),
     ("POST",   "/api/v1/licences/{licence}/receipt/",           401,   400,  404,  404,  404,  404),
+    ("GET",    "/api/v1/licences/{licence}/table/",             401,   200,  404,  404,  404,  404),
     ("POST",   "/api/v1/metering/orders/",                      401,   200,  200,  200,  200,  200),
     ("GET",    "/api/v1/revocations/",                          200,   200,  200,  200,  200,  200),
     ("POST",   "/api/v1/revocations/equivocations/",            401,   400,  400,  400,  400,  400),

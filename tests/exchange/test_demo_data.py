@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from exchange.accounts.models import Role, User
-from exchange.catalogue.models import Work, WorkStatus
+from exchange.catalogue.models import DeliveryMode, Work, WorkStatus
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,6 +25,11 @@ def test_it_creates_the_personas_and_ready_works_and_prints_the_logins(settings,
     assert works.count() >= 3
     assert {w.status for w in works} == {WorkStatus.READY}
     assert all(w.owner.username == "rita" for w in works)
+    # Pictures are sealed by default, one is kept marked: the portal shows both modes.
+    images = {w.title: w.delivery_mode for w in works.filter(media_type="image")}
+    assert images.pop("Harbour at dawn") == DeliveryMode.MARKED
+    assert set(images.values()) == {DeliveryMode.SEALED}
+    assert {w.delivery_mode for w in works.filter(media_type="audio")} == {DeliveryMode.MARKED}
 
     logins_file = settings.DATA_DIR / "demo_logins.json"
     passwords = json.loads(logins_file.read_text())

@@ -23,7 +23,7 @@ from watermark.sealed.container import container_info as _image_info
 from watermark.sealed.detect import Accusation, Candidate, accuse_image
 from watermark.sealed.errors import SealedFormatError
 from watermark.sealed.params import EPSILON
-from watermark.sealed.seal import seal_image
+from watermark.sealed.sealing import seal_image
 from watermark.sealed.table import personal_table
 
 #: media types sealed pictures are made from (the formats the image mark writes)
@@ -73,7 +73,7 @@ def unseal(container: bytes, table: bytes) -> bytes:
         from watermark.sealed.audio import unseal_audio
 
         return unseal_audio(container, table)
-    from watermark.sealed.unseal import unseal_image
+    from watermark.sealed.unsealing import unseal_image
 
     return unseal_image(container, table)
 

@@ -36,7 +36,7 @@ from watermark.sealed.audio_container import (
 from watermark.sealed.detect import Accusation, accusation, bit_evidence
 from watermark.sealed.lookups import lookups
 from watermark.sealed.params import CODE_BITS, EPSILON
-from watermark.sealed.seal import table_size_for
+from watermark.sealed.sealing import table_size_for
 from watermark.sealed.table import read_table
 
 MARK_RATIO: Final = 0.045

@@ -31,7 +31,7 @@ from watermark.register import Alignment, coverage
 from watermark.sealed import keyed, tardos
 from watermark.sealed.lookups import lookups
 from watermark.sealed.params import CODE_BITS, EPSILON, MAX_COALITION
-from watermark.sealed.seal import PARAMS, scales, table_size_for
+from watermark.sealed.sealing import PARAMS, scales, table_size_for
 
 _SHOWN = 5
 

@@ -32,7 +32,7 @@ from compute.worker import Sandbox
 from exchange.accounts.models import Role, User
 from exchange.catalogue.demo_audio import demo_music_mp3
 from exchange.catalogue.demo_images import demo_image_png
-from exchange.catalogue.models import Work
+from exchange.catalogue.models import DeliveryMode, Work
 from exchange.catalogue.services import work_register
 from exchange.compute_market.contributors import contributor_enroll
 from exchange.compute_market.demo_jobs import demo_module, demo_render_spec
@@ -58,6 +58,9 @@ DEMO_WORKS = (
     ("서울의 밤 (Seoul at night)", "불빛이 가득한 도시의 밤. City lights after dark.",
      15000, "KRW"),
 )
+#: the demo's one picture the buyer's agent marks; the others take the default for
+#: images, sealed delivery (docs/SEALED.md), so the portal shows both side by side
+DEMO_MARKED_WORKS = frozenset({"Harbour at dawn"})
 #: music, 24 s each, MP3 at 128 kbit/s: the agent delivers each copy marked, as an MP3
 DEMO_TRACKS = (
     ("Harbour lights (demo track)", "Plucked strings over a walking bass, 24 s.", 199, "EUR"),
@@ -117,6 +120,7 @@ class Command(BaseCommand):
     def _register(self, owner: User, row: tuple[str, str, int, str], *, data: bytes,
                   filename: str) -> None:
         title, description, price, currency = row
+        mode = DeliveryMode.MARKED.value if title in DEMO_MARKED_WORKS else None
         work_register(
             owner=owner,
             title=title,
@@ -129,6 +133,7 @@ class Command(BaseCommand):
             allowed_uses=["view", "download"],
             licence_days=365,
             byte_allowance_multiple=2,
+            delivery_mode=mode,
         )
 
     # --- the compute job -----------------------------------------------------------------
