@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent.config import write_private
 from agent.context import Agent, AgentError
 from agent.deliver import (
     Delivery,
@@ -43,6 +44,7 @@ from licensing.core import (
     read_manifest,
 )
 from licensing.core.bitfield import bitfield_decode
+from licensing.core.sealed_tables import table_sha256
 
 
 class GetListener:
@@ -267,14 +269,24 @@ def sealed_table(agent: Agent, licence: Licence) -> bytes | None:
     against the licence's hash before using it."""
     if licence.seal is None:
         return None
+    cached = agent.home.licences_dir / f"{licence.licence_id}.table"
     try:
-        return agent.platform.licence_table(licence.licence_id, max_bytes=licence.seal.size)
+        kept = cached.read_bytes()
+    except OSError:
+        kept = b""
+    if len(kept) == licence.seal.size and table_sha256(kept) == licence.seal.table_sha256:
+        return kept  # encrypted to this licence's table key: safe to keep, usable offline
+    try:
+        table = agent.platform.licence_table(licence.licence_id, max_bytes=licence.seal.size)
     except PlatformUnreachableError as exc:
         raise AgentError("This work is sealed: its copy is made with a personal table the "
                          "platform serves, and the platform is unreachable. Try again "
                          "online.") from exc
     except PlatformError as exc:
         raise AgentError(f"Could not fetch the sealed work's personal table: {exc}") from exc
+    if len(table) == licence.seal.size and table_sha256(table) == licence.seal.table_sha256:
+        write_private(cached, table)
+    return table
 
 
 def deliver_copy(agent: Agent, owned: OwnedLicence, licence: Licence, work: WorkStore,

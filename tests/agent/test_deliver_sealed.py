@@ -9,15 +9,18 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
+from agent.context import AgentError
 from agent.deliver import Delivery, DeliveryError, deliver, receipt_for, streamed_copy
-from agent.platform import PlatformClient, PlatformError
+from agent.platform import PlatformClient, PlatformError, PlatformUnreachableError
 from agent.store import PieceStore, WorkStore
+from agent.workflow import sealed_table
 from licensing.core import (
     Licence,
     LicenceKeys,
@@ -224,3 +227,32 @@ def test_a_refused_table_request_carries_the_platforms_error() -> None:
             pytest.raises(PlatformError) as caught:
         client.licence_table("lic-1", max_bytes=100)
     assert caught.value.code == "licence_revoked"
+
+
+class _Platform:
+    """The platform as `sealed_table` sees it: serves the table once, then is offline."""
+
+    def __init__(self, blob: bytes) -> None:
+        self.blob: bytes | None = blob
+        self.calls = 0
+
+    def licence_table(self, licence_id: str, *, max_bytes: int) -> bytes:
+        self.calls += 1
+        if self.blob is None:
+            raise PlatformUnreachableError("offline")
+        return self.blob
+
+
+def test_the_table_is_kept_so_a_sealed_work_is_delivered_again_offline(
+        held: SealedBuy, tmp_path: Path) -> None:
+    platform = _Platform(held.table)
+    home = SimpleNamespace(licences_dir=tmp_path / "licences")
+    agent = SimpleNamespace(home=home, platform=platform)
+    assert sealed_table(agent, held.licence) == held.table  # type: ignore[arg-type]
+    platform.blob = None
+    assert sealed_table(agent, held.licence) == held.table  # type: ignore[arg-type]
+    assert platform.calls == 1
+    # a damaged copy on disk is not used: the platform is asked again (and is offline)
+    (home.licences_dir / f"{held.licence.licence_id}.table").write_bytes(b"x" * len(held.table))
+    with pytest.raises(AgentError, match="unreachable"):
+        sealed_table(agent, held.licence)  # type: ignore[arg-type]
