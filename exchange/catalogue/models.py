@@ -20,7 +20,7 @@ class MediaType(models.TextChoices):
 class DeliveryMode(models.TextChoices):
     """How a buyer's copy gets its mark (docs/SEALED.md): marked by the buyer's agent
     after decryption, or sealed (the agent's personal table decrypts the shared sealed
-    container straight into a marked copy; images only)."""
+    container straight into a marked copy; pictures and PCM recordings)."""
 
     MARKED = "marked", _("Marked by the buyer's agent")
     SEALED = "sealed", _("Sealed (decrypts only into a marked copy)")

@@ -241,6 +241,11 @@ class TestDeliveryMode:
         assert "Sealed (decrypts only into a marked copy)" not in page
         assert 'class="delivery sealed"' in page
 
+    def test_my_works_lists_each_works_mode(self, client, rita, sealed_work) -> None:
+        client.force_login(rita)
+        page = client.get("/studio/works/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+        assert 'class="delivery sealed">Sealed (decrypts only into a marked copy)' in page
+
 
 # --- packaging -------------------------------------------------------------------------------
 
