@@ -166,15 +166,10 @@ def _by_watermark(owner: User, data: bytes) -> Found:
         likeness: dict[str, JSONValue] = {
             gettext_noop("perceptual distance to the master (of 64 bits)"): distance}
         if work_is_sealed(work):
-            tested = sealed_by_accusation(work, data, likeness)
-            if tested is None:
-                continue
-            found, best = tested
-            compared.append({"work": str(work.pk), "title": work.title, "distance": distance,
-                             "score": None if best is None else round(best, 3)})
-            if found[0] == TraceOutcome.MARKED:
-                return found
-            unnamed[work.pk] = found
+            accused = _sealed_candidate(work, data, likeness, distance,
+                                        compared=compared, unnamed=unnamed)
+            if accused is not None:
+                return accused
             continue
         result = _read(work, suspect)
         if result is None:
@@ -192,6 +187,23 @@ def _by_watermark(owner: User, data: bytes) -> Found:
             return outcome, nearest[1], [], {**sealed_details, **details}
         return TraceOutcome.NO_MARK, nearest[1], [], details
     return TraceOutcome.UNKNOWN, None, [], details
+
+
+def _sealed_candidate(work: Work, data: bytes, likeness: dict[str, JSONValue],
+                      distance: JSONValue, *, compared: list[JSONValue],
+                      unnamed: dict[object, Found]) -> Found | None:
+    """Accuse the licences of a sealed candidate work: the finding if it names one; else
+    None, with the work noted among those compared (and kept if it was read at all)."""
+    tested = sealed_by_accusation(work, data, likeness)
+    if tested is None:
+        return None
+    found, best = tested
+    compared.append({"work": str(work.pk), "title": work.title, "distance": distance,
+                     "score": None if best is None else round(best, 3)})
+    if found[0] == TraceOutcome.MARKED:
+        return found
+    unnamed[work.pk] = found
+    return None
 
 
 def _fingerprints(owner: User) -> list[tuple[Work, int]]:
@@ -262,15 +274,10 @@ def _audio_by_watermark(owner: User, data: bytes) -> Found:
                         if pair[0].bit_error_rate <= PLAUSIBLE_AUDIO_BITS][:MAX_CANDIDATES]:
         distance = round(match.bit_error_rate, 3)
         if work_is_sealed(work):
-            tested = sealed_by_accusation(work, data, _likeness(match))
-            if tested is None:
-                continue
-            found, best = tested
-            compared.append({"work": str(work.pk), "title": work.title, "distance": distance,
-                             "score": None if best is None else round(best, 3)})
-            if found[0] == TraceOutcome.MARKED:
-                return found
-            unnamed[work.pk] = found
+            accused = _sealed_candidate(work, data, _likeness(match), distance,
+                                        compared=compared, unnamed=unnamed)
+            if accused is not None:
+                return accused
             continue
         result = _read_audio(work, data)
         if result is None:

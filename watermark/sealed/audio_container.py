@@ -17,8 +17,6 @@ pictures, every field is checked and every stream inflated to exactly its stated
 from __future__ import annotations
 
 import base64
-import json
-import zlib
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -26,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from watermark.audio.params import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from watermark.sealed import streams
 from watermark.sealed.errors import SealedFormatError
 from watermark.sealed.params import CODE_BITS, LOOKUPS, MAX_TABLE_ENTRIES, MIN_TABLE_ENTRIES
 
@@ -73,8 +72,6 @@ class AudioContainer:
 
 def write_audio_container(container: AudioContainer) -> bytes:
     info = container.info
-    streams = [zlib.compress(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")).tobytes(), 6)
-               for a in (container.complement, container.sealed, container.scale)]
     header = {
         "version": VERSION, "format": info.format, "subtype": info.subtype, "rate": info.rate,
         "channels": info.channels, "samples": info.samples, "table_size": info.table_size,
@@ -82,10 +79,9 @@ def write_audio_container(container: AudioContainer) -> bytes:
         "before": base64.b64encode(info.before).decode("ascii"),
         "data_length": info.data_length,
         "after": base64.b64encode(info.after).decode("ascii"),
-        "streams": [len(stream) for stream in streams],
     }
-    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    return MAGIC + len(text).to_bytes(4, "big") + text + b"".join(streams)
+    return streams.write(MAGIC, header, [container.complement, container.sealed,
+                                         container.scale])
 
 
 def _integer(header: dict[str, Any], name: str, low: int, high: int) -> int:
@@ -106,20 +102,9 @@ def _bytes(header: dict[str, Any], name: str) -> bytes:
 
 
 def _header(data: bytes) -> tuple[SealedAudioInfo, list[int], int]:
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise SealedFormatError("a sealed container is bytes")
-    head = bytes(data[: len(MAGIC) + 4])
-    if len(head) < len(MAGIC) + 4 or head[: len(MAGIC)] != MAGIC:
-        raise SealedFormatError("not a sealed recording")
-    length = int.from_bytes(head[len(MAGIC):], "big")
-    start = len(MAGIC) + 4
-    if length > MAX_HEADER_BYTES or start + length > len(data):
-        raise SealedFormatError("sealed recording: the header is cut short or too long")
-    try:
-        header = json.loads(bytes(data[start : start + length]).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise SealedFormatError("sealed recording: the header is not JSON") from error
-    if not isinstance(header, dict) or header.get("version") != VERSION:
+    header, lengths, position = streams.read_header(data, MAGIC, MAX_HEADER_BYTES,
+                                                    "sealed recording", 3)
+    if header.get("version") != VERSION:
         raise SealedFormatError("sealed recording: unknown header version")
     if header.get("format") not in _TYPES or header.get("subtype") not in _SUBTYPES:
         raise SealedFormatError("sealed recording: unknown format or sample type")
@@ -135,10 +120,6 @@ def _header(data: bytes) -> tuple[SealedAudioInfo, list[int], int]:
         lookup_seed = b""
     if len(lookup_seed) != 16:
         raise SealedFormatError("sealed recording: 'lookup_seed' is not 16 bytes of hex")
-    streams = header.get("streams")
-    if not (isinstance(streams, list) and len(streams) == 3
-            and all(type(n) is int and 0 < n <= len(data) for n in streams)):
-        raise SealedFormatError("sealed recording: 'streams' is not three stream lengths")
     info = SealedAudioInfo(
         format=header["format"], subtype=header["subtype"],
         rate=_integer(header, "rate", MIN_SAMPLE_RATE, MAX_SAMPLE_RATE),
@@ -148,39 +129,21 @@ def _header(data: bytes) -> tuple[SealedAudioInfo, list[int], int]:
         before=_bytes(header, "before"),
         data_length=_integer(header, "data_length", 0, 4 * MAX_CHANNELS * MAX_SAMPLES),
         after=_bytes(header, "after"))
-    return info, streams, start + length
+    return info, lengths, position
 
 
 def audio_container_info(data: bytes) -> SealedAudioInfo:
     return _header(data)[0]
 
 
-def _inflate(stream: bytes, size: int, what: str) -> bytes:
-    inflater = zlib.decompressobj()
-    try:
-        out = inflater.decompress(stream, max(size, 1))  # 0 would mean no limit
-    except zlib.error as error:
-        raise SealedFormatError(f"sealed recording: the {what} stream is damaged") from error
-    if len(out) != size or inflater.unconsumed_tail or not inflater.eof or inflater.unused_data:
-        raise SealedFormatError(f"sealed recording: the {what} stream has the wrong size")
-    return out
-
-
 def read_audio_container(data: bytes, frames: int, atoms: int) -> AudioContainer:
     """Every part, checked; `frames` and `atoms` follow from the header (see `audio`)."""
-    info, streams, position = _header(data)
-    if position + sum(streams) != len(data):
-        raise SealedFormatError("sealed recording: the streams do not fill the file exactly")
-    shapes = [((info.samples, info.channels), "<i4"), ((frames, atoms), "<i8"),
-              ((frames, atoms), "<i8")]
-    arrays = []
-    for name, length, (shape, dtype) in zip(("complement", "sealed", "scale"), streams, shapes,
-                                            strict=True):
-        size = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        raw = _inflate(bytes(data[position : position + length]), size, name)
-        position += length
-        arrays.append(np.frombuffer(raw, dtype=dtype).reshape(shape))
-    complement, sealed, scale = arrays
+    info, lengths, position = _header(data)
+    complement, sealed, scale = streams.read_arrays(data, position, lengths, [
+        ("complement", (info.samples, info.channels), "<i4"),
+        ("sealed", (frames, atoms), "<i8"),
+        ("scale", (frames, atoms), "<i8"),
+    ], "sealed recording")
     if scale.size and (scale.min() < 1 or scale.max() > 1 << 31):
         raise SealedFormatError("sealed recording: a mark scale is out of range")
     return AudioContainer(info, complement.astype(np.int32), sealed.astype(np.int64),

@@ -19,8 +19,6 @@ inflated).
 from __future__ import annotations
 
 import base64
-import json
-import zlib
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -29,6 +27,7 @@ from numpy.typing import NDArray
 
 from watermark.codec import Encoding
 from watermark.planes import DEFAULT_MAX_PIXELS, MIN_SIDE
+from watermark.sealed import streams
 from watermark.sealed.errors import SealedFormatError
 from watermark.sealed.params import (
     CODE_BITS,
@@ -93,15 +92,9 @@ def _b64(value: bytes | None) -> str | None:
     return None if value is None else base64.b64encode(value).decode("ascii")
 
 
-def _little_endian(array: NDArray[Any]) -> bytes:
-    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
-
-
 def write_container(container: Container) -> bytes:
     """The container's bytes (deterministic: the same arrays give the same bytes)."""
     info = container.info
-    arrays = (container.complement, container.extra, container.sealed, container.scale)
-    streams = [zlib.compress(_little_endian(array), 6) for array in arrays]
     enc = info.encoding
     header = {
         "version": VERSION,
@@ -121,10 +114,9 @@ def write_container(container: Container) -> bytes:
             "subsampling": enc.subsampling,
             "lossless": enc.lossless,
         },
-        "streams": [len(stream) for stream in streams],
     }
-    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    return MAGIC + len(text).to_bytes(4, "big") + text + b"".join(streams)
+    return streams.write(MAGIC, header, [container.complement, container.extra,
+                                         container.sealed, container.scale])
 
 
 def _field(header: dict[str, Any], name: str, low: int, high: int) -> int:
@@ -171,21 +163,8 @@ def _encoding(value: object) -> Encoding:
 
 
 def _header(data: bytes) -> tuple[SealedInfo, list[int], int]:
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise SealedFormatError("a sealed container is bytes")
-    view = bytes(data[: len(MAGIC) + 4])
-    if len(view) < len(MAGIC) + 4 or view[: len(MAGIC)] != MAGIC:
-        raise SealedFormatError("not a sealed container")
-    length = int.from_bytes(view[len(MAGIC):], "big")
-    start = len(MAGIC) + 4
-    if length > MAX_HEADER_BYTES or start + length > len(data):
-        raise SealedFormatError("sealed container: the header is cut short or too long")
-    try:
-        header = json.loads(bytes(data[start : start + length]).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise SealedFormatError("sealed container: the header is not JSON") from error
-    if not isinstance(header, dict):
-        raise SealedFormatError("sealed container: the header is not an object")
+    header, lengths, position = streams.read_header(data, MAGIC, MAX_HEADER_BYTES,
+                                                    "sealed container", len(_SECTIONS))
     if header.get("version") != VERSION:
         raise SealedFormatError(f"sealed container: unknown version {header.get('version')!r}")
     width = _field(header, "width", MIN_SIDE, 1 << 20)
@@ -211,15 +190,11 @@ def _header(data: bytes) -> tuple[SealedInfo, list[int], int]:
         lookup_seed = bytes.fromhex(seed)
     except ValueError as error:
         raise SealedFormatError("sealed container: 'lookup_seed' is not hex") from error
-    streams = header.get("streams")
-    if not (isinstance(streams, list) and len(streams) == len(_SECTIONS)
-            and all(type(n) is int and 0 < n <= len(data) for n in streams)):
-        raise SealedFormatError("sealed container: 'streams' is not four stream lengths")
     info = SealedInfo(width, height, mode, cell, table_size, code_bits, lookup_seed,
                       _encoding(header.get("encoding")))
     if info.rows < 1 or info.cols < 1:
         raise SealedFormatError("sealed container: no whole cell")
-    return info, streams, start + length
+    return info, lengths, position
 
 
 def container_info(data: bytes) -> SealedInfo:
@@ -227,35 +202,14 @@ def container_info(data: bytes) -> SealedInfo:
     return _header(data)[0]
 
 
-def _inflate(stream: bytes, size: int, what: str) -> bytes:
-    inflater = zlib.decompressobj()
-    try:
-        out = inflater.decompress(stream, max(size, 1))  # 0 would mean no limit
-        if len(out) != size or inflater.unconsumed_tail or not inflater.eof \
-                or inflater.unused_data:
-            raise SealedFormatError(f"sealed container: the {what} stream has the wrong size")
-    except zlib.error as error:
-        raise SealedFormatError(f"sealed container: the {what} stream is damaged") from error
-    return out
-
-
 def read_container(data: bytes) -> Container:
     """Every part of a sealed container, checked against its header."""
-    info, streams, position = _header(data)
-    if position + sum(streams) != len(data):
-        raise SealedFormatError("sealed container: the streams do not fill the file exactly")
-    shapes: list[tuple[tuple[int, ...], str]] = [
-        ((info.height, info.width, info.colour), "<i2"),
-        ((info.height, info.width, info.channels - info.colour), "u1"),
-        ((info.rows, info.cols), "<i4"),
-        ((info.rows, info.cols), "u1"),
-    ]
-    arrays = []
-    for name, length, (shape, dtype) in zip(_SECTIONS, streams, shapes, strict=True):
-        size = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        raw = _inflate(bytes(data[position : position + length]), size, name)
-        position += length
-        arrays.append(np.frombuffer(raw, dtype=dtype).reshape(shape))
-    complement, extra, sealed, scale = arrays
+    info, lengths, position = _header(data)
+    complement, extra, sealed, scale = streams.read_arrays(data, position, lengths, [
+        ("complement", (info.height, info.width, info.colour), "<i2"),
+        ("extra", (info.height, info.width, info.channels - info.colour), "u1"),
+        ("sealed", (info.rows, info.cols), "<i4"),
+        ("scale", (info.rows, info.cols), "u1"),
+    ], "sealed container")
     return Container(info, complement.astype(np.int16), extra.astype(np.uint8),
                      sealed.astype(np.int32), scale.astype(np.uint8))
