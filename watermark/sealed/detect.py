@@ -6,7 +6,7 @@ is then credited to the table entries the cell added up, each entry's credit to 
 bit (times its chip), and each bit's sum, normalised by its noise, is the soft evidence.
 That takes one pass over the cells, whatever the number of licences; checking a licence
 is then one product of its codeword's Tardos weights with the evidence (`tardos.scores`),
-so a million licences are checked in seconds.
+so a million licences are checked in about a minute on two cores (docs/BENCHMARKS.md).
 
 The evidence is centred on the code's biases before scoring: a copy averaged from several
 licences carries, on every bit, a pull towards the bias that no licence in particular is
