@@ -1,7 +1,7 @@
 """Which delivery modes a work may have, and the one it gets when nobody chooses.
 
 Sealed delivery (docs/SEALED.md) exists for the media types the sealed library packages
-(``watermark.sealed.SEALABLE_MEDIA_TYPES``: PNG, JPEG and WebP pictures, WAV and FLAC
+(``watermark.sealed.SEALABLE_MEDIA_TYPES``: PNG, JPEG and WebP pictures, WAV, FLAC and MP3
 recordings). It is the default for the types the library names
 (``SEALED_BY_DEFAULT``: pictures), because it keeps a buyer's copy marked even if the
 buyer's agent is modified; a rights holder may choose it for a sealable recording too.
@@ -42,7 +42,7 @@ def delivery_mode_check(mode: str | None, *, content_type: str) -> str:
                            code="invalid", field="delivery_mode")
     if mode == DeliveryMode.SEALED and not sealable(content_type):
         raise ServiceError(
-            _("Sealed delivery is for PNG, JPEG and WebP images and WAV and FLAC "
+            _("Sealed delivery is for PNG, JPEG and WebP images and WAV, FLAC and MP3 "
               "recordings; this work is %(type)s. Choose marked delivery.")
             % {"type": content_type},
             code="invalid", field="delivery_mode")

@@ -148,8 +148,8 @@ class TermsForm(MoneyFormMixin):
 
 DELIVERY_MODE_HELP = _(
     "Sealed: every buyer gets the same sealed file and a personal key table that decrypts "
-    "it straight into a copy marked for them, so even a modified agent cannot make an "
-    "unmarked copy (PNG, JPEG and WebP images; WAV and FLAC recordings). Marked: the "
+    "it straight into a copy marked for them, so even a modified agent never holds an "
+    "unmarked copy (PNG, JPEG and WebP images; WAV, FLAC and MP3 recordings). Marked: the "
     "buyer's agent marks its copy. Fixed once the work is packaged.")
 
 

@@ -142,7 +142,7 @@ def test_unmarked_and_other_key_recordings_name_nobody() -> None:
 
 @pytest.mark.parametrize(("data", "error"), [
     (lambda: encoded("OGG", music(8.0)), UnsupportedAudioError),
-    (lambda: encoded("MP3", music(8.0)), UnsupportedAudioError),
+    (lambda: mp3_bytes(music(20.0, seed=5), RATE, 64), EmbedCheckError),  # mark stripped
     (lambda: encoded("WAV", music(3.0)), AudioTooShortError),
     (lambda: encoded("WAV", np.zeros((RATE * 8, 2), np.float32)), EmbedCheckError),
 ])
@@ -170,3 +170,15 @@ def test_a_damaged_sealed_recording_is_refused(damage: str) -> None:
         table = personal_table(KEY, 1, 2 * container_info(sealed).table_size)
     with pytest.raises(SealedFormatError):
         unseal(sealed, table)
+
+
+def test_an_mp3_master_is_sealed_reencoded_at_its_bitrate_with_its_tags_and_traced() -> None:
+    from mutagen.id3 import ID3
+
+    mp3 = tagged("MP3", encoded("MP3", music(20.0, seed=5)))
+    sealed = seal(mp3, "audio/mpeg", KEY)
+    assert container_info(sealed).content_type == "audio/mpeg"
+    copy = unseal(sealed, personal_table(KEY, ISSUED[3], container_info(sealed).table_size))
+    assert copy[:3] == b"ID3"
+    assert str(ID3(io.BytesIO(copy))["TIT2"]) == TITLE
+    assert [c.payload for c in accuse(copy, mp3, KEY, ISSUED).accused] == [ISSUED[3]]

@@ -556,6 +556,39 @@ def _encode_mp3(decoded: DecodedAudio, marked: NDArray[np.float64], master: byte
     return out.getvalue()
 
 
+def lossy_donor(master: bytes) -> bytes:
+    """What an MP3's or Ogg Vorbis file's copy keeps of it besides the audio: the MP3's
+    ID3v2 block and ID3v1 tag; the Ogg stream's header pages (identification, comments,
+    setup: the serial number and tags). Sealed delivery stores this instead of the master."""
+    kind = sniff_audio(master)
+    if kind == "MP3":
+        start = _mpeg_start(master) or 0
+        tail = master[-128:] if len(master) >= 128 and master[-128:-125] == b"TAG" else b""
+        return master[:start] + tail
+    if kind != "OGG":
+        raise UnsupportedAudioError(f"a {kind} file is not a lossy recording")
+    donor = bytearray()
+    for page in _ogg_pages(master):
+        if page.position not in (0, -1):
+            break
+        donor += page.write()
+    return bytes(donor)
+
+
+def lossy_like(donor: bytes, kind: str, marked: NDArray[np.float64], sample_rate: int,
+               bitrate_kbps: int | None) -> bytes:
+    """`marked` (float samples) written as the MP3 or Ogg Vorbis file `lossy_donor` came
+    from would be: the same encoder settings as a marked copy, the donor's tags."""
+    channels = int(marked.shape[1])
+    if kind == "MP3":
+        stub = DecodedAudio(np.empty((0, channels), np.float32), sample_rate, "MP3",
+                            "MPEG_LAYER_III", bitrate_kbps)
+        return _encode_mp3(stub, marked, donor)
+    stub = DecodedAudio(np.empty((0, channels), np.float32), sample_rate, "OGG", "VORBIS",
+                        bitrate_kbps)
+    return _encode_ogg(stub, marked, donor)
+
+
 # -- the public calls ------------------------------------------------------------------
 
 def embed_audio_bytes(master: bytes, key: bytes, payload: int) -> bytes:

@@ -8,7 +8,7 @@ one integer sum. A suspect copy is traced against every issued licence with `acc
 The construction is that of Celik, Lemma, Katzenbeisser and van der Veen (2008) with the
 Tardos code of Katzenbeisser, Skoric, Celik and Sadeghi (2007); docs/SEALED.md gives the
 choices and the security argument. Pictures (PNG, JPEG, WebP) and recordings (16 or
-24-bit WAV and FLAC) can be sealed.
+24-bit WAV and FLAC, MP3) can be sealed.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ from watermark.sealed.table import personal_table
 #: media types sealed pictures are made from (the formats the image mark writes)
 SEALABLE_IMAGE_TYPES: Final = frozenset(
     {"image/png", "image/jpeg", "image/jpg", "image/pjpeg", "image/webp"})
-#: media types sealed recordings are made from (16 or 24-bit PCM inside)
+#: media types sealed recordings are made from (WAV and FLAC of 16 or 24-bit PCM, MP3)
 SEALABLE_AUDIO_TYPES: Final = frozenset(
-    {"audio/wav", "audio/x-wav", "audio/wave", "audio/flac", "audio/x-flac"})
+    {"audio/wav", "audio/x-wav", "audio/wave", "audio/flac", "audio/x-flac", "audio/mpeg",
+     "audio/mp3"})
 #: every media type a work may be sealed for
 SEALABLE_MEDIA_TYPES: Final = SEALABLE_IMAGE_TYPES | SEALABLE_AUDIO_TYPES
 #: the media types new works are sealed for unless the rights holder says otherwise
@@ -83,8 +84,14 @@ def accuse(suspect: bytes, master: bytes, key: bytes, payloads: Sequence[int], *
     """Which of `payloads` (every licence issued for the work) made the suspect copy; the
     medium is the master's. Raises the image or audio library's errors for a suspect or
     master it cannot read."""
-    head = bytes(master[:12])
-    if head[:4] == b"fLaC" or (head[:4] == b"RIFF" and head[8:12] == b"WAVE"):
+    from watermark.audio.codec import sniff_audio
+    from watermark.errors import UnsupportedAudioError
+
+    try:
+        is_audio = bool(sniff_audio(bytes(master)))
+    except UnsupportedAudioError:
+        is_audio = False
+    if is_audio:
         from watermark.sealed.audio import accuse_audio
 
         return accuse_audio(suspect, master, key, payloads, epsilon=epsilon)

@@ -1,4 +1,10 @@
-"""Sealed delivery for recordings (WAV and FLAC, 16 or 24-bit PCM), in the PCM domain.
+"""Sealed delivery for recordings, in the PCM domain before the file is encoded.
+
+WAV and FLAC of 16 or 24-bit PCM keep their depth; an MP3 master is decoded, marked in
+16-bit PCM and encoded again at its own bitrate, as the audio mark does. A lossy master is
+sealed only if the mark survives that encoding (`seal_audio` checks it with a probe
+licence): at low bitrates the encoder discards it. Ogg Vorbis is never sealed: its encoder
+discarded the mark at its usual qualities (docs/SEALED.md).
 
 The same construction as for pictures (docs/SEALED.md): each frame's atom coefficients
 (`audio_atoms`) of the channels' mix are sealed under noise-table entries; every channel
@@ -21,6 +27,8 @@ from watermark.audio.codec import (
     DecodedAudio,
     decode_audio,
     flac_with_tags_of,
+    lossy_donor,
+    lossy_like,
     wav_from_parts,
     wav_parts,
 )
@@ -28,6 +36,7 @@ from watermark.errors import AudioTooShortError, EmbedCheckError, UnsupportedAud
 from watermark.payload import validate_key, validate_payload
 from watermark.sealed import audio_atoms, keyed
 from watermark.sealed.audio_container import (
+    LOSSY,
     AudioContainer,
     SealedAudioInfo,
     read_audio_container,
@@ -50,15 +59,23 @@ _SUBTYPES: Final = {"PCM_16": 16, "PCM_24": 24}
 
 
 def _pcm(decoded: DecodedAudio) -> NDArray[np.int64]:
-    """Samples as integers in the file's own bit depth."""
+    """Samples as integers in the file's own bit depth (16 bits for a lossy file)."""
+    if decoded.format in LOSSY:
+        scaled = np.rint(decoded.samples.astype(np.float64) * 32768.0)
+        return np.clip(scaled, -32768, 32767).astype(np.int64)
     samples = decoded.samples.astype(np.int64)
     return samples >> 8 if decoded.subtype == "PCM_24" else samples
 
 
+def _depth(decoded: DecodedAudio) -> str:
+    return "PCM_16" if decoded.format in LOSSY else decoded.subtype
+
+
 def _check_sealable(decoded: DecodedAudio) -> None:
-    if decoded.format not in {"WAV", "FLAC"} or decoded.subtype not in _SUBTYPES:
+    if decoded.format != "MP3" and (decoded.format not in {"WAV", "FLAC"}
+                                    or decoded.subtype not in _SUBTYPES):
         raise UnsupportedAudioError(
-            "only 16 or 24-bit PCM WAV and FLAC recordings can be sealed "
+            "only 16 or 24-bit PCM WAV and FLAC, and MP3 recordings can be sealed "
             f"(this is {decoded.format} {decoded.subtype})")
     if decoded.samples.shape[0] < MIN_SECONDS * decoded.sample_rate:
         raise AudioTooShortError(f"a sealed recording lasts at least {MIN_SECONDS:.0f} s")
@@ -113,12 +130,35 @@ def seal_audio(master: bytes, key: bytes) -> bytes:
     complement[: body.size] -= body[:, None]
     if decoded.format == "WAV":
         before, length, after = wav_parts(bytes(master))
-    else:
+    elif decoded.format == "FLAC":
         before, length, after = _flac_metadata(bytes(master)), 0, b""
-    info = SealedAudioInfo(decoded.format, decoded.subtype, rate, decoded.channels,
-                           pcm.shape[0], size, CODE_BITS, seed, before, length, after)
-    return write_audio_container(AudioContainer(info, complement.astype(np.int32), sealed,
-                                                 scale))
+    else:
+        before, length, after = lossy_donor(bytes(master)), 0, b""
+    info = SealedAudioInfo(decoded.format, _depth(decoded), rate, decoded.channels,
+                           pcm.shape[0], size, CODE_BITS, seed, before, length, after,
+                           decoded.bitrate_kbps if decoded.format in LOSSY else None)
+    container = write_audio_container(AudioContainer(info, complement.astype(np.int32),
+                                                      sealed, scale))
+    if decoded.format in LOSSY:
+        _check_survives(container, bytes(master), raw_key)
+    return container
+
+
+PROBES: Final = 64
+"""Licences a lossy master's probe copy is accused against (payload 0 made it)."""
+
+
+def _check_survives(container: bytes, master: bytes, key: bytes) -> None:
+    """Refuse (`EmbedCheckError`) a container whose copies the encoder strips of their
+    mark: a probe licence's copy must be named, alone, among `PROBES` licences."""
+    from watermark.sealed.table import personal_table
+
+    info = read_sealed_audio(container).info
+    copy = unseal_audio(container, personal_table(key, 0, info.table_size))
+    named = [c.payload for c in accuse_audio(copy, master, key, range(PROBES)).accused]
+    if named != [0]:
+        raise EmbedCheckError(f"the mark does not survive encoding this {info.format} at "
+                              f"{info.bitrate} kbit/s; deliver it marked instead")
 
 
 def _flac_metadata(master: bytes) -> bytes:
@@ -153,6 +193,9 @@ def unseal_audio(container: bytes, table: bytes) -> bytes:
     pcm[: body.size] += body[:, None]
     top = (1 << (info.bits - 1)) - 1
     pcm = np.clip(pcm, -top - 1, top)
+    if info.format in LOSSY:
+        return lossy_like(info.before, info.format, pcm.astype(np.float64) / 32768.0,
+                          info.rate, info.bitrate)
     if info.format == "WAV":
         samples = pcm.astype(np.int16) if info.bits == 16 else (pcm << 8).astype(np.int32)
         return wav_from_parts(info.before, info.data_length, info.after, samples)
@@ -222,7 +265,7 @@ def _aligned(copy: NDArray[np.float64], master: NDArray[np.float64]) -> NDArray[
 def audio_evidence(suspect: DecodedAudio, master: DecodedAudio,
                    key: bytes) -> tuple[NDArray[np.float64], float]:
     """Unit-norm soft evidence per code bit of a recording, and its strength."""
-    bits = _SUBTYPES.get(master.subtype, 16)
+    bits = _SUBTYPES.get(_depth(master), 16)
     rate = master.sample_rate
     reference = _mono(master, bits)
     copy = _mono(suspect, bits)

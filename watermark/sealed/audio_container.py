@@ -10,7 +10,8 @@ scale         int64, frames x atoms: each atom's mark scale (1 .. 2**31)
 ============  =====================================================================
 
 The header keeps what the file is written back as: WAV (its chunks before and after the
-sample data) or FLAC (its metadata blocks: stream info, comments, pictures). As for
+sample data), FLAC (its metadata blocks: stream info, comments, pictures), MP3 (its ID3
+tags and bitrate) or Ogg Vorbis (its header pages and bitrate). As for
 pictures, every field is checked and every stream inflated to exactly its stated size.
 """
 
@@ -33,7 +34,9 @@ VERSION: Final = 1
 MAX_HEADER_BYTES: Final = 32 << 20  # cover pictures
 MAX_SAMPLES: Final = 20 * 60 * 48_000
 _SUBTYPES: Final = {"PCM_16": 16, "PCM_24": 24}
-_TYPES: Final = {"WAV": "audio/wav", "FLAC": "audio/flac"}
+_TYPES: Final = {"WAV": "audio/wav", "FLAC": "audio/flac", "MP3": "audio/mpeg",
+                 "OGG": "audio/ogg"}
+LOSSY: Final = frozenset({"MP3", "OGG"})
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class SealedAudioInfo:
 
     format: str
     subtype: str
+    """The PCM the mark is added in: the file's own depth, 16-bit for MP3 and Vorbis."""
     rate: int
     channels: int
     samples: int
@@ -52,6 +56,8 @@ class SealedAudioInfo:
     """WAV: the bytes before the sample data; FLAC: the metadata blocks."""
     data_length: int
     after: bytes
+    bitrate: int | None = None
+    """MP3 and Vorbis: the bitrate (kbit/s) the copy is encoded at, as a marked copy is."""
 
     @property
     def bits(self) -> int:
@@ -79,6 +85,7 @@ def write_audio_container(container: AudioContainer) -> bytes:
         "before": base64.b64encode(info.before).decode("ascii"),
         "data_length": info.data_length,
         "after": base64.b64encode(info.after).decode("ascii"),
+        "bitrate": info.bitrate,
     }
     return streams.write(MAGIC, header, [container.complement, container.sealed,
                                          container.scale])
@@ -128,7 +135,8 @@ def _header(data: bytes) -> tuple[SealedAudioInfo, list[int], int]:
         table_size=table_size, code_bits=CODE_BITS, lookup_seed=lookup_seed,
         before=_bytes(header, "before"),
         data_length=_integer(header, "data_length", 0, 4 * MAX_CHANNELS * MAX_SAMPLES),
-        after=_bytes(header, "after"))
+        after=_bytes(header, "after"),
+        bitrate=None if header.get("bitrate") is None else _integer(header, "bitrate", 8, 640))
     return info, lengths, position
 
 
