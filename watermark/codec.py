@@ -96,6 +96,18 @@ class Encoding:
     lossless: bool = False
 
 
+def _usable_dpi(dpi: object) -> tuple[float, float] | None:
+    """A PNG's resolution if it is two positive numbers below a million, else none (a
+    pHYs chunk of zero pixels per metre says nothing, and is not written back)."""
+    if not isinstance(dpi, tuple) or len(dpi) != 2:
+        return None
+    try:
+        pair = (float(dpi[0]), float(dpi[1]))
+    except (TypeError, ValueError):
+        return None
+    return pair if all(0 < value < 1e6 for value in pair) else None
+
+
 def encoding_of(source: Image.Image, data: bytes) -> Encoding:
     """The encoding `embed_bytes` gives a copy of `source` (decoded from `data`)."""
     info = source.info
@@ -105,7 +117,7 @@ def encoding_of(source: Image.Image, data: bytes) -> Encoding:
         format=str(source.format),
         icc_profile=info.get("icc_profile") or None,
         exif=exif or None,
-        dpi=(float(dpi[0]), float(dpi[1])) if dpi else None,
+        dpi=_usable_dpi(dpi),
         subsampling=JpegImagePlugin.get_sampling(source) if source.format == "JPEG" else -1,
         lossless=source.format == "WEBP" and _is_lossless_webp(data),
     )

@@ -78,8 +78,9 @@ class TermsFields(serializers.Serializer):
 DELIVERY_MODE_HELP = (
     "How buyers' copies are marked: 'marked' (the buyer's agent marks its copy) or "
     "'sealed' (every buyer gets the same sealed container and a personal table that "
-    "decrypts it straight into a copy marked for them; PNG, JPEG and WebP images, WAV and "
-    "FLAC recordings). Default: sealed for those images, marked for everything else. "
+    "decrypts it straight into a copy marked for them; PNG, JPEG and WebP images, WAV, "
+    "FLAC and MP3 recordings). Default: sealed for those images, marked for everything "
+    "else. "
     "Fixed once the work is packaged."
 )
 

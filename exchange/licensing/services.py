@@ -422,6 +422,11 @@ def licence_table(*, licence: Licence) -> bytes:
     if licence.revoked_at is not None:
         raise ServiceError(_("This licence is revoked."), code="licence_revoked",
                            status_code=403)
+    if licence.device.revoked_at is not None:
+        # A stolen device's files hold its keys and the account's token: its tables
+        # would let the thief make copies in the owner's name.
+        raise ServiceError(_("That device is revoked."), code="device_revoked",
+                           status_code=403)
     package = package_get(licence.work_id)
     if package is None or not package.sealed:
         raise ServiceError(_("This licence is for a work that is not sealed: it has no "

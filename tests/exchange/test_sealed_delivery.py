@@ -25,6 +25,7 @@ from exchange.catalogue.demo_images import demo_image_png
 from exchange.catalogue.models import DeliveryMode, Work, WorkStatus
 from exchange.licensing.models import WorkPackage
 from exchange.licensing.services import (
+    device_revoke,
     licence_revoke,
     licence_table,
     package_get,
@@ -346,6 +347,14 @@ class TestLicence:
         response = api(bob).get(f"/api/v1/licences/{sold['row'].pk}/table/")
         assert response.status_code == 403
         assert response.json()["error"]["code"] == "licence_revoked"
+
+    def test_a_revoked_device_gets_no_table(self, api, bob, sold) -> None:
+        """A stolen device's files hold its keys and the account's token: once the owner
+        revokes the device, its tables are refused too."""
+        device_revoke(device=sold["row"].device, actor=bob)
+        response = api(bob).get(f"/api/v1/licences/{sold['row'].pk}/table/")
+        assert response.status_code == 403
+        assert response.json()["error"]["code"] == "device_revoked"
 
     @pytest.mark.parametrize("licence_id", ["not-a-uuid", "1", "%20", "x" * 300])
     def test_an_id_that_is_not_a_uuid_is_404(self, api, bob, licence_id) -> None:

@@ -142,7 +142,7 @@ def test_unmarked_and_other_key_recordings_name_nobody() -> None:
 
 @pytest.mark.parametrize(("data", "error"), [
     (lambda: encoded("OGG", music(8.0)), UnsupportedAudioError),
-    (lambda: mp3_bytes(music(20.0, seed=5), RATE, 64), EmbedCheckError),  # mark stripped
+    (lambda: mp3_bytes(music(20.0, seed=5), RATE, 32), EmbedCheckError),  # mark stripped
     (lambda: encoded("WAV", music(3.0)), AudioTooShortError),
     (lambda: encoded("WAV", np.zeros((RATE * 8, 2), np.float32)), EmbedCheckError),
 ])

@@ -23,6 +23,7 @@ from watermark.sealed import (
     accuse,
     container_info,
     personal_table,
+    seal,
     seal_image,
     unseal,
 )
@@ -46,7 +47,7 @@ def _table(data: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("change", [
-    {"version": 2}, {"width": 10**9}, {"height": -1}, {"width": "512"}, {"mode": "CMYK"},
+    {"version": 3}, {"width": 10**9}, {"height": -1}, {"width": "512"}, {"mode": "CMYK"},
     {"cell": 0}, {"table_size": 3}, {"table_size": 1 << 40}, {"lookups": 3},
     {"code_bits": 64}, {"lookup_seed": "zz" * 16}, {"lookup_seed": 5}, {"streams": [1]},
     {"encoding": {"format": "GIF"}}, {"encoding": {"format": "PNG", "dpi": [0, -1]}},
@@ -60,7 +61,7 @@ def test_a_header_field_out_of_bounds_is_refused(change: dict[str, object]) -> N
 
 
 @pytest.mark.parametrize("damage", ["truncated", "trailing", "magic", "header-json",
-                                    "stream-bytes", "bomb"])
+                                    "stream-bytes", "bomb", "nested"])
 def test_a_damaged_container_is_refused(damage: str) -> None:
     data = container("camera")
     table = _table(data)
@@ -75,6 +76,9 @@ def test_a_damaged_container_is_refused(damage: str) -> None:
         bad = MAGIC + (5).to_bytes(4, "big") + b"{oops" + body
     elif damage == "stream-bytes":
         bad = data[:-40] + bytes(40)
+    elif damage == "nested":  # a header that would exhaust the JSON parser's stack
+        deep = b"[" * 100_000 + b"]" * 100_000
+        bad = MAGIC + len(deep).to_bytes(4, "big") + deep + body
     else:  # the complement stream inflates far past its stated size
         bomb = zlib.compress(bytes(64 << 20), 9)
         streams = list(header["streams"])  # type: ignore[call-overload]
@@ -146,3 +150,18 @@ def test_any_single_byte_change_in_the_header_is_refused_or_harmless(position: i
     data[position] = value
     with contextlib.suppress(SealedFormatError):
         unseal(bytes(data), _table(container("moon")))
+
+
+def test_a_png_whose_resolution_says_nothing_is_sealed_without_it() -> None:
+    import io
+
+    from PIL import Image, PngImagePlugin
+
+    from tests.watermark.photographs import photograph
+
+    info = PngImagePlugin.PngInfo()
+    buffer = io.BytesIO()
+    photograph("camera").save(buffer, "PNG", dpi=(0, 0), pnginfo=info)
+    sealed = seal(buffer.getvalue(), "image/png", KEY)
+    copy = unseal(sealed, personal_table(KEY, 3, container_info(sealed).table_size))
+    assert Image.open(io.BytesIO(copy)).size == (512, 512)

@@ -50,14 +50,24 @@ def seal(master: bytes, content_type: str, key: bytes) -> bytes:
     that cannot be sealed (`EmbedCheckError` for a recording too quiet to carry a mark),
     `SealedFormatError` for a media type that is never sealed.
     """
+    from watermark.errors import UnsupportedAudioError, UnsupportedImageError
+
     base = _base(content_type)
     if base in SEALABLE_IMAGE_TYPES:
-        return seal_image(master, key)
-    if base in SEALABLE_AUDIO_TYPES:
+        container = seal_image(master, key)
+        refusal: type[Exception] = UnsupportedImageError
+    elif base in SEALABLE_AUDIO_TYPES:
         from watermark.sealed.audio import seal_audio
 
-        return seal_audio(master, key)
-    raise SealedFormatError(f"{content_type or 'this media type'} cannot be sealed")
+        container = seal_audio(master, key)
+        refusal = UnsupportedAudioError
+    else:
+        raise SealedFormatError(f"{content_type or 'this media type'} cannot be sealed")
+    try:  # what the agent's reader would refuse is not handed over as sealed
+        container_info(container)
+    except SealedFormatError as error:
+        raise refusal(f"the master cannot be sealed: {error}") from error
+    return container
 
 
 def container_info(container: bytes) -> SealedInfo | SealedAudioInfo:

@@ -43,6 +43,7 @@ from watermark.sealed.audio_container import (
     write_audio_container,
 )
 from watermark.sealed.detect import Accusation, accusation, bit_evidence
+from watermark.sealed.errors import SealedFormatError
 from watermark.sealed.lookups import lookups
 from watermark.sealed.params import CODE_BITS, EPSILON
 from watermark.sealed.sealing import table_size_for
@@ -193,14 +194,18 @@ def unseal_audio(container: bytes, table: bytes) -> bytes:
     pcm[: body.size] += body[:, None]
     top = (1 << (info.bits - 1)) - 1
     pcm = np.clip(pcm, -top - 1, top)
-    if info.format in LOSSY:
-        return lossy_like(info.before, info.format, pcm.astype(np.float64) / 32768.0,
-                          info.rate, info.bitrate)
-    if info.format == "WAV":
-        samples = pcm.astype(np.int16) if info.bits == 16 else (pcm << 8).astype(np.int32)
-        return wav_from_parts(info.before, info.data_length, info.after, samples)
     samples = pcm.astype(np.int16) if info.bits == 16 else (pcm << 8).astype(np.int32)
-    return flac_with_tags_of(info.before, samples, info.rate, info.subtype)
+    try:
+        if info.format in LOSSY:
+            return lossy_like(info.before, info.format, pcm.astype(np.float64) / 32768.0,
+                              info.rate, info.bitrate)
+        if info.format == "WAV":
+            return wav_from_parts(info.before, info.data_length, info.after, samples)
+        return flac_with_tags_of(info.before, samples, info.rate, info.subtype)
+    except Exception as error:  # libsndfile, LAME and mutagen each raise
+        # their own kinds on a header they cannot write back: all are a bad container
+        raise SealedFormatError(f"sealed recording: the copy cannot be written: {error}"
+                                ) from error
 
 
 def _mono(decoded: DecodedAudio, bits: int) -> NDArray[np.float64]:

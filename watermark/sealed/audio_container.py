@@ -24,19 +24,20 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
+from watermark.audio.codec import MAX_SAMPLES as CODEC_MAX_SAMPLES
 from watermark.audio.params import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from watermark.sealed import streams
 from watermark.sealed.errors import SealedFormatError
 from watermark.sealed.params import CODE_BITS, LOOKUPS, MAX_TABLE_ENTRIES, MIN_TABLE_ENTRIES
 
 MAGIC: Final = b"PMSEALA1"
-VERSION: Final = 1
+VERSION: Final = 2
 MAX_HEADER_BYTES: Final = 32 << 20  # cover pictures
-MAX_SAMPLES: Final = 20 * 60 * 48_000
+MAX_SAMPLES: Final = CODEC_MAX_SAMPLES
+"""Frames: as many as the audio codec reads (mono at a high rate has the most)."""
 _SUBTYPES: Final = {"PCM_16": 16, "PCM_24": 24}
-_TYPES: Final = {"WAV": "audio/wav", "FLAC": "audio/flac", "MP3": "audio/mpeg",
-                 "OGG": "audio/ogg"}
-LOSSY: Final = frozenset({"MP3", "OGG"})
+_TYPES: Final = {"WAV": "audio/wav", "FLAC": "audio/flac", "MP3": "audio/mpeg"}
+LOSSY: Final = frozenset({"MP3"})
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from watermark.sealed.params import (
 )
 
 MAGIC: Final = b"PMSEAL1\n"
-VERSION: Final = 1
+VERSION: Final = 2
 MAX_HEADER_BYTES: Final = 16 << 20  # an ICC profile and EXIF can be large
 _SECTIONS: Final = ("complement", "extra", "sealed", "scale")
 _MODES: Final = {"L": (1, 1), "LA": (1, 2), "RGB": (3, 3), "RGBA": (3, 4)}
@@ -192,6 +192,8 @@ def _header(data: bytes) -> tuple[SealedInfo, list[int], int]:
         raise SealedFormatError("sealed container: 'lookup_seed' is not hex") from error
     info = SealedInfo(width, height, mode, cell, table_size, code_bits, lookup_seed,
                       _encoding(header.get("encoding")))
+    if info.encoding.format == "JPEG" and mode not in {"L", "RGB"}:
+        raise SealedFormatError(f"sealed container: a JPEG is not written in mode {mode!r}")
     if info.rows < 1 or info.cols < 1:
         raise SealedFormatError("sealed container: no whole cell")
     return info, lengths, position

@@ -25,25 +25,43 @@ _CODEWORD: Final = b"peermark.sealed.v1.codeword"
 _LOOKUPS: Final = b"peermark.sealed.v1.lookups"
 
 
-def _generator(key: bytes, label: bytes, *extra: int) -> np.random.Generator:
+def _raw(key: bytes, label: bytes, count: int, *extra: int) -> NDArray[np.uint64]:
+    """`count` 64-bit words of a PCG64 stream keyed by HMAC(key, label, extra).
+
+    Only the bit stream is used (numpy keeps it stable across versions, where it may change
+    what its distribution methods draw), with integer arithmetic on it: a table made today
+    must be made again, bit for bit, whenever its buyer fetches it."""
     message = label + b"".join(value.to_bytes(8, "big") for value in extra)
     seed = int.from_bytes(hmac.new(key, message, hashlib.sha256).digest(), "big")
-    return np.random.Generator(np.random.PCG64(seed))
+    return np.asarray(np.random.PCG64(seed).random_raw(count), np.uint64)
 
 
 def noise_table(key: bytes, size: int) -> NDArray[np.int32]:
-    """E: the secret Gaussian noise every sealed coefficient hides under."""
-    noise = _generator(key, _NOISE, size).normal(0.0, NOISE_SIGMA, size)
-    return np.clip(np.rint(noise), -NOISE_CLIP, NOISE_CLIP).astype(np.int32)
+    """E: the secret noise every sealed coefficient hides under.
+
+    Each entry is a sum of 12 uniform 16-bit integers, centred and scaled (Irwin-Hall):
+    a Gaussian to within 1% in its tails, of standard deviation NOISE_SIGMA, bounded at 6
+    standard deviations, and exact integer arithmetic."""
+    words = _raw(key, _NOISE, 3 * size, size).reshape(size, 3)
+    total = np.zeros(size, dtype=np.int64)
+    for word in range(3):
+        for quarter in range(4):
+            total += ((words[:, word] >> np.uint64(16 * quarter)) & np.uint64(0xFFFF)
+                      ).astype(np.int64)
+    centred = total - 12 * 32768
+    noise = centred * NOISE_SIGMA // 65536  # sigma of the sum is 65536
+    return np.clip(noise, -NOISE_CLIP, NOISE_CLIP).astype(np.int32)
 
 
 def entry_layout(key: bytes, size: int,
                  code_bits: int) -> tuple[NDArray[np.int8], NDArray[np.intp]]:
     """Each table entry's chip (+-1) and the code bit it carries; every bit gets
-    size / code_bits entries, scattered by a keyed permutation."""
-    rng = _generator(key, _ENTRIES, size, code_bits)
-    bits = (rng.permutation(size) % code_bits).astype(np.intp)
-    chips = (rng.integers(0, 2, size=size, dtype=np.int8) * 2 - 1).astype(np.int8)
+    size / code_bits entries, scattered by a keyed shuffle (the order of random words)."""
+    words = _raw(key, _ENTRIES, size, size, code_bits)
+    order = np.argsort(words >> np.uint64(1), kind="stable")
+    bits = np.empty(size, dtype=np.intp)
+    bits[order] = np.arange(size) % code_bits
+    chips = ((words & np.uint64(1)).astype(np.int8) * 2 - 1).astype(np.int8)
     return chips, bits
 
 
@@ -51,9 +69,10 @@ def biases(key: bytes, code_bits: int, coalition: int) -> NDArray[np.float64]:
     """Tardos's bias p_i of every code bit: p = sin^2(r), r uniform on [t', pi/2 - t'],
     with sin^2(t') = 1 / (300 c), the cutoff of Tardos (2003)."""
     cutoff = np.arcsin(np.sqrt(1.0 / (300.0 * coalition)))
-    r = _generator(key, _BIASES, code_bits, coalition).uniform(cutoff, np.pi / 2 - cutoff,
-                                                                 code_bits)
-    return np.square(np.sin(r))
+    uniform = (_raw(key, _BIASES, code_bits, code_bits, coalition) >> np.uint64(11)
+               ).astype(np.float64) * (1.0 / (1 << 53))
+    r = cutoff + uniform * (np.pi / 2 - 2 * cutoff)
+    return np.asarray(np.square(np.sin(r)), np.float64)
 
 
 def codeword_seeds(key: bytes, payloads: NDArray[np.uint64] | list[int]) -> NDArray[np.uint64]:

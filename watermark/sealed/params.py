@@ -30,7 +30,8 @@ weakest cell (scale 4) then carries noise of 4 x 2 x 1024 / 16 = 512 grey levels
 whole range of a pixel: the sealed coefficient says nothing about the one it hides."""
 
 NOISE_CLIP: Final = 30 * NOISE_SIGMA
-"""Entries are clipped here (never reached in practice) so a table entry fits 16 bits."""
+"""Entries are clipped here (never reached: they are bounded at 6 standard deviations) so
+a table entry fits 16 bits."""
 
 MIN_SCALE: Final = 4
 MAX_SCALE: Final = 255

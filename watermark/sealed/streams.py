@@ -45,7 +45,7 @@ def read_header(data: bytes, magic: bytes, limit: int, what: str, count: int
         raise SealedFormatError(f"{what}: the header is cut short or too long")
     try:
         header = json.loads(bytes(data[start : start + length]).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise SealedFormatError(f"{what}: the header is not JSON") from error
     if not isinstance(header, dict):
         raise SealedFormatError(f"{what}: the header is not an object")

@@ -14,6 +14,7 @@ from PIL import Image
 from watermark.codec import encode
 from watermark.sealed import cells
 from watermark.sealed.container import read_container
+from watermark.sealed.errors import SealedFormatError
 from watermark.sealed.lookups import lookups
 from watermark.sealed.table import read_table
 
@@ -39,4 +40,8 @@ def unseal_image(container: bytes, table: bytes) -> bytes:
         image = Image.fromarray(pixels[:, :, 0], mode=info.mode)
     else:
         image = Image.fromarray(pixels, mode=info.mode)
-    return encode(image, info.encoding)
+    try:
+        return encode(image, info.encoding)
+    except (OSError, ValueError) as error:  # metadata the encoder refuses
+        raise SealedFormatError(f"sealed container: the copy cannot be written: {error}"
+                                ) from error
