@@ -44,14 +44,19 @@ def sealed_by_accusation(work: Work, suspect: bytes, likeness: JSONObject
     package = package_get(work.pk)
     if package is None or not package.sealed:
         return None
-    licences = {licence.watermark_payload: licence
-                for licence in Licence.objects.filter(work=work).select_related("buyer")}
+    # Only the payloads are read for every licence (a popular work has a great many);
+    # licence rows are loaded for the few the report names.
+    payloads = sorted({stored + 2**63 for stored in Licence.objects.filter(work=work)
+                       .values_list("watermark_stored", flat=True).iterator()})
     try:
         master = master_abspath(work.master_path).read_bytes()
-        accusation = accuse(suspect, master, package_keys(package).watermark_key,
-                            sorted(licences))
+        accusation = accuse(suspect, master, package_keys(package).watermark_key, payloads)
     except (OSError, WatermarkError, ValueError):
         return None
+    reported = {c.payload for c in (*accusation.accused, *accusation.candidates)}
+    licences = {licence.watermark_payload: licence for licence in Licence.objects.filter(
+        work=work, watermark_stored__in=[Licence.stored_payload(p) for p in reported]
+    ).select_related("buyer")}
     best = max((c.score for c in accusation.candidates), default=None)
 
     def row(candidate: Candidate, accused: bool) -> dict[str, JSONValue]:
