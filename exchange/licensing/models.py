@@ -134,7 +134,12 @@ class Licence(models.Model):
 
     @property
     def watermark_payload(self) -> int:
-        return self.watermark_stored + 2**63
+        return self.payload_of(self.watermark_stored)
+
+    @staticmethod
+    def payload_of(stored: int) -> int:
+        """The 64-bit payload a stored (signed) column value stands for."""
+        return stored + 2**63
 
     @staticmethod
     def stored_payload(payload: int) -> int:

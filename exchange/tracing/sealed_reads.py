@@ -46,7 +46,7 @@ def sealed_by_accusation(work: Work, suspect: bytes, likeness: JSONObject
         return None
     # Only the payloads are read for every licence (a popular work has a great many);
     # licence rows are loaded for the few the report names.
-    payloads = sorted({stored + 2**63 for stored in Licence.objects.filter(work=work)
+    payloads = sorted({Licence.payload_of(stored) for stored in Licence.objects.filter(work=work)
                        .values_list("watermark_stored", flat=True).iterator()})
     try:
         master = master_abspath(work.master_path).read_bytes()
