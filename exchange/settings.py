@@ -59,6 +59,10 @@ INSTALLED_APPS = [
     "exchange.licensing",
     "exchange.peers",
     "exchange.compute_market",
+    "exchange.community",
+    "exchange.reviews",
+    "exchange.messaging",
+    "exchange.rooms",
 ]
 
 MIDDLEWARE = [

@@ -16,6 +16,10 @@ urlpatterns = [
     path("healthz", healthz),
     path("i18n/", include("django.conf.urls.i18n")),
     path(".well-known/jwks.json", licensing_api.jwks, name="jwks"),
+    path("", include("exchange.community.portal_urls")),
+    path("", include("exchange.reviews.portal_urls")),
+    path("", include("exchange.messaging.portal_urls")),
+    path("", include("exchange.rooms.portal_urls")),
     path("", include("exchange.portal.urls")),
 ]
 

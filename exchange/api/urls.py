@@ -1,6 +1,6 @@
 """Every endpoint of API version 1."""
 
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from exchange.accounts import api_views as accounts
@@ -80,4 +80,9 @@ urlpatterns = [
     path("compute/dispatch/", compute.DispatchView.as_view(), name="compute-dispatch"),
     path("compute/results/", compute.ResultsView.as_view(), name="compute-results"),
     path("payments/webhooks/<str:provider>/", payments.WebhookView.as_view(), name="webhook"),
+    # members' services: each app keeps its own route list
+    path("", include("exchange.community.api_urls")),
+    path("", include("exchange.reviews.api_urls")),
+    path("", include("exchange.messaging.api_urls")),
+    path("", include("exchange.rooms.api_urls")),
 ]

@@ -186,3 +186,14 @@ def test_full_range_video_stays_full_range() -> None:
         assert frame.color_range == 2  # AVCOL_RANGE_JPEG
     levels = [float(np.mean(video_attacks.frames_luma(clip, 5))) for clip in (data, copy)]
     assert levels[1] == pytest.approx(levels[0], abs=1.0)
+
+
+def test_a_short_smooth_clip_whose_first_frames_fall_short_is_still_marked() -> None:
+    """With this key, the first 60 frames of this 3-s, 320x180 gradient clip read back
+    short of the payload (1 key in 30 did, for this clip); the whole copy reads it. The
+    self-check reads the whole clip before refusing, so the buyer gets a marked copy."""
+    clip = make_clip("gradients", width=320, height=180, fps=30, seconds=3.0, seed=8)
+    key = hashlib.sha256(b"k11").digest()
+    copy = embed_video_bytes(clip, key, PAYLOAD)
+    read = extract_video_bytes(copy, key)
+    assert (read.found, read.payload) == (True, PAYLOAD)

@@ -12,8 +12,9 @@ slowest stage. What is held at any moment: a few decoded frames in the queues, t
 encoders' own lookahead (x264 and libvpx keep a few dozen frames), the compressed audio,
 and the output bytes.
 
-Before returning, the copy is read back blind (`extract.read_picture`, on frames spread
-over the clip); if the payload does not come back, `EmbedCheckError`.
+Before returning, the copy is read back blind (`extract.read_picture`): its first frames,
+then, only if those fall short, frames spread over the whole clip as the extractor reads
+them; if the payload does not come back, `EmbedCheckError`.
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ PROGRESS_INTERVAL: Final = 0.1
 CHECK_FRAMES: Final = 60
 """Frames of the copy the self-check reads: the first 60 (2 s at 30 fps). Spreading them
 over the clip would mean decoding the whole copy again, doubling the decode cost of a
-long video; the mark is the same in every frame, so a defect shows in the first ones."""
+long video; the mark is the same in every frame, so a defect shows in the first ones. A
+short, smooth clip can fall short in its first frames alone: the whole clip is then read
+before the copy is refused."""
 QUEUE_FRAMES: Final = 4
 _DONE: Final = object()
 _DEMUXER_TAGS: Final = frozenset({"major_brand", "minor_version", "compatible_brands"})
@@ -260,6 +263,10 @@ def embed_video_bytes(data: bytes, key: bytes, payload: int, *,
                 frames.embed_cell(info.width, info.height))
         result = read_picture(marked, raw_key, max_frames=CHECK_FRAMES,
                               grid_of_master=grid, stride=1)
+        if result.payload != value:
+            # The first frames alone fell short (a short, smooth clip, say): read the
+            # copy as the extractor will, over the whole clip, before refusing it.
+            result = read_picture(marked, raw_key, grid_of_master=grid)
     except WatermarkError:
         raise
     except (av.FFmpegError, ValueError, OSError) as error:

@@ -1,0 +1,1 @@
+"""Ratings and reviews by licence holders, rights holders' replies, reports and moderation."""
