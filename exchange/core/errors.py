@@ -142,7 +142,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     if isinstance(exc, ServiceError):
         fields = {exc.field: [exc.message]} if exc.field else {}
-        return Response(error_body(exc.code, exc.message, fields), status=exc.status_code)
+        retry_after = getattr(exc, "retry_after", None)  # a rate limit says when to retry
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        return Response(error_body(exc.code, exc.message, fields), status=exc.status_code,
+                        headers=headers)
     if isinstance(exc, DjangoValidationError):
         messages = (
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
