@@ -1,2 +1,1 @@
-"""Private messages between members: blocks, reports, rate limits, sanitised bodies, and
-ciphertext relayed for offline devices."""
+"""Private messages between members: blocks, reports, rate limits, sanitised bodies."""
