@@ -96,6 +96,7 @@ class WorkListCreateView(generics.ListAPIView):
             byte_allowance_multiple=fields["byte_allowance_multiple"],
             media_type=fields.get("media_type"),
             delivery_mode=fields.get("delivery_mode"),
+            device_limit=fields["device_limit"],
         )
         work.refresh_from_db()
         return Response(OwnWorkOut(work).data, status=status.HTTP_201_CREATED)

@@ -58,6 +58,9 @@ class Work(models.Model):
     byte_allowance_multiple = models.PositiveSmallIntegerField(
         help_text="Bytes a licence may fetch, as a multiple of the work's size (retries need > 1)."
     )
+    device_limit = models.PositiveSmallIntegerField(
+        default=3, help_text="How many of one member's devices may hold a live licence at once."
+    )
 
     status = models.CharField(
         max_length=16, choices=WorkStatus.choices, default=WorkStatus.PROCESSING, db_index=True
@@ -83,6 +86,10 @@ class Work(models.Model):
             models.CheckConstraint(
                 condition=Q(byte_allowance_multiple__gte=1, byte_allowance_multiple__lte=100),
                 name="work_byte_allowance_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(device_limit__gte=1, device_limit__lte=10),
+                name="work_device_limit_range",
             ),
             models.CheckConstraint(
                 condition=Q(status__in=[s.value for s in WorkStatus]), name="work_status_valid"

@@ -13,7 +13,13 @@ from rest_framework import serializers
 
 from exchange.catalogue import validation
 from exchange.catalogue.models import DeliveryMode, MediaType, Work
-from exchange.catalogue.terms import ALLOWED_USES, DEFAULT_USES
+from exchange.catalogue.terms import (
+    ALLOWED_USES,
+    DEFAULT_USES,
+    DEVICE_LIMIT_DEFAULT,
+    DEVICE_LIMIT_MAX,
+    DEVICE_LIMIT_MIN,
+)
 from exchange.core.fields import StrictCharField, StrictIntegerField
 from exchange.money.currencies import format_minor
 from exchange.money.fields import CurrencyField
@@ -48,6 +54,9 @@ class TermsFields(serializers.Serializer):
     )
     licence_days = StrictIntegerField(min_value=1)
     byte_allowance_multiple = StrictIntegerField(min_value=1)
+    device_limit = StrictIntegerField(
+        min_value=DEVICE_LIMIT_MIN, max_value=DEVICE_LIMIT_MAX,
+        help_text="How many of one member's devices may hold a live licence at once.")
 
     def validate_currency(self, value: str) -> str:
         _django_to_drf(validation.validate_currency, value)
@@ -62,6 +71,10 @@ class TermsFields(serializers.Serializer):
 
     def validate_byte_allowance_multiple(self, value: int) -> int:
         _django_to_drf(validation.validate_byte_allowance_multiple, value)
+        return value
+
+    def validate_device_limit(self, value: int) -> int:
+        _django_to_drf(validation.validate_device_limit, value)
         return value
 
     def _check_price(self, attrs: Mapping[str, object], instance: Work | None) -> None:
@@ -101,6 +114,10 @@ class WorkCreateIn(TermsFields):
     )
     licence_days = StrictIntegerField(min_value=1, required=False, default=365)
     byte_allowance_multiple = StrictIntegerField(min_value=1, required=False, default=2)
+    device_limit = StrictIntegerField(
+        min_value=DEVICE_LIMIT_MIN, max_value=DEVICE_LIMIT_MAX, required=False,
+        default=DEVICE_LIMIT_DEFAULT,
+        help_text="How many of one member's devices may hold a live licence at once.")
 
     def validate(self, attrs: dict[str, object]) -> dict[str, object]:
         self._check_price(attrs, None)
@@ -144,6 +161,7 @@ class TermsOut(serializers.Serializer):
     licence_days = serializers.IntegerField()
     byte_allowance_multiple = serializers.IntegerField()
     byte_allowance = serializers.IntegerField()
+    device_limit = serializers.IntegerField()
 
 
 class WorkOut(serializers.ModelSerializer):

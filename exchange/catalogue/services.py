@@ -18,6 +18,7 @@ from exchange.catalogue.models import DeliveryMode, Work, WorkStatus
 from exchange.catalogue.previews import preview_make
 from exchange.catalogue.sniffing import UnsupportedFileError, sniff_upload
 from exchange.catalogue.storage import master_abspath, master_store, work_files_remove
+from exchange.catalogue.terms import DEVICE_LIMIT_DEFAULT
 from exchange.core.errors import ServiceError
 from exchange.core.jsontypes import JSONObject
 
@@ -34,6 +35,7 @@ class WorkChanges(TypedDict, total=False):
     allowed_uses: list[str]
     licence_days: int
     byte_allowance_multiple: int
+    device_limit: int
     delivery_mode: str
 
 
@@ -55,6 +57,7 @@ def work_register(
     byte_allowance_multiple: int,
     media_type: str | None = None,
     delivery_mode: str | None = None,
+    device_limit: int = DEVICE_LIMIT_DEFAULT,
 ) -> Work:
     """Store the master, record the work as processing, and queue its packaging.
 
@@ -110,6 +113,7 @@ def work_register(
                 allowed_uses=allowed_uses,
                 licence_days=licence_days,
                 byte_allowance_multiple=byte_allowance_multiple,
+                device_limit=device_limit,
                 size_bytes=size,
                 master_path=relative,
             )

@@ -18,6 +18,11 @@ ALLOWED_USES: dict[str, str] = {use.value: text for use, text in USE_DESCRIPTION
 DEFAULT_USES = ("view", "download")
 LICENCE_DAYS_MAX = 36500
 BYTE_ALLOWANCE_MULTIPLE_MAX = 100
+#: How many of one member's devices may hold a live licence for a work at once (the
+#: rights holder's term; "one library on every device", docs/MEMBERS.md).
+DEVICE_LIMIT_DEFAULT = 3
+DEVICE_LIMIT_MIN = 1
+DEVICE_LIMIT_MAX = 10
 
 #: Each use's name and description as the portal shows them, in the reader's language (the
 #: value itself, "view", stays the same everywhere; the English text is ``ALLOWED_USES``').

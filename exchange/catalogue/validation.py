@@ -8,6 +8,8 @@ from django.utils.translation import gettext as _
 
 from exchange.catalogue.terms import (
     BYTE_ALLOWANCE_MULTIPLE_MAX,
+    DEVICE_LIMIT_MAX,
+    DEVICE_LIMIT_MIN,
     LICENCE_DAYS_MAX,
     parse_uses,
 )
@@ -48,6 +50,14 @@ def validate_licence_days(days: int) -> None:
     if not 1 <= days <= LICENCE_DAYS_MAX:
         raise ValidationError(_("Licence lifetime must be 1 to %(max)s days.")
                               % {"max": LICENCE_DAYS_MAX})
+
+
+def validate_device_limit(limit: int) -> None:
+    if not DEVICE_LIMIT_MIN <= limit <= DEVICE_LIMIT_MAX:
+        raise ValidationError(
+            _("The device limit must be %(min)s to %(max)s devices.")
+            % {"min": DEVICE_LIMIT_MIN, "max": DEVICE_LIMIT_MAX}
+        )
 
 
 def validate_byte_allowance_multiple(multiple: int) -> None:

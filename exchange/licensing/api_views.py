@@ -6,6 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 from drf_spectacular.types import OpenApiTypes
@@ -22,8 +23,13 @@ from exchange.catalogue.selectors import work_get_visible
 from exchange.core.errors import ServiceError
 from exchange.core.idempotency import idempotent
 from exchange.core.openapi import errors
-from exchange.core.pagination import PAGE_PARAMETERS, page_of, paginated_response
-from exchange.licensing import services
+from exchange.core.pagination import (
+    PAGE_PARAMETERS,
+    PagePagination,
+    page_of,
+    paginated_response,
+)
+from exchange.licensing import library, services
 from exchange.licensing.keys import platform_keyring
 from exchange.licensing.models import Licence, WorkPackage
 from exchange.licensing.selectors import device_get_for_owner, licence_get_for_buyer
@@ -32,8 +38,11 @@ from exchange.licensing.serializers import (
     DeviceOut,
     EquivocationIn,
     EquivocationOut,
+    LibraryWorkOut,
     LicenceOut,
     ManifestOut,
+    MoveIn,
+    ReissueIn,
     RevocationListOut,
 )
 
@@ -84,7 +93,7 @@ class LicenceListView(APIView):
                                    "licence bought on the web).")])
     def get(self, request: Request) -> Response:
         licences = (Licence.objects.filter(buyer=authenticated_user(request))
-                    .select_related("purchase"))
+                    .select_related("purchase", "origin__purchase"))
         work = request.query_params.get("work")
         if work is not None:
             try:
@@ -183,3 +192,78 @@ class RevocationEquivocationView(APIView):
         )
         return Response(EquivocationOut(row).data,
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+# --- one library on every device (exchange/licensing/library.py) ---------------------
+
+
+class LicenceDevicesView(APIView):
+    """Re-issue one of your licences to another of your devices: not a sale."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=ReissueIn, operation_id="licences_devices_create",
+                   responses={201: LicenceOut, 200: LicenceOut, **errors(404, 409)},
+                   description="A new licence for the same work on `device` (new wrapped "
+                               "keys, its own watermark payload; the original's uses, expiry "
+                               "and byte allowance); no payment. 200 with the device's live "
+                               "licence if it already holds one. Refusals: `400 "
+                               "unknown_device`, `409 device_revoked`, `409 licence_revoked`, "
+                               "`409 licence_expired`, `409 device_limit`.")
+    @idempotent(required=True)
+    def post(self, request: Request, licence_id: str) -> Response:
+        user = authenticated_user(request)
+        source = licence_get_for_buyer(user=user, licence_id=licence_id)
+        data = ReissueIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = library.licence_reissue(member=user, source=source,
+                                         device_id=data.validated_data["device"])
+        return Response(LicenceOut(result.licence).data,
+                        status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+
+class LicenceMoveView(APIView):
+    """Move a licence's device slot: revoke it, issue one to another of your devices."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=MoveIn, operation_id="licences_move_create",
+                   responses={201: LicenceOut, 200: LicenceOut, **errors(404, 409)},
+                   description="Revokes this licence (it joins the next revocation list) "
+                               "and returns the licence on `to_device`: new (201), or the "
+                               "live one it already held (200). Refusals: `400 "
+                               "unknown_device`, `409 same_device`, `409 device_revoked`, "
+                               "`409 licence_revoked`, `409 licence_expired`, "
+                               "`409 device_limit`.")
+    @idempotent(required=True)
+    def post(self, request: Request, licence_id: str) -> Response:
+        user = authenticated_user(request)
+        source = licence_get_for_buyer(user=user, licence_id=licence_id)
+        data = MoveIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = library.licence_move(member=user, source=source,
+                                      to_device_id=data.validated_data["to_device"])
+        return Response(LicenceOut(result.licence).data,
+                        status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+
+class LibraryView(APIView):
+    """Your works, each with its licences per device and the work's device limit."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses=page_of(LibraryWorkOut), operation_id="library_list",
+                   parameters=PAGE_PARAMETERS)
+    def get(self, request: Request) -> Response:
+        user = authenticated_user(request)
+        paginator = PagePagination()
+        works = paginator.paginate_queryset(library.library_works(member=user), request,
+                                            view=self) or []
+        now = timezone.now()
+        entries = library.library_entries(member=user, works=works, now=now)
+        slots = {licence.pk: library.licence_takes_slot(licence, now)
+                 for entry in entries for licence in entry.licences}
+        body = LibraryWorkOut(entries, many=True, context={"slots": slots}).data
+        return paginator.get_paginated_response(body)

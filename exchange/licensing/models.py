@@ -124,10 +124,18 @@ class Licence(models.Model):
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True, db_index=True)
     revocation_reason = models.CharField(max_length=200, blank=True)
+    # A licence re-issued to another of the buyer's devices ("one library on every
+    # device", docs/MEMBERS.md) names the licence its purchase issued: always that first
+    # one, so a work's licences form one family whose purchase paid for them all.
+    origin = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reissues",
+        help_text="The purchased licence this one was re-issued from (none for a purchase's own).",
+    )
 
     class Meta:
         ordering = ["-issued_at"]
-        indexes = [models.Index(fields=["kid", "expires_at"])]
+        indexes = [models.Index(fields=["kid", "expires_at"]),
+                   models.Index(fields=["buyer", "work"])]
 
     def __str__(self) -> str:
         return f"licence {self.pk}"

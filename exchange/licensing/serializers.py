@@ -47,13 +47,18 @@ class LicenceOut(serializers.ModelSerializer):
             "revoked_at",
             "watermark_payload",
             "token",
+            "origin",
         ]
         read_only_fields = fields
+        extra_kwargs = {"origin": {"help_text": "For a licence re-issued to another of the "
+                                                "buyer's devices: the purchased licence."}}
 
     @extend_schema_field({"type": "string", "format": "uuid", "nullable": True})
     def get_purchase(self, licence: Licence) -> str | None:
-        """The purchase that paid for it (the agent keeps it with the licence)."""
-        purchase = getattr(licence, "purchase", None)
+        """The purchase that paid for it (the agent keeps it with the licence); for a
+        re-issue to another device, its origin's."""
+        paid = licence.origin if licence.origin_id is not None else licence
+        purchase = getattr(paid, "purchase", None)
         return str(purchase.pk) if purchase is not None else None
 
     def get_watermark_payload(self, licence: Licence) -> str:
@@ -88,3 +93,46 @@ class EquivocationOut(serializers.Serializer):
     version = serializers.IntegerField()
     reports = serializers.IntegerField()
     reported_at = serializers.DateTimeField()
+
+
+# --- one library on every device (exchange/licensing/library.py) ---------------------
+
+class ReissueIn(serializers.Serializer):
+    device = StrictCharField(max_length=64,
+                             help_text="The device (one of yours) to issue a licence to.")
+
+
+class MoveIn(serializers.Serializer):
+    to_device = StrictCharField(max_length=64,
+                                help_text="The device (one of yours) that takes this "
+                                          "licence's slot.")
+
+
+class LibraryLicenceOut(serializers.Serializer):
+    id = serializers.UUIDField(source="pk")
+    device = serializers.CharField(source="device_id")
+    device_name = serializers.CharField(source="device.name")
+    device_revoked = serializers.SerializerMethodField()
+    origin = serializers.UUIDField(source="origin_id", allow_null=True,
+                                   help_text="The purchased licence, for a re-issue.")
+    issued_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    revoked_at = serializers.DateTimeField(allow_null=True)
+    takes_slot = serializers.SerializerMethodField(
+        help_text="Live (not revoked, not expired, on a device that is not revoked): it "
+                  "counts against the work's device limit.")
+
+    def get_device_revoked(self, licence: Licence) -> bool:
+        return licence.device.revoked_at is not None
+
+    def get_takes_slot(self, licence: Licence) -> bool:
+        return bool(self.context["slots"].get(licence.pk, False))
+
+
+class LibraryWorkOut(serializers.Serializer):
+    work = serializers.UUIDField(source="work.pk")
+    title = serializers.CharField(source="work.title")
+    owner = serializers.CharField(source="work.owner.username")
+    device_limit = serializers.IntegerField(source="work.device_limit")
+    devices_used = serializers.IntegerField(source="slots_used")
+    licences = LibraryLicenceOut(many=True)

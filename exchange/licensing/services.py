@@ -334,9 +334,16 @@ def licence_issue(
     lifetime: dt.timedelta,
     byte_allowance: int,
     now: dt.datetime | None = None,
+    expires_at: dt.datetime | None = None,
+    origin: Licence | None = None,
 ) -> Licence:
     """Sign a licence binding ``package``'s keys to ``device``. Runs in the caller's
-    transaction (a purchase), so no licence exists without its payment."""
+    transaction (a purchase, or a re-issue to another device of the buyer's), so no
+    licence exists without its payment.
+
+    A re-issue passes its ``origin`` (the purchased licence) and that licence's
+    ``expires_at``: another device never extends what was bought.
+    """
     if device.user_id != buyer.pk:
         raise ServiceError(
             _("That device belongs to another account."),
@@ -350,7 +357,7 @@ def licence_issue(
             field="device",
         )
     issued = (now or _now()).replace(microsecond=0)
-    expires = issued + lifetime
+    expires = expires_at.replace(microsecond=0) if expires_at is not None else issued + lifetime
     ring = platform_keyring()
     manifest = package_manifest(package)
     keys = package_keys(package)
@@ -394,6 +401,7 @@ def licence_issue(
         token=token,
         issued_at=issued,
         expires_at=expires,
+        origin=origin,
     )
 
 

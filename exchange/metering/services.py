@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from kombu.exceptions import OperationalError as BrokerError
@@ -28,7 +28,7 @@ from exchange.metering import stream
 from exchange.metering.models import LicenceUsage, MeteredOrder, Receipt
 from exchange.metering.stream import OrderEntry
 from exchange.metering.verify import CheckedOrder, OrderChecker, OrderRejectedError
-from exchange.purchases.models import PurchaseState
+from exchange.purchases.models import Purchase, PurchaseState
 from exchange.purchases.services import PurchaseClosedError, purchase_settle
 from licensing.core import DocumentKind, LicensingError
 from licensing.core.licence import Licence as CoreLicence
@@ -200,9 +200,12 @@ def receipt_accept(*, licence: Licence, token: str, now: dt.datetime | None = No
             return existing
         raise ServiceError(_("This licence already has a receipt."), code="receipt_exists",
                            status_code=409)
-    purchase = getattr(licence, "purchase", None)
-    if purchase is None or purchase.state != PurchaseState.HELD:
-        raise ServiceError(_("This purchase is closed (refunded or settled)."),
+    purchase = licence_purchase(licence)
+    # A purchase's licences are its own and its re-issues to the buyer's other devices:
+    # the first receipt from any of them settles it, and the others' receipts are still
+    # kept (the marking audit checks every delivered copy) but settle nothing.
+    if purchase is None or purchase.state == PurchaseState.REFUNDED:
+        raise ServiceError(_("This purchase was refunded."),
                            code="purchase_closed", status_code=409)
     try:
         with transaction.atomic():
@@ -225,6 +228,13 @@ def receipt_accept(*, licence: Licence, token: str, now: dt.datetime | None = No
         raise ServiceError(_("This receipt's id is already used; a receipt needs its own id."),
                            code="receipt_exists", status_code=409) from None
     return row
+
+
+def licence_purchase(licence: Licence) -> Purchase | None:
+    """The purchase that paid for a licence: its own, or its origin's for a re-issue."""
+    if licence.origin_id is not None:
+        return Purchase.objects.filter(licence_id=licence.origin_id).first()
+    return getattr(licence, "purchase", None)
 
 
 def _queue_settlement(receipt_pk: int) -> None:
@@ -255,20 +265,29 @@ def receipt_settle(*, receipt_pk: int, now: dt.datetime | None = None,
         return False
     if flush:
         metering_flush(min_idle_ms=0)
-    verified: dict[str, int] = defaultdict(int)
+    purchase = licence_purchase(receipt.licence)
+    assert purchase is not None  # a receipt is accepted only for a purchased licence
+    # Seeding credit is paid once per purchase, out of its seeding share, pro rata to the
+    # verified bytes served under any of its licences by the time it settles.
+    root = receipt.licence.origin_id or receipt.licence.pk
+    family = MeteredOrder.objects.filter(Q(licence_id=root) | Q(licence__origin_id=root))
     by_user: dict[int, int] = defaultdict(int)
-    for device_id, user_id, total in (
+    for user_id, total in (family.values("serving_user_id").annotate(total=Sum("counted_bytes"))
+                           .values_list("serving_user_id", "total")):
+        by_user[user_id] += int(total)
+    # The receipt's claims are compared with the orders under its own licence.
+    verified: dict[str, int] = defaultdict(int)
+    for device_id, total in (
         MeteredOrder.objects.filter(licence=receipt.licence)
-        .values("serving_device_id", "serving_user_id").annotate(total=Sum("counted_bytes"))
-        .values_list("serving_device_id", "serving_user_id", "total")
+        .values("serving_device_id").annotate(total=Sum("counted_bytes"))
+        .values_list("serving_device_id", "total")
     ):
         verified[device_id] += int(total)
-        by_user[user_id] += int(total)
     claimed = {k: int(v) for k, v in receipt.claimed_bytes.items()}
     disagreement = _disagreement(claimed, dict(verified))
     # Settled or refunded meanwhile (another flusher, an admin): the receipt is done anyway.
     with contextlib.suppress(PurchaseClosedError):
-        purchase_settle(purchase_id=receipt.licence.purchase.pk, peer_bytes=dict(by_user))
+        purchase_settle(purchase_id=purchase.pk, peer_bytes=dict(by_user))
     Receipt.objects.filter(pk=receipt.pk, settled_at__isnull=True).update(
         settled_at=now, needs_review=bool(disagreement), review_reason=disagreement[:300])
     return True

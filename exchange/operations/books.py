@@ -158,17 +158,21 @@ def purchases_closed_once() -> Iterable[str]:
 def orders_settled_once() -> Iterable[str]:
     """A purchase settled on its receipt paid seeding credit for exactly the bytes of the
     orders recorded by then (each order once: the unique nonce sees to that), to each
-    serving user other than the buyer."""
+    serving user other than the buyer. A purchase's orders and receipts are those of its
+    licence and of that licence's re-issues to the buyer's other devices."""
     duplicates = (MeteredOrder.objects.values("licence_id", "nonce").annotate(n=Count("pk"))
                   .filter(n__gt=1).count())
     if duplicates:
         yield f"{duplicates} orders are recorded more than once"
     on_receipt = Settlement.objects.filter(
-        purchase__licence__receipt__settled_at__isnull=False).select_related("purchase")
+        Q(purchase__licence__receipt__settled_at__isnull=False)
+        | Q(purchase__licence__reissues__receipt__settled_at__isnull=False)
+    ).distinct().select_related("purchase")
     for settlement in on_receipt.iterator():
         purchase = settlement.purchase
         served = {str(user): int(total) for user, total in (
-            MeteredOrder.objects.filter(licence__purchase=purchase,
+            MeteredOrder.objects.filter(Q(licence__purchase=purchase)
+                                        | Q(licence__origin__purchase=purchase),
                                         recorded_at__lte=settlement.created_at)
             .exclude(serving_user_id=purchase.buyer_id)
             .values("serving_user_id").annotate(total=Sum("counted_bytes"))
@@ -176,8 +180,9 @@ def orders_settled_once() -> Iterable[str]:
         if served != settlement.peer_bytes:
             yield (f"purchase {purchase.pk} settled on {settlement.peer_bytes} served bytes, "
                    f"its orders say {served}")
-    stray = Receipt.objects.filter(settled_at__isnull=False).filter(
-        ~Q(licence__purchase__state__in=[PurchaseState.SETTLED, PurchaseState.REFUNDED]))
+    closed = [PurchaseState.SETTLED, PurchaseState.REFUNDED]
+    stray = Receipt.objects.filter(settled_at__isnull=False).exclude(
+        Q(licence__purchase__state__in=closed) | Q(licence__origin__purchase__state__in=closed))
     for licence in stray.values_list("licence_id", flat=True):
         yield f"the receipt for licence {licence} is settled but its purchase is still held"
 

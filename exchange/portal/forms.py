@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from exchange.accounts.models import Role, User
 from exchange.catalogue import validation
 from exchange.catalogue.models import DeliveryMode, Work
-from exchange.catalogue.terms import DEFAULT_USES, USE_LABELS, USE_NAMES
+from exchange.catalogue.terms import DEFAULT_USES, DEVICE_LIMIT_DEFAULT, USE_LABELS, USE_NAMES
 from exchange.money.currencies import active_currencies, format_minor
 from exchange.money.entry import (
     COMMON_CURRENCIES,
@@ -117,6 +117,14 @@ class TermsForm(MoneyFormMixin):
         initial=2,
         help_text=_("How much a buyer may download in all; above 1 leaves room for retries."),
     )
+    # Not required: a form posted without it (an older page) keeps the work's limit, or
+    # the default for a new work.
+    device_limit = forms.IntegerField(
+        label=_("Devices per buyer"),
+        initial=DEVICE_LIMIT_DEFAULT,
+        required=False,
+        help_text=_("How many of one buyer's devices may hold the work at once (1 to 10)."),
+    )
 
     def clean_currency(self) -> str:
         value: str = self.cleaned_data["currency"]
@@ -134,6 +142,12 @@ class TermsForm(MoneyFormMixin):
     def clean_byte_allowance_multiple(self) -> int:
         value: int = self.cleaned_data["byte_allowance_multiple"]
         validation.validate_byte_allowance_multiple(value)
+        return value
+
+    def clean_device_limit(self) -> int | None:
+        value: int | None = self.cleaned_data["device_limit"]
+        if value is not None:
+            validation.validate_device_limit(value)
         return value
 
     def clean(self) -> dict[str, Any]:
@@ -178,6 +192,7 @@ class WorkRegisterForm(TermsForm):
         "allowed_uses",
         "licence_days",
         "byte_allowance_multiple",
+        "device_limit",
         "delivery_mode",
     ]
 
@@ -197,6 +212,7 @@ class WorkEditForm(TermsForm):
         "allowed_uses",
         "licence_days",
         "byte_allowance_multiple",
+        "device_limit",
         "delivery_mode",
     ]
 
@@ -211,6 +227,7 @@ class WorkEditForm(TermsForm):
                 "allowed_uses",
                 "licence_days",
                 "byte_allowance_multiple",
+                "device_limit",
                 "delivery_mode",
             )
         }
@@ -220,12 +237,14 @@ class WorkEditForm(TermsForm):
     def changed_terms(self, work: Work) -> dict[str, Any]:
         """The cleaned fields that differ from the work's (the typed price as minor units)."""
         fields = ("title", "description", "price_minor", "currency", "allowed_uses",
-                  "licence_days", "byte_allowance_multiple", "delivery_mode")
+                  "licence_days", "byte_allowance_multiple", "device_limit", "delivery_mode")
         changes = {name: self.cleaned_data[name] for name in fields
                    if name in self.cleaned_data
                    and getattr(work, name) != self.cleaned_data[name]}
         if not changes.get("delivery_mode", True):  # left out of the form: unchanged
             del changes["delivery_mode"]
+        if "device_limit" in changes and changes["device_limit"] is None:
+            del changes["device_limit"]
         return changes
 
 
@@ -328,6 +347,14 @@ class BuyForm(forms.Form):
         device.choices = [
             (device.pk, device.name)
             for device in Device.objects.filter(user=user, revoked_at__isnull=True)]
+
+
+class LicenceDeviceForm(forms.Form):
+    """Re-issue a licence to another of the member's devices, or move it there (the
+    library page); once per form key."""
+
+    once = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    device = forms.CharField(label=_("Device"), max_length=64)
 
 
 class TraceForm(forms.Form):

@@ -23,6 +23,7 @@ from exchange.catalogue.selectors import (
     works_owned_by,
     works_visible_to,
 )
+from exchange.catalogue.terms import DEVICE_LIMIT_DEFAULT
 from exchange.core.errors import ServiceError
 from exchange.core.idempotency import form_key
 from exchange.licensing.models import Licence
@@ -126,6 +127,7 @@ def work_register(request: HttpRequest) -> HttpResponse:
                 licence_days=form.cleaned_data["licence_days"],
                 byte_allowance_multiple=form.cleaned_data["byte_allowance_multiple"],
                 delivery_mode=form.cleaned_data["delivery_mode"] or None,
+                device_limit=form.cleaned_data["device_limit"] or DEVICE_LIMIT_DEFAULT,
             )
         except ServiceError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)

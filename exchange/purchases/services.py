@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -29,7 +30,7 @@ from exchange.ledger.services import (
     ledger_post,
     platform_account,
 )
-from exchange.licensing.models import Device
+from exchange.licensing.models import Device, Licence
 from exchange.licensing.services import licence_issue, licence_revoke, package_get
 from exchange.money.currencies import format_minor
 from exchange.money.splits import sale_split
@@ -235,7 +236,15 @@ def purchase_refund(*, purchase_id: uuid.UUID | str, reason: str,
         Purchase.objects.filter(pk=purchase.pk).update(state=PurchaseState.REFUNDED,
                                                        closed_at=timezone.now())
         if purchase.licence is not None:
-            licence_revoke(licence=purchase.licence, reason=f"refunded: {reason}", actor=actor)
+            # The purchase paid for its licence's re-issues to the buyer's other devices
+            # too (``exchange.licensing.library``): a refund revokes them all. Locking the
+            # purchased licence first waits out a re-issue in progress (it locks the
+            # same row), so the query below sees the licence it made.
+            Licence.objects.select_for_update().filter(pk=purchase.licence.pk).first()
+            for licence in Licence.objects.filter(
+                    Q(pk=purchase.licence.pk) | Q(origin=purchase.licence.pk),
+                    revoked_at__isnull=True):
+                licence_revoke(licence=licence, reason=f"refunded: {reason}", actor=actor)
         audit_record(actor=actor, action="purchase.refund", target=purchase,
                      data={"reason": reason})
     purchase.refresh_from_db()
@@ -246,8 +255,11 @@ def purchases_refund_overdue(*, now: dt.datetime | None = None, limit: int = 500
     """Refund every held purchase whose receipt window has passed. Each in its own
     transaction, so one failure never blocks the rest; safe to run from several workers."""
     now = now or timezone.now()
-    due = list(Purchase.objects.filter(state=PurchaseState.HELD, receipt_due_at__lt=now,
-                                       licence__receipt__isnull=True)
+    # A receipt from any of the purchase's licences (a re-issue's too) confirms delivery.
+    delivered = Licence.objects.filter(Q(pk=OuterRef("licence")) | Q(origin=OuterRef("licence")),
+                                       receipt__isnull=False)
+    due = list(Purchase.objects.filter(state=PurchaseState.HELD, receipt_due_at__lt=now)
+               .exclude(Exists(delivered))
                .order_by("receipt_due_at").values_list("pk", flat=True)[:limit])
     refunded = 0
     for purchase_id in due:
