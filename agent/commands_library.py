@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 import uuid
 from typing import Any
 
@@ -21,6 +20,7 @@ from agent.config import write_private
 from agent.context import Agent, AgentError
 from agent.library import OwnedLicence
 from agent.platform import PlatformError
+from agent.workflow import reissued_here
 
 _REFUSALS = {
     "device_limit": "{message}",
@@ -116,29 +116,16 @@ def _save(agent: Agent, licence: dict[str, Any], work_id: str) -> OwnedLicence:
     return owned
 
 
-def _live(licence: dict[str, Any], now: str) -> bool:
-    return not licence.get("revoked_at") and str(licence.get("expires_at", ""))[:19] > now
-
-
 def _add(agent: Agent, args: argparse.Namespace, work_id: str) -> int:
     agent.require_login()
     here = agent.device.device_id  # no keys yet: "run init first"
-    now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-    held = [lic for lic in agent.platform.licences(work_id=work_id) if _live(lic, now)]
-    mine = next((lic for lic in held if lic.get("device") == here), None)
-    if mine is None:
-        if not held:
-            raise AgentError("You hold no live licence for this work on any device: `buy` "
-                             "it first.")
-        try:
-            # Re-issuing to the same device returns its licence, so a retry after a lost
-            # answer (with a new key) issues nothing twice.
-            mine = agent.platform.licence_reissue(
-                licence_id=str(held[0]["id"]), device_id=here,
-                idempotency_key=f"agent-add-{uuid.uuid4()}")
-        except PlatformError as exc:
-            raise _refusal(exc) from exc
-    owned = _save(agent, mine, work_id)
+    try:
+        owned = reissued_here(agent, work_id)
+    except PlatformError as exc:
+        raise _refusal(exc) from exc
+    if owned is None:
+        raise AgentError("You hold no live licence for this work on any device: `buy` it "
+                         "first.")
     _out(args, f"“{owned.title}” is licensed to this device: licence {owned.licence_id}.\n"
                f"Download it with: get {work_id}",
          {"licence_id": owned.licence_id, "work_id": work_id, "device": here})

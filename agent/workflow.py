@@ -12,9 +12,11 @@ import contextlib
 import mimetypes
 import re
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from agent.config import write_private
 from agent.context import Agent, AgentError
@@ -121,6 +123,42 @@ def held_on_platform(agent: Agent, work_id: str) -> OwnedLicence | None:
         agent.licences.save(owned)
         return owned
     return None
+
+
+def _live(licence: dict[str, Any], now: str) -> bool:
+    return not licence.get("revoked_at") and str(licence.get("expires_at", ""))[:19] > now
+
+
+def reissued_here(agent: Agent, work_id: str) -> OwnedLicence | None:
+    """A licence for this device re-issued from one the member holds on another of their
+    devices (one library on every device: not a sale, nothing is paid), saved to the
+    library; None if they hold no live licence for ``work_id`` anywhere. Over the work's
+    device limit the platform refuses, and so does this: buying the work a second time
+    is not what a member who owns it means by `get`."""
+    here = agent.device.device_id
+    now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    held = [lic for lic in agent.platform.licences(work_id=work_id) if _live(lic, now)]
+    if not held:
+        return None
+    mine = next((lic for lic in held if lic.get("device") == here), None)
+    if mine is None:
+        try:
+            # Re-issuing to a device that already holds one returns that one, so a retry
+            # after a lost answer (with a new key) issues nothing twice.
+            mine = agent.platform.licence_reissue(
+                licence_id=str(held[0]["id"]), device_id=here,
+                idempotency_key=f"agent-add-{uuid.uuid4()}")
+        except PlatformError as exc:
+            if exc.code == "device_limit":
+                raise AgentError(
+                    f"{exc.message} Free a slot, or move a lost device's licence here "
+                    "with `library --move-here LICENCE_ID` (see `library --devices`)."
+                ) from exc
+            raise
+    owned = OwnedLicence.from_platform(mine, agent.platform.work(work_id),
+                                       str(agent.platform.manifest(work_id)["token"]))
+    agent.licences.save(owned)
+    return owned
 
 
 def file_name(owned: OwnedLicence) -> str:
@@ -349,7 +387,7 @@ def get_work(agent: Agent, work_id: str, *, destination: Path | None = None,
         if not online:
             raise AgentError("You hold no licence for this work and the platform is "
                              "unreachable, so it cannot be bought now.")
-        owned = held_on_platform(agent, work_id)
+        owned = held_on_platform(agent, work_id) or reissued_here(agent, work_id)
         if owned is None:
             owned = buy(agent, work_id)
             listener.bought(owned)

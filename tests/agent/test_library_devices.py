@@ -1,6 +1,6 @@
 """One library on every device, with real agents against a real platform on loopback:
-Bob buys on his laptop, his desktop gets its own licence without paying (`library
---add`), fetches the work with `get`, lists its devices (`library --devices`), and a
+Bob buys on his laptop, his desktop's `get` has its own licence re-issued without
+paying (`library --add` does the same on its own), lists its devices (`library --devices`), and a
 third device takes the laptop's place (`library --move-here`)."""
 
 from __future__ import annotations
@@ -73,8 +73,9 @@ def test_a_second_device_gets_the_work_without_paying(site: Platform, tmp_path: 
     with seeder.serving():
         bought = laptop.run("get", work["id"])
         paid = _wallet(laptop)
-        added = desktop.run("library", "--add", work["id"])
+        # `get` on the second device finds the member's licence and has one re-issued
         fetched = desktop.run("get", work["id"])
+        added = desktop.run("library", "--add", work["id"])  # already there: the same one
     assert _wallet(laptop) == paid  # the second device paid nothing
     assert fetched["licence_id"] == added["licence_id"] != bought["licence_id"]
     assert Path(fetched["path"]).exists()
@@ -92,9 +93,11 @@ def test_a_second_device_gets_the_work_without_paying(site: Platform, tmp_path: 
     # At the limit, a third device is refused with the limit named ...
     tablet = AgentProcess(tmp_path, "tablet", site.url)
     tablet.setup("bob", site.logins["bob"])
-    refused = tablet.run("library", "--add", work["id"], check=False)
-    assert refused.returncode == 1
-    assert "at most 2" in refused.stderr
+    for command in (("get", work["id"]), ("library", "--add", work["id"])):
+        refused = tablet.run(*command, check=False)
+        assert refused.returncode == 1
+        assert "at most 2" in refused.stderr
+    assert _wallet(laptop) == paid  # `get` did not buy the work a second time
     # ... and takes the laptop's place instead: the laptop's licence is revoked.
     moved = tablet.run("library", "--move-here", bought["licence_id"])
     assert moved["revoked"] == bought["licence_id"]
