@@ -99,8 +99,10 @@ def _database_env(name: str) -> tuple[dict[str, str], Any]:
 @contextlib.contextmanager
 def platform(tmp: Path, *, celery: bool = False, piece_size: int = 256 * 1024,
              extra_env: dict[str, str] | None = None, database_url: str | None = None,
-             redis_url: str | None = None) -> Iterator[Platform]:
+             redis_url: str | None = None, asgi: bool = False) -> Iterator[Platform]:
     """Start the platform; with ``celery`` (needs REDIS_URL), a worker and beat too.
+    With ``asgi``, uvicorn serves it (HTTP and the chat rooms' WebSockets) in one process,
+    as scripts/run does, instead of gunicorn.
 
     ``database_url`` and ``redis_url`` point it at servers of its own (the fault
     drills'), instead of a fresh database on the suite's server and the suite's Redis.
@@ -145,6 +147,11 @@ def platform(tmp: Path, *, celery: bool = False, piece_size: int = 256 * 1024,
         site.commands["server"] = [
             sys.executable, "-m", "gunicorn", "exchange.wsgi:application", "--bind",
             f"127.0.0.1:{port}", "--workers", "2", "--threads", "4", "--timeout", "60"]
+        if asgi:
+            site.commands["server"] = [
+                sys.executable, "-m", "uvicorn", "exchange.asgi:application", "--host",
+                "127.0.0.1", "--port", str(port), "--workers", "1", "--lifespan", "off",
+                "--ws-max-size", "65536", "--log-level", "warning"]
         if celery:
             site.commands["worker"] = [
                 sys.executable, "-m", "celery", "-A", "exchange", "worker", "--pool", "solo",
