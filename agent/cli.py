@@ -154,8 +154,19 @@ def cmd_buy(agent: Agent, args: argparse.Namespace) -> int:
         _print(args, f"You already hold licence {existing.licence_id} for this work "
                      "(use --again to buy another).", {"licence_id": existing.licence_id})
         return 0
-    from agent.workflow import buy  # loads the transfer modules only when buying
+    from agent.workflow import buy, held_on_platform, reissued_here  # only when buying
 
+    if not args.again:
+        # Bought on the web for this device, or on another of the member's devices: one
+        # library on every device, so this device gets its licence without paying again.
+        agent.require_login()
+        held = held_on_platform(agent, args.work) or reissued_here(agent, args.work)
+        if held is not None:
+            _print(args, f"You already own this work: licence {held.licence_id} is for this "
+                         "device, and nothing was paid (use --again to buy another).\n"
+                         f"Download it with: get {held.work_id}",
+                   {"licence_id": held.licence_id, "purchase_id": None})
+            return 0
     licence = buy(agent, args.work)
     _print(args, f"Bought “{licence.title}”: licence {licence.licence_id}.\n"
                  f"Download it with: get {licence.work_id}",
@@ -297,6 +308,9 @@ def cmd_status(agent: Agent, args: argparse.Namespace) -> int:
         status["platform_reachable"] = True
     except (PlatformUnreachableError, PlatformError):
         status["platform_reachable"] = False
+    from agent.commands_follow import notification_status  # (part: community)
+
+    notes, note_lines = notification_status(agent) if status["platform_reachable"] else ({}, [])
     titles = _titles(agent)
     uploads: list[Upload] = []
     if agent.home.outbox_path.exists():
@@ -316,7 +330,8 @@ def cmd_status(agent: Agent, args: argparse.Namespace) -> int:
             "the platform")
     lines = [f"{k.replace('_', ' ')}: {v}" for k, v in status.items()]
     held = _holdings(agent, titles)
-    lines += holdings_lines(held) + uploads_lines(uploads, now=now)
+    lines += holdings_lines(held) + uploads_lines(uploads, now=now) + note_lines
+    status.update(notes)
     status["holdings"] = [h.as_json() for h in held]
     status["recent_uploads"] = [u.as_json() for u in uploads]
     _print(args, "\n".join(lines), status)
@@ -503,7 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("buy", parents=[common], help="buy a work's licence for this device")
     p.add_argument("work", help="the work's id (from `search`)")
-    p.add_argument("--again", action="store_true", help="buy even if you hold a licence")
+    p.add_argument("--again", action="store_true",
+                   help="buy even if you hold a licence (on this device or another)")
     p.set_defaults(handler=cmd_buy)
 
     p = sub.add_parser("get", parents=[common],
@@ -554,11 +570,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("library", parents=[common], help="your licences and the pieces you hold")
     p.set_defaults(handler=cmd_library)
+    from agent.commands_library import add_options as add_library_options
+
+    add_library_options(p)  # --devices, --add, --move-here (agent/commands_library.py)
 
     p = sub.add_parser("wallet", parents=[common], help="your balances, or top up")
     p.add_argument("--topup", nargs=2, metavar=("AMOUNT_MINOR", "CURRENCY"),
                    help="ask for a top-up, e.g. --topup 2500 EUR")
     p.set_defaults(handler=cmd_wallet)
+
+    from agent.commands_messages import add_parser as add_messages_parser
+
+    add_messages_parser(sub, common)  # messages: list, read, send (agent/commands_messages.py)
+    from agent.commands_follow import add_parser as add_follow_parser
+
+    add_follow_parser(sub, common)  # follow NAME, --remove, --list (agent/commands_follow.py)
 
     from agent.contribute import limits as compute_limits
 

@@ -11,24 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import unicodedata
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from agent.context import Agent, AgentError
-from agent.display import ago_text
+from agent.display import terminal_safe, when_text
 from agent.platform import PlatformError, PlatformUnreachableError
 
 #: how many notifications ``status`` shows
 STATUS_NOTIFICATIONS = 5
-
-
-def terminal_safe(text: str) -> str:
-    """``text`` without control or format characters (ESC, CR, BiDi overrides...): what
-    another member wrote (a work's title) must not drive the terminal."""
-    return "".join(char for char in text
-                   if unicodedata.category(char) not in {"Cc", "Cf", "Cs", "Co"})
 
 
 def _out(args: argparse.Namespace, human: str, data: Any) -> None:
@@ -104,13 +96,7 @@ def notification_status(agent: Agent, *, now: datetime | None = None,
     for note in latest:
         mark = "" if note.get("read_at") else " [new]"
         lines.append(f"  {terminal_safe(str(note.get('title', '')))} · "
-                     f"{_when(str(note.get('created_at', '')), moment)}{mark}")
+                     f"{when_text(str(note.get('created_at', '')), moment)}{mark}")
     return {"notifications_unread": unread, "notifications": latest}, lines
 
 
-def _when(stamp: str, now: datetime) -> str:
-    try:
-        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return terminal_safe(stamp)
-    return ago_text((now - moment).total_seconds())

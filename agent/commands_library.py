@@ -18,6 +18,7 @@ from typing import Any
 
 from agent.config import write_private
 from agent.context import Agent, AgentError
+from agent.display import terminal_safe
 from agent.library import OwnedLicence
 from agent.platform import PlatformError
 from agent.workflow import reissued_here
@@ -88,12 +89,13 @@ def _devices(agent: Agent, args: argparse.Namespace) -> int:
     works = list(agent.platform.library())
     lines = []
     for work in works:
-        lines.append(f"{work['title']}  ({work['work']})  "
+        lines.append(f"{terminal_safe(str(work['title']))}  ({work['work']})  "
                      f"{work['devices_used']} of {work['device_limit']} devices")
         for licence in work["licences"]:
             licence["this_device"] = licence["device"] == here
             mark = "  <- this device" if licence["this_device"] else ""
-            lines.append(f"  {licence['device_name'][:30]:30}  {licence['device'][:12]}…  "
+            name = terminal_safe(str(licence["device_name"]))[:30]
+            lines.append(f"  {name:30}  {licence['device'][:12]}…  "
                          f"{_state(licence):14}  {licence['id']}{mark}")
     if not works:
         lines.append("No works yet: `buy` one, or buy on the web.")
@@ -126,8 +128,8 @@ def _add(agent: Agent, args: argparse.Namespace, work_id: str) -> int:
     if owned is None:
         raise AgentError("You hold no live licence for this work on any device: `buy` it "
                          "first.")
-    _out(args, f"“{owned.title}” is licensed to this device: licence {owned.licence_id}.\n"
-               f"Download it with: get {work_id}",
+    _out(args, f"“{terminal_safe(owned.title)}” is licensed to this device: licence "
+               f"{owned.licence_id}.\nDownload it with: get {work_id}",
          {"licence_id": owned.licence_id, "work_id": work_id, "device": here})
     return 0
 
@@ -153,7 +155,7 @@ def _move_here(agent: Agent, args: argparse.Namespace, licence_id: str) -> int:
     work_id = str(moved["work"])
     owned = _save(agent, moved, work_id)
     pending.unlink(missing_ok=True)
-    _out(args, f"“{owned.title}” moved to this device: licence {owned.licence_id} "
+    _out(args, f"“{terminal_safe(owned.title)}” moved to this device: licence {owned.licence_id} "
                f"(licence {licence_id} is revoked).\nDownload it with: get {work_id}",
          {"licence_id": owned.licence_id, "revoked": licence_id, "work_id": work_id})
     return 0

@@ -5,6 +5,14 @@ the thread with NAME (and marks it read), ``messages send NAME [TEXT]`` sends TE
 standard input). Bodies arrive as sanitised HTML; they are shown as plain text, with
 every control character a terminal would act on removed, so a message cannot move the
 cursor, recolour the screen or retitle the window.
+
+``messages send NAME TEXT --direct`` seals TEXT end to end to each of NAME's agent
+devices instead (agent/direct_messages.py): straight to each live device (mode
+``direct``), through the platform's relay to the others (``relayed``). Without
+``--direct`` a message goes through the platform (``platform``), readable on the portal:
+sealing is a choice, because a sealed message reaches only the recipient's agents.
+``messages`` and ``messages read`` first fetch what the relay holds for this device, and
+show every message labelled with its mode.
 """
 
 from __future__ import annotations
@@ -12,15 +20,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import unicodedata
 import uuid
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 
+from agent import display
 from agent.context import Agent, AgentError
+from agent.direct_messages import (
+    InboxFullError,
+    NoDevicesError,
+    StoredMessage,
+    fetch_relayed,
+    folder_for,
+    send_sealed,
+)
 from agent.display import ago_text, table
 from agent.platform import PlatformError, PlatformUnreachableError
+from licensing.core import LicensingError
 
 #: refuse locally what the platform would refuse anyway (its default limit), so a huge
 #: pipe into ``send`` is not uploaded first
@@ -58,10 +75,8 @@ class _PlainText(HTMLParser):
 
 
 def terminal_safe(text: str) -> str:
-    """``text`` without control or format characters (ESC, CR, BiDi overrides...) but
-    newline and tab: what a member wrote must not drive the reader's terminal."""
-    return "".join(char for char in text if char in "\n\t"
-                   or unicodedata.category(char) not in {"Cc", "Cf", "Cs", "Co"})
+    """What a member wrote, safe for the reader's terminal, its lines kept."""
+    return display.terminal_safe(text, keep_lines=True)
 
 
 def body_text(html: str) -> str:
@@ -71,14 +86,6 @@ def body_text(html: str) -> str:
     lines = "".join(parser.parts).split("\n")
     text = "\n".join(line.rstrip() for line in lines).strip("\n")
     return terminal_safe(text)
-
-
-def _when(stamp: str, now: datetime) -> str:
-    try:
-        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return terminal_safe(stamp)
-    return ago_text((now - moment).total_seconds())
 
 
 def _out(args: argparse.Namespace, human: str, data: Any) -> None:
@@ -124,24 +131,91 @@ def cmd_messages(agent: Agent, args: argparse.Namespace) -> int:
     return _list(agent, args)
 
 
+def _sealed_messages(agent: Agent) -> tuple[list[StoredMessage], str]:
+    """This device's end-to-end encrypted messages, after fetching what the relay holds
+    for it; and a note when they could not all be fetched."""
+    if not agent.home.device_key_path.exists() or not agent.config.username:
+        return [], ""
+    folder = folder_for(agent)
+    note = ""
+    try:
+        _stored, refused = fetch_relayed(agent.platform, folder,
+                                         device_id=agent.device.device_id)
+        if refused:
+            note = f"{refused} relayed message(s) did not verify and were dropped."
+    except PlatformUnreachableError:
+        note = "The platform is unreachable: relayed messages not fetched."
+    except InboxFullError:
+        note = "This agent's message folder is full: relayed messages left on the platform."
+    except PlatformError as error:
+        note = f"Relayed messages not fetched: {error}"
+    return folder.messages(), note
+
+
+def _sealed_json(message: StoredMessage) -> dict[str, Any]:
+    return {"message_id": message.message_id, "mode": message.mode,
+            "direction": message.direction, "member": message.member,
+            "created_at": datetime.fromtimestamp(message.created_at, UTC).isoformat(),
+            "subject": message.subject, "body": message.body,
+            **({"devices": message.devices} if message.direction == "out" else {}),
+            **({"error": message.error} if message.error else {})}
+
+
+def _sealed_lines(message: StoredMessage, now: datetime, *, name: str | None = None) -> list[str]:
+    when = ago_text((now - datetime.fromtimestamp(message.created_at, UTC)).total_seconds())
+    if message.error:
+        return [f"[{message.mode}] (cannot be opened: {terminal_safe(message.error)})"]
+    if message.direction == "out":
+        who = "you" if name else f"you → {terminal_safe(message.member)}"
+    else:
+        who = terminal_safe(message.member)
+    head = f"[{message.mode}] {who} · {when}" + (
+        f" · {terminal_safe(message.subject)}" if message.subject else "")
+    return [head, *("  " + line for line in terminal_safe(message.body).split("\n"))]
+
+
 def _list(agent: Agent, args: argparse.Namespace) -> int:
     conversations = list(agent.platform.conversations())
+    sealed, note = _sealed_messages(agent)
     now = datetime.now(UTC)
     unread = sum(int(c["unread"]) for c in conversations)
-    if not conversations:
+    if not conversations and not sealed:
         human = "No messages yet. Send one: messages send NAME TEXT"
     else:
-        rows = [[terminal_safe(c["member"]), str(c["unread"]), _when(c["last_message_at"], now)]
-                for c in conversations]
-        human = "\n".join([*table(["WITH", "UNREAD", "LAST"], rows, right=[1]),
-                           "", f"{unread} unread. Read one: messages read NAME"])
-    _out(args, human, {"unread": unread, "conversations": conversations})
+        lines: list[str] = []
+        if conversations:
+            rows = [[terminal_safe(c["member"]), str(c["unread"]),
+                     display.when_text(c["last_message_at"], now)] for c in conversations]
+            lines += [*table(["WITH", "UNREAD", "LAST"], rows, right=[1]),
+                      "", f"{unread} unread [platform]. Read one: messages read NAME"]
+        if sealed:
+            lines += ["", "End-to-end encrypted (on this device only):"]
+            for message in sealed:
+                lines += _sealed_lines(message, now)
+        human = "\n".join(lines).strip("\n")
+    if note:
+        human += f"\n{note}"
+    _out(args, human, {"unread": unread, "conversations": conversations,
+                       "sealed": [_sealed_json(m) for m in sealed],
+                       **({"note": note} if note else {})})
     return 0
 
 
 def _read(agent: Agent, args: argparse.Namespace) -> int:
     name = args.name
     found = _find_conversation(agent, name)
+    sealed, note = _sealed_messages(agent)
+    sealed = [m for m in sealed if m.member == name]
+    if found is None and sealed:
+        now = datetime.now(UTC)
+        lines = [f"Conversation with {terminal_safe(name)} (end-to-end encrypted only)"]
+        for message in sealed[-args.last:]:
+            lines += ["", *_sealed_lines(message, now, name=name)]
+        if note:
+            lines.append(note)
+        _out(args, "\n".join(lines), {"messages": [], "count": 0,
+                                       "sealed": [_sealed_json(m) for m in sealed]})
+        return 0
     if found is None:
         raise AgentError(f"No conversation with {terminal_safe(name)}. Start one: "
                          f"messages send {terminal_safe(name)} TEXT")
@@ -155,11 +229,18 @@ def _read(agent: Agent, args: argparse.Namespace) -> int:
         who = "you" if message["recipient"] == name else terminal_safe(message["sender"])
         new = " [new]" if message["read_at"] is None and message["sender"] == name else ""
         lines.append("")
-        lines.append(f"{who} · {_when(message['created_at'], now)}{new}"
+        lines.append(f"[platform] {who} · {display.when_text(message['created_at'], now)}{new}"
                      + (f" · {terminal_safe(message['subject'])}" if message["subject"] else ""))
         lines.extend("  " + line for line in body_text(message["body"]).split("\n"))
+    if sealed:
+        lines += ["", "End-to-end encrypted (on this device only):"]
+        for sealed_message in sealed[-args.last:]:
+            lines += ["", *_sealed_lines(sealed_message, now, name=name)]
+    if note:
+        lines.append(note)
     _out(args, "\n".join(lines), {"conversation": thread["conversation"],
-                                  "count": thread["count"], "messages": messages})
+                                  "count": thread["count"], "messages": messages,
+                                  "sealed": [_sealed_json(m) for m in sealed]})
     return 0
 
 
@@ -174,6 +255,8 @@ def _send(agent: Agent, args: argparse.Namespace) -> int:
     if len(text) > MAX_BODY_CHARS:
         raise AgentError(f"The message is too long: at most {MAX_BODY_CHARS} characters "
                          f"(this has {len(text) if len(text) <= MAX_BODY_CHARS * 4 else 'more'}).")
+    if args.direct:
+        return _send_sealed(agent, args, text)
     # one key for this message: a retry after a lost answer cannot send it twice
     key = str(uuid.uuid4())
     try:
@@ -186,6 +269,35 @@ def _send(agent: Agent, args: argparse.Namespace) -> int:
     except PlatformError as error:
         raise _refusal(error, args.name) from error
     _out(args, f"Sent to {terminal_safe(args.name)}.", sent)
+    return 0
+
+
+def _send_sealed(agent: Agent, args: argparse.Namespace, text: str) -> int:
+    if not agent.config.username:
+        raise AgentError("Log in again (`login`) so this agent knows your username.")
+    try:
+        result = send_sealed(agent.platform, agent.device, sender=agent.config.username,
+                             to=args.name, body=text, subject=args.subject)
+    except NoDevicesError:
+        raise AgentError(f"{terminal_safe(args.name)} has no agent device to seal a message "
+                         "to: send it without --direct.") from None
+    except PlatformError as error:
+        raise _refusal(error, args.name) from error
+    except LicensingError as error:
+        raise AgentError(f"Cannot seal the message: {error}") from error
+    folder_for(agent).record_sent(message_id=result.message_id, to=args.name, body=text,
+                                  subject=args.subject, created_at=int(datetime.now(UTC)
+                                                                       .timestamp()),
+                                  modes=result.modes)
+    direct = sum(1 for mode in result.modes.values() if mode == "direct")
+    relayed = len(result.modes) - direct
+    parts = [f"{count} {what}" for count, what in ((direct, "directly"),
+                                                   (relayed, "through the platform's relay"))
+             if count]
+    human = (f"Sent to {terminal_safe(args.name)}, end-to-end encrypted to "
+             f"{len(result.modes)} device(s): {', '.join(parts)}.")
+    _out(args, human, {"message_id": result.message_id, "recipient": args.name,
+                       "devices": result.modes})
     return 0
 
 
@@ -207,6 +319,10 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     send.add_argument("text", nargs="?", default=None,
                       help="the message (default, or '-': read it from standard input)")
     send.add_argument("--subject", default="", help="an optional subject")
+    send.add_argument("--direct", action="store_true",
+                      help="seal it end to end to the member's agent devices: sent straight "
+                           "to each live one, relayed (unreadable) by the platform to the "
+                           "others; the portal does not show it")
 
 
 def _count(text: str) -> int:

@@ -30,6 +30,7 @@ import aiohttp
 
 from agent.activity import UploadMeter, UploadSnapshot, start_of_day
 from agent.context import Agent, AgentError
+from agent.direct_messages import folder_for
 from agent.gnutella import (
     GnutellaNode,
     Neighbour,
@@ -225,6 +226,7 @@ class Daemon:
             upload_limit_bps=self.options.upload_limit_bps, gnutella=gnutella,
             on_served=lambda _work, device, count: self.meter.served(device_id=device,
                                                                      byte_count=count),
+            messages=folder_for(self.agent) if self.agent.config.username else None,
         )
         app = self.server.app()
         served, pieces = self.outbox.served_since(start_of_day(self._clock()))

@@ -6,7 +6,9 @@ show a size or a time the same way.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
+from datetime import datetime
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
@@ -66,3 +68,21 @@ def contribute_line(*, units_run: int, accepted: int, rejected: int, duplicate: 
     used = f"{used_today_seconds / 3600:.1f}/{hours_per_day} h today"
     text = f"units run {units_run:,} · {answers} · running {running} · {used}"
     return f"{text} · paused: {pause}" if pause else text
+
+
+def terminal_safe(text: str, *, keep_lines: bool = False) -> str:
+    """``text`` without control or format characters (ESC, CR, BiDi overrides...): what
+    another member wrote (a work's title, a name, a message) must not drive the terminal.
+    ``keep_lines`` keeps newline and tab, for a message's body."""
+    return "".join(char for char in text if (keep_lines and char in "\n\t")
+                   or unicodedata.category(char) not in {"Cc", "Cf", "Cs", "Co"})
+
+
+def when_text(stamp: str, now: datetime) -> str:
+    """An ISO 8601 time from the platform as "3 min ago"; shown as it came (made safe) if
+    it does not parse."""
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return terminal_safe(stamp)
+    return ago_text((now - moment).total_seconds())

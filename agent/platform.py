@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -19,12 +20,14 @@ class PlatformError(Exception):
     """The platform answered with an error body."""
 
     def __init__(self, status: int, code: str, message: str,
-                 fields: dict[str, list[str]] | None = None) -> None:
+                 fields: dict[str, list[str]] | None = None, *,
+                 retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.fields = fields or {}
+        self.retry_after = retry_after  # seconds, from a 429's or 503's Retry-After
 
     def __str__(self) -> str:
         detail = "; ".join(f"{k}: {' '.join(v)}" for k, v in self.fields.items())
@@ -140,6 +143,26 @@ class PlatformClient:
         return list(self._paged("/api/v1/licences/",
                                 {"work": work_id} if work_id is not None else None))
 
+    # --- one library on every device (part: library) -----------------------------------
+
+    def library(self) -> Iterator[dict[str, Any]]:
+        """Your works, each with its licences per device and the work's device limit."""
+        return self._paged("/api/v1/library/", {"page_size": 100})
+
+    def licence_reissue(self, *, licence_id: str, device_id: str,
+                        idempotency_key: str) -> dict[str, Any]:
+        """A licence for ``device_id`` re-issued from one of yours (no payment)."""
+        return dict(self._request("POST", f"/api/v1/licences/{licence_id}/devices/",
+                                  json={"device": device_id},
+                                  headers={"Idempotency-Key": idempotency_key}))
+
+    def licence_move(self, *, licence_id: str, to_device_id: str,
+                     idempotency_key: str) -> dict[str, Any]:
+        """Revoke ``licence_id`` and get one for ``to_device_id`` instead."""
+        return dict(self._request("POST", f"/api/v1/licences/{licence_id}/move/",
+                                  json={"to_device": to_device_id},
+                                  headers={"Idempotency-Key": idempotency_key}))
+
     def licence_table(self, licence_id: str, *, max_bytes: int) -> bytes:
         """A sealed licence's encrypted personal table (the caller checks it against the
         licence's hash). Read as a stream and refused past ``max_bytes``, so a platform
@@ -171,6 +194,69 @@ class PlatformClient:
         return dict(self._request("POST", "/api/v1/wallet/topups/",
                                   json={"amount_minor": amount_minor, "currency": currency},
                                   headers={"Idempotency-Key": str(uuid.uuid4())}))
+
+    # --- follows and notifications (part: community) -----------------------------------
+
+    def follows(self) -> Iterator[dict[str, Any]]:
+        """The rights holders you follow (every page), newest first."""
+        return self._paged("/api/v1/follows/", {"page_size": 100})
+
+    def follow(self, username: str, *, idempotency_key: str) -> dict[str, Any]:
+        return dict(self._request("POST", "/api/v1/follows/", json={"username": username},
+                                  headers={"Idempotency-Key": idempotency_key}))
+
+    def unfollow(self, username: str) -> None:
+        self._request("DELETE", f"/api/v1/follows/{quote(username, safe='')}/")
+
+    def notifications_latest(self, *, count: int) -> list[dict[str, Any]]:
+        """The agent's notifications, unread first, then newest."""
+        body = self._request("GET", "/api/v1/notifications/",
+                             params={"channel": "agent", "page_size": count})
+        return list(body["results"])
+
+    def notifications_unread(self) -> int:
+        body = self._request("GET", "/api/v1/notifications/unread-count/",
+                             params={"channel": "agent"})
+        return int(body["unread"])
+
+    # --- private messages (part: messaging) ---------------------------------------------
+
+    def conversations(self) -> Iterator[dict[str, Any]]:
+        """Your conversations, latest first, with their unread counts (every page)."""
+        return self._paged("/api/v1/messages/conversations/", {"page_size": 100})
+
+    def conversation(self, conversation_id: str, *, page_size: int = 100) -> dict[str, Any]:
+        """A thread's latest messages, newest first; reading it marks them read."""
+        return dict(self._request("GET", f"/api/v1/messages/conversations/{conversation_id}/",
+                                  params={"page_size": page_size}))
+
+    def message_send(self, *, to: str, body: str, subject: str = "",
+                     idempotency_key: str) -> dict[str, Any]:
+        return dict(self._request("POST", "/api/v1/messages/",
+                                  json={"to": to, "body": body, "subject": subject},
+                                  headers={"Idempotency-Key": idempotency_key}))
+
+    # --- end-to-end encrypted messages (part: direct messages) -------------------------------
+
+    def member_devices(self, username: str) -> dict[str, Any]:
+        """A member's devices (keys, and the endpoint of each live one) to seal to."""
+        return dict(self._request("GET", f"/api/v1/members/{quote(username, safe='')}/devices/"))
+
+    def blocks(self) -> Iterator[dict[str, Any]]:
+        """The members you have blocked (every page)."""
+        return self._paged("/api/v1/blocks/", {"page_size": 100})
+
+    def relayed_send(self, *, document: str, idempotency_key: str) -> dict[str, Any]:
+        return dict(self._request("POST", "/api/v1/messages/relayed/",
+                                  json={"document": document},
+                                  headers={"Idempotency-Key": idempotency_key}))
+
+    def relayed(self, *, device_id: str) -> Iterator[dict[str, Any]]:
+        """Sealed messages the platform holds for this device, oldest first."""
+        return self._paged("/api/v1/messages/relayed/", {"page_size": 100, "device": device_id})
+
+    def relayed_ack(self, relayed_id: str) -> None:
+        self._request("DELETE", f"/api/v1/messages/relayed/{quote(relayed_id, safe='')}/")
 
     # --- trust --------------------------------------------------------------------------------
 
@@ -253,8 +339,10 @@ class PlatformClient:
 def _error_from(response: httpx.Response) -> PlatformError:
     try:
         error = response.json()["error"]
+        retry_after = response.headers.get("Retry-After", "")
         return PlatformError(response.status_code, str(error.get("code", "error")),
-                             str(error.get("message", "")), error.get("fields") or {})
+                             str(error.get("message", "")), error.get("fields") or {},
+                             retry_after=int(retry_after) if retry_after.isdigit() else None)
     except (ValueError, KeyError, TypeError, AttributeError):
         return PlatformError(response.status_code, "http_error",
                              f"The platform answered {response.status_code}.")

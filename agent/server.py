@@ -18,7 +18,9 @@ other request is refused with a JSON error (``wire.ErrorCode``). The checks, in 
 6. the order names the piece of the path (403 ``mismatch``).
 
 ``GET /v1/status`` says who this peer is and what it holds; ``POST /v1/gnutella``
-carries the Gnutella fallback (``gnutella.GnutellaNode``) when one is given.
+carries the Gnutella fallback (``gnutella.GnutellaNode``) when one is given; ``POST
+/v1/messages`` takes an end-to-end encrypted message for this device's member
+(``direct_messages.MessageFolder``, docs/PROTOCOL.md "Direct messages") when one is given.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from .wire import (
     MAX_HEADERS,
     MAX_REQUEST_BODY,
     MAX_REQUEST_LINE,
+    MESSAGE_PATH,
     ORDER_HEADER,
     PEER_HEADER,
     PIECE_CONTENT_TYPE,
@@ -78,6 +81,7 @@ from .wire import (
 )
 
 if TYPE_CHECKING:
+    from .direct_messages import MessageFolder
     from .gnutella import GnutellaNode
 
 log = logging.getLogger(__name__)
@@ -137,6 +141,7 @@ class PieceServer:
         gnutella: GnutellaNode | None = None,
         clock: Callable[[], float] = time.time,
         on_served: Callable[[str, str, int], None] | None = None,
+        messages: MessageFolder | None = None,
     ) -> None:
         """``on_served(work_id, device_id, byte_count)`` is told of every piece delivered
         (``serve``'s status line counts them); it runs on the event loop, so keep it cheap."""
@@ -148,6 +153,7 @@ class PieceServer:
         self.device_id = device_id
         self.outbox = outbox
         self.gnutella = gnutella
+        self.messages = messages
         self._keyring_provider = keyring_provider
         self._revocations_provider = revocations_provider
         self._clock = clock
@@ -162,6 +168,7 @@ class PieceServer:
         app.router.add_get(PIECE_ROUTE, self.get_piece)
         app.router.add_get(STATUS_PATH, self.status)
         app.router.add_post(GNUTELLA_PATH, self.gnutella_message)
+        app.router.add_post(MESSAGE_PATH, self.direct_message)
         return app
 
     def verifier(self) -> OrderVerifier:
@@ -301,6 +308,39 @@ class PieceServer:
         except GnutellaError as error:
             return error_response(ErrorCode.MALFORMED_REQUEST, str(error))
         return web.json_response(answer)
+
+
+    async def direct_message(self, request: web.Request) -> web.Response:
+        """Take a sealed message for this device (body ``{"document": ...}``): checked
+        and stored by ``MessageFolder.receive``; the same envelope again answers 200."""
+        if self.messages is None:
+            return error_response(ErrorCode.NOT_FOUND, "this peer does not take messages")
+        try:
+            body = parse_json_body(await request.read())
+        except BodyError as error:
+            return error_response(ErrorCode.MALFORMED_REQUEST,
+                                  f"a message is a JSON object ({error})")
+        if not isinstance(body, dict) or set(body) != {"document"}:
+            return error_response(ErrorCode.MALFORMED_REQUEST,
+                                  'a message is {"document": <signed envelope>}')
+        from .direct_messages import MODE_DIRECT, InboxFullError, RefusedError
+        from .platform import PlatformError, PlatformUnreachableError
+
+        try:
+            envelope, stored = await asyncio.to_thread(
+                self.messages.receive, body["document"], mode=MODE_DIRECT)
+        except RefusedError as error:
+            return error_response(ErrorCode.REFUSED, str(error))
+        except InboxFullError as error:
+            return error_response(ErrorCode.BUSY, str(error), headers={"Retry-After": "3600"})
+        except LicensingError as error:
+            return error_response(refusal_code(error), str(error) or type(error).__name__)
+        except (PlatformError, PlatformUnreachableError):
+            return error_response(ErrorCode.BUSY, "this peer cannot check the sender now; "
+                                  "send it through the platform's relay",
+                                  headers={"Retry-After": "60"})
+        return web.json_response({"message_id": envelope.message_id, "stored": stored},
+                                 status=201 if stored else 200)
 
 
 @web.middleware

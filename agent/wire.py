@@ -16,6 +16,8 @@ PROTOCOL_VERSION: Final = "v1"
 PIECE_ROUTE: Final = "/v1/pieces/{work_id}/{index}"
 STATUS_PATH: Final = "/v1/status"
 GNUTELLA_PATH: Final = "/v1/gnutella"
+#: an end-to-end encrypted message for this peer's device (``direct_messages``)
+MESSAGE_PATH: Final = "/v1/messages"
 
 LICENCE_HEADER: Final = "X-Peermark-Licence"
 ORDER_HEADER: Final = "X-Peermark-Order"
@@ -27,7 +29,8 @@ MAX_HEADER_FIELD: Final = 16 * 1024 + 256
 #: the largest request line a peer accepts (work ids are short identifiers)
 MAX_REQUEST_LINE: Final = 4096
 MAX_HEADERS: Final = 64
-#: the largest request body (only Gnutella messages have one)
+#: the largest request body (Gnutella messages, and direct messages: an envelope is at most
+#: 48 KiB)
 MAX_REQUEST_BODY: Final = 64 * 1024
 #: the largest error body a client reads before giving up on the message
 MAX_ERROR_BODY: Final = 4096

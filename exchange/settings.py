@@ -95,6 +95,9 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # the nav's unread badges (lazy: no query on a page that shows none)
+                "exchange.community.context_processors.unread_notifications",
+                "exchange.messaging.context_processors.unread_messages",
             ],
         },
     },
@@ -172,6 +175,31 @@ CELERY_BEAT_SCHEDULE = {
         "task": "exchange.tracing.tasks.receipts_marking_check_sample_task", "schedule": 300.0,
     },
 }
+
+# --- Chat rooms (WebSockets, Django Channels) ---------------------------------------
+# With Redis, every ASGI process shares one channel layer, so a room's messages reach
+# sockets held by any process. Without it (the embedded demo) the in-memory layer works
+# only within one process: the demo serves ASGI with one uvicorn process (scripts/run).
+# The Pub/Sub layer publishes a line once per room and each process hands it to its own
+# sockets; channels_redis's list-based layer pushes one copy per socket and drops past a
+# per-socket capacity, which lost most lines at 500 sockets (docs/BENCHMARKS.md). A line
+# missed live (at most once) is in the stored history.
+if REDIS_URL:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                                  "CONFIG": {"hosts": [REDIS_URL]}}}
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# Per member, across every room and process (exchange/core/rate_limits.py notation).
+ROOMS_SAY_RATE = env_str("PEERMARK_ROOMS_SAY_RATE", "20/min") or "20/min"
+# Per socket: frames of any kind; more is a flood (an error frame and a strike).
+ROOMS_FRAME_RATE = env_str("PEERMARK_ROOMS_FRAME_RATE", "10/5s") or "10/5s"
+ROOMS_MAX_CHARS = env_int("PEERMARK_ROOMS_MAX_CHARS", default=1000, minimum=1)
+# A frame longer than this is refused before it is parsed.
+ROOMS_MAX_FRAME_BYTES = env_int("PEERMARK_ROOMS_MAX_FRAME_BYTES", default=8192, minimum=256)
+# Abusive frames (malformed, oversized, unknown, too fast) a socket may send before it
+# is closed with code 4429.
+ROOMS_MAX_STRIKES = env_int("PEERMARK_ROOMS_MAX_STRIKES", default=5, minimum=1)
+ROOMS_HISTORY_ON_JOIN = env_int("PEERMARK_ROOMS_HISTORY_ON_JOIN", default=50, minimum=0)
 
 if REDIS_URL:
     CACHES = {
@@ -310,6 +338,11 @@ if PIECE_SIZE & (PIECE_SIZE - 1):
 JWKS_MAX_AGE = env_int("PEERMARK_JWKS_MAX_AGE", default=300, minimum=0)
 MANIFEST_TOKEN_SECONDS = env_int("PEERMARK_MANIFEST_TOKEN_SECONDS", default=7 * 86400, minimum=60)
 REVOCATION_LIST_SECONDS = env_int("PEERMARK_REVOCATION_LIST_SECONDS", default=86400, minimum=60)
+# One library on every device: re-issues and moves per member (each signs a licence, a move
+# also a revocation list every agent downloads), and moves per purchase in 30 days (a lost
+# device is rare; a loop of moves would grow the revocation list without end).
+LIBRARY_RATE = env_str("PEERMARK_LIBRARY_RATE", "10/hour") or "10/hour"
+LIBRARY_MOVES_PER_30_DAYS = env_int("PEERMARK_LIBRARY_MOVES_PER_30_DAYS", default=5, minimum=1)
 
 # --- Peers ----------------------------------------------------------------------
 # A peer silent for longer is offline (agents heartbeat every 30 s).
@@ -317,6 +350,31 @@ PEER_TIMEOUT_SECONDS = env_int("PEERMARK_PEER_TIMEOUT_SECONDS", default=90, mini
 # Off: a peer's announced host must be the address it connects from, so nobody can
 # point buyers' agents at a third party. On: behind NAT or a proxy you know.
 PEERS_ALLOW_ANNOUNCED_HOST = env_bool("PEERMARK_PEERS_ALLOW_ANNOUNCED_HOST", default=False)
+
+# --- Email (notifications) ------------------------------------------------------
+# With PEERMARK_EMAIL_HOST set, mail goes out over SMTP; without it (the embedded demo),
+# the console backend prints each email to the server's output. PEERMARK_EMAIL_BACKEND
+# overrides either (the tests use Django's locmem backend).
+EMAIL_HOST = env_str("PEERMARK_EMAIL_HOST") or "localhost"
+EMAIL_PORT = env_int("PEERMARK_EMAIL_PORT", default=587, minimum=1)
+EMAIL_HOST_USER = env_str("PEERMARK_EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = env_str("PEERMARK_EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = env_bool("PEERMARK_EMAIL_USE_TLS", default=True)
+EMAIL_USE_SSL = env_bool("PEERMARK_EMAIL_USE_SSL", default=False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("PEERMARK_EMAIL_USE_TLS and PEERMARK_EMAIL_USE_SSL: one, not both")
+EMAIL_TIMEOUT = env_int("PEERMARK_EMAIL_TIMEOUT", default=10, minimum=1)
+EMAIL_BACKEND = env_str("PEERMARK_EMAIL_BACKEND") or (
+    "django.core.mail.backends.smtp.EmailBackend" if env_str("PEERMARK_EMAIL_HOST")
+    else "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("PEERMARK_DEFAULT_FROM_EMAIL", "Peermark <noreply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- Community (follows, wishlists, profiles) -------------------------------------
+COMMUNITY_MAX_SAVED_SEARCHES = env_int("PEERMARK_MAX_SAVED_SEARCHES", default=20, minimum=1)
+COMMUNITY_FOLLOW_RATE = env_str("PEERMARK_FOLLOW_RATE", "60/hour") or "60/hour"
+COMMUNITY_SAVED_SEARCH_RATE = env_str("PEERMARK_SAVED_SEARCH_RATE", "30/hour") or "30/hour"
+COMMUNITY_PROFILE_RATE = env_str("PEERMARK_PROFILE_RATE", "30/hour") or "30/hour"
 
 # --- Money ----------------------------------------------------------------------
 # The built-in test provider (exchange/payments/providers/testpay/) confirms whatever it
@@ -384,3 +442,18 @@ PAYOUT_MINIMUM_MAJOR = env_int("PEERMARK_PAYOUT_MINIMUM_MAJOR", default=10, mini
 IDEMPOTENCY_RETENTION_HOURS = env_int(
     "PEERMARK_IDEMPOTENCY_RETENTION_HOURS", default=48, minimum=24
 )
+
+# Reviews (exchange/reviews): per-member rates of writing reviews (and edits), replies
+# and reports, in the notation of exchange/core/rate_limits.py.
+REVIEWS_WRITE_RATE = env_str("PEERMARK_REVIEWS_WRITE_RATE", "20/hour") or "20/hour"
+REVIEWS_REPLY_RATE = env_str("PEERMARK_REVIEWS_REPLY_RATE", "60/hour") or "60/hour"
+REVIEWS_REPORT_RATE = env_str("PEERMARK_REVIEWS_REPORT_RATE", "20/hour") or "20/hour"
+
+# Private messages (exchange/messaging): per-member rates in the notation of
+# exchange/core/rate_limits.py ("20/min", "5/10s"), sizes in characters.
+MESSAGING_SEND_RATE = env_str("PEERMARK_MESSAGING_SEND_RATE", "20/min") or "20/min"
+MESSAGING_NEW_CONVERSATIONS_PER_DAY = env_int("PEERMARK_MESSAGING_NEW_CONVERSATIONS_PER_DAY",
+                                              default=30, minimum=1)
+MESSAGING_REPORT_RATE = env_str("PEERMARK_MESSAGING_REPORT_RATE", "20/hour") or "20/hour"
+MESSAGING_BLOCK_RATE = env_str("PEERMARK_MESSAGING_BLOCK_RATE", "60/hour") or "60/hour"
+MESSAGING_MAX_BODY_CHARS = env_int("PEERMARK_MESSAGING_MAX_BODY_CHARS", default=5000, minimum=1)

@@ -13,14 +13,21 @@ from django.utils.translation import ngettext
 from exchange.accounts.models import User
 from exchange.audit.services import audit_record
 from exchange.community.models import Follow, MemberProfile, Notification, SavedSearch
+from exchange.community.notifications import KIND_MESSAGE
 from exchange.readonly_admin import ReadOnlyAdmin
 
 
 @admin.register(Notification)
 class NotificationAdmin(ReadOnlyAdmin):
+    """Every kind but private messages': who writes to whom, and about what, is for the
+    members alone (the messaging admin shows reported messages only)."""
+
     list_display = ("recipient", "kind", "title", "created_at", "read_at", "emailed")
     list_filter = ("kind", "emailed")
     search_fields = ("recipient__username", "title")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Notification]:
+        return super().get_queryset(request).exclude(kind=KIND_MESSAGE)
 
 
 @admin.register(Follow)

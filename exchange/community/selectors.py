@@ -70,8 +70,10 @@ def collection_get_public(*, username: object) -> tuple[User, QuerySet[Work]]:
 
 
 def collection_of(user: User) -> QuerySet[Work]:
+    """The works ``user`` holds a licence for now: a refunded purchase's revoked licence
+    is not ownership (one filter call, so both conditions hold for the same licence)."""
     return Work.objects.select_related("owner").filter(
-        status=WorkStatus.READY, licences__buyer=user,
+        status=WorkStatus.READY, licences__buyer=user, licences__revoked_at__isnull=True,
     ).distinct().order_by("-created_at", "-id")
 
 

@@ -4,8 +4,9 @@ sanitiser: a maintained allow-list parser, never a hand-written filter).
 
 Two kinds of body:
 - ``plain_text``: stored as typed, shown escaped by the templates' autoescape. Control
-  characters (but newline and tab), lone surrogates and NUL are refused, not dropped,
-  so a member learns their text was not what they meant.
+  characters (but newline and tab), invisible format characters (bidirectional
+  overrides, zero-width spaces), lone surrogates and NUL are refused, not dropped, so a
+  member learns their text was not what they meant.
 - ``rich_text``: a small allow-list of inline and block tags, links only to http(s) and
   mailto with ``rel="noopener noreferrer nofollow"``; scripts, styles, event handlers and
   every other attribute are removed by nh3. The sanitised HTML is what is stored, so a
@@ -27,6 +28,11 @@ RICH_TAGS: Final = frozenset({"a", "b", "blockquote", "br", "code", "em", "i", "
 RICH_ATTRIBUTES: Final = {"a": {"href", "title"}}
 RICH_SCHEMES: Final = frozenset({"http", "https", "mailto"})
 _ALLOWED_CONTROLS: Final = frozenset("\n\t")
+_ALLOWED_FORMAT: Final = frozenset("\u200c\u200d")
+"""Invisible format characters (Unicode category Cf) are refused: a right-to-left
+override makes "\u202eredlohthgir" read as another name, zero-width spaces make two
+names look alike. These two stay: the zero-width non-joiner and joiner shape Persian and
+Indic words and join emoji sequences. So do the tag characters of subdivision flags."""
 
 
 def plain_text(value: object, *, field: str, max_chars: int, required: bool = True) -> str:
@@ -48,7 +54,9 @@ def plain_text(value: object, *, field: str, max_chars: int, required: bool = Tr
         if char in _ALLOWED_CONTROLS:
             continue
         category = unicodedata.category(char)
-        if category in {"Cs", "Cc"}:
+        invisible = (category == "Cf" and char not in _ALLOWED_FORMAT
+                     and not 0xE0020 <= ord(char) <= 0xE007F)
+        if category in {"Cs", "Cc"} or invisible:
             raise ServiceError(
                 _("The text holds a control character (U+%(code)04X).") % {"code": ord(char)},
                 code="invalid_characters", field=field,
@@ -58,7 +66,8 @@ def plain_text(value: object, *, field: str, max_chars: int, required: bool = Tr
 
 def rich_text(value: object, *, field: str, max_chars: int) -> str:
     """``value`` checked as `plain_text`, then sanitised to the allow-list. The limit
-    applies to what was sent, so a body cannot grow past it by sanitising."""
+    applies to what was sent: sanitising escapes ``&``, ``<`` and quotes as entities, so
+    what is stored can be up to six times as long (``"`` becomes ``&quot;``), never more."""
     text = plain_text(value, field=field, max_chars=max_chars)
     return nh3.clean(
         text,

@@ -204,13 +204,15 @@ class LicenceDevicesView(APIView):
     parser_classes = [JSONParser]
 
     @extend_schema(request=ReissueIn, operation_id="licences_devices_create",
-                   responses={201: LicenceOut, 200: LicenceOut, **errors(404, 409)},
+                   responses={201: LicenceOut, 200: LicenceOut, **errors(404, 409, 429)},
                    description="A new licence for the same work on `device` (new wrapped "
                                "keys, its own watermark payload; the original's uses, expiry "
                                "and byte allowance); no payment. 200 with the device's live "
                                "licence if it already holds one. Refusals: `400 "
                                "unknown_device`, `409 device_revoked`, `409 licence_revoked`, "
-                               "`409 licence_expired`, `409 device_limit`.")
+                               "`409 licence_expired`, `409 device_limit`; `429 "
+                               "rate_limited` past `PEERMARK_LIBRARY_RATE` re-issues and "
+                               "moves a member may ask for.")
     @idempotent(required=True)
     def post(self, request: Request, licence_id: str) -> Response:
         user = authenticated_user(request)
@@ -230,13 +232,15 @@ class LicenceMoveView(APIView):
     parser_classes = [JSONParser]
 
     @extend_schema(request=MoveIn, operation_id="licences_move_create",
-                   responses={201: LicenceOut, 200: LicenceOut, **errors(404, 409)},
+                   responses={201: LicenceOut, 200: LicenceOut, **errors(404, 409, 429)},
                    description="Revokes this licence (it joins the next revocation list) "
                                "and returns the licence on `to_device`: new (201), or the "
                                "live one it already held (200). Refusals: `400 "
                                "unknown_device`, `409 same_device`, `409 device_revoked`, "
                                "`409 licence_revoked`, `409 licence_expired`, "
-                               "`409 device_limit`.")
+                               "`409 device_limit`, `409 too_many_moves` (more than "
+                               "`PEERMARK_LIBRARY_MOVES_PER_30_DAYS` moves of one purchase's "
+                               "licences in 30 days); `429 rate_limited`.")
     @idempotent(required=True)
     def post(self, request: Request, licence_id: str) -> Response:
         user = authenticated_user(request)

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, QuerySet
 from django.urls import reverse
@@ -32,6 +33,7 @@ from exchange.audit.services import audit_record
 from exchange.catalogue.models import Work
 from exchange.community.notifications import KIND_DEVICE, notify
 from exchange.core.errors import ServiceError
+from exchange.core.rate_limits import Rate, check
 from exchange.licensing.models import Device, Licence
 from exchange.licensing.services import licence_issue, licence_revoke, package_get
 
@@ -96,6 +98,31 @@ def _check_limit(member: User, work: Work, now: dt.datetime, *, field_name: str)
             code="device_limit", status_code=409, field=field_name)
 
 
+def _count_action(member: User) -> None:
+    """Re-issues and moves each sign a licence (a move also a revocation list that every
+    agent downloads): a member gets ``LIBRARY_RATE`` of them, or a 429."""
+    check("licence-library", member.pk, Rate.parse(settings.LIBRARY_RATE))
+
+
+MOVED_PREFIX = "moved to device "
+
+
+def _check_moves(member: User, source: Licence, now: dt.datetime) -> None:
+    """At most ``LIBRARY_MOVES_PER_30_DAYS`` moves of one purchase's licences in 30 days.
+    Counted from the revoked licences themselves (the family is locked), so concurrent
+    moves cannot pass it."""
+    since = now - dt.timedelta(days=30)
+    moved = Licence.objects.filter(buyer=member, work_id=source.work_id,
+                                   revoked_at__gte=since,
+                                   revocation_reason__startswith=MOVED_PREFIX).count()
+    limit = settings.LIBRARY_MOVES_PER_30_DAYS
+    if moved >= limit:
+        raise ServiceError(
+            _("This work's licences were moved %(count)s times in the last 30 days, the most "
+              "allowed. Ask support if a device was lost again.") % {"count": moved},
+            code="too_many_moves", status_code=409, field="to_device")
+
+
 def _issue_to(member: User, device: Device, source: Licence, now: dt.datetime) -> Licence:
     root = source.origin if source.origin_id is not None else source
     assert root is not None
@@ -129,6 +156,7 @@ def licence_reissue(*, member: User, source: Licence, device_id: object,
     """
     now = (now or _now()).replace(microsecond=0)
     device = _target_device(member, device_id, field_name="device")
+    _count_action(member)
     with transaction.atomic():
         source = _lock_family(member, source, now)
         existing = _live_on(device, source.work_id, now)
@@ -156,12 +184,14 @@ def licence_move(*, member: User, source: Licence, to_device_id: object,
     """
     now = (now or _now()).replace(microsecond=0)
     device = _target_device(member, to_device_id, field_name="to_device")
+    _count_action(member)
     with transaction.atomic():
         source = _lock_family(member, source, now)
         if source.device_id == device.pk:
             raise ServiceError(_("This licence is already on that device."),
                                code="same_device", status_code=409, field="to_device")
-        licence_revoke(licence=source, reason=f"moved to device {device.pk[:16]}",
+        _check_moves(member, source, now)
+        licence_revoke(licence=source, reason=f"{MOVED_PREFIX}{device.pk[:16]}",
                        actor=member)
         work = Work.objects.only("device_limit", "title").get(pk=source.work_id)
         existing = _live_on(device, source.work_id, now)

@@ -3,7 +3,7 @@ unread counts, a thread (reading it marks it read), reports and blocks."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
@@ -21,6 +21,8 @@ from exchange.messaging.selectors import (
     conversations_for,
     message_get_for_member,
     messages_for,
+    relayed_for,
+    relayed_get_for_recipient,
     thread_messages,
     unread_count,
 )
@@ -28,10 +30,14 @@ from exchange.messaging.serializers import (
     BlockIn,
     BlockOut,
     ConversationOut,
+    MemberDeviceOut,
+    MemberDevicesOut,
     MessageIn,
     MessageOut,
     MessageReportIn,
     MessageReportOut,
+    RelayedIn,
+    RelayedOut,
     UnreadOut,
 )
 
@@ -171,4 +177,68 @@ class BlockDeleteView(APIView):
     def delete(self, request: Request, username: str) -> Response:
         """Unblock a member."""
         services.member_unblock(blocker=authenticated_user(request), username=username)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MemberDevicesView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses={200: MemberDevicesOut, **errors(400, 403, 404)},
+                   operation_id="members_devices_list")
+    def get(self, request: Request, username: str) -> Response:
+        """A member's devices to seal an end-to-end encrypted message to: each device's
+        keys and, when its agent is live now, its peer server's endpoint. Refused (403)
+        when the member does not accept messages from you."""
+        member, devices = services.member_devices_for(caller=authenticated_user(request),
+                                                      username=username)
+        return Response({"username": member.username,
+                         "devices": MemberDeviceOut(devices, many=True).data})
+
+
+#: ``GET messages/relayed/?device=``: only the copies sealed to that device of yours
+DEVICE_PARAMETER = OpenApiParameter(
+    "device", str, required=False,
+    description="Only the messages sealed to this device of yours (its device id).")
+
+
+class RelayedListCreateView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+    parser_classes = [JSONParser]
+
+    @extend_schema(responses=page_of(RelayedOut), operation_id="messages_relayed_list",
+                   parameters=[*PAGE_PARAMETERS, DEVICE_PARAMETER])
+    def get(self, request: Request) -> Response:
+        """Sealed messages the platform holds for you until your agent fetches them,
+        oldest first. Only the device they are sealed to can open them."""
+        device = request.query_params.get("device")
+        return paginated_response(
+            request, self, relayed_for(authenticated_user(request), device_id=device or None),
+            RelayedOut)
+
+    @extend_schema(request=RelayedIn,
+                   responses={201: RelayedOut, 200: RelayedOut, **errors(403, 404, 409, 429)})
+    @idempotent(required=True)
+    def post(self, request: Request) -> Response:
+        """Have the platform hold a sealed message for a recipient device that is offline
+        (mode ``relayed``): it checks the envelope's signature, the members, devices and
+        blocks, and stores the ciphertext, which it cannot read. The same envelope again
+        answers 200 with the first copy."""
+        data = RelayedIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        relayed, created = services.relayed_accept(sender=authenticated_user(request),
+                                                   document=data.validated_data["document"])
+        return Response(RelayedOut(relayed).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class RelayedDetailView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses={204: None, **errors(404)}, operation_id="messages_relayed_ack")
+    def delete(self, request: Request, relayed_id: str) -> Response:
+        """Acknowledge a sealed message your agent has stored: the platform deletes it
+        (again, or someone else's, answers 404)."""
+        user = authenticated_user(request)
+        relayed = relayed_get_for_recipient(user=user, relayed_id=relayed_id)
+        services.relayed_acknowledge(user=user, relayed=relayed)
         return Response(status=status.HTTP_204_NO_CONTENT)

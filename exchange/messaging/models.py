@@ -43,9 +43,11 @@ class Conversation(models.Model):
 
 class Message(models.Model):
     """One message. ``mode`` says how it travelled and so what the platform could read:
-    today every message is ``platform`` (sent through the portal or the API, stored as
-    sanitised HTML the platform can read); end-to-end encrypted modes would be new
-    choices here (docs/MEMBERS.md, "Messages")."""
+    every message here is ``platform`` (sent through the portal or the API, stored as
+    sanitised HTML the platform can read). End-to-end encrypted messages between agents
+    are never rows here: a ``direct`` one leaves nothing on the platform, a ``relayed``
+    one is a ``RelayedMessage`` until its device fetches it (docs/MEMBERS.md, "Messages").
+    """
 
     class Mode(models.TextChoices):
         PLATFORM = "platform", _("Through the platform")
@@ -111,3 +113,39 @@ class MessageReport(models.Model):
 
     def __str__(self) -> str:
         return f"report of {self.message_id} by {self.reporter_id}"
+
+
+class RelayedMessage(models.Model):
+    """One device's sealed copy of an end-to-end encrypted message, held for it while it
+    was offline (mode ``relayed``). ``document`` is the sender device's signed envelope
+    (licensing/core/direct_messages.py): the platform checked the signature, the two
+    members and devices and the blocks, and stores the ciphertext it cannot open. The
+    recipient's agent fetches it and acknowledges it, which deletes the row."""
+
+    MODE = "relayed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    message_id = models.CharField(max_length=22, help_text="The envelope's ``mid``.")
+    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                               related_name="+")
+    sender_device = models.ForeignKey("licensing.Device", on_delete=models.CASCADE,
+                                      related_name="+")
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                  related_name="+")
+    recipient_device = models.ForeignKey("licensing.Device", on_delete=models.CASCADE,
+                                         related_name="+")
+    document = models.TextField(help_text="The signed envelope; its text is sealed.")
+    size = models.PositiveIntegerField(help_text="The envelope's length in bytes.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["recipient_device", "message_id"],
+                                    name="relayed_once_per_device"),
+        ]
+        indexes = [models.Index(fields=["recipient", "created_at"])]
+
+    def __str__(self) -> str:
+        return (f"{self.sender_id} → {self.recipient_id} (sealed) "
+                f"at {self.created_at:%Y-%m-%d %H:%M}")

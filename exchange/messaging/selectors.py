@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import Case, CharField, Count, F, Q, QuerySet, When
+from django.db.models import Case, CharField, Count, F, OuterRef, Q, QuerySet, Subquery, When
 from django.utils.translation import gettext as _
 
 from exchange.accounts.models import User
 from exchange.core.errors import ServiceError
-from exchange.messaging.models import Block, Conversation, Message
+from exchange.licensing.models import Device
+from exchange.messaging.models import Block, Conversation, Message, RelayedMessage
+from exchange.peers.models import Peer
+from exchange.peers.selectors import live_since
 
 
 def _not_found(thing: str) -> ServiceError:
@@ -95,3 +98,31 @@ def blocks_of(user: User) -> QuerySet[Block]:
 
 def is_blocked(*, blocker: User, blocked: User) -> bool:
     return Block.objects.filter(blocker=blocker, blocked=blocked).exists()
+
+
+def member_devices(member: User) -> QuerySet[Device]:
+    """A member's devices that are not revoked, each with ``endpoint`` (its peer server's
+    address) when its agent has been heard from within the peer timeout, else None."""
+    live = Peer.objects.filter(device=OuterRef("pk"), last_seen_at__gte=live_since())
+    return (Device.objects.filter(user=member, revoked_at__isnull=True)
+            .annotate(live_host=Subquery(live.values("host")[:1]),
+                      live_port=Subquery(live.values("port")[:1]))
+            .order_by("created_at", "device_id"))
+
+
+def relayed_for(user: User, *, device_id: str | None = None) -> QuerySet[RelayedMessage]:
+    """Sealed messages held for ``user`` (optionally for one of their devices), oldest
+    first: nobody else's, whatever they ask for."""
+    found = RelayedMessage.objects.filter(recipient=user).select_related("sender")
+    if device_id is not None:
+        found = found.filter(recipient_device_id=device_id)
+    return found.order_by("created_at", "id")
+
+
+def relayed_get_for_recipient(*, user: User, relayed_id: object) -> RelayedMessage:
+    """A sealed message held for ``user``; another member's answers as a missing one."""
+    key = _uuid(relayed_id)
+    found = relayed_for(user).filter(pk=key).first() if key else None
+    if found is None:
+        raise _not_found(_("No such message."))
+    return found

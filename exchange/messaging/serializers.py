@@ -6,7 +6,8 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from exchange.core.fields import StrictCharField
-from exchange.messaging.models import Block, Conversation, Message, MessageReport
+from exchange.licensing.models import Device
+from exchange.messaging.models import Block, Conversation, Message, MessageReport, RelayedMessage
 
 
 class MessageIn(serializers.Serializer):
@@ -70,3 +71,54 @@ class BlockOut(serializers.ModelSerializer):
         model = Block
         fields = ["username", "created_at"]
         read_only_fields = fields
+
+
+class MemberDeviceOut(serializers.ModelSerializer):
+    signing_key = serializers.CharField(source="signing_public",
+                                        help_text="Ed25519 public key, base64url: checks "
+                                                  "the device's signatures.")
+    kem_key = serializers.CharField(source="kem_public",
+                                    help_text="X25519 public key, base64url: seal a message "
+                                              "to it with HPKE.")
+    endpoint = serializers.SerializerMethodField(
+        help_text="The device's peer server, when its agent is live now; else null.")
+
+    class Meta:
+        model = Device
+        fields = ["device_id", "signing_key", "kem_key", "endpoint"]
+        read_only_fields = fields
+
+    def get_endpoint(self, device: Device) -> str | None:
+        host, port = getattr(device, "live_host", None), getattr(device, "live_port", None)
+        if not host or not port:
+            return None
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class MemberDevicesOut(serializers.Serializer):
+    username = serializers.CharField()
+    devices = MemberDeviceOut(many=True)
+
+
+class RelayedIn(serializers.Serializer):
+    document = StrictCharField(trim_whitespace=False,
+                               help_text="The envelope (typ pm-direct-message+jwt) signed by "
+                                         "one of your devices, its text sealed to one device "
+                                         "of the recipient (docs/PROTOCOL.md).")
+
+
+class RelayedOut(serializers.ModelSerializer):
+    mode = serializers.SerializerMethodField()
+    sender = serializers.CharField(source="sender.username")
+    recipient = serializers.CharField(source="recipient.username")
+    sender_device = serializers.CharField(source="sender_device_id")
+    recipient_device = serializers.CharField(source="recipient_device_id")
+
+    class Meta:
+        model = RelayedMessage
+        fields = ["id", "mode", "message_id", "sender", "sender_device", "recipient",
+                  "recipient_device", "size", "created_at", "document"]
+        read_only_fields = fields
+
+    def get_mode(self, _relayed: RelayedMessage) -> str:
+        return RelayedMessage.MODE

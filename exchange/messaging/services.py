@@ -10,7 +10,7 @@ import datetime as dt
 import math
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -20,8 +20,16 @@ from exchange.community.notifications import KIND_MESSAGE, notify
 from exchange.core.errors import ServiceError
 from exchange.core.member_text import plain_text, rich_text
 from exchange.core.rate_limits import Rate, RateLimitedError, check
-from exchange.messaging.models import Block, Conversation, Message, MessageReport
-from exchange.messaging.selectors import is_blocked, member_get
+from exchange.licensing.models import Device
+from exchange.messaging.models import Block, Conversation, Message, MessageReport, RelayedMessage
+from exchange.messaging.selectors import is_blocked, member_devices, member_get
+from licensing.core import (
+    DevicePublicKeys,
+    DocumentKind,
+    LicensingError,
+    direct_message_signer,
+    read_direct_message,
+)
 
 SUBJECT_MAX_CHARS = 200
 REPORT_REASON_MAX_CHARS = 1000
@@ -186,3 +194,122 @@ def member_unblock(*, blocker: User, username: object) -> None:
         audit_record(actor=blocker, action="member.unblock", target=block,
                      data={"blocked": blocked.pk})
         block.delete()
+
+
+# --- end-to-end encrypted messages between agents ------------------------------------------
+
+
+def _refuse_if_blocked(*, sender: User, recipient: User) -> None:
+    """The same refusal, and the same words, as ``message_send``'s."""
+    if is_blocked(blocker=recipient, blocked=sender):
+        raise ServiceError(_("This member does not accept messages from you."),
+                           code="blocked", status_code=403)
+
+
+def member_devices_for(*, caller: User, username: object) -> tuple[User, list[Device]]:
+    """Where ``caller`` may seal a message to: the member named ``username`` and their
+    devices that are not revoked (each with its live endpoint, if any). A member who
+    blocked the caller answers as ``message_send`` does (403), so the list never helps
+    a blocked sender around the block."""
+    member = member_get(username, field="username")
+    if member.pk == caller.pk:
+        raise ServiceError(_("You cannot send a message to yourself."), code="self_message",
+                           field="username")
+    _refuse_if_blocked(sender=caller, recipient=member)
+    return member, list(member_devices(member))
+
+
+def _bad_envelope(message: str) -> ServiceError:
+    return ServiceError(message, code="invalid_document", field="document")
+
+
+def relayed_accept(*, sender: User, document: object) -> tuple[RelayedMessage, bool]:
+    """Hold a sealed envelope for its recipient's device: (row, created).
+
+    The envelope must be signed by one of the sender's own devices (not revoked), name the
+    sender, and be sealed to a device (not revoked) of the member it names; a member who
+    blocked the sender refuses it (403), one the sender blocked too (409). The same
+    envelope again answers with the first row; another envelope under the same message id
+    for the same device is a conflict (409). The first copy of a message counts against
+    the sender's message rate; its other devices' copies do not. The recipient is told
+    that a message is waiting, never what it says.
+    """
+    if not isinstance(document, str) or not document.isascii():
+        raise _bad_envelope(_("The document is not a signed message."))
+    if len(document) > DocumentKind.DIRECT_MESSAGE.max_token_bytes:
+        raise ServiceError(_("The message is too large: at most %(count)d bytes.")
+                           % {"count": DocumentKind.DIRECT_MESSAGE.max_token_bytes},
+                           code="too_long", field="document")
+    try:
+        device_id = direct_message_signer(document)
+    except LicensingError:
+        raise _bad_envelope(_("The document is not a signed message.")) from None
+    signer = Device.objects.filter(pk=device_id, user=sender, revoked_at__isnull=True).first()
+    if signer is None:
+        raise _bad_envelope(_("The message is not signed by one of your devices."))
+    try:
+        keys = DevicePublicKeys.from_b64url(signing=signer.signing_public,
+                                            kem=signer.kem_public)
+        envelope = read_direct_message(document, sender_device=keys,
+                                       now=int(timezone.now().timestamp()))
+    except LicensingError:
+        raise _bad_envelope(_("The message's signature or contents do not verify.")) from None
+    if envelope.sender != sender.username:
+        raise _bad_envelope(_("The message names another sender than you."))
+    recipient = member_get(envelope.recipient, field="document")
+    if recipient.pk == sender.pk:
+        raise ServiceError(_("You cannot send a message to yourself."), code="self_message",
+                           field="document")
+    target = Device.objects.filter(pk=envelope.recipient_device, user=recipient,
+                                   revoked_at__isnull=True).first()
+    if target is None:
+        raise _bad_envelope(_("The message is sealed to a device that member does not use."))
+    existing = RelayedMessage.objects.filter(recipient_device=target,
+                                             message_id=envelope.message_id).first()
+    if existing is not None:
+        return _same_or_conflict(existing, document, sender)
+    first_copy = not RelayedMessage.objects.filter(sender=sender,
+                                                   message_id=envelope.message_id).exists()
+    if first_copy:
+        check("message.send", sender.pk, _rate("MESSAGING_SEND_RATE"))
+    _refuse_if_blocked(sender=sender, recipient=recipient)
+    if is_blocked(blocker=sender, blocked=recipient):
+        raise ServiceError(_("You have blocked this member: unblock them to write to them."),
+                           code="you_blocked", status_code=409)
+    try:
+        with transaction.atomic():
+            relayed = RelayedMessage.objects.create(
+                message_id=envelope.message_id, sender=sender, sender_device=signer,
+                recipient=recipient, recipient_device=target, document=document,
+                size=len(document))
+            if first_copy:
+                transaction.on_commit(lambda: _tell_sealed(relayed))
+    except IntegrityError:
+        # the same copy was stored by a concurrent request a moment ago
+        existing = RelayedMessage.objects.filter(recipient_device=target,
+                                                 message_id=envelope.message_id).first()
+        if existing is None:
+            raise
+        return _same_or_conflict(existing, document, sender)
+    return relayed, True
+
+
+def _same_or_conflict(existing: RelayedMessage, document: str,
+                      sender: User) -> tuple[RelayedMessage, bool]:
+    if existing.document == document and existing.sender_id == sender.pk:
+        return existing, False
+    raise ServiceError(_("Another message with this id is already held for that device."),
+                       code="replayed", status_code=409, field="document")
+
+
+def _tell_sealed(relayed: RelayedMessage) -> None:
+    notify(recipient=relayed.recipient, kind=KIND_MESSAGE,
+           title=_("New encrypted message from %(name)s") % {"name": relayed.sender.username},
+           body=_("Your agent fetches and opens it: run `peermark-agent messages`."), url="")
+
+
+def relayed_acknowledge(*, user: User, relayed: RelayedMessage) -> None:
+    """The recipient's agent has the message: the platform forgets it."""
+    if relayed.recipient_id != user.pk:
+        raise ServiceError(_("No such message."), code="not_found", status_code=404)
+    RelayedMessage.objects.filter(pk=relayed.pk).delete()

@@ -238,9 +238,12 @@ def purchase_refund(*, purchase_id: uuid.UUID | str, reason: str,
         if purchase.licence is not None:
             # The purchase paid for its licence's re-issues to the buyer's other devices
             # too (``exchange.licensing.library``): a refund revokes them all. Locking the
-            # purchased licence first waits out a re-issue in progress (it locks the
-            # same row), so the query below sees the licence it made.
-            Licence.objects.select_for_update().filter(pk=purchase.licence.pk).first()
+            # buyer's licences for the work, in id order as a re-issue or a move does,
+            # waits out one in progress without the two ever waiting on each other, so
+            # the query below sees the licence it made.
+            list(Licence.objects.select_for_update()
+                 .filter(buyer_id=purchase.buyer_id, work_id=purchase.licence.work_id)
+                 .order_by("pk").values_list("pk", flat=True))
             for licence in Licence.objects.filter(
                     Q(pk=purchase.licence.pk) | Q(origin=purchase.licence.pk),
                     revoked_at__isnull=True):

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.utils.translation import gettext as _
 from rest_framework.exceptions import NotFound, PermissionDenied
 
@@ -26,15 +26,31 @@ def _staff(user: User | AnonymousUser) -> bool:
     return bool(getattr(user, "is_platform_admin", False))
 
 
+def _author_holds_licence() -> Exists:
+    """The review's author still holds a licence for the work that is not revoked. A
+    refund revokes every licence of its purchase: a review written while the money sat
+    in escrow must not outlive the refund (the same money could then review-bomb a work
+    from one account after another)."""
+    return Exists(Licence.objects.filter(buyer_id=OuterRef("author_id"),
+                                         work_id=OuterRef("work_id"), revoked_at__isnull=True))
+
+
+def public_reviews() -> QuerySet[Review]:
+    """Reviews anyone may read and that count in the average: not hidden, and by a member
+    who still holds a licence for the work."""
+    return Review.objects.filter(_author_holds_licence(), hidden_at__isnull=True)
+
+
 def reviews_of_work_visible_to(*, user: User | AnonymousUser, work: Work) -> QuerySet[Review]:
-    """The work's reviews this member may read: the public ones, their own (hidden or
-    not), and every one for an admin."""
+    """The work's reviews this member may read: the public ones, their own (hidden, or
+    left by a refund, or not), and every one for an admin."""
     reviews = Review.objects.select_related("author", "reply", "reply__author").filter(work=work)
     if _staff(user):
         return reviews
+    public = Q(_author_holds_licence(), hidden_at__isnull=True)
     if user.is_authenticated:
-        return reviews.filter(Q(hidden_at__isnull=True) | Q(author_id=user.pk))
-    return reviews.filter(hidden_at__isnull=True)
+        return reviews.filter(public | Q(author_id=user.pk))
+    return reviews.filter(public)
 
 
 def review_get_visible(*, user: User | AnonymousUser, review_id: object) -> Review:
@@ -45,7 +61,10 @@ def review_get_visible(*, user: User | AnonymousUser, review_id: object) -> Revi
     review = (Review.objects.select_related("work", "work__owner", "author", "reply",
                                             "reply__author")
               .filter(pk=key, work__in=works_visible_to(user)).first())
-    if review is None or (review.hidden and review.author_id != user.pk and not _staff(user)):
+    if review is None:
+        raise NotFound(_("No such review."))
+    if review.author_id != user.pk and not _staff(user) and (
+            review.hidden or not holds_licence(user=review.author, work=review.work)):
         raise NotFound(_("No such review."))
     return review
 
@@ -96,6 +115,6 @@ class RatingSummary:
 
 def rating_summary(work: Work) -> RatingSummary:
     """Hidden reviews count for nobody, admins included: the average is the public one."""
-    figures = Review.objects.filter(work=work, hidden_at__isnull=True).aggregate(
-        count=Count("pk"), total=Sum("rating"))
+    figures = public_reviews().filter(work=work).aggregate(count=Count("pk"),
+                                                            total=Sum("rating"))
     return RatingSummary(count=figures["count"] or 0, total=figures["total"] or 0)

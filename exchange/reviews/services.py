@@ -104,6 +104,9 @@ def review_edit(*, actor: User, review_id: object, rating: object = None,
     """The author's edit. The same edit twice is one edit: ``edited_at`` moves only when
     the rating or text changes."""
     review = review_get_for_author(user=actor, review_id=review_id)
+    if not holds_licence(user=actor, work=review.work):  # refunded since, say
+        raise NotAllowedError(_("Only members who hold a licence for this work can review it."),
+                              code="no_licence")
     new_rating = review.rating if rating is None else _rating(rating)
     new_body = review.body if body is None else plain_text(body, field="body",
                                                            max_chars=BODY_MAX_CHARS)
@@ -128,8 +131,13 @@ def review_delete(*, actor: User, review_id: object) -> None:
         raise ConflictError(_("A review hidden by the moderators cannot be deleted."),
                             code="review_hidden")
     with transaction.atomic():
+        # The reports go with the review: the audit row keeps what they were about.
+        reports = list(review.reports.values("reporter_id", "reason", "created_at"))
         audit_record(actor=actor, action="review.delete", target=review,
-                     data={"work": str(review.work_id), "rating": review.rating})
+                     data={"work": str(review.work_id), "rating": review.rating,
+                           "body": review.body,
+                           "reports": [{"reporter": r["reporter_id"], "reason": r["reason"],
+                                        "at": r["created_at"].isoformat()} for r in reports]})
         Review.objects.filter(pk=review.pk, hidden_at__isnull=True).delete()
 
 

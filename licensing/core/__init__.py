@@ -4,7 +4,7 @@ The platform (Django side) issues with it; the desktop agent and serving peers
 verify with it offline. Modules, by what they do:
 
 * ``errors``: the ``LicensingError`` family, the only exceptions raised here
-* ``kinds``: the six signed document kinds and their ``typ`` values
+* ``kinds``: the seven signed document kinds and their ``typ`` values
 * ``terms``: the closed vocabulary of licence uses
 * ``jws``: our JWS profile (Ed25519 only, ``kid`` and ``typ`` required)
 * ``keyring``: platform keys, states, rotation rules, JWKS
@@ -15,6 +15,7 @@ verify with it offline. Modules, by what they do:
 * ``sealed_tables``: a sealed licence's personal table, encrypted for that licence
 * ``licence``, ``revocation``, ``orders``, ``replay``, ``receipts``: the documents
 * ``compute_results``: what a contributor's device signs for a compute work unit
+* ``direct_messages``: a member's text sealed to another member's device (HPKE), signed
 
 See docs/TOKENS.md for the formats and docs/THREAT_MODEL.md for why.
 """
@@ -29,6 +30,15 @@ from .compute_results import (
     sign_compute_result,
 )
 from .device import DeviceKeys, DevicePublicKeys
+from .direct_messages import (
+    DirectMessage,
+    MessageText,
+    direct_message_signer,
+    new_message_id,
+    open_direct_message,
+    read_direct_message,
+    seal_direct_message,
+)
 from .errors import (
     BadHeaderError,
     BadPieceError,
@@ -93,6 +103,7 @@ __all__ = [
     "DecryptionFailedError",
     "DeviceKeys",
     "DevicePublicKeys",
+    "DirectMessage",
     "DocumentKind",
     "EquivocationError",
     "ExpiredError",
@@ -106,6 +117,7 @@ __all__ = [
     "LicensingError",
     "MalformedError",
     "Manifest",
+    "MessageText",
     "MismatchError",
     "MissingKeyIdError",
     "NotPermittedError",
@@ -136,19 +148,24 @@ __all__ = [
     "WrongPeerError",
     "WrongTypeError",
     "decrypt_work",
+    "direct_message_signer",
     "issue_licence",
     "may_activate",
     "may_retire",
+    "new_message_id",
+    "open_direct_message",
     "open_piece",
     "package_work",
     "parse_uses",
     "read_compute_result",
+    "read_direct_message",
     "read_licence",
     "read_manifest",
     "read_order",
     "read_piece",
     "read_receipt",
     "read_revocation_list",
+    "seal_direct_message",
     "sign_compute_result",
     "sign_manifest",
     "sign_order",

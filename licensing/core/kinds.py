@@ -1,8 +1,8 @@
-"""The six kinds of signed document and their ``typ`` header values.
+"""The seven kinds of signed document and their ``typ`` header values.
 
 Each kind has its own explicit type (RFC 8725, section 3.11) so that one kind can
 never pass as another: a receipt is not an order, a manifest is not a licence, a
-compute result is neither.
+compute result is neither, and a direct message is none of them.
 Each kind also has a size bound, checked before any parsing.
 """
 
@@ -23,6 +23,7 @@ class DocumentKind(Enum):
     ORDER = ("order", "pm-order+jwt", "device", 2 * KIB)
     RECEIPT = ("receipt", "pm-receipt+jwt", "device", 128 * KIB)
     COMPUTE_RESULT = ("compute result", "pm-compute-result+jwt", "device", 2 * KIB)
+    DIRECT_MESSAGE = ("direct message", "pm-direct-message+jwt", "device", 48 * KIB)
 
     def __init__(self, label: str, typ: str, signer: str, max_token_bytes: int) -> None:
         #: a human name for messages

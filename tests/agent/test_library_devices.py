@@ -76,8 +76,10 @@ def test_a_second_device_gets_the_work_without_paying(site: Platform, tmp_path: 
         # `get` on the second device finds the member's licence and has one re-issued
         fetched = desktop.run("get", work["id"])
         added = desktop.run("library", "--add", work["id"])  # already there: the same one
+        rebought = desktop.run("buy", work["id"])  # `buy` knows the member owns it too
     assert _wallet(laptop) == paid  # the second device paid nothing
     assert fetched["licence_id"] == added["licence_id"] != bought["licence_id"]
+    assert rebought["licence_id"] == added["licence_id"]
     assert Path(fetched["path"]).exists()
     assert fetched["receipt"] == "sent"
     assert _payload(desktop, site, added["licence_id"]) != _payload(laptop, site,
@@ -93,11 +95,11 @@ def test_a_second_device_gets_the_work_without_paying(site: Platform, tmp_path: 
     # At the limit, a third device is refused with the limit named ...
     tablet = AgentProcess(tmp_path, "tablet", site.url)
     tablet.setup("bob", site.logins["bob"])
-    for command in (("get", work["id"]), ("library", "--add", work["id"])):
+    for command in (("get", work["id"]), ("buy", work["id"]), ("library", "--add", work["id"])):
         refused = tablet.run(*command, check=False)
         assert refused.returncode == 1
         assert "at most 2" in refused.stderr
-    assert _wallet(laptop) == paid  # `get` did not buy the work a second time
+    assert _wallet(laptop) == paid  # neither `get` nor `buy` bought the work a second time
     # ... and takes the laptop's place instead: the laptop's licence is revoked.
     moved = tablet.run("library", "--move-here", bought["licence_id"])
     assert moved["revoked"] == bought["licence_id"]

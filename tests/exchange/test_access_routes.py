@@ -109,6 +109,11 @@ API: list[Row] = [
     ("GET",    "/api/v1/licences/{licence}/",                   401,   200,  404,  404,  404,  404),
     ("POST",   "/api/v1/licences/{licence}/receipt/",           401,   400,  404,  404,  404,  404),
     ("GET",    "/api/v1/licences/{licence}/table/",             401,   200,  404,  404,  404,  404),
+    # one library on every device (part: library): Bob's licence to his other device
+    # {lib_desktop}; anyone else's licence is not found
+    ("POST",   "/api/v1/licences/{licence}/devices/",           401,   201,  404,  404,  404,  404),
+    ("POST",   "/api/v1/licences/{licence}/move/",              401,   201,  404,  404,  404,  404),
+    ("GET",    "/api/v1/library/",                              401,   200,  200,  200,  200,  200),
     ("POST",   "/api/v1/metering/orders/",                      401,   200,  200,  200,  200,  200),
     ("GET",    "/api/v1/revocations/",                          200,   200,  200,  200,  200,  200),
     ("POST",   "/api/v1/revocations/equivocations/",            401,   400,  400,  400,  400,  400),
@@ -132,6 +137,71 @@ API: list[Row] = [
     ("POST",   "/api/v1/compute/contributors/",                 401,   200,  400,  400,  400,  400),
     ("POST",   "/api/v1/compute/dispatch/",                     401,   409,  400,  400,  400,  400),
     ("POST",   "/api/v1/compute/results/",                      401,   200,  400,  400,  400,  400),
+    # reviews (part: reviews): {rv_review} is Bob's review of Rita's work, with her reply.
+    # Bob reviewed it already (409); nobody else holds a licence for it (403); only the
+    # work's owner replies; only staff moderate, and the review is not hidden (restore 409)
+    ("GET",    "/api/v1/works/{work}/reviews/",                 200,   200,  200,  200,  200,  200),
+    ("GET",    "/api/v1/works/{draft}/reviews/",                404,   404,  404,  200,  404,  200),
+    ("POST",   "/api/v1/works/{work}/reviews/",                 401,   409,  403,  403,  403,  403),
+    ("GET",    "/api/v1/reviews/{rv_review}/",                  200,   200,  200,  200,  200,  200),
+    ("PATCH",  "/api/v1/reviews/{rv_review}/",                  401,   200,  403,  403,  403,  403),
+    ("DELETE", "/api/v1/reviews/{rv_review}/",                  401,   204,  403,  403,  403,  403),
+    ("PUT",    "/api/v1/reviews/{rv_review}/reply/",            401,   403,  403,  200,  403,  403),
+    ("DELETE", "/api/v1/reviews/{rv_review}/reply/",            401,   403,  403,  204,  403,  403),
+    ("POST",   "/api/v1/reviews/{rv_review}/reports/",          401,   403,  201,  201,  201,  201),
+    ("POST",   "/api/v1/reviews/{rv_review}/hide/",             401,   403,  403,  403,  403,  200),
+    ("POST",   "/api/v1/reviews/{rv_review}/restore/",          401,   403,  403,  403,  403,  409),
+    # community (part: community): follows, feed, notifications, saved searches, public
+    # pages. {cm_search} is Bob's saved search; Bob's collection is private (404 for all,
+    # as for nobody), Rob's is public; nobody follows anyone, and Rita cannot follow herself
+    ("GET",    "/api/v1/follows/",                              401,   200,  200,  200,  200,  200),
+    ("POST",   "/api/v1/follows/",                              401,   201,  201,  400,  201,  201),
+    ("DELETE", "/api/v1/follows/rita/",                         401,   204,  204,  204,  204,  204),
+    ("GET",    "/api/v1/feed/",                                 401,   200,  200,  200,  200,  200),
+    ("GET",    "/api/v1/notifications/",                        401,   200,  200,  200,  200,  200),
+    ("GET",    "/api/v1/notifications/unread-count/",           401,   200,  200,  200,  200,  200),
+    ("POST",   "/api/v1/notifications/read/",                   401,   200,  200,  200,  200,  200),
+    ("GET",    "/api/v1/notifications/switches/",               401,   200,  200,  200,  200,  200),
+    ("PATCH",  "/api/v1/notifications/switches/",               401,   200,  200,  200,  200,  200),
+    ("GET",    "/api/v1/saved-searches/",                       401,   200,  200,  200,  200,  200),
+    ("POST",   "/api/v1/saved-searches/",                       401,   201,  201,  201,  201,  201),
+    ("DELETE", "/api/v1/saved-searches/{cm_search}/",           401,   204,  404,  404,  404,  404),
+    ("GET",    "/api/v1/members/rita/",                         200,   200,  200,  200,  200,  200),
+    ("GET",    "/api/v1/members/nobody/",                       404,   404,  404,  404,  404,  404),
+    ("GET",    "/api/v1/members/bob/collection/",               404,   404,  404,  404,  404,  404),
+    ("GET",    "/api/v1/members/rob/collection/",               200,   200,  200,  200,  200,  200),
+    ("GET",    "/api/v1/me/profile/",                           401,   200,  200,  200,  200,  200),
+    ("PATCH",  "/api/v1/me/profile/",                           401,   200,  200,  200,  200,  200),
+    # messages (part: messaging): Bob wrote to Rita in {pm_conversation}; {pm_message} is
+    # his message, which only Rita (its recipient) marks read or reports; Bob blocked Rob
+    ("GET",    "/api/v1/messages/",                             401,   200,  200,  200,  200,  200),
+    ("POST",   "/api/v1/messages/",                             401,   201,  201,  400,  201,  201),
+    ("GET",    "/api/v1/messages/unread/",                      401,   200,  200,  200,  200,  200),
+    ("GET",    "/api/v1/messages/conversations/",               401,   200,  200,  200,  200,  200),
+    ("GET",    "/api/v1/messages/conversations/{pm_conversation}/",
+                                                                401,   200,  404,  200,  404,  404),
+    ("POST",   "/api/v1/messages/{pm_message}/read/",           401,   403,  404,  200,  404,  404),
+    ("POST",   "/api/v1/messages/{pm_message}/reports/",        401,   403,  404,  201,  404,  404),
+    ("GET",    "/api/v1/blocks/",                               401,   200,  200,  200,  200,  200),
+    ("POST",   "/api/v1/blocks/",                               401,   201,  400,  201,  201,  201),
+    ("DELETE", "/api/v1/blocks/{pm_blocked}/",                  401,   204,  404,  404,  404,  404),
+    # direct messages (part: direct messages): Rita's device sealed {dm_relayed} to Bob's
+    # laptop; {dm_document} is another envelope her device signed, which only she may relay;
+    # Bob asking his own devices is writing to himself (400); Bob blocked Rob (403)
+    ("GET",    "/api/v1/members/bob/devices/",                  401,   400,  200,  200,  403,  200),
+    ("GET",    "/api/v1/messages/relayed/",                     401,   200,  200,  200,  200,  200),
+    ("POST",   "/api/v1/messages/relayed/",                     401,   400,  400,  201,  400,  400),
+    ("DELETE", "/api/v1/messages/relayed/{dm_relayed}/",        401,   204,  404,  404,  404,  404),
+    # chat rooms (part: rooms): a work's room is as public as the work; its owner (Rita)
+    # and staff moderate it; a rights holder's room is open to all
+    ("GET",    "/api/v1/rooms/work/{work}/",                    200,   200,  200,  200,  200,  200),
+    ("GET",    "/api/v1/rooms/work/{draft}/",                   404,   404,  404,  200,  404,  200),
+    ("PATCH",  "/api/v1/rooms/work/{work}/",                    401,   403,  403,  200,  403,  200),
+    ("GET",    "/api/v1/rooms/work/{work}/messages/",           200,   200,  200,  200,  200,  200),
+    ("POST",   "/api/v1/rooms/work/{work}/mutes/",              401,   403,  403,  201,  403,  201),
+    ("POST",   "/api/v1/rooms/work/{work}/kicks/",              401,   403,  403,  201,  403,  201),
+    ("GET",    "/api/v1/rooms/member/rita/",                    200,   200,  200,  200,  200,  200),
+    ("GET",    "/api/v1/rooms/member/bob/messages/",            404,   404,  404,  404,  404,  404),
 ]  # fmt: skip
 
 PAGES: list[Row] = [
@@ -157,6 +227,11 @@ PAGES: list[Row] = [
     ("POST",   "/works/{work}/buy/",                            LOGIN, 302,  302,  302,  302,  302),
     ("GET",    "/devices/{device}/revoke/",                     LOGIN, 405,  405,  405,  405,  405),
     ("POST",   "/devices/{device}/revoke/",                     LOGIN, 302,  404,  404,  404,  404),
+    # one library on every device (part: library): Bob's licence, from the library page
+    ("GET",    "/licences/{licence}/devices/",                  LOGIN, 405,  405,  405,  405,  405),
+    ("POST",   "/licences/{licence}/devices/",                  LOGIN, 302,  404,  404,  404,  404),
+    ("GET",    "/licences/{licence}/move/",                     LOGIN, 405,  405,  405,  405,  405),
+    ("POST",   "/licences/{licence}/move/",                     LOGIN, 302,  404,  404,  404,  404),
     # the studio: rights holders' own works, sales and traces
     ("GET",    "/studio/works/",                                LOGIN, 200,  200,  200,  200,  200),
     ("GET",    "/studio/works/new/",                            LOGIN, 403,  403,  200,  200,  403),
@@ -194,6 +269,59 @@ PAGES: list[Row] = [
     ("GET",    "/dashboard/",                                   LOGIN, 403,  403,  403,  403,  200),
     ("POST",   "/dashboard/payouts/00000000-0000-0000-0000-000000000000/retry/",
                                                                 LOGIN, 403,  403,  403,  403,  404),
+    # reviews (part: reviews): a refusal on the work's page is a message there (302);
+    # another member's review is a 403 page to change, the work owner's alone to reply to
+    ("GET",    "/works/{work}/reviews/",                        LOGIN, 405,  405,  405,  405,  405),
+    ("POST",   "/works/{work}/reviews/",                        LOGIN, 302,  302,  302,  302,  302),
+    ("GET",    "/reviews/{rv_review}/edit/",                    LOGIN, 200,  403,  403,  403,  403),
+    ("POST",   "/reviews/{rv_review}/edit/",                    LOGIN, 302,  403,  403,  403,  403),
+    ("GET",    "/reviews/{rv_review}/delete/",                  LOGIN, 405,  405,  405,  405,  405),
+    ("POST",   "/reviews/{rv_review}/delete/",                  LOGIN, 302,  403,  403,  403,  403),
+    ("GET",    "/reviews/{rv_review}/reply/",                   LOGIN, 405,  405,  405,  405,  405),
+    ("POST",   "/reviews/{rv_review}/reply/",                   LOGIN, 403,  403,  302,  403,  403),
+    ("GET",    "/reviews/{rv_review}/reply/delete/",            LOGIN, 405,  405,  405,  405,  405),
+    ("POST",   "/reviews/{rv_review}/reply/delete/",            LOGIN, 403,  403,  302,  403,  403),
+    ("GET",    "/reviews/{rv_review}/report/",                  LOGIN, 405,  405,  405,  405,  405),
+    ("POST",   "/reviews/{rv_review}/report/",                  LOGIN, 302,  302,  302,  302,  302),
+    # community (part: community): one's own feed, notifications, wishlist and profile;
+    # the public pages as in the API
+    ("GET",    "/feed/",                                        LOGIN, 200,  200,  200,  200,  200),
+    ("GET",    "/notifications/",                               LOGIN, 200,  200,  200,  200,  200),
+    ("GET",    "/notifications/read/",                          LOGIN, 405,  405,  405,  405,  405),
+    ("POST",   "/notifications/read/",                          LOGIN, 302,  302,  302,  302,  302),
+    ("GET",    "/notifications/settings/",                      LOGIN, 200,  200,  200,  200,  200),
+    ("POST",   "/notifications/settings/",                      LOGIN, 302,  302,  302,  302,  302),
+    ("GET",    "/wishlist/",                                    LOGIN, 200,  200,  200,  200,  200),
+    ("POST",   "/wishlist/",                                    LOGIN, 302,  302,  302,  302,  302),
+    ("GET",    "/wishlist/{cm_search}/delete/",                 LOGIN, 405,  405,  405,  405,  405),
+    ("POST",   "/wishlist/{cm_search}/delete/",                 LOGIN, 302,  404,  404,  404,  404),
+    ("GET",    "/members/rita/",                                200,   200,  200,  200,  200,  200),
+    ("GET",    "/members/nobody/",                              404,   404,  404,  404,  404,  404),
+    ("GET",    "/members/rita/follow/",                         LOGIN, 405,  405,  405,  405,  405),
+    ("POST",   "/members/rita/follow/",                         LOGIN, 302,  302,  302,  302,  302),
+    ("GET",    "/members/bob/collection/",                      404,   404,  404,  404,  404,  404),
+    ("GET",    "/members/rob/collection/",                      200,   200,  200,  200,  200,  200),
+    ("GET",    "/profile/",                                     LOGIN, 200,  200,  200,  200,  200),
+    ("POST",   "/profile/",                                     LOGIN, 302,  302,  302,  302,  302),
+    # messages (part: messaging): a refusal on a form is the form again (400) or a message
+    # on the page it came from (302); another member's thread and message are not found
+    ("GET",    "/messages/",                                    LOGIN, 200,  200,  200,  200,  200),
+    ("GET",    "/messages/new/",                                LOGIN, 200,  200,  200,  200,  200),
+    ("POST",   "/messages/new/",                                LOGIN, 302,  302,  400,  302,  302),
+    ("GET",    "/messages/blocks/",                             LOGIN, 200,  200,  200,  200,  200),
+    ("POST",   "/messages/blocks/",                             LOGIN, 302,  302,  302,  302,  302),
+    ("GET",    "/messages/blocks/{pm_blocked}/remove/",         LOGIN, 405,  405,  405,  405,  405),
+    ("POST",   "/messages/blocks/{pm_blocked}/remove/",         LOGIN, 302,  404,  404,  404,  404),
+    ("GET",    "/messages/{pm_conversation}/",                  LOGIN, 200,  404,  200,  404,  404),
+    ("POST",   "/messages/{pm_conversation}/",                  LOGIN, 302,  404,  302,  404,  404),
+    ("GET",    "/messages/report/{pm_message}/",                LOGIN, 405,  405,  405,  405,  405),
+    ("POST",   "/messages/report/{pm_message}/",                LOGIN, 302,  404,  302,  404,  404),
+    # chat rooms (part: rooms): anyone reads a public room; its moderators save its rules
+    ("GET",    "/rooms/work/{work}/",                           200,   200,  200,  200,  200,  200),
+    ("GET",    "/rooms/work/{draft}/",                          404,   404,  404,  200,  404,  200),
+    ("POST",   "/rooms/work/{work}/",                           LOGIN, 403,  403,  302,  403,  302),
+    ("GET",    "/rooms/member/rita/",                           200,   200,  200,  200,  200,  200),
+    ("GET",    "/rooms/member/bob/",                            404,   404,  404,  404,  404,  404),
 ]  # fmt: skip
 
 # The Django admin, as one family: staff only. The completeness check leaves admin/ out.
@@ -203,6 +331,9 @@ ADMIN_PAGES: list[Row] = [
     ("GET",    "/admin/purchases/purchase/{purchase}/change/",  *[ADMIN_LOGIN] * 5,            200),
     ("GET",    "/admin/compute_market/computejob/",             *[ADMIN_LOGIN] * 5,            200),
     ("GET",    "/admin/compute_market/computejob/{job}/change/", *[ADMIN_LOGIN] * 5,           200),
+    ("GET",    "/admin/reviews/review/",                        *[ADMIN_LOGIN] * 5,            200),
+    ("GET",    "/admin/reviews/report/",                        *[ADMIN_LOGIN] * 5,            200),
+    ("GET",    "/admin/messaging/messagereport/",               *[ADMIN_LOGIN] * 5,            200),
     ("GET",    "/admin/login/",                                 200,   200,  200,  200,  200,  302),
 ]  # fmt: skip
 
@@ -259,6 +390,49 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/wallet/topup/"): {"once": "form-1", "amount": "5", "currency": "EUR"},
     ("POST", "/wallet/payout/"): {"once": "form-2", "amount": "20", "currency": "EUR",
                                   "account": "earnings"},
+    # reviews (part: reviews)
+    ("POST", "/api/v1/works/{work}/reviews/"): {"rating": 4, "body": "A <i>fine</i> print"},
+    ("PATCH", "/api/v1/reviews/{rv_review}/"): {"rating": 3},
+    ("PUT", "/api/v1/reviews/{rv_review}/reply/"): {"body": "Thanks again"},
+    ("POST", "/api/v1/reviews/{rv_review}/reports/"): {"reason": "spam"},
+    ("POST", "/api/v1/reviews/{rv_review}/hide/"): {"reason": "off topic"},
+    ("POST", "/api/v1/reviews/{rv_review}/restore/"): {"reason": "fair after all"},
+    ("POST", "/works/{work}/reviews/"): {"once": "form-rv-1", "rating": "4", "body": "Nice"},
+    ("POST", "/reviews/{rv_review}/edit/"): {"once": "form-rv-2", "rating": "3", "body": "Ok"},
+    ("POST", "/reviews/{rv_review}/delete/"): {"once": "form-rv-3"},
+    ("POST", "/reviews/{rv_review}/reply/"): {"once": "form-rv-4", "body": "Thanks again"},
+    ("POST", "/reviews/{rv_review}/reply/delete/"): {"once": "form-rv-5"},
+    ("POST", "/reviews/{rv_review}/report/"): {"once": "form-rv-6", "reason": "spam"},
+    # community (part: community)
+    ("POST", "/api/v1/follows/"): {"username": "rita"},
+    ("POST", "/api/v1/notifications/read/"): {"all": True},
+    ("PATCH", "/api/v1/notifications/switches/"): {"switches": {"message": {"email": False}}},
+    ("POST", "/api/v1/saved-searches/"): {"query": "harbour"},
+    ("PATCH", "/api/v1/me/profile/"): {"bio": "Hello"},
+    ("POST", "/notifications/settings/"): {"message.portal": "on"},
+    ("POST", "/wishlist/"): {"query": "harbour"},
+    ("POST", "/members/rita/follow/"): {"action": "follow"},
+    ("POST", "/profile/"): {"bio": "Hello"},
+    # one library on every device (part: library)
+    ("POST", "/api/v1/licences/{licence}/devices/"): {"device": "{lib_desktop}"},
+    ("POST", "/api/v1/licences/{licence}/move/"): {"to_device": "{lib_desktop}"},
+    ("POST", "/licences/{licence}/devices/"): {"once": "form-lib-1", "device": "{lib_desktop}"},
+    ("POST", "/licences/{licence}/move/"): {"once": "form-lib-2", "device": "{lib_desktop}"},
+    # messages (part: messaging)
+    ("POST", "/api/v1/messages/"): {"to": "rita", "body": "Is there an <b>A3</b> print?"},
+    ("POST", "/api/v1/messages/{pm_message}/reports/"): {"reason": "spam"},
+    ("POST", "/api/v1/blocks/"): {"username": "carol"},
+    # direct messages (part: direct messages)
+    ("POST", "/api/v1/messages/relayed/"): {"document": "{dm_document}"},
+    ("POST", "/messages/new/"): {"once": "form-pm-1", "to": "rita", "body": "Hello"},
+    ("POST", "/messages/blocks/"): {"username": "carol"},
+    ("POST", "/messages/{pm_conversation}/"): {"once": "form-pm-2", "body": "A reply"},
+    ("POST", "/messages/report/{pm_message}/"): {"reason": "spam"},
+    # chat rooms (part: rooms)
+    ("PATCH", "/api/v1/rooms/work/{work}/"): {"slow_mode_seconds": 5},
+    ("POST", "/api/v1/rooms/work/{work}/mutes/"): {"member": "carol", "minutes": 5},
+    ("POST", "/api/v1/rooms/work/{work}/kicks/"): {"member": "carol", "minutes": 5},
+    ("POST", "/rooms/work/{work}/"): {"slow_mode_seconds": "5"},
 }
 
 
@@ -338,6 +512,41 @@ def _build_world() -> dict[str, Any]:
         price_per_tfuel_minor=1000, units=[UnitSpec(input=b"", fuel=10**9)]))
     peer_announce(user=bob, device_id=device.device_id, host="127.0.0.1", port=6881,
                   source="127.0.0.1", holdings=[], replace=True)
+    # reviews (part: reviews): Bob reviews what he bought; Rita replies
+    from exchange.reviews.services import reply_put, review_create
+
+    rv_review = review_create(author=bob, work_id=on_sale.pk, rating=4, body="Calm.")
+    reply_put(actor=rita, review_id=rv_review.pk, body="Thank you")
+    # community (part: community): Bob's saved search; Rob's collection is public
+    from exchange.community.models import MemberProfile, SavedSearch
+
+    cm_search = SavedSearch.objects.create(owner=bob, query="lighthouse")
+    MemberProfile.objects.create(user=people["rob"], collection_public=True)
+    # one library on every device (part: library): Bob's second device
+    lib_public = DeviceKeys.generate().public.to_b64url()
+    lib_desktop = device_register(user=bob, name="desktop", signing_key=lib_public["sig"],
+                                  kem_key=lib_public["kem"])
+    # messages (part: messaging): Bob writes to Rita, and blocks Rob
+    from exchange.messaging.services import member_block, message_send
+
+    pm_message = message_send(sender=bob, to="rita", body="Hello Rita")
+    member_block(blocker=bob, username="rob")
+    # direct messages (part: direct messages): Rita's device seals two messages to Bob's
+    # laptop; the platform relays the first
+    from exchange.messaging.services import relayed_accept
+    from licensing.core import DevicePublicKeys, new_message_id, seal_direct_message
+
+    dm_keys = DeviceKeys.generate()
+    dm_public = dm_keys.public.to_b64url()
+    device_register(user=rita, name="studio", signing_key=dm_public["sig"],
+                    kem_key=dm_public["kem"])
+    bob_laptop = DevicePublicKeys.from_b64url(signing=public["sig"], kem=public["kem"])
+    dm_sealed = [seal_direct_message(dm_keys, sender="rita", recipient="bob",
+                                     recipient_device=bob_laptop,
+                                     message_id=new_message_id(), body="Thanks, Bob",
+                                     issued_at=int(timezone.now().timestamp()))
+                 for _ in range(2)]
+    dm_relayed, _created = relayed_accept(sender=rita, document=dm_sealed[0])
     sessions = {}
     for name, user in people.items():
         signing_in = Client()  # one each: signing in on a used client ends its session
@@ -355,6 +564,12 @@ def _build_world() -> dict[str, Any]:
         "trace": trace_copy(owner=rita, data=b"a suspect copy", name="copy.txt").pk,
         "month": timezone.now().strftime("%Y-%m"),
         "module": module.sha256, "job": str(job.pk),
+        "rv_review": str(rv_review.pk),
+        "cm_search": cm_search.pk,
+        "pm_conversation": str(pm_message.conversation_id), "pm_message": str(pm_message.pk),
+        "pm_blocked": "rob",
+        "lib_desktop": lib_desktop.device_id,
+        "dm_relayed": str(dm_relayed.pk), "dm_document": dm_sealed[1],
     }
 
 
@@ -470,7 +685,12 @@ MISSING: dict[str, Any] = {
     "work": uuid.UUID(int=1), "draft": uuid.UUID(int=2), "purchase": uuid.UUID(int=3),
     "licence": uuid.UUID(int=4), "topup": uuid.UUID(int=5), "device": "no-such-device",
     "token": 2_000_000_000, "seed": 2_000_000_000, "trace": 2_000_000_000, "month": "2026-11",
-    "module": "0" * 64, "job": str(uuid.UUID(int=0))}
+    "module": "0" * 64, "job": str(uuid.UUID(int=0)),
+    "rv_review": str(uuid.UUID(int=8)),
+    "pm_conversation": str(uuid.UUID(int=6)), "pm_message": str(uuid.UUID(int=7)),
+    "pm_blocked": "no-such-member",
+    "dm_relayed": str(uuid.UUID(int=9)),
+    "cm_search": 2_000_000_000}
 
 
 def _foreign_404s() -> list[Any]:

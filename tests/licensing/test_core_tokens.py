@@ -34,12 +34,15 @@ from licensing.core import (
     WrongAlgorithmError,
     WrongDeviceError,
     WrongTypeError,
+    new_message_id,
     read_compute_result,
+    read_direct_message,
     read_licence,
     read_manifest,
     read_order,
     read_receipt,
     read_revocation_list,
+    seal_direct_message,
     sign_compute_result,
     sign_order,
     sign_receipt,
@@ -211,6 +214,9 @@ def tokens(sale: Sale) -> dict[DocumentKind, str]:
     result = sign_compute_result(sale.bob, job_id="job-1", unit_id="unit-1",
                                  output_sha256=bytes(32), output_size=0, stop=ComputeStop.EXIT,
                                  exit_status=0, fuel=1, runtime="rt-1", issued_at=NOW)  # fmt: skip
+    message = seal_direct_message(sale.bob, sender="bob", recipient="carol",
+                                  recipient_device=sale.bob.public, message_id=new_message_id(),
+                                  body="hello", issued_at=NOW)  # fmt: skip
     return {
         DocumentKind.LICENCE: sale.licence_token,
         DocumentKind.MANIFEST: sale.manifest_token,
@@ -218,6 +224,7 @@ def tokens(sale: Sale) -> dict[DocumentKind, str]:
         DocumentKind.ORDER: order,
         DocumentKind.RECEIPT: receipt,
         DocumentKind.COMPUTE_RESULT: result,
+        DocumentKind.DIRECT_MESSAGE: message,
     }
 
 
@@ -230,6 +237,9 @@ def readers(sale: Sale) -> dict[DocumentKind, Callable[[str], object]]:
         DocumentKind.RECEIPT: lambda t: read_receipt(t, licence=sale.licence, now=NOW),
         DocumentKind.COMPUTE_RESULT: lambda t: read_compute_result(
             t, device=sale.bob.public, job_id="job-1", unit_id="unit-1", now=NOW
+        ),
+        DocumentKind.DIRECT_MESSAGE: lambda t: read_direct_message(
+            t, sender_device=sale.bob.public, now=NOW
         ),
     }
 
@@ -249,7 +259,7 @@ def test_a_document_of_one_kind_never_passes_as_another(
 
 def test_each_kind_has_its_own_typ() -> None:
     typs = [kind.typ for kind in DocumentKind]
-    assert len(set(typs)) == len(typs) == 6
+    assert len(set(typs)) == len(typs) == 7
 
 
 # --- time ------------------------------------------------------------------------------

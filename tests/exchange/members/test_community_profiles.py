@@ -121,6 +121,15 @@ def test_an_opted_in_collection_lists_the_works_held(api: Any, client: Any, bob:
     assert "Not bought" not in page.content.decode()
 
 
+def test_a_refunded_work_leaves_the_collection(api: Any, bob: User, bobs_licence: Any
+                                              ) -> None:
+    from exchange.purchases.services import purchase_refund
+
+    assert _patch(api(bob), {"collection_public": True}).status_code == 200
+    purchase_refund(purchase_id=bobs_licence.pk, reason="no receipt in time")
+    assert api(None).get("/api/v1/members/bob/collection/").json()["results"] == []
+
+
 def test_an_admin_clears_an_abusive_profile_and_it_is_audited(admin_user: User, rita: User,
                                                               bob: User) -> None:
     from django.test import Client

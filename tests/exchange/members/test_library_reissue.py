@@ -412,3 +412,40 @@ class TestDeviceLimitTerm:
             "device_limit": 5}, format="multipart")
         assert response.status_code == 201, response.json()
         assert response.json()["terms"]["device_limit"] == 5
+
+
+class TestFloods:
+    def test_the_eleventh_reissue_or_move_in_an_hour_is_refused(self, owned, bob, api
+                                                                  ) -> None:
+        """PEERMARK_LIBRARY_RATE, 10 an hour: a re-issue to a device that already holds
+        one counts too (each asks the platform to check and sign)."""
+        client = api(bob)
+        for attempt in range(10):
+            response = _reissue(client, owned["licence"], owned["desktop"][1],
+                                key=f"flood-{attempt}")
+            assert response.status_code in (200, 201), response.json()
+        refused = _reissue(client, owned["licence"], owned["tablet"][1], key="flood-10")
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "rate_limited"
+        assert 1 <= int(refused["Retry-After"]) <= 3600
+        assert not Licence.objects.filter(device=owned["tablet"][1]).exists()
+
+    def test_the_sixth_move_in_thirty_days_is_refused_and_revokes_nothing(
+            self, owned, bob, api, settings) -> None:
+        settings.LIBRARY_RATE = "100/hour"
+        client = api(bob)
+        current = str(owned["licence"].pk)
+        devices = [owned["tablet"][1], owned["laptop"][1]]
+        for move in range(5):  # laptop -> tablet -> laptop -> ... : five moves
+            response = client.post(f"/api/v1/licences/{current}/move/",
+                                   {"to_device": devices[move % 2].device_id},
+                                   format="json", HTTP_IDEMPOTENCY_KEY=f"mv-{move}")
+            assert response.status_code == 201, response.json()
+            current = response.json()["id"]
+        refused = client.post(f"/api/v1/licences/{current}/move/",
+                              {"to_device": owned["laptop"][1].device_id},
+                              format="json", HTTP_IDEMPOTENCY_KEY="mv-5")
+        assert refused.status_code == 409
+        assert refused.json()["error"]["code"] == "too_many_moves"
+        assert Licence.objects.get(pk=current).revoked_at is None
+        assert Licence.objects.filter(revoked_at__isnull=False).count() == 5

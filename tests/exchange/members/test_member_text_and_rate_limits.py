@@ -21,6 +21,14 @@ def test_plain_text_keeps_korean_and_newlines_and_strips_the_edges() -> None:
         "안녕하세요,\n작가님\t!"
 
 
+def test_plain_text_keeps_joiners_that_scripts_and_emoji_need() -> None:
+    # "می‌خواهم" (Persian, with a zero-width non-joiner) and a family emoji (joiners)
+    persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    assert plain_text(persian, field="body", max_chars=20) == persian
+    assert plain_text(family, field="body", max_chars=20) == family
+
+
 def test_plain_text_composes_decomposed_hangul() -> None:
     # "한" as three conjoining jamo (U+1112 U+1161 U+11AB) becomes one syllable U+D55C
     assert plain_text("\u1112\u1161\u11ab", field="body", max_chars=1) == "\ud55c"
@@ -33,6 +41,9 @@ def test_plain_text_composes_decomposed_hangul() -> None:
     ("nul\x00", "invalid_characters"),
     ("bell\x07", "invalid_characters"),
     ("lone \udc80", "invalid_characters"),
+    ("\u202etix", "invalid_characters"),  # a right-to-left override: reads "xit"
+    ("rita\u200b", "invalid_characters"),  # zero-width space
+    ("\ufeffbom", "invalid_characters"),
     (b"bytes", "invalid"),
     (None, "invalid"),
 ])

@@ -525,3 +525,39 @@ def test_the_schema_documents_the_list_with_its_summary(client, api, work, bobs_
         for method in methods - {"get"}:
             names = {p["name"] for p in schema["paths"][path][method].get("parameters", [])}
             assert "Idempotency-Key" in names, (method, path)
+
+
+def test_a_refunded_buyers_review_leaves_the_list_and_the_average_and_cannot_be_edited(
+        api: Any, bob: Any, carol: Any, work: Any, bobs_licence: Any, bobs_review: Any
+) -> None:
+    """A review written while the money sat in escrow must not outlive the refund: the
+    same money could otherwise review a work from one account after another."""
+    from exchange.purchases.models import Purchase
+    from exchange.purchases.services import purchase_refund
+
+    assert api(carol).get(_reviews_url(work)).json()["summary"]["count"] == 1
+    purchase = Purchase.objects.get(licence=bobs_licence)
+    purchase_refund(purchase_id=purchase.pk, reason="no receipt in time")
+
+    listed = api(carol).get(_reviews_url(work)).json()
+    assert (listed["count"], listed["summary"]["count"]) == (0, 0)
+    assert api(carol).get(f"/api/v1/reviews/{bobs_review.pk}/").status_code == 404
+    # Bob still sees his own, and may not edit it any more
+    assert api(bob).get(f"/api/v1/reviews/{bobs_review.pk}/").status_code == 200
+    edited = api(bob).patch(f"/api/v1/reviews/{bobs_review.pk}/", {"rating": 1},
+                            format="json", **_key())
+    assert edited.status_code == 403
+    assert edited.json()["error"]["code"] == "no_licence"
+
+
+def test_deleting_a_reported_review_keeps_its_text_and_reports_in_the_audit_log(
+        api: Any, bob: Any, carol: Any, bobs_review: Any) -> None:
+    from exchange.audit.models import AuditEvent
+
+    reported = _post(api(carol), f"/api/v1/reviews/{bobs_review.pk}/reports/",
+                     {"reason": "spam"})
+    assert reported.status_code == 201, reported.json()
+    assert api(bob).delete(f"/api/v1/reviews/{bobs_review.pk}/", **_key()).status_code == 204
+    event = AuditEvent.objects.get(action="review.delete")
+    assert event.data["body"] == "Calm and clear."
+    assert [(r["reporter"], r["reason"]) for r in event.data["reports"]] == [(carol.pk, "spam")]
