@@ -2,41 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connections
 from django.db.models import Sum
 
 from exchange.ledger.models import Account, AccountKind, Posting
 from exchange.ledger.selectors import account_balance
 from exchange.purchases.models import Purchase
+from tests.support.races import race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def _race(count: int, action: Callable[[int], Any]) -> list[Any]:
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[index] = action(index)
-        except Exception as exc:  # noqa: BLE001  (collected and asserted on below)
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
 
 
 def test_fifty_concurrent_purchases_spend_exactly_what_the_wallet_holds(
@@ -54,7 +31,7 @@ def test_fifty_concurrent_purchases_spend_exactly_what_the_wallet_holds(
         )
         return response.status_code
 
-    statuses = Counter(_race(50, buy))
+    statuses = Counter(race(50, buy))
     assert statuses == {201: 17, 402: 33}, statuses
     wallet = Account.objects.get(kind=AccountKind.WALLET, owner=bob, currency="EUR")
     assert wallet.balance == account_balance(wallet) == 500
@@ -76,7 +53,7 @@ def test_one_key_sent_twenty_times_at_once_buys_once(
             format="json", HTTP_IDEMPOTENCY_KEY="the-same-key",
         )
 
-    responses = _race(20, buy)
+    responses = race(20, buy)
     statuses = Counter(r.status_code for r in responses)
     assert set(statuses) <= {201, 409}, statuses
     assert statuses[201] >= 1
@@ -107,7 +84,7 @@ def test_purchases_from_many_wallets_do_not_deadlock(
             format="json", HTTP_IDEMPOTENCY_KEY=f"k-{index}",
         ).status_code
 
-    assert Counter(_race(40, buy)) == {201: 40}
+    assert Counter(race(40, buy)) == {201: 40}
     assert Posting.objects.aggregate(total=Sum("amount"))["total"] == 0
 
 
@@ -135,7 +112,7 @@ def test_purchases_refunds_and_settlements_of_one_buyer_at_once_do_not_deadlock(
         purchase_settle(purchase_id=held[index - 20], peer_bytes={}, settle_minor=60)
         return "settled"
 
-    results = _race(40, act)
+    results = race(40, act)
     assert Counter(results) == {"bought": 20, "refunded": 10, "settled": 10}, results
     wallet = Account.objects.get(kind=AccountKind.WALLET, owner=bob, currency="EUR")
     escrow = Account.objects.get(kind=AccountKind.ESCROW, owner=bob, currency="EUR")

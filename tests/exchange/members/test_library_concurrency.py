@@ -2,40 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
 
 import pytest
-from django.db import connections
 
 from exchange.catalogue.models import Work
 from exchange.licensing.models import Licence
 from exchange.purchases.services import purchase_create
+from tests.support.races import race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def _race(count: int, action: Callable[[int], Any]) -> list[Any]:
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[index] = action(index)
-        except Exception as exc:  # noqa: BLE001  (collected and asserted on below)
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
 
 
 def test_concurrent_reissues_never_pass_the_device_limit(rita, bob, make_work, fund,
@@ -54,7 +30,7 @@ def test_concurrent_reissues_never_pass_the_device_limit(rita, bob, make_work, f
             f"/api/v1/licences/{licence.pk}/devices/", {"device": others[index].device_id},
             format="json", HTTP_IDEMPOTENCY_KEY=f"re-{index}").status_code)
 
-    statuses = Counter(_race(len(others), reissue))
+    statuses = Counter(race(len(others), reissue))
     assert statuses == {201: 1, 409: 3}, statuses
     assert Licence.objects.filter(buyer=bob, revoked_at__isnull=True).count() == 2
 
@@ -74,7 +50,7 @@ def test_two_moves_of_one_licence_at_once_move_it_once(rita, bob, make_work, fun
             f"/api/v1/licences/{licence.pk}/move/", {"to_device": targets[index].device_id},
             format="json", HTTP_IDEMPOTENCY_KEY=f"mv-{index}").status_code)
 
-    statuses = Counter(_race(2, move))
+    statuses = Counter(race(2, move))
     assert statuses == {201: 1, 409: 1}, statuses
     live = Licence.objects.filter(buyer=bob, revoked_at__isnull=True)
     assert live.count() == 1

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.core.cache import cache
-from django.db import connections
 
 from exchange.core.rate_limits import RateLimitedError
 from exchange.messaging.models import Conversation, Message
 from exchange.messaging.services import message_send
+from tests.support.races import race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -23,32 +21,11 @@ def _fresh_rate_limits(settings: Any) -> None:
     settings.MESSAGING_SEND_RATE = "100/min"
 
 
-def _race(count: int, action: Callable[[int], Any]) -> list[Any]:
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[index] = action(index)
-        except Exception as exc:  # noqa: BLE001  (collected and asserted on below)
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
-
-
 def test_concurrent_first_messages_cannot_pass_the_daily_cap(bob, rita, rob, carol,
                                                              admin_user, settings) -> None:
     settings.MESSAGING_NEW_CONVERSATIONS_PER_DAY = 1
     names = ["rita", "rob", "carol", "admin"]
-    results = _race(4, lambda i: message_send(sender=bob, to=names[i], body="hello"))
+    results = race(4, lambda i: message_send(sender=bob, to=names[i], body="hello"))
     sent = [r for r in results if isinstance(r, Message)]
     refused = [r for r in results if isinstance(r, RateLimitedError)]
     assert (len(sent), len(refused)) == (1, 3), results
@@ -59,7 +36,7 @@ def test_concurrent_first_messages_cannot_pass_the_daily_cap(bob, rita, rob, car
 def test_concurrent_first_messages_to_one_member_share_one_conversation(
         bob, rita, settings) -> None:
     settings.MESSAGING_NEW_CONVERSATIONS_PER_DAY = 1
-    results = _race(4, lambda i: message_send(sender=bob, to="rita", body=f"hello {i}"))
+    results = race(4, lambda i: message_send(sender=bob, to="rita", body=f"hello {i}"))
     assert all(isinstance(r, Message) for r in results), results
     assert Conversation.objects.count() == 1
     assert Message.objects.count() == 4
@@ -67,7 +44,7 @@ def test_concurrent_first_messages_to_one_member_share_one_conversation(
 
 def test_both_members_writing_first_at_once_share_one_conversation(bob, rita) -> None:
     pairs = [(bob, "rita"), (rita, "bob")] * 2
-    results = _race(4, lambda i: message_send(sender=pairs[i][0], to=pairs[i][1], body="hi"))
+    results = race(4, lambda i: message_send(sender=pairs[i][0], to=pairs[i][1], body="hi"))
     assert all(isinstance(r, Message) for r in results), results
     assert Conversation.objects.count() == 1
     assert len({r.conversation_id for r in results}) == 1
