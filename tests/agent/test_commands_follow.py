@@ -3,17 +3,14 @@
 
 from __future__ import annotations
 
-import io
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.cache import cache
 
-from agent.cli import main
 from exchange.community.models import Follow, Notification
-from tests.conftest import PASSWORD
+from tests.agent.conftest import run_cli
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,39 +20,17 @@ def _fresh_rate_limits() -> None:
     cache.clear()
 
 
-def _run(home: Path, capsys: pytest.CaptureFixture[str], *args: str, json_out: bool = True,
-         ) -> tuple[int, Any, str]:
-    code = main(["--data-dir", str(home), *(["--json"] if json_out else []), *args])
-    out, err = capsys.readouterr()
-    try:
-        data = json.loads(out) if json_out and out.strip() else out
-    except ValueError:
-        data = out
-    return code, data, err
-
-
-@pytest.fixture
-def bob_home(live_server: Any, tmp_path: Path, capsys: Any, monkeypatch: Any,
-             bob: Any) -> Path:
-    home = tmp_path / "bob-agent"
-    _run(home, capsys, "init", "--platform", live_server.url)
-    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
-    code, _data, err = _run(home, capsys, "login", "--username", "bob", "--password-stdin")
-    assert code == 0, err
-    return home
-
-
 def test_follow_list_and_unfollow(bob_home: Path, capsys: Any, rita: Any, rob: Any) -> None:
-    code, followed, err = _run(bob_home, capsys, "follow", "rita")
+    code, followed, err = run_cli(bob_home, capsys, "follow", "rita")
     assert code == 0, err
     assert followed["username"] == "rita"
-    assert _run(bob_home, capsys, "follow", "rita")[0] == 0  # again: no error, one follow
-    _run(bob_home, capsys, "follow", "rob")
+    assert run_cli(bob_home, capsys, "follow", "rita")[0] == 0  # again: no error, one follow
+    run_cli(bob_home, capsys, "follow", "rob")
     assert Follow.objects.filter(follower__username="bob").count() == 2
-    code, text, _ = _run(bob_home, capsys, "follow", "--list", json_out=False)
+    code, text, _ = run_cli(bob_home, capsys, "follow", "--list", json_out=False)
     assert code == 0
     assert text == "You follow:\n  rob\n  rita\n"
-    code, _data, _ = _run(bob_home, capsys, "follow", "--remove", "rita")
+    code, _data, _ = run_cli(bob_home, capsys, "follow", "--remove", "rita")
     assert code == 0
     assert list(Follow.objects.values_list("rights_holder__username", flat=True)) == ["rob"]
 
@@ -67,7 +42,7 @@ def test_follow_list_and_unfollow(bob_home: Path, capsys: Any, rita: Any, rob: A
 ])
 def test_follow_refusals_are_one_clear_line(bob_home: Path, capsys: Any, carol: Any,
                                             name: str, message: str) -> None:
-    code, _data, err = _run(bob_home, capsys, "follow", name)
+    code, _data, err = run_cli(bob_home, capsys, "follow", name)
     assert code != 0
     assert message in err
     assert not Follow.objects.exists()
@@ -80,12 +55,12 @@ def test_status_shows_unread_notifications_sent_to_the_agent(bob_home: Path, cap
                                 in_agent=False)
     Notification.objects.create(recipient=bob, kind="message",
                                 title="Sneaky \x1b[2J title")
-    code, data, _ = _run(bob_home, capsys, "status")
+    code, data, _ = run_cli(bob_home, capsys, "status")
     assert code == 0
     assert data["notifications_unread"] == 2
     assert sorted(n["title"] for n in data["notifications"]) == [
         "New from rita: Dawn", "Sneaky \x1b[2J title"]
-    code, text, _ = _run(bob_home, capsys, "status", json_out=False)
+    code, text, _ = run_cli(bob_home, capsys, "status", json_out=False)
     assert "notifications: 2 unread" in text
     assert "  New from rita: Dawn · just now [new]" in text
     assert "\x1b" not in text  # another member's text cannot drive the terminal
@@ -94,8 +69,8 @@ def test_status_shows_unread_notifications_sent_to_the_agent(bob_home: Path, cap
 
 def test_status_offline_prints_what_it_did_before(tmp_path: Path, capsys: Any) -> None:
     home = tmp_path / "agent"
-    _run(home, capsys, "init", "--platform", "http://127.0.0.1:9")  # nothing listens there
-    code, data, _ = _run(home, capsys, "status")
+    run_cli(home, capsys, "init", "--platform", "http://127.0.0.1:9")  # nothing listens there
+    code, data, _ = run_cli(home, capsys, "status")
     assert code == 0
     assert data["platform_reachable"] is False
     assert "notifications_unread" not in data

@@ -5,18 +5,15 @@ drive the reader's terminal."""
 from __future__ import annotations
 
 import io
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.cache import cache
 
-from agent.cli import main
 from agent.commands_messages import body_text, terminal_safe
 from exchange.messaging.models import Block, Message
 from exchange.messaging.services import message_send
-from tests.conftest import PASSWORD
+from tests.agent.conftest import run_cli
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,49 +24,28 @@ def _fresh_rate_limits(settings: Any) -> None:
     settings.MESSAGING_SEND_RATE = "100/min"
 
 
-def _run(home: Path, capsys: pytest.CaptureFixture[str], *args: str, json_out: bool = True,
-         ) -> tuple[int, Any, str]:
-    code = main(["--data-dir", str(home), *(["--json"] if json_out else []), *args])
-    out, err = capsys.readouterr()
-    try:
-        data = json.loads(out) if json_out and out.strip() else out
-    except ValueError:
-        data = out
-    return code, data, err
-
-
-@pytest.fixture
-def bob_home(live_server, tmp_path, capsys, monkeypatch, bob) -> Path:
-    home = tmp_path / "bob-agent"
-    _run(home, capsys, "init", "--platform", live_server.url)
-    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
-    code, _data, err = _run(home, capsys, "login", "--username", "bob", "--password-stdin")
-    assert code == 0, err
-    return home
-
-
 def test_send_list_and_read_a_conversation(bob_home, capsys, rita) -> None:
-    code, sent, err = _run(bob_home, capsys, "messages", "send", "rita",
+    code, sent, err = run_cli(bob_home, capsys, "messages", "send", "rita",
                            "Is the harbour print in <b>A3</b>?", "--subject", "A3")
     assert code == 0, err
     assert (sent["recipient"], sent["body"], sent["subject"]) == (
         "rita", "Is the harbour print in <b>A3</b>?", "A3")
     message_send(sender=rita, to="bob", body="<p>Yes.</p><p>See <a href=\"https://example.org/a3\">"
                  "the sizes</a></p><ul><li>A3</li><li>A2</li></ul>")
-    code, listed, _ = _run(bob_home, capsys, "messages")
+    code, listed, _ = run_cli(bob_home, capsys, "messages")
     assert code == 0
     assert listed["unread"] == 1
     assert [(c["member"], c["unread"]) for c in listed["conversations"]] == [("rita", 1)]
-    code, text, _ = _run(bob_home, capsys, "messages", json_out=False)
+    code, text, _ = run_cli(bob_home, capsys, "messages", json_out=False)
     assert "rita" in text
     assert "1 unread" in text
-    code, thread, _ = _run(bob_home, capsys, "messages", "read", "rita", json_out=False)
+    code, thread, _ = run_cli(bob_home, capsys, "messages", "read", "rita", json_out=False)
     assert code == 0
     assert "Conversation with rita (2 messages)" in thread
     assert "you · just now · A3\n  Is the harbour print in A3?" in thread
     assert ("rita · just now [new]\n  Yes.\n  See the sizes <https://example.org/a3>\n"
             "  - A3\n  - A2") in thread
-    code, listed, _ = _run(bob_home, capsys, "messages")
+    code, listed, _ = run_cli(bob_home, capsys, "messages")
     assert listed["unread"] == 0
     assert Message.objects.filter(recipient__username="bob", read_at__isnull=True).count() == 0
     assert Message.objects.filter(recipient__username="rita", read_at__isnull=True).count() == 1
@@ -77,7 +53,7 @@ def test_send_list_and_read_a_conversation(bob_home, capsys, rita) -> None:
 
 def test_send_reads_the_body_from_stdin(bob_home, capsys, monkeypatch, rita) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO("안녕하세요,\n작가님!\n"))
-    code, _sent, err = _run(bob_home, capsys, "messages", "send", "rita")
+    code, _sent, err = run_cli(bob_home, capsys, "messages", "send", "rita")
     assert code == 0, err
     assert Message.objects.get().body == "안녕하세요,\n작가님!"
 
@@ -85,7 +61,7 @@ def test_send_reads_the_body_from_stdin(bob_home, capsys, monkeypatch, rita) -> 
 def test_a_blocked_sender_is_told_plainly_and_nothing_is_stored(bob_home, capsys, bob,
                                                                  rita) -> None:
     Block.objects.create(blocker=rita, blocked=bob)
-    code, _out, err = _run(bob_home, capsys, "messages", "send", "rita", "hello?")
+    code, _out, err = run_cli(bob_home, capsys, "messages", "send", "rita", "hello?")
     assert code == 1
     assert err.strip() == "error: rita does not accept messages from you."
     assert Message.objects.count() == 0
@@ -93,8 +69,8 @@ def test_a_blocked_sender_is_told_plainly_and_nothing_is_stored(bob_home, capsys
 
 def test_rate_limited_says_how_long_to_wait(bob_home, capsys, rita, settings) -> None:
     settings.MESSAGING_SEND_RATE = "1/hour"
-    assert _run(bob_home, capsys, "messages", "send", "rita", "one")[0] == 0
-    code, _out, err = _run(bob_home, capsys, "messages", "send", "rita", "two")
+    assert run_cli(bob_home, capsys, "messages", "send", "rita", "one")[0] == 0
+    code, _out, err = run_cli(bob_home, capsys, "messages", "send", "rita", "two")
     assert code == 1
     assert err.startswith("error: Too many messages for now: try again in ")
     seconds = int(err.split("try again in ")[1].split(" s")[0])
@@ -104,21 +80,21 @@ def test_rate_limited_says_how_long_to_wait(bob_home, capsys, rita, settings) ->
 
 def test_too_long_unknown_empty_and_oneself(bob_home, capsys, monkeypatch, rita,
                                             settings) -> None:
-    code, _out, err = _run(bob_home, capsys, "messages", "send", "rita", "x" * 5001)
+    code, _out, err = run_cli(bob_home, capsys, "messages", "send", "rita", "x" * 5001)
     assert (code, err.strip()) == (1, "error: The message is too long: at most 5000 "
                                       "characters (this has 5001).")
     settings.MESSAGING_MAX_BODY_CHARS = 10  # the platform's own limit, lower than ours
-    code, _out, err = _run(bob_home, capsys, "messages", "send", "rita", "x" * 11)
+    code, _out, err = run_cli(bob_home, capsys, "messages", "send", "rita", "x" * 11)
     assert (code, err.strip()) == (1, "error: The message is too long: At most 10 "
                                       "characters (this has 11).")
-    code, _out, err = _run(bob_home, capsys, "messages", "send", "nobody", "hi")
+    code, _out, err = run_cli(bob_home, capsys, "messages", "send", "nobody", "hi")
     assert (code, err.strip()) == (1, "error: No member named nobody.")
-    code, _out, err = _run(bob_home, capsys, "messages", "send", "bob", "hi")
+    code, _out, err = run_cli(bob_home, capsys, "messages", "send", "bob", "hi")
     assert (code, err.strip()) == (1, "error: You cannot send a message to yourself.")
     monkeypatch.setattr("sys.stdin", io.StringIO("   \n"))
-    code, _out, err = _run(bob_home, capsys, "messages", "send", "rita")
+    code, _out, err = run_cli(bob_home, capsys, "messages", "send", "rita")
     assert (code, err.strip()) == (1, "error: Nothing to send: give the text, or pipe it in.")
-    code, _out, err = _run(bob_home, capsys, "messages", "read", "carol")
+    code, _out, err = run_cli(bob_home, capsys, "messages", "read", "carol")
     assert code == 1
     assert "No conversation with carol" in err
     assert Message.objects.count() == 0
@@ -129,7 +105,7 @@ def test_a_message_cannot_drive_the_terminal(bob_home, capsys, rita) -> None:
     # would survive sanitising, and the agent must drop them when it shows the text
     message_send(sender=rita, to="bob", body="red &#27;[31malert&#27;[0m &#x202e;txt.exe "
                                              "bell&#7;")
-    code, thread, _ = _run(bob_home, capsys, "messages", "read", "rita", json_out=False)
+    code, thread, _ = run_cli(bob_home, capsys, "messages", "read", "rita", json_out=False)
     assert code == 0
     for control in ("\x1b", "\u202e", "\x07"):
         assert control not in thread
@@ -138,8 +114,8 @@ def test_a_message_cannot_drive_the_terminal(bob_home, capsys, rita) -> None:
 
 def test_not_logged_in(live_server, tmp_path, capsys) -> None:
     home = tmp_path / "fresh"
-    _run(home, capsys, "init", "--platform", live_server.url)
-    code, _out, err = _run(home, capsys, "messages")
+    run_cli(home, capsys, "init", "--platform", live_server.url)
+    code, _out, err = run_cli(home, capsys, "messages")
     assert (code, err.strip()) == (1, "error: Not logged in: run `login` first.")
 
 
