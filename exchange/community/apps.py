@@ -14,3 +14,8 @@ class CommunityConfig(AppConfig):
 
         post_save.connect(on_audit_event, sender=AuditEvent,
                           dispatch_uid="community.work_ready_announce")
+        from django.contrib.auth.signals import user_logged_in
+
+        from exchange.community.signals import remember_language
+
+        user_logged_in.connect(remember_language, dispatch_uid="community.email_language")

@@ -143,6 +143,9 @@ class MemberProfile(models.Model):
     bio = models.TextField(blank=True, max_length=1000)
     links = models.JSONField(default=list, blank=True)
     collection_public = models.BooleanField(default=False)
+    # Not public: the language of the member's emails, the portal language they last
+    # logged in or saved their notification settings in ("" until then: the default).
+    email_language = models.CharField(max_length=8, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -22,7 +22,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop
 
 from exchange.accounts.models import User
-from exchange.community.models import Channel, Notification, NotificationSwitch
+from exchange.community.models import (
+    Channel,
+    MemberProfile,
+    Notification,
+    NotificationSwitch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -144,12 +149,16 @@ def _send_email(notification_id: int) -> None:
         return
     recipient = notification.recipient
     link = f"{settings.PUBLIC_URL.rstrip('/')}{notification.url}" if notification.url else ""
+    language = MemberProfile.objects.filter(user=recipient).values_list(
+        "email_language", flat=True).first()
+    if language not in dict(settings.LANGUAGES):
+        language = settings.LANGUAGE_CODE
     try:
-        with translation.override(settings.LANGUAGE_CODE):
+        with translation.override(language):
             parts = [notification.body, link,
                      _("You can switch these emails off on your notification settings page.")]
             send_mail(
-                subject=f"[Peermark] {notification.title}",
+                subject=f"[Peermark] {title_of(notification)}",
                 message="\n\n".join(part for part in parts if part),
                 from_email=None,  # DEFAULT_FROM_EMAIL
                 recipient_list=[recipient.email],

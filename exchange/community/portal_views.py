@@ -73,6 +73,8 @@ def notification_settings(request: HttpRequest) -> HttpResponse:
     form = SwitchesForm(request.POST or None, initial_table=table)
     if request.method == "POST" and form.is_valid():
         services.notification_switches_set(user=user, changes=form.table())
+        # emails follow the language these settings were saved in
+        services.email_language_set(user=user, language=getattr(request, "LANGUAGE_CODE", ""))
         messages.success(request, _("Your notification settings are saved."))
         return redirect("community:notification-settings")
     return render(request, "community/notification_settings.html", {"form": form})

@@ -154,6 +154,16 @@ def _link(value: object, index: int) -> str:
     return text
 
 
+def email_language_set(*, user: User, language: str) -> None:
+    """Keep ``language`` (one the portal speaks, else nothing is kept) for ``user``'s
+    emails. Writes only when it changes, so a login costs one read."""
+    if language not in dict(settings.LANGUAGES):
+        return
+    if MemberProfile.objects.filter(user=user, email_language=language).exists():
+        return
+    MemberProfile.objects.update_or_create(user=user, defaults={"email_language": language})
+
+
 def profile_update(*, user: User, changes: ProfileChanges) -> MemberProfile:
     """Change what ``user`` shows the public. Everything is checked before anything is
     stored: one bad link leaves the whole profile as it was."""

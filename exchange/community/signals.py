@@ -30,3 +30,14 @@ def _queue_announcement(work_id: str) -> None:
     from exchange.community.tasks import work_announce_task
 
     work_announce_task.delay(work_id)
+
+
+def remember_language(sender: object, request: Any, user: Any, **_kwargs: Any) -> None:
+    """On a portal login, keep the language the member reads the portal in, for their
+    emails (a notification is sent later, by a task, with no request to ask)."""
+    del sender
+    from exchange.community.services import email_language_set
+
+    language = getattr(request, "LANGUAGE_CODE", "") if request is not None else ""
+    if user is not None and getattr(user, "pk", None) is not None:
+        email_language_set(user=user, language=language)

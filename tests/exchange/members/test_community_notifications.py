@@ -251,3 +251,22 @@ def test_an_announcement_title_is_written_in_the_readers_language(
     other = Notification(recipient=bob, kind=KIND_MESSAGE, title="Carol wrote",
                          params={"name": "x"})
     assert notifications.title_of(other) == "Carol wrote"
+
+
+def test_the_email_is_in_the_language_the_member_logged_in_with(
+        bob: User, rita: User, django_capture_on_commit_callbacks: Any) -> None:
+    """Bob logs in to the portal in Korean; a new work's email reaches him in Korean,
+    although the task that sends it runs with no request (and so in the default)."""
+    from django.test import Client
+
+    from tests.conftest import PASSWORD
+
+    browser = Client(HTTP_ACCEPT_LANGUAGE="ko")
+    assert browser.post("/login/", {"username": "bob", "password": PASSWORD}).status_code == 302
+    with django_capture_on_commit_callbacks(execute=True):
+        notify_once(recipient=bob, kind=KIND_NEW_WORK, subject="work:1", title="fallback",
+                    url="/works/1/", params={"name": "rita", "title": "서울의 밤"})
+    (email,) = mail.outbox
+    # "New from %(name)s: %(title)s" in locale/ko, and the closing line
+    assert email.subject == "[Peermark] rita 님의 새 작품: 서울의 밤"
+    assert "알림 설정" in email.body
