@@ -41,6 +41,28 @@ def test_it_creates_the_personas_and_ready_works_and_prints_the_logins(settings,
         assert User.objects.get(username=username).check_password(password)
 
 
+def test_bob_follows_rita_and_hears_of_her_works_and_carols_search_matches(settings
+                                                                          ) -> None:
+    from exchange.community.models import Follow, MemberProfile, Notification, SavedSearch
+
+    call_command("demo_data", "--quiet")
+    assert Follow.objects.filter(follower__username="bob",
+                                 rights_holder__username="rita").count() == 1
+    assert MemberProfile.objects.get(user__username="rita").display_name == \
+        "Rita Park (박리타)"
+    # every demo work was announced to Bob once; Carol's "night" matched the night ones
+    works = Work.objects.count()
+    assert Notification.objects.filter(recipient__username="bob", kind="new_work").count() \
+        == works
+    night = Work.objects.filter(title__icontains="night").count()
+    assert night >= 1
+    assert Notification.objects.filter(recipient__username="carol",
+                                       kind="wishlist_match").count() == night
+    call_command("demo_data", "--quiet")
+    assert (Follow.objects.count(), SavedSearch.objects.count()) == (1, 1)
+    assert Notification.objects.filter(recipient__username="bob").count() == works
+
+
 def test_running_it_again_changes_nothing(settings) -> None:
     call_command("demo_data", "--quiet")
     before = (User.objects.count(), Work.objects.count())

@@ -138,6 +138,26 @@ class Command(BaseCommand):
 
     # --- the compute job -----------------------------------------------------------------
 
+    @staticmethod
+    def _demo_members(users: dict[str, User]) -> None:
+        """Rita's storefront says who she is; Bob follows her and Carol keeps a saved
+        search, so the works registered next reach both as notifications (docs/MEMBERS.md).
+        Each step is a no-op when run again."""
+        from exchange.community.services import (
+            follow_create,
+            profile_update,
+            saved_search_create,
+        )
+
+        profile_update(user=users["rita"], changes={
+            "display_name": "Rita Park (박리타)",
+            "bio": "서울에서 사진을 찍고 음악을 만듭니다. Photographs of Seoul and the sea, "
+                   "and music for night walks.",
+            "links": ["https://example.org/rita"],
+        })
+        follow_create(follower=users["bob"], username="rita")
+        saved_search_create(owner=users["carol"], query="night")
+
     def _demo_compute(self, users: dict[str, User]) -> None:
         """Bob's demo picture, submitted, computed by two devices and finished (once)."""
         customer = users[DEMO_RENDER_CUSTOMER]
@@ -240,6 +260,7 @@ class Command(BaseCommand):
                 users[username] = user
 
         self._fund_buyers(users)
+        self._demo_members(users)  # before the works, so their announcements reach Bob
         rita = users["rita"]
         for seed, row in enumerate(DEMO_WORKS, start=1):
             if not Work.objects.filter(owner=rita, title=row[0]).exists():
