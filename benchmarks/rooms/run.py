@@ -8,13 +8,20 @@ in the same run.
 
 A database of its own on the PostgreSQL server of ``--pg-server`` (dropped afterwards)
 and a redis-server of its own (no persistence) on a free port; uvicorn with one process
-(``--workers``). The clients are asyncio coroutines in this process (one ``websockets``
-connection each), signed in with API bearer tokens like agents. One more client says
-the lines, each carrying its round and sequence number; the latency of a line is from
-just before its frame is sent to each listener's receipt of it (every receipt counts:
-500 per line). Lines go out on a fixed schedule (not waiting for receipts), so a slow
-server shows as latency, not as a lower offered rate. The per-member rate limits are
-raised for the speaker (they are the subject of tests, not of this benchmark).
+(``--workers``). The listeners are signed in with API bearer tokens like agents, and
+spread over ``--client-processes`` processes (2), each holding its share of the sockets
+with a lean client (``LeanListener``, read by one epoll loop per process: it does the
+handshake, offers permessage-deflate as browsers and the ``websockets`` client do,
+inflates and parses the server's frames and answers pings, and nothing else), so that
+the clients, on the same cores as the server, cost little. ``--client-processes 0`` runs
+them as before, as ``websockets`` connections in this process. One more client
+(``websockets``, in this process) says the lines, each carrying its round and sequence
+number; the latency of a line is from just before its frame is sent to each listener's
+receipt of it (every receipt counts: 500 per line), both read from the one monotonic
+clock every process on the machine shares (``time.perf_counter``). Lines go out on a
+fixed schedule (not waiting for receipts), so a slow server shows as latency, not as a
+lower offered rate. The per-member rate limits are raised for the speaker (they are the
+subject of tests, not of this benchmark).
 
 Results go into docs/BENCHMARKS.md ("Chat rooms: fan-out").
 """
@@ -23,21 +30,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
+import multiprocessing
 import os
 import re
 import shutil
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -58,6 +71,22 @@ NOTES = """How the stack got here, measured with this script on the same machine
   500 hops in a row per line. The rooms' consumer skips it (its database access closes
   stale connections itself): at 100 sockets and 50 lines a second, p50 went from 2.3 s
   to 10 ms and p99 from 4.3 s to 16 ms.
+- One delivery per room per process (exchange/rooms/fanout.py). Each socket was a
+  consumer with a channel of its own in the room's group, so a line woke 500 consumers,
+  each taking its copy from the layer, decoding it and dispatching it. Now a process joins
+  a room's group once, takes each line from the layer once, and one task writes the
+  frame's text to each of its sockets in turn (a socket busy with a frame of its own, or
+  whose reader does not read, gets it through an outbox of its own). Server CPU for a
+  50-lines-a-second round of 10 s: 19.3 s before, 9.4 s after.
+- The listeners were 500 `websockets` connections in the benchmark's own process: a
+  profile showed that process about half busy at 8,000 receipts a second, so it could
+  not have taken 25,000 a second on the cores it shares with the server. They are now
+  lean clients (one epoll loop, raw frames) in two processes: about 22 µs of client CPU
+  per receipt, timed as before from just before the line is sent to its receipt.
+- uvicorn's permessage-deflate (on by default; browsers and the `websockets` client
+  offer it) compresses every frame once per socket, a compression context per
+  connection: 15% of the server's profile. `--ws-per-message-deflate false` runs are
+  quoted under "How to read it".
 """
 
 
@@ -131,7 +160,8 @@ def server(work: Path, args: argparse.Namespace) -> Iterator[Server]:
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "exchange.asgi:application", "--host",
              "127.0.0.1", "--port", str(port), "--workers", str(args.workers), "--lifespan",
-             "off", "--ws-max-size", "65536", "--ws", args.ws, "--log-level", "warning"],
+             "off", "--ws-max-size", "65536", "--ws", args.ws, "--ws-per-message-deflate",
+             args.ws_per_message_deflate, "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=(work / "server.log").open("wb"),
             stderr=subprocess.STDOUT, start_new_session=True))
         import httpx
@@ -195,6 +225,143 @@ def redis_publish_rate(port: int, messages: int) -> tuple[float, str]:
         "redis-py, one client, 1000 pipelined, 100-byte messages"
 
 
+class LeanListener:
+    """One listening socket, as cheap as a client can be: the opening handshake, the
+    server's frames (unmasked; permessage-deflate inflated), a pong for each ping, and a
+    receipt time for each line of the round, taken when its bytes are read."""
+
+    def __init__(self, port: int, path: str, token: str, marker: bytes) -> None:
+        self.marker = marker
+        self.receipts: list[tuple[int, float]] = []
+        self.buffer = b""
+        self.open = False
+        self.joined = False
+        self.inflater: Any = None
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+            f"Authorization: Bearer {token}\r\n\r\n".encode())
+
+    def wait_joined(self) -> None:
+        while not self.joined:
+            data = self.sock.recv(65536)
+            if not data:
+                raise RuntimeError("closed before joining")
+            self.feed(data, time.perf_counter())
+        self.sock.settimeout(0.0)  # non-blocking from now on
+
+    def feed(self, data: bytes, now: float) -> None:
+        buffer = self.buffer + data if self.buffer else data
+        if not self.open:
+            end = buffer.find(b"\r\n\r\n")
+            if end == -1:
+                self.buffer = buffer
+                return
+            head = buffer[:end].decode("latin-1").lower()
+            if not head.startswith("http/1.1 101"):
+                raise RuntimeError(head.splitlines()[0])
+            if "permessage-deflate" in head:
+                self.inflater = zlib.decompressobj(-15)
+            self.open = True
+            buffer = buffer[end + 4:]
+        at, size = 0, len(buffer)
+        while size - at >= 2:
+            first, length = buffer[at], buffer[at + 1] & 0x7F
+            start = at + 2
+            if length == 126:
+                if size - at < 4:
+                    break
+                length, start = struct.unpack_from("!H", buffer, at + 2)[0], at + 4
+            elif length == 127:
+                if size - at < 10:
+                    break
+                length, start = struct.unpack_from("!Q", buffer, at + 2)[0], at + 10
+            if size - start < length:
+                break
+            payload = buffer[start:start + length]
+            at = start + length
+            opcode = first & 0x0F
+            if opcode == 0x9:  # ping: a pong, masked (with a zero key) as a client must
+                self.sock.send(bytes([0x8A, 0x80 | len(payload)]) + b"\0\0\0\0" + payload)
+                continue
+            if opcode != 0x1:
+                continue
+            if first & 0x40:  # RSV1: compressed
+                payload = self.inflater.decompress(payload + b"\x00\x00\xff\xff")
+            found = payload.find(self.marker)
+            if found != -1:
+                begin = found + len(self.marker)
+                self.receipts.append((int(payload[begin:payload.index(b'"', begin)]), now))
+            elif not self.joined:
+                if b'"type": "joined"' not in payload:
+                    raise RuntimeError(f"not joined: {payload[:200]!r}")
+                self.joined = True
+        self.buffer = buffer[at:]
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            # a close frame (1000), masked with a zero key, then the connection
+            self.sock.send(b"\x88\x82\0\0\0\0\x03\xe8")
+        self.sock.close()
+
+
+def listener_process(port: int, path: str, tokens: list[str], marker: str,
+                     pipe: Connection) -> None:
+    """A client process: its share of the listeners, read with one epoll loop until the
+    round's end. It says "ready" once every socket has joined, a count of receipts every
+    100 ms, and at the end its receipts (sequence, time), the p99 of its loop's turns (how
+    long bytes that arrive during one wait to be read) and its CPU time."""
+    import select
+
+    listeners = [LeanListener(port, path, token, marker.encode()) for token in tokens]
+    for listener in listeners:
+        listener.wait_joined()
+    by_fd = {listener.sock.fileno(): listener for listener in listeners}
+    poller = select.epoll()
+    for fd in by_fd:
+        poller.register(fd, select.EPOLLIN)
+    poller.register(pipe.fileno(), select.EPOLLIN)
+    lags: list[float] = []
+    cpu_before = time.process_time()
+    pipe.send(("ready", 0))
+    counted = 0
+    next_report = time.perf_counter() + 0.1
+    running = True
+    while running:
+        timeout = max(0.0, next_report - time.perf_counter())
+        events = poller.poll(min(timeout, 0.01))
+        now = time.perf_counter()
+        for fd, _ in events:
+            found = by_fd.get(fd)
+            if found is None:
+                running = False
+                continue
+            try:
+                data = found.sock.recv(262144)
+            except BlockingIOError:
+                continue
+            if data:
+                found.feed(data, now)
+            else:
+                poller.unregister(fd)
+        # how long a frame read just after this poll waited for the next one
+        lags.append(time.perf_counter() - now)
+        if now >= next_report:
+            counted = sum(len(listener.receipts) for listener in listeners)
+            pipe.send(("count", counted))
+            next_report = now + 0.1
+    cpu = time.process_time() - cpu_before
+    pipe.recv()
+    for listener in listeners:
+        listener.close()
+    receipts = [receipt for listener in listeners for receipt in listener.receipts]
+    pipe.send(("done", (receipts, _p99(lags), cpu)))
+
+
 @dataclass
 class Round:
     sent: int
@@ -206,13 +373,15 @@ class Round:
     max_ms: float
     loop_lag_p99_ms: float
     server_cpu: float
+    client_cpu: float
 
 
 async def run_round(url: str, tokens: dict[str, list[str]], args: argparse.Namespace,
                     rate: float, number: int, site: Server) -> Round:
     import websockets
 
-    ws_url = url.replace("http://", "ws://") + "/ws/rooms/member/bench_rita/"
+    path = "/ws/rooms/member/bench_rita/"
+    ws_url = url.replace("http://", "ws://") + path
     sent_at: dict[int, float] = {}
     latencies: list[float] = []
     receipts = 0
@@ -247,9 +416,41 @@ async def run_round(url: str, tokens: dict[str, list[str]], args: argparse.Names
         async with gate:
             return await connect(token)
 
-    listeners = await asyncio.gather(*(gated(token) for token in tokens["listeners"]))
+    loop = asyncio.get_running_loop()
+    listeners: list[websockets.ClientConnection] = []
+    tasks: list[asyncio.Task[None]] = []
+    pipes: list[Connection] = []
+    processes: list[multiprocessing.process.BaseProcess] = []
+    counts: list[int] = []
+    if args.client_processes:
+        context = multiprocessing.get_context("spawn")
+        port = int(url.rsplit(":", 1)[1])
+        for share in range(args.client_processes):
+            mine, theirs = context.Pipe()
+            process = context.Process(target=listener_process, daemon=True, args=(
+                port, path, tokens["listeners"][share::args.client_processes], marker, theirs))
+            process.start()
+            theirs.close()
+            pipes.append(mine)
+            processes.append(process)
+        for pipe in pipes:
+            kind, _ = await loop.run_in_executor(None, pipe.recv)
+            if kind != "ready":
+                raise RuntimeError(f"client process: {kind}")
+        counts = [0] * len(pipes)
+    else:
+        listeners = await asyncio.gather(*(gated(token) for token in tokens["listeners"]))
+        tasks = [asyncio.create_task(listen(conn)) for conn in listeners]
+
+    def received() -> int:
+        for index, pipe in enumerate(pipes):
+            while pipe.poll():
+                kind, value = pipe.recv()
+                if kind == "count":
+                    counts[index] = value
+        return sum(counts) if pipes else receipts
+
     speaker = await connect(tokens["speaker"][0])
-    tasks = [asyncio.create_task(listen(conn)) for conn in listeners]
     drain = asyncio.create_task(_drain(speaker))
     lags: list[float] = []
     ticking = asyncio.create_task(_ticker(lags))
@@ -263,13 +464,33 @@ async def run_round(url: str, tokens: dict[str, list[str]], args: argparse.Names
             await asyncio.sleep(delay)
         sent_at[seq] = time.perf_counter()
         await speaker.send(json.dumps({"type": "say", "text": f"r{number}:{seq}"}))
-    expected = count * len(listeners)
+    expected = count * len(tokens["listeners"])
     deadline = time.perf_counter() + 30
-    while receipts < expected and time.perf_counter() < deadline:
+    while received() < expected and time.perf_counter() < deadline:
         await asyncio.sleep(0.05)
     cpu = site.cpu_seconds() - cpu_before
     ticking.cancel()
     drain.cancel()
+    loop_lag = _p99(lags)
+    client_cpu = float("nan")
+    if pipes:
+        client_cpu = 0.0
+        for pipe in pipes:
+            pipe.send("stop")
+        for pipe in pipes:
+            while True:
+                kind, value = await loop.run_in_executor(None, pipe.recv)
+                if kind == "done":
+                    break
+            their_receipts, their_lag, their_cpu = value
+            loop_lag = max(loop_lag, their_lag)
+            client_cpu += their_cpu
+            for seq, at in their_receipts:
+                latencies.append(at - sent_at[seq])
+                last_receipt = max(last_receipt, at)
+            receipts += len(their_receipts)
+        for process in processes:
+            process.join(timeout=10)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*(conn.close() for conn in [*listeners, speaker]),
@@ -279,7 +500,8 @@ async def run_round(url: str, tokens: dict[str, list[str]], args: argparse.Names
     return Round(sent=count, receipts=receipts, expected=expected,
                  seconds=(last_receipt or time.perf_counter()) - started,
                  p50_ms=ms[len(ms) // 2], p99_ms=ms[min(len(ms) - 1, int(len(ms) * 0.99))],
-                 max_ms=ms[-1], loop_lag_p99_ms=_p99(lags) * 1000, server_cpu=cpu)
+                 max_ms=ms[-1], loop_lag_p99_ms=loop_lag * 1000, server_cpu=cpu,
+                 client_cpu=client_cpu)
 
 
 async def _drain(conn: object) -> None:
@@ -318,6 +540,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn processes")
     parser.add_argument("--ws", default="auto", help="uvicorn's WebSocket implementation")
+    parser.add_argument("--ws-per-message-deflate", default="true", choices=["true", "false"],
+                        help="uvicorn's permessage-deflate (on by default, as scripts/run has it)")
+    parser.add_argument("--client-processes", type=int, default=2,
+                        help="processes holding the listeners (lean clients); 0: websockets "
+                             "connections in this process")
     parser.add_argument("--pg-server", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--smoke", action="store_true", help="20 clients, 10/s, 3 s, 1 round")
     parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
@@ -342,6 +569,14 @@ def main() -> None:
         publish_after, _ = redis_publish_rate(site.redis_port, 200_000)
         load_after = os.getloadavg()[0]
 
+    clients_how = (
+        f"lean clients, one epoll loop in each of {args.client_processes} more processes, "
+        "receipt time taken when a frame's bytes are read" if args.client_processes else
+        "`websockets` connections, asyncio coroutines in one more process")
+
+    lag_label = ("the clients' event loop: a turn (time from reading to reading again), p99, "
+                 "ms" if args.client_processes else "the clients' event loop woke late, p99, ms")
+
     def row(label: str, pick: object, fmt: str = "{:,.1f}") -> str:
         cells = [_spread([float(pick(r)) for r in results[rate]], fmt)  # type: ignore[operator]
                  for rate in rates]
@@ -351,12 +586,13 @@ def main() -> None:
         f"\n`.venv/bin/python {command.strip()}` — {args.rounds} round(s) of {args.seconds:g} s "
         f"per rate, medians (range); {machine()}; {today()}; load average {load_before:.2f} "
         f"before, {load_after:.2f} after. One machine, loopback: uvicorn ({args.workers} "
-        f"process, `--ws {args.ws}`), the Redis Pub/Sub channel layer (channels_redis) on a "
+        f"process, `--ws {args.ws}`, permessage-deflate {args.ws_per_message_deflate}), "
+        "the Redis Pub/Sub channel layer (channels_redis) on a "
         "redis-server of the run's own, PostgreSQL for the stored lines. "
-        f"{args.clients} listening WebSocket clients (asyncio coroutines in one more "
-        "process, bearer tokens) in one rights holder's room, and one speaker saying lines "
-        "on a fixed schedule; a round waits at most 30 s after its last line for the "
-        "receipts.\n\n"
+        f"{args.clients} listening WebSocket clients ({clients_how}, bearer tokens) in one "
+        "rights holder's room, and one speaker saying lines on a fixed schedule; latency "
+        "from just before a line is sent to its receipt at each client; a round waits at "
+        "most 30 s after its last line for the receipts.\n\n"
         "| lines a second into the room | " + " | ".join(f"{rate:g}" for rate in rates)
         + " |\n|---|" + "---:|" * len(rates) + "\n"
         + row("lines said per round", lambda r: r.sent, "{:,.0f}")
@@ -366,8 +602,9 @@ def main() -> None:
         + row("fan-out latency p50, ms (send to each receipt)", lambda r: r.p50_ms)
         + row("fan-out latency p99, ms", lambda r: r.p99_ms)
         + row("fan-out latency max, ms", lambda r: r.max_ms)
-        + row("the clients' event loop woke late, p99, ms", lambda r: r.loop_lag_p99_ms)
+        + row(lag_label, lambda r: r.loop_lag_p99_ms)
         + row("server CPU seconds per round", lambda r: r.server_cpu)
+        + row("clients' CPU seconds per round (listener processes)", lambda r: r.client_cpu)
         + f"\nRedis PUBLISH on the same server in the same run: {publish:,.0f} a second "
         f"before the rounds, {publish_after:,.0f} after ({publish_how}). Target: p99 under "
         "200 ms at 50 lines a second into a room of 500.\n\n" + NOTES

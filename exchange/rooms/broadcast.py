@@ -13,13 +13,15 @@ log = logging.getLogger(__name__)
 
 
 def send_now(group: str, event: dict[str, Any]) -> None:
-    """Hand ``event`` to every socket in ``group``. The change is already stored, so a
-    channel layer outage loses only the live echo: readers find it in the history."""
+    """Hand ``event`` to every socket in ``group``: once to each process with sockets in
+    the room, which hands it to them (exchange/rooms/fanout.py; ``room`` names the group
+    there). The change is already stored, so a channel layer outage loses only the live
+    echo: readers find it in the history."""
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(group, event)
+        async_to_sync(layer.group_send)(group, {**event, "room": group})
     except Exception:
         log.warning("room event %s to %s not delivered", event.get("type"), group, exc_info=True)
 

@@ -15,7 +15,9 @@ is stored unless the whole line is accepted, and a refusal reaches only its send
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
 from collections import deque
 from typing import Any
@@ -33,8 +35,10 @@ from exchange.accounts.models import User
 from exchange.core.errors import ServiceError
 from exchange.core.member_text import utf8_text
 from exchange.core.rate_limits import Rate
-from exchange.rooms import selectors, services
+from exchange.rooms import fanout, selectors, services
 from exchange.rooms.models import Room, SanctionKind
+
+log = logging.getLogger(__name__)
 
 # Close codes (4000-4999 are the application's): the client shows why and does not
 # reconnect on its own for any of them.
@@ -67,22 +71,45 @@ def _room_info(room: Room) -> dict[str, Any]:
 
 
 class RoomConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is untyped
+    """A socket has no channel of its own: the room's events reach it through its process's
+    hub (exchange/rooms/fanout.py), once per process, and then its ``deliver``."""
+
+    # No channel layer for the socket itself (Channels gives a consumer one only for an
+    # alias that is configured): the hub holds the process's one channel.
+    channel_layer_alias = "rooms.sockets-listen-through-the-hub"
     room: Room | None = None
     user: User | AnonymousUser
+    _hub: fanout.Hub | None = None
+    _group = ""
+    # While the socket handles its own frame (or joins), room events wait in the outbox:
+    # a handler's own frames (a line's ack, an error) go first, as when Channels
+    # dispatched one message at a time.
+    _busy = False
+    _slow = False  # a send once kept the hub waiting: this socket's frames go via its outbox
+    _writer: asyncio.Task[None] | None = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' own dispatch first closes stale database connections, a hop to the
-        one thread that runs synchronous code, for every message to every socket: for a
-        line in a room of 500, 500 hops in a row, which capped a room's fan-out at a few
-        thousand deliveries a second (docs/BENCHMARKS.md). Every database access here goes
-        through ``database_sync_to_async``, which closes stale connections itself, so the
-        handlers run without the hop."""
+        one thread that runs synchronous code, for every message: every database access
+        here goes through ``database_sync_to_async``, which closes stale connections
+        itself, so the handlers run without the hop."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._outbox: deque[str | dict[str, Any]] = deque()
+
     async def connect(self) -> None:
+        self._busy = True
+        try:
+            await self._connect()
+        finally:
+            self._resume()
+
+    async def _connect(self) -> None:
         self.user = self.scope.get("user") or AnonymousUser()
         translation.activate(_language(self.scope))
         self.strikes = 0
@@ -98,10 +125,10 @@ class RoomConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is
             await self._refuse(CLOSE_NOT_FOUND, "not_found", _("No such room."))
             return
         # Listen first, then check: a kick that lands between the two still reaches us.
-        await self.channel_layer.group_add(room.group, self.channel_name)
+        await self._listen(room.group)
         joined, refusal = await database_sync_to_async(self._join)(room)
         if refusal is not None:
-            await self.channel_layer.group_discard(room.group, self.channel_name)
+            await self._unlisten()
             await self._refuse(*refusal)
             return
         self.room = room
@@ -128,9 +155,69 @@ class RoomConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is
         }, None
 
     async def disconnect(self, code: int) -> None:
+        self.room = None
+        await self._unlisten()
+
+    # --- the room's events, through the process's hub ---------------------------------
+
+    async def _listen(self, group: str) -> None:
+        self._hub = fanout.hub()
+        if self._hub is not None:
+            self._group = group
+            await self._hub.join(group, self)
+
+    async def _unlisten(self) -> None:
+        self._outbox.clear()
+        hub, group = self._hub, self._group
+        self._hub, self._group = None, ""
+        if hub is not None:
+            await hub.leave(group, self)
+
+    def ready(self) -> bool:
+        """Nothing waits for this socket, which has not been slow: the hub may send it a
+        line's frame at once, from its own task."""
+        return not (self._busy or self._slow or self._outbox or self._writer is not None)
+
+    async def send_frame(self, text: str) -> None:
         if self.room is not None:
-            await self.channel_layer.group_discard(self.room.group, self.channel_name)
-            self.room = None
+            await self.send(text_data=text)
+
+    def stalled(self, text: str) -> None:
+        """The hub gave up waiting for this socket's send (its reader is not reading):
+        from now on its frames go through its outbox, starting with this one."""
+        self._slow = True
+        self.deliver(text)
+
+    def deliver(self, item: str | dict[str, Any]) -> None:
+        """From the hub, through the outbox: a line's frame (the same text for every
+        socket) or an event."""
+        self._outbox.append(item)
+        if self._writer is None and not self._busy:
+            self._writer = asyncio.create_task(self._write())
+
+    def _resume(self) -> None:
+        self._busy = False
+        if self._outbox and self._writer is None:
+            self._writer = asyncio.create_task(self._write())
+
+    async def _write(self) -> None:
+        """Send what the outbox holds, in order, until it is empty or the socket is busy
+        with a frame of its own."""
+        try:
+            while self._outbox and not self._busy:
+                item = self._outbox.popleft()
+                if isinstance(item, str):
+                    if self.room is not None:
+                        await self.send(text_data=item)
+                elif item["type"] == "room.sanction":
+                    await self.room_sanction(item)
+                elif item["type"] == "room.rules":
+                    await self.room_rules(item)
+        except Exception:  # the socket closed under us: nothing more is for it
+            log.debug("room socket gone while sending", exc_info=True)
+            self._outbox.clear()
+        finally:
+            self._writer = None
 
     # --- frames in ------------------------------------------------------------------
 
@@ -138,6 +225,13 @@ class RoomConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is
                       ) -> None:
         if self.room is None:
             return
+        self._busy = True
+        try:
+            await self._receive(text_data, bytes_data)
+        finally:
+            self._resume()
+
+    async def _receive(self, text_data: str | None, bytes_data: bytes | None) -> None:
         if not self._frame_allowed():
             await self._strike("too_fast", _("Too many frames: slow down."))
             return
@@ -211,12 +305,9 @@ class RoomConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is
 
     # --- events from the room's group -----------------------------------------------
 
-    # Events of the room's group. One may arrive after a socket was turned away (it
-    # listened before it was checked) or closed: then it is not for this socket.
-
-    async def room_message(self, event: dict[str, Any]) -> None:
-        if self.room is not None:
-            await self.send(text_data=event["frame"])  # serialised once by the sender
+    # Events of the room's group, from the outbox. One may arrive after a socket was
+    # turned away (it listened before it was checked) or closed: then it is not for this
+    # socket. A line's frame needs no handler: ``_write`` sends its text as it came.
 
     async def room_sanction(self, event: dict[str, Any]) -> None:
         if self.room is None:
@@ -271,8 +362,7 @@ class RoomConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is
 
     async def _refuse(self, code: int, reason: str, message: str) -> None:
         """An error frame saying why, then the close with its code."""
-        if self.room is not None:
-            await self.channel_layer.group_discard(self.room.group, self.channel_name)
-            self.room = None
+        self.room = None
+        await self._unlisten()
         await self._error(reason, message)
         await self.close(code=code)

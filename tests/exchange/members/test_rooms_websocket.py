@@ -542,3 +542,97 @@ def test_lines_stay_in_their_own_room(work: Any, bob: User, carol: User) -> None
         await elsewhere.disconnect()
 
     run(scenario)
+
+
+# --- fan-out: one delivery per room per process ----------------------------------------
+
+
+@pytest.mark.parametrize("layer_kind", ["configured", "in_memory"])
+def test_a_room_event_reaches_a_process_once_whatever_its_sockets(
+        work: Any, bob: User, carol: User, settings: Any, monkeypatch: pytest.MonkeyPatch,
+        layer_kind: str) -> None:
+    """Eight sockets of one room in one process: the process joins the room's group once
+    and takes each line from the channel layer once, then hands the same text to all
+    eight; the last socket to leave ends the membership. The configured layer (Redis
+    Pub/Sub when REDIS_URL is set) and the embedded demo's in-memory layer alike."""
+    from channels.layers import get_channel_layer
+
+    from exchange.rooms import fanout
+
+    if layer_kind == "in_memory":
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    group = Room.objects.create(kind="work", work=work, owner=work.owner).group
+    adds: list[str] = []
+    layer = get_channel_layer()
+    real_add = layer.group_add
+
+    async def counting_add(name: str, channel: str) -> None:
+        adds.append(name)
+        await real_add(name, channel)
+
+    monkeypatch.setattr(layer, "group_add", counting_add)
+
+    async def scenario() -> None:
+        sockets = [socket(work_path(work), who) for who in (bob, carol) for _ in range(4)]
+        for each in sockets:
+            await join(each)
+        hub = fanout.hub()
+        assert hub is not None
+        assert hub.subscribed == {group}
+        assert len(hub.rooms[group]) == 8
+        before = hub.events
+        for n in range(3):
+            await sockets[0].send_json_to({"type": "say", "text": f"line {n}", "nonce": f"n{n}"})
+            assert (await sockets[0].receive_json_from())["type"] == "ack"
+            frames = [await each.receive_json_from() for each in sockets]
+            assert {frame["message"]["text"] for frame in frames} == {f"line {n}"}
+        assert hub.events - before == 3  # not 24
+        for each in sockets:
+            await each.disconnect()
+        assert hub.rooms == {}
+        assert hub.subscribed == set()
+
+    run(scenario)
+    assert adds == [group]
+
+
+@pytest.mark.parametrize(("stall_seconds", "sends_per_turn"), [(None, None), (0.0, 1)])
+def test_a_socket_that_does_not_read_holds_up_only_itself(
+        work: Any, bob: User, carol: User, monkeypatch: pytest.MonkeyPatch,
+        stall_seconds: float | None, sends_per_turn: int | None) -> None:
+    """A reader whose send never completes (its buffer full) keeps its own lines waiting;
+    the rest of the room still gets every line, in order. Also with the sender yielding
+    after every socket and the watchdog firing while it yields (it looks again)."""
+    import asyncio
+
+    from exchange.rooms import fanout
+
+    if stall_seconds is not None:
+        monkeypatch.setattr(fanout, "STALL_SECONDS", stall_seconds)
+        monkeypatch.setattr(fanout, "SENDS_PER_TURN", sends_per_turn)
+
+    async def scenario() -> None:
+        talker, stuck, reader = (socket(work_path(work), carol), socket(work_path(work), bob),
+                                 socket(work_path(work), carol))
+        for each in (talker, stuck, reader):
+            await join(each)
+        hub = fanout.hub()
+        assert hub is not None
+        consumers = list(next(iter(hub.rooms.values())))
+        never = asyncio.Event()
+
+        async def blocked_send(**_: Any) -> None:
+            await never.wait()
+
+        consumers[1].send = blocked_send  # the second to join: Bob's socket
+        for n in range(3):
+            await talker.send_json_to({"type": "say", "text": f"line {n}"})
+            assert (await talker.receive_json_from())["type"] == "ack"
+            assert (await talker.receive_json_from())["message"]["text"] == f"line {n}"
+            assert (await reader.receive_json_from())["message"]["text"] == f"line {n}"
+        assert await stuck.receive_nothing()
+        for each in (talker, reader):
+            await each.disconnect()
+        await stuck.disconnect(timeout=1)
+
+    run(scenario)
