@@ -85,8 +85,8 @@ NOTES = """How the stack got here, measured with this script on the same machine
   per receipt, timed as before from just before the line is sent to its receipt.
 - uvicorn's permessage-deflate (on by default; browsers and the `websockets` client
   offer it) compresses every frame once per socket, a compression context per
-  connection: 15% of the server's profile. `--ws-per-message-deflate false` runs are
-  quoted under "How to read it".
+  connection: 15% of the server's profile. `scripts/run` and the production command
+  turn it off, and so does this benchmark unless `--ws-per-message-deflate true`.
 """
 
 
@@ -540,8 +540,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn processes")
     parser.add_argument("--ws", default="auto", help="uvicorn's WebSocket implementation")
-    parser.add_argument("--ws-per-message-deflate", default="true", choices=["true", "false"],
-                        help="uvicorn's permessage-deflate (on by default, as scripts/run has it)")
+    parser.add_argument("--ws-per-message-deflate", default="false", choices=["true", "false"],
+                        help="uvicorn's permessage-deflate (off, as scripts/run and the "
+                             "production command have it; `true` measures uvicorn's default)")
     parser.add_argument("--client-processes", type=int, default=2,
                         help="processes holding the listeners (lean clients); 0: websockets "
                              "connections in this process")

@@ -110,24 +110,26 @@ def test_orders_accepted_across_a_redis_restart_are_all_recorded_once(
     buyer = AgentProcess(tmp_path, "buyer", site.url)
     buyer.setup("bob", site.logins["bob"])
 
-    # The client's orders are for a licence of their own: Bob's second device, which
-    # "downloads" from Carol's serving device.
+    # The client's orders are for a licence of their own: a device of Carol's, which
+    # "downloads" from Rita's serving device. (Not one of Bob's: Bob's agent below would
+    # then have its licence re-issued from it, as one library on every device does,
+    # instead of buying during the outage.)
     keys = DeviceKeys.generate()
     public = keys.public.to_b64url()
-    with site.api("bob") as bob:
-        device = bob.post("/api/v1/devices/", json={
+    with site.api("carol") as carol:
+        device = carol.post("/api/v1/devices/", json={
             "name": "drill", "signing_key": public["sig"], "kem_key": public["kem"]}).json()
-        bought = bob.post("/api/v1/purchases/", headers={"Idempotency-Key": "drill-2-orders"},
-                          json={"work": work["id"], "device": device["device_id"]})
+        bought = carol.post("/api/v1/purchases/", headers={"Idempotency-Key": "drill-2-orders"},
+                            json={"work": work["id"], "device": device["device_id"]})
         assert bought.status_code == 201, bought.text
         client_licence = bought.json()["licence"]["id"]
 
     def sign(piece: int) -> str:
-        return sign_order(keys, licence_id=client_licence, peer_id=devices["carol"],
+        return sign_order(keys, licence_id=client_licence, peer_id=devices["rita"],
                           piece=piece, byte_count=manifest.piece_length(piece),
                           issued_at=int(time.time()))
 
-    client = OrderClient(site.url, _token(site, "carol"), sign, list(range(count)))
+    client = OrderClient(site.url, _token(site, "rita"), sign, list(range(count)))
     with seeders["carol"].serving(), seeders["rita"].serving():
         client.thread.start()
         try:

@@ -151,7 +151,8 @@ def platform(tmp: Path, *, celery: bool = False, piece_size: int = 256 * 1024,
             site.commands["server"] = [
                 sys.executable, "-m", "uvicorn", "exchange.asgi:application", "--host",
                 "127.0.0.1", "--port", str(port), "--workers", "1", "--lifespan", "off",
-                "--ws-max-size", "65536", "--log-level", "warning"]
+                "--ws-max-size", "65536", "--ws-per-message-deflate", "false",
+                "--log-level", "warning"]
         if celery:
             site.commands["worker"] = [
                 sys.executable, "-m", "celery", "-A", "exchange", "worker", "--pool", "solo",

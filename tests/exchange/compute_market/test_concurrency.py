@@ -27,7 +27,7 @@ from exchange.compute_market.models import (
 from exchange.compute_market.submission import JobSpec, UnitSpec, job_submit, module_store
 from exchange.ledger.models import Account, AccountKind, Posting
 from tests.exchange.compute_market.support import EMPTY_COMMAND, Member, enroll, send, signed, take
-from tests.exchange.test_money_concurrency import _race
+from tests.support.races import race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 UNITS = 120
@@ -50,7 +50,7 @@ def test_eight_devices_at_once_take_distinct_slots_and_each_unit_is_paid_once(
         enroll(member)
         members.append(member)
 
-    taken = _race(8, lambda i: take(members[i], 60))
+    taken = race(8, lambda i: take(members[i], 60))
     assert not [t for t in taken if isinstance(t, Exception)], taken
     given = Counter(d.unit.pk for batch in taken for d in batch)
     # Locked units are skipped, not waited for: a race hands out fewer than all slots,
@@ -60,7 +60,7 @@ def test_eight_devices_at_once_take_distinct_slots_and_each_unit_is_paid_once(
     per_member = Counter((a.unit_id, a.user_id) for a in Assignment.objects.all())
     assert max(per_member.values()) == 1
 
-    answers = _race(8, lambda i: send(members[i], [signed(members[i], d, b"same", fuel=FUEL)
+    answers = race(8, lambda i: send(members[i], [signed(members[i], d, b"same", fuel=FUEL)
                                                    for d in taken[i]]))
     assert not [a for a in answers if isinstance(a, Exception)], answers
     assert {o.status for batch in answers for o in batch} == {"accepted"}
