@@ -293,7 +293,8 @@ def test_a_contributor_killed_mid_unit_loses_it_to_another_device_after_its_dead
             for running in steady.values():
                 if running.poll() is None:
                     running.send_signal(signal.SIGINT)  # Ctrl-C
-        summaries = {user: summary_of(p, timeout=60) for user, p in steady.items()}
+        # wide: on a loaded machine a contributor may be mid-request when Ctrl-C comes
+        summaries = {user: summary_of(p, timeout=180) for user, p in steady.items()}
         assert all(p.returncode == 0 for p in steady.values())
         assert {s["stopped_because"] for s in summaries.values()} == {"interrupted"}
 
