@@ -93,12 +93,13 @@ def test_a_get_or_an_anonymous_post_changes_nothing(owned, client) -> None:
 
 
 def test_the_page_renders_in_korean(owned, bob, client) -> None:
-    """The Korean strings are in locale/pending/library.json until the lead merges them."""
     client.force_login(bob)
     client.cookies["django_language"] = "ko"
     response = client.get("/purchases/")
     assert response.status_code == 200
-    assert 'lang="ko"' in response.content.decode()
+    page = response.content.decode()
+    assert 'lang="ko"' in page
+    assert "내 기기에서" in page  # "On your devices", the section's heading
 
 
 def test_the_studio_sets_the_device_limit(rita, client, make_work) -> None:
