@@ -191,7 +191,7 @@ def read_compute_result(
     elif stop is ComputeStop.EXIT:
         raise MalformedError("a unit that exited must give its exit status")
     nonce = reader.raw("nonce")
-    if type(nonce) is not str or not _NONCE.match(nonce):
+    if type(nonce) is not str or not _NONCE.fullmatch(nonce):
         raise MalformedError("compute result nonce must be 16 bytes in canonical base64url")
     return ComputeResult(
         job_id=job_id,

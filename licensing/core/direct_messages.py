@@ -100,7 +100,7 @@ def new_message_id(random: Callable[[int], bytes] = os.urandom) -> str:
 
 
 def check_message_id(value: object) -> str:
-    if type(value) is not str or not _MESSAGE_ID.match(value):
+    if type(value) is not str or not _MESSAGE_ID.fullmatch(value):
         raise MalformedError("a message id is 16 bytes in canonical base64url")
     return value
 

@@ -67,7 +67,7 @@ def b64url_decode(text: object, *, length: int | None = None, what: str = "value
 
 def hex_decode(text: object, *, length: int, what: str = "value") -> bytes:
     """Decode lowercase hex of exactly ``length`` bytes."""
-    if not isinstance(text, str) or len(text) != 2 * length or not _HEX_CHARS.match(text):
+    if not isinstance(text, str) or len(text) != 2 * length or not _HEX_CHARS.fullmatch(text):
         raise MalformedError(f"{what} must be {2 * length} lowercase hex digits")
     return bytes.fromhex(text)
 
@@ -128,7 +128,7 @@ def check_identifier(value: object, *, what: str) -> str:
     if (
         not isinstance(value, str)
         or not 0 < len(value) <= MAX_IDENTIFIER_LENGTH
-        or not _IDENTIFIER.match(value)
+        or not _IDENTIFIER.fullmatch(value)
     ):
         raise MalformedError(f"{what} must be 1-{MAX_IDENTIFIER_LENGTH} printable ASCII characters")
     return value

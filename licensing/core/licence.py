@@ -222,7 +222,7 @@ def licence_from_claims(kid: str, claims: dict[str, Any]) -> Licence:
     """Build a ``Licence`` from verified claims, strictly."""
     reader = ClaimReader(claims, required=_CLAIMS, optional=_OPTIONAL_CLAIMS, what="licence")
     mark = reader.raw("mark")
-    if not isinstance(mark, str) or not _MARK.match(mark):
+    if not isinstance(mark, str) or not _MARK.fullmatch(mark):
         raise MalformedError("licence claim 'mark' must be a decimal string")
     uses = reader.raw("uses")
     if not isinstance(uses, list):

@@ -120,7 +120,7 @@ def _verified_order(
     else:
         raise WrongPeerError("the order is addressed to another peer")
     nonce = claims["nonce"]
-    if type(nonce) is not str or not _NONCE.match(nonce):
+    if type(nonce) is not str or not _NONCE.fullmatch(nonce):
         raise MalformedError("order nonce must be 16 bytes in canonical base64url")
     piece, byte_count, issued_at = claims["piece"], claims["bytes"], claims["iat"]
     if not (

@@ -95,3 +95,15 @@ def test_bad_text_cannot_be_sealed(keys) -> None:
         _seal(keys, body="\ud800")  # a lone surrogate is not Unicode text
     with pytest.raises(MalformedError):
         _seal(keys, mid="not-a-message-id")
+
+
+def test_a_message_id_with_a_trailing_newline_is_refused() -> None:
+    """A regular expression's ``$`` also matches before a final newline: ids are matched
+    whole, so "<id>\\n" is not a second spelling of "<id>"."""
+    from licensing.core.direct_messages import check_message_id
+    from licensing.core.errors import MalformedError
+
+    valid = "A" * 21 + "Q"
+    assert check_message_id(valid) == valid
+    with pytest.raises(MalformedError):
+        check_message_id(valid + "\n")
