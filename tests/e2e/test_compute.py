@@ -167,12 +167,18 @@ def test_three_members_render_a_picture_one_cheats_and_is_caught_and_unpaid(
     assert job["state"] == "running"
     assert _balance(bob, "wallet") == wallet_before - job["budget_minor"]
 
-    # All three at once until the platform has no work for them; a cheater's wrong
-    # result reopens its unit for a third member, who may already have stopped: the
-    # honest two then run again until the job is done.
-    rounds = [{user: contribute(agents[user], "--until-idle", *CONTRIBUTE,
-                                module="tests.support.cheating_contributor"
-                                if user == "admin" else "agent") for user in people}]
+    # All three until the platform has no work for them; a cheater's wrong result
+    # reopens its unit for a third member, who may already have stopped: the honest two
+    # then run again until the job is done. The cheater starts first and the honest two
+    # join once it has lied about a unit: started together, they could take every unit
+    # of this small job before the cheater's own start-up is over.
+    cheater = contribute(agents["admin"], "--until-idle", *CONTRIBUTE,
+                         module="tests.support.cheating_contributor")
+    lied = agents["admin"].home / "compute" / "cheated.jsonl"
+    wait_until(lambda: lied.exists() and lied.read_text().endswith("\n"), timeout=120,
+               what="the cheater to run a unit", log=agents["admin"].log)
+    rounds = [{"admin": cheater, **{user: contribute(agents[user], "--until-idle", *CONTRIBUTE)
+                                    for user in ("carol", "rita")}}]
     summaries: list[dict[str, dict[str, Any]]] = [
         {user: summary_of(process, timeout=300) for user, process in rounds[0].items()}]
     while _job(bob, job["id"])["state"] == "running" and len(summaries) < 6:
