@@ -416,17 +416,29 @@ def cmd_contribute(agent: Agent, args: argparse.Namespace) -> int:
     loop = ContributeLoop(platform=agent.platform, device=agent.device, home=agent.home,
                           options=options, report=report)
 
-    def terminate(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
+    # Ctrl-C (or a service manager's SIGTERM) asks the loop to stop: it checks at least
+    # once a second and abandons the units in flight on its way out. Raising
+    # KeyboardInterrupt wherever the main thread happened to be could leave the HTTP
+    # client's pool with a lock held, and the summary's last request waiting on it for
+    # ever. A second signal stops at once.
+    asked: list[bool] = []
 
-    previous = signal.signal(signal.SIGTERM, terminate)  # a service manager's stop: Ctrl-C's
+    def interrupt(_signum: int, _frame: object) -> None:
+        if asked:
+            raise KeyboardInterrupt
+        asked.append(True)
+        loop.stop("interrupted")
+
+    previous = {number: signal.signal(number, interrupt)
+                for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         tally = loop.run()
     except KeyboardInterrupt:
         loop.stop("interrupted")  # run() has abandoned the units in flight on its way out
         tally = loop.tally
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
         if live is not None:
             live.close()
     summary = tally.as_json()
