@@ -16,22 +16,6 @@ from exchange.rooms.models import Room, RoomMessage, RoomSanction
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def work(rita: User, make_work: Callable[..., Any]) -> Any:
-    return make_work(rita, title="Harbour at dawn")
-
-
-@pytest.fixture
-def licensed(work: Any, bob: User, fund: Callable[..., None],
-             device_of: Callable[..., Any]) -> Any:
-    from exchange.purchases.services import purchase_create
-
-    fund(bob, 10_000)
-    _keys, device = device_of(bob)
-    purchase_create(buyer=bob, work_id=work.pk, device_id=device.device_id)
-    return work
-
-
 def room_of(work: Any, **rules: Any) -> Room:
     return Room.objects.create(kind="work", work=work, owner=work.owner, **rules)
 

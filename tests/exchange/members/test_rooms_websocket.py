@@ -33,23 +33,6 @@ def _clean_cache() -> None:
     cache.clear()  # the member rate limits count in the cache
 
 
-@pytest.fixture
-def work(rita: User, make_work: Callable[..., Any]) -> Any:
-    return make_work(rita, title="Harbour at dawn")
-
-
-@pytest.fixture
-def licensed(work: Any, bob: User, fund: Callable[..., None],
-             device_of: Callable[..., Any]) -> Any:
-    """Bob holds a licence for Rita's work, bought the real way."""
-    from exchange.purchases.services import purchase_create
-
-    fund(bob, 10_000)
-    _keys, device = device_of(bob)
-    purchase_create(buyer=bob, work_id=work.pk, device_id=device.device_id)
-    return work
-
-
 COOKIES: dict[int, tuple[bytes, bytes]] = {}
 
 
