@@ -1,0 +1,312 @@
+"""The index's HTTP interface: a plain ASGI application (no framework: every request is a
+few dictionary lookups, one Redis script and a JSON answer, and a framework's routing and
+request objects would cost more than the work itself; docs/INDEX.md has the measurements).
+
+Routes (docs/API.md, "The index fast path"):
+
+- ``POST /index/v1/announce``: where a peer listens and what it holds, many works at once;
+- ``GET /index/v1/announce?work=&port=&bitfield=&numwant=``: one work, the tracker's case,
+  answered with sources;
+- ``POST /index/v1/heartbeat``: still here;
+- ``GET /index/v1/works/<id>/sources?n=``: who to fetch a work from;
+- ``GET /index/v1/health``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from peerindex import schema
+from peerindex.catalogue import Catalogue
+from peerindex.config import Config
+from peerindex.credentials import Claims, CredentialError
+from peerindex.gate import Gate, LimitedError
+from peerindex.heartbeats import Heartbeats
+from peerindex.inputs import (
+    MAX_BODY,
+    MAX_SOURCES,
+    WORK_ID,
+    AnnounceBody,
+    InvalidError,
+    Query,
+    announce_body,
+    held,
+)
+from peerindex.link import Link, RedisError, RedisUnavailableError
+from peerindex.records import choose, endpoint_url, parse_sources, render_source
+from peerindex.store import Held, announce_call, sources_call
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+log = logging.getLogger("peerindex")
+RETRY_AFTER_UNAVAILABLE = 5
+SOURCES_PREFIX = "/index/v1/works/"
+
+
+class _ReplyError(Exception):
+    """An answer other than success, raised from anywhere in a handler."""
+
+    def __init__(self, status: int, code: str, message: str, *, field: str = "",
+                 retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.field, self.retry_after = status, code, field, retry_after
+
+
+def _error_body(code: str, message: str, field: str) -> bytes:
+    fields = {field: [message]} if field else {}
+    return json.dumps({"error": {"code": code, "message": message, "fields": fields}},
+                      separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class IndexApp:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.link = Link(config.redis_url)
+        self.gate = Gate(config.keys, per_address=config.rate_per_address,
+                         per_credential=config.rate_per_credential)
+        self.catalogue = Catalogue(self.link)
+        self.heartbeats = Heartbeats(self.link, peer_ttl=config.peer_timeout)
+        self._revoked_generation: bytes | None = b"?"
+        self._watcher: asyncio.Task[None] | None = None
+        self._interval = b'{"interval":%d}' % config.announce_interval
+
+    # --- lifespan ------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        """Every second: a stalled Redis is dropped, and what the platform changed
+        (works on sale, revocations) is picked up."""
+        while True:
+            with contextlib.suppress(RedisUnavailableError, RedisError):
+                await self.refresh()
+            self.link.check_stall()
+            await asyncio.sleep(1.0)
+
+    async def refresh(self) -> None:
+        works_gen, revoked_gen = await self.link.call("MGET", schema.WORKS_GEN,
+                                                      schema.REVOKED_GEN)
+        self.catalogue.changed(works_gen)
+        if revoked_gen != self._revoked_generation:
+            now = int(time.time())
+            members = await self.link.call("ZRANGEBYSCORE", schema.REVOKED, now, "+inf")
+            self.gate.set_revoked(m.decode() for m in members)
+            self._revoked_generation = revoked_gen
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                with contextlib.suppress(RedisUnavailableError, RedisError):
+                    await self.refresh()
+                self._watcher = asyncio.ensure_future(self._watch())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._watcher is not None:
+                    self._watcher.cancel()
+                self.link.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # --- HTTP ----------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        headers: list[tuple[bytes, bytes]] = []
+        try:
+            status, body = await self._route(scope, receive)
+        except _ReplyError as reply:
+            status, body = reply.status, _error_body(reply.code, str(reply), reply.field)
+            if reply.retry_after is not None:
+                headers.append((b"retry-after", b"%d" % reply.retry_after))
+        except (RedisUnavailableError, RedisError) as exc:
+            log.warning("index: Redis: %s", exc)
+            status = 503
+            body = _error_body("index_unavailable", "The index is unavailable for a moment: "
+                               "retry after the time given, or use the platform's API.", "")
+            headers.append((b"retry-after", b"%d" % RETRY_AFTER_UNAVAILABLE))
+        headers += [(b"content-type", b"application/json"),
+                    (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _route(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
+        path, method = scope["path"], scope["method"]
+        if path == "/index/v1/health":
+            return await self._health()
+        claims = self._admit(scope)
+        if path == "/index/v1/heartbeat":
+            self._method(method, "POST")
+            await self._drain(receive, limit=1024)
+            return await self._heartbeat(claims)
+        if path == "/index/v1/announce":
+            if method == "POST":
+                return await self._announce(claims, scope, await self._drain(receive))
+            self._method(method, "GET")
+            return await self._announce_one(claims, scope)
+        if path.startswith(SOURCES_PREFIX) and path.endswith("/sources"):
+            self._method(method, "GET")
+            work = path[len(SOURCES_PREFIX):-len("/sources")]
+            return await self._sources(claims, work, Query.parse(scope["query_string"]))
+        raise _ReplyError(404, "not_found", "No such index route.")
+
+    @staticmethod
+    def _method(method: str, allowed: str) -> None:
+        if method != allowed:
+            raise _ReplyError(405, "method_not_allowed", f"Use {allowed} here.")
+
+    def _admit(self, scope: Scope) -> Claims:
+        header = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                header = value
+                break
+        client = scope.get("client")
+        address = client[0] if client else ""
+        try:
+            return self.gate.admit(header, address, int(time.time()))
+        except CredentialError as exc:
+            raise _ReplyError(401, exc.code, str(exc)) from None
+        except LimitedError as exc:
+            raise _ReplyError(429, "rate_limited", "Too many requests: slow down.",
+                         retry_after=exc.retry_after) from None
+
+    @staticmethod
+    async def _drain(receive: Receive, limit: int = MAX_BODY) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ReplyError(400, "invalid", "The request ended early.")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _ReplyError(413, "too_large", f"At most {limit} bytes in a request.")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _health(self) -> tuple[int, bytes]:
+        await self.link.call("PING")
+        return 200, b'{"ok":true}'
+
+    async def _heartbeat(self, claims: Claims) -> tuple[int, bytes]:
+        if not await self.heartbeats.beat(claims.device):
+            raise _ReplyError(409, "not_announced", "Announce before sending heartbeats.",
+                         field="device")
+        return 200, self._interval
+
+    def _endpoint(self, scope: Scope, host: str) -> str:
+        client = scope.get("client")
+        source = client[0] if client else ""
+        chosen = host or source
+        if chosen != source and not self.config.allow_announced_host:
+            raise _ReplyError(400, "host_mismatch", f"Announced host {chosen} is not the address "
+                         f"you connect from ({source}).", field="host")
+        try:
+            ipaddress.ip_address(chosen)
+        except ValueError:
+            if not self.config.allow_announced_host:
+                raise _ReplyError(400, "invalid", "Announce an IP address.", field="host") from None
+        return chosen
+
+    async def _checked(self, holdings: list[tuple[str, str]], *, urlsafe: bool = False
+                       ) -> list[Held]:
+        checked: list[Held] = []
+        for index, (work, bits) in enumerate(holdings):
+            entry = await self.catalogue.get(work)
+            field = "work" if urlsafe else f"holdings[{index}].work"
+            if entry is None:
+                raise _ReplyError(400, "unknown_work", f"No work {work} on sale.", field=field)
+            try:
+                checked.append(held(work, bits, entry, field.replace("work", "bitfield"),
+                                    urlsafe=urlsafe))
+            except InvalidError as exc:
+                raise _ReplyError(exc.status, exc.code, str(exc), field=exc.field) from None
+        return checked
+
+    async def _announce(self, claims: Claims, scope: Scope, raw: bytes) -> tuple[int, bytes]:
+        try:
+            body: AnnounceBody = announce_body(raw)
+        except InvalidError as exc:
+            raise _ReplyError(exc.status, exc.code, str(exc), field=exc.field) from None
+        host = self._endpoint(scope, body.host)
+        checked = await self._checked(body.holdings)
+        keys, args = announce_call(
+            device=claims.device, user=claims.user, host=host, port=body.port,
+            version=body.version, held=checked, replace=body.replace, now=int(time.time()),
+            peer_ttl=self.config.peer_timeout)
+        await self.link.script(schema.ANNOUNCE, keys, args)
+        answer = {"peer_id": claims.device, "url": endpoint_url(host, body.port),
+                  "interval": self.config.announce_interval, "holdings": len(checked)}
+        return 200, json.dumps(answer, separators=(",", ":")).encode()
+
+    async def _announce_one(self, claims: Claims, scope: Scope) -> tuple[int, bytes]:
+        try:
+            query = Query.parse(scope["query_string"])
+            work = query.work()
+            port = query.integer("port", 0, 1, 65535)
+            want = query.integer("numwant", 50, 0, MAX_SOURCES)
+        except InvalidError as exc:
+            raise _ReplyError(exc.status, exc.code, str(exc), field=exc.field) from None
+        host = self._endpoint(scope, "")
+        bits: str | None = query.values.get("bitfield", "")
+        if query.values.get("event") == "stopped":
+            bits = None
+        entry = await self.catalogue.get(work)
+        if entry is None:
+            raise _ReplyError(400, "unknown_work", f"No work {work} on sale.", field="work")
+        if bits is None:
+            item = Held(work, 0, "")
+        else:
+            item = (await self._checked([(work, bits)], urlsafe=True))[0]
+        keys, args = announce_call(
+            device=claims.device, user=claims.user, host=host, port=port, version="",
+            held=[item], replace=False, now=int(time.time()), peer_ttl=self.config.peer_timeout)
+        writing = self.link.script(schema.ANNOUNCE, keys, args)
+        if not want:
+            await writing
+            return 200, self._interval
+        s_keys, s_args = sources_call(work, pieces=entry.pieces, want=want, skip=claims.device)
+        reading = self.link.script(schema.SOURCES, s_keys, s_args)
+        _, reply = await asyncio.gather(writing, reading)
+        return 200, self._sources_body(reply, entry.pieces, want, extra=b"")
+
+    def _sources_body(self, reply: Any, pieces: int, want: int, *, extra: bytes) -> bytes:
+        full = self.catalogue.full_bitfield(pieces)
+        chosen = choose(parse_sources(reply), want)
+        return (b'{"interval":%d,"sources":[' % self.config.announce_interval
+                + b",".join(render_source(s, full) for s in chosen) + b"]" + extra + b"}")
+
+    async def _sources(self, claims: Claims, work: str, query: Query) -> tuple[int, bytes]:
+        if not WORK_ID.fullmatch(work):
+            raise _ReplyError(404, "unknown_work", "No such work on sale.")
+        try:
+            want = query.integer("n", 50, 1, MAX_SOURCES)
+        except InvalidError as exc:
+            raise _ReplyError(exc.status, exc.code, str(exc), field=exc.field) from None
+        entry = await self.catalogue.get(work)
+        if entry is None:
+            raise _ReplyError(404, "unknown_work", "No such work on sale.")
+        keys, args = sources_call(work, pieces=entry.pieces, want=want)
+        reply = await self.link.script(schema.SOURCES, keys, args)
+        seeds = b',"web_seeds":' + json.dumps(list(entry.web_seeds)).encode()
+        return 200, self._sources_body(reply, entry.pieces, want, extra=seeds)
+
+
+def create_app() -> IndexApp:
+    """The application, configured from the environment (uvicorn's ``--factory``)."""
+    return IndexApp(Config.from_env())

@@ -1,0 +1,44 @@
+"""The works on sale, as this process knows them: read from Redis on first use, then
+remembered until the platform says the catalogue changed (its generation counter, polled
+every second). A lookup of a work the platform withdrew is refused within a second."""
+
+from __future__ import annotations
+
+import base64
+
+from licensing.core.bitfield import bitfield_full
+from peerindex import schema
+from peerindex.link import Link
+from peerindex.store import WorkEntry
+
+
+class Catalogue:
+    def __init__(self, link: Link) -> None:
+        self.link = link
+        self.generation: bytes | None = None
+        self._works: dict[str, WorkEntry | None] = {}
+        self._full: dict[int, str] = {}
+
+    async def get(self, work: str) -> WorkEntry | None:
+        try:
+            return self._works[work]
+        except KeyError:
+            pass
+        raw = await self.link.call("HGET", schema.WORKS, work)
+        entry = None if raw is None else WorkEntry.decode(raw)
+        if len(self._works) > 500_000:
+            self._works.clear()
+        self._works[work] = entry
+        return entry
+
+    def changed(self, generation: bytes | None) -> None:
+        if generation != self.generation:
+            self.generation = generation
+            self._works = {}
+
+    def full_bitfield(self, pieces: int) -> str:
+        """The base64 bitfield of every piece, which the index does not store."""
+        found = self._full.get(pieces)
+        if found is None:
+            found = self._full[pieces] = base64.b64encode(bitfield_full(pieces)).decode()
+        return found

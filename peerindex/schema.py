@@ -1,0 +1,182 @@
+"""Where the index keeps its state in Redis, and the scripts that change it atomically.
+
+Shared by the service (asynchronous, ``link.py``) and the platform (redis-py, ``store.py``),
+so both read and write one layout. Every request is one script call: one round trip, and
+no other client ever sees half an announce.
+
+Keys (docs/INDEX.md has the reasons):
+
+- ``pmi:p:{device}`` string, expiring after the peer timeout: the peer is live while it
+  exists. Its value is ``SEEN<US>user<US>host<US>port<US>network<US>version<US>fragment``,
+  ``SEEN`` ten digits of Unix time (a heartbeat rewrites them in place), ``fragment`` the
+  peer's part of a sources answer, already JSON.
+- ``pmi:w:{work}`` sorted set, device -> pieces held: who holds the work, most first.
+- ``pmi:b:{work}`` hash, device -> base64 bitfield, for partial holders only (a holder of
+  every piece needs none, which is most of them).
+- ``pmi:h:{device}`` set of the works a peer holds (a full announce drops the others).
+- ``pmi:works`` hash, work -> ``{"n": pieces, "s": [web seeds]}``: what is on sale, kept by
+  the platform; ``pmi:works:gen`` counts its changes.
+- ``pmi:revoked`` sorted set, ``d:<device>``, ``u:<user>`` or ``c:<credential id>`` -> until
+  when (Unix time); ``pmi:revoked:gen`` counts its changes.
+- ``pmi:dirty`` hash, device -> when it last changed (ms): the durable record's to-do list,
+  drained into PostgreSQL in batches by the platform.
+
+Holdings keys expire too (``HOLDINGS_TTL``), refreshed by announces, so nothing needs a
+sweeper; agents re-announce in full every ``REANNOUNCE_SECONDS``, well within it.
+"""
+
+from __future__ import annotations
+
+SEP = "\x1f"
+PEER = "pmi:p:"
+HOLDERS = "pmi:w:"
+BITFIELDS = "pmi:b:"
+HELD = "pmi:h:"
+WORKS = "pmi:works"
+WORKS_GEN = "pmi:works:gen"
+REVOKED = "pmi:revoked"
+REVOKED_GEN = "pmi:revoked:gen"
+DIRTY = "pmi:dirty"
+
+REANNOUNCE_SECONDS = 1800
+HOLDINGS_TTL = 4 * REANNOUNCE_SECONDS
+MAX_HOLDINGS_PER_ANNOUNCE = 1000
+
+# KEYS: peer, held, dirty, then (holders, bitfields) per work.
+# ARGV: peer value, peer ttl, holdings ttl, replace (0/1), device, now (ms),
+#       then (work, pieces held, bitfield or "" for all) per work.
+ANNOUNCE = """
+local device, hold_ttl = ARGV[5], tonumber(ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
+local listed = {}
+local n = (#KEYS - 3) / 2
+for i = 1, n do
+  local holders, bits_key = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
+  local at = 7 + 3 * (i - 1)
+  local work, have, bits = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2]
+  listed[work] = true
+  if have == 0 then
+    redis.call('ZREM', holders, device)
+    redis.call('HDEL', bits_key, device)
+    redis.call('SREM', KEYS[2], work)
+  else
+    redis.call('ZADD', holders, have, device)
+    redis.call('EXPIRE', holders, hold_ttl)
+    if bits == '' then
+      redis.call('HDEL', bits_key, device)
+    else
+      redis.call('HSET', bits_key, device, bits)
+      redis.call('EXPIRE', bits_key, hold_ttl)
+    end
+    redis.call('SADD', KEYS[2], work)
+  end
+end
+if ARGV[4] == '1' then
+  for _, work in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+    if not listed[work] then
+      redis.call('ZREM', '""" + HOLDERS + """' .. work, device)
+      redis.call('HDEL', '""" + BITFIELDS + """' .. work, device)
+      redis.call('SREM', KEYS[2], work)
+    end
+  end
+end
+redis.call('EXPIRE', KEYS[2], hold_ttl)
+redis.call('HSET', KEYS[3], device, ARGV[6])
+return n
+"""
+
+# KEYS: dirty. ARGV: now (ten digits), peer ttl, holdings ttl, now (ms), devices...
+# Returns the devices that are not live (they must announce again).
+HEARTBEAT = """
+local missing = {}
+for i = 5, #ARGV do
+  local device = ARGV[i]
+  local key = '""" + PEER + """' .. device
+  if redis.call('EXPIRE', key, ARGV[2]) == 1 then
+    redis.call('SETRANGE', key, 0, ARGV[1])
+    redis.call('EXPIRE', '""" + HELD + """' .. device, ARGV[3])
+    redis.call('HSET', KEYS[1], device, ARGV[4])
+  else
+    missing[#missing + 1] = device
+  end
+end
+return missing
+"""
+
+# KEYS: holders, bitfields. ARGV: how many live holders wanted, the work's piece count,
+# a device to leave out (the asker) or "".
+# Returns flat triples (peer value, pieces held, bitfield or "" for all), most pieces
+# first. Holders found silent (their peer key expired) are removed on the way: the lookup
+# is the sweeper.
+SOURCES = """
+local want, pieces, skip = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local out, start, rounds = {}, 0, 0
+local found = 0
+while found < want and rounds < 4 do
+  local batch = want - found + 16
+  local ids = redis.call('ZREVRANGE', KEYS[1], start, start + batch - 1, 'WITHSCORES')
+  if #ids == 0 then break end
+  local keys = {}
+  for i = 1, #ids, 2 do keys[#keys + 1] = '""" + PEER + """' .. ids[i] end
+  local values = redis.call('MGET', unpack(keys))
+  local dead = {}
+  local partial, partial_at = {}, {}
+  for i, value in ipairs(values) do
+    local device = ids[2 * i - 1]
+    if not value then
+      dead[#dead + 1] = device
+    elseif device ~= skip and found < want then
+      found = found + 1
+      local have = tonumber(ids[2 * i])
+      out[#out + 1] = value
+      out[#out + 1] = have
+      out[#out + 1] = ''
+      if have < pieces then
+        partial[#partial + 1] = device
+        partial_at[#partial_at + 1] = #out
+      end
+    end
+  end
+  if #partial > 0 then
+    local bits = redis.call('HMGET', KEYS[2], unpack(partial))
+    for i, b in ipairs(bits) do out[partial_at[i]] = b or '' end
+  end
+  if #dead > 0 then
+    redis.call('ZREM', KEYS[1], unpack(dead))
+    redis.call('HDEL', KEYS[2], unpack(dead))
+  end
+  start = start + #ids / 2 - #dead
+  rounds = rounds + 1
+  if #ids / 2 < batch then break end
+end
+return out
+"""
+
+# KEYS: dirty. ARGV: (device, stamp) pairs read before a flush. A field is dropped only if
+# it still holds what was read: a change during the flush stays to be written next time.
+DIRTY_DONE = """
+local done = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    done = done + 1
+  end
+end
+return done
+"""
+
+
+def peer_key(device: str) -> str:
+    return PEER + device
+
+
+def holders_key(work: str) -> str:
+    return HOLDERS + work
+
+
+def bitfields_key(work: str) -> str:
+    return BITFIELDS + work
+
+
+def held_key(device: str) -> str:
+    return HELD + device

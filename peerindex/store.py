@@ -1,0 +1,258 @@
+"""The index's state in Redis through redis-py: the platform's side (its own announce,
+heartbeat and sources endpoints, the catalogue and revocations it publishes, the flush
+into PostgreSQL), and tests and benchmarks. The service runs the same scripts through its
+own link (``link.py``); ``calls`` builds their arguments for both."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import redis
+
+from peerindex import schema
+from peerindex.records import PeerRecord, Source, choose, parse_sources, peer_value
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """One work in an announce: pieces held and the bitfield ("" when every piece is)."""
+
+    work: str
+    have: int
+    bitfield: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkEntry:
+    """A work on sale as the index knows it."""
+
+    pieces: int
+    web_seeds: tuple[str, ...] = ()
+
+    def encode(self) -> str:
+        return json.dumps({"n": self.pieces, "s": list(self.web_seeds)}, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> WorkEntry:
+        data = json.loads(raw)
+        return cls(int(data["n"]), tuple(str(s) for s in data.get("s", ())))
+
+
+def announce_call(*, device: str, user: int, host: str, port: int, version: str,
+                  held: Sequence[Held], replace: bool, now: int, peer_ttl: int
+                  ) -> tuple[list[str], list[str | int]]:
+    """KEYS and ARGV for the ``ANNOUNCE`` script."""
+    keys = [schema.peer_key(device), schema.held_key(device), schema.DIRTY]
+    args: list[str | int] = [
+        peer_value(seen=now, user=user, host=host, port=port, version=version, device=device),
+        peer_ttl, schema.HOLDINGS_TTL, 1 if replace else 0, device, now * 1000,
+    ]
+    for item in held:
+        keys += [schema.holders_key(item.work), schema.bitfields_key(item.work)]
+        args += [item.work, item.have, item.bitfield]
+    return keys, args
+
+
+def heartbeat_args(devices: Sequence[str], *, now: int, now_ms: int,
+                   peer_ttl: int) -> list[str | int]:
+    return [f"{now:010d}", peer_ttl, schema.HOLDINGS_TTL, now_ms, *devices]
+
+
+def sources_call(work: str, *, pieces: int, want: int, skip: str = ""
+                 ) -> tuple[list[str], list[str | int]]:
+    # A few more than wanted, so choosing can spread them across networks.
+    fetch = min(want + max(8, want // 4), 400)
+    return [schema.holders_key(work), schema.bitfields_key(work)], [fetch, pieces, skip]
+
+
+def _script(conn: redis.Redis, source: str, keys: Sequence[str],
+            args: Sequence[str | int]) -> Any:
+    return conn.eval(source, len(keys), *keys, *args)
+
+
+def announce(conn: redis.Redis, *, device: str, user: int, host: str, port: int,
+             version: str, held: Sequence[Held], replace: bool, now: int,
+             peer_ttl: int) -> None:
+    keys, args = announce_call(device=device, user=user, host=host, port=port,
+                               version=version, held=held, replace=replace, now=now,
+                               peer_ttl=peer_ttl)
+    _script(conn, schema.ANNOUNCE, keys, args)
+
+
+def heartbeat(conn: redis.Redis, devices: Sequence[str], *, now: int,
+              peer_ttl: int) -> list[str]:
+    """Heartbeats for ``devices``; the ones that are not live (announce again)."""
+    missing = _script(conn, schema.HEARTBEAT, [schema.DIRTY],
+                      heartbeat_args(devices, now=now, now_ms=now * 1000, peer_ttl=peer_ttl))
+    return [m.decode() if isinstance(m, bytes) else str(m) for m in missing]
+
+
+def sources(conn: redis.Redis, work: str, *, pieces: int, want: int,
+            skip: str = "") -> list[Source]:
+    keys, args = sources_call(work, pieces=pieces, want=want, skip=skip)
+    return choose(parse_sources(_script(conn, schema.SOURCES, keys, args)), want)
+
+
+def live(conn: redis.Redis, devices: Sequence[str]) -> set[str]:
+    """Which of ``devices`` are live peers now."""
+    if not devices:
+        return set()
+    values = conn.mget([schema.peer_key(d) for d in devices])
+    return {d for d, v in zip(devices, values, strict=True) if v is not None}
+
+
+def live_count(conn: redis.Redis) -> int:
+    """Live peers, by counting their keys (a scan: for dashboards, not hot paths)."""
+    return sum(1 for _ in conn.scan_iter(match=schema.PEER + "*", count=1000))
+
+
+def peer_drop(conn: redis.Redis, device: str) -> None:
+    """Take a peer out of every answer now (its device was revoked)."""
+    conn.delete(schema.peer_key(device))
+
+
+# --- what is on sale -----------------------------------------------------------------
+
+def works_put(conn: redis.Redis, entries: Mapping[str, WorkEntry]) -> None:
+    if entries:
+        pipe = conn.pipeline(transaction=True)
+        pipe.hset(schema.WORKS, mapping={w: e.encode() for w, e in entries.items()})
+        pipe.incr(schema.WORKS_GEN)
+        pipe.execute()
+
+
+def works_remove(conn: redis.Redis, works: Iterable[str]) -> None:
+    ids = list(works)
+    if ids:
+        pipe = conn.pipeline(transaction=True)
+        pipe.hdel(schema.WORKS, *ids)
+        pipe.incr(schema.WORKS_GEN)
+        pipe.execute()
+
+
+def works_replace(conn: redis.Redis, entries: Mapping[str, WorkEntry]) -> None:
+    """The whole catalogue at once (a sync from the database heals any missed change)."""
+    current = {k.decode() if isinstance(k, bytes) else str(k)
+               for k in conn.hkeys(schema.WORKS)}
+    pipe = conn.pipeline(transaction=True)
+    gone = current - set(entries)
+    if gone:
+        pipe.hdel(schema.WORKS, *gone)
+    if entries:
+        pipe.hset(schema.WORKS, mapping={w: e.encode() for w, e in entries.items()})
+    pipe.incr(schema.WORKS_GEN)
+    pipe.execute()
+
+
+def work_get(conn: redis.Redis, work: str) -> WorkEntry | None:
+    raw = conn.hget(schema.WORKS, work)
+    return None if raw is None else WorkEntry.decode(cast(bytes, raw))
+
+
+# --- revocations ---------------------------------------------------------------------
+
+FOREVER = 2**53
+
+
+def revoke(conn: redis.Redis, members: Mapping[str, int]) -> None:
+    """Refuse credentials now: ``d:<device>``, ``u:<user>`` or ``c:<credential id>``,
+    each until a Unix time (``FOREVER`` for devices and users; a credential's expiry for a
+    credential, after which it would be refused anyway)."""
+    if members:
+        pipe = conn.pipeline(transaction=True)
+        pipe.zadd(schema.REVOKED, dict(members))
+        pipe.incr(schema.REVOKED_GEN)
+        pipe.execute()
+
+
+def unrevoke(conn: redis.Redis, members: Iterable[str]) -> None:
+    names = list(members)
+    if names:
+        pipe = conn.pipeline(transaction=True)
+        pipe.zrem(schema.REVOKED, *names)
+        pipe.incr(schema.REVOKED_GEN)
+        pipe.execute()
+
+
+def revoked(conn: redis.Redis, *, now: int) -> set[str]:
+    conn.zremrangebyscore(schema.REVOKED, "-inf", now)
+    return {m.decode() if isinstance(m, bytes) else str(m)
+            for m in conn.zrangebyscore(schema.REVOKED, now, "+inf")}
+
+
+# --- the durable record's to-do list -----------------------------------------------------
+
+@dataclass
+class PeerState:
+    """A changed peer as Redis has it now, for the flush into PostgreSQL."""
+
+    device: str
+    live: bool
+    user: int = 0
+    host: str = ""
+    port: int = 0
+    version: str = ""
+    seen: int = 0
+    holdings: dict[str, tuple[int, str]] = field(default_factory=dict)
+    held_known: bool = False
+
+
+def dirty_read(conn: redis.Redis, *, count: int) -> dict[str, bytes]:
+    """Up to ``count`` changed peers and the stamp each was read with."""
+    found: dict[str, bytes] = {}
+    cursor = 0
+    while True:
+        cursor, batch = conn.hscan(schema.DIRTY, cursor, count=count)
+        for device, stamp in cast(dict[bytes, bytes], batch).items():
+            found[device.decode() if isinstance(device, bytes) else str(device)] = stamp
+            if len(found) >= count:
+                return found
+        if cursor == 0:
+            return found
+
+
+def dirty_done(conn: redis.Redis, read: Mapping[str, bytes]) -> int:
+    """Drop the flushed peers from the to-do list, unless they changed meanwhile."""
+    if not read:
+        return 0
+    args: list[str | bytes] = []
+    for device, stamp in read.items():
+        args += [device, stamp]
+    return int(conn.eval(schema.DIRTY_DONE, 1, schema.DIRTY, *args))
+
+
+def peer_states(conn: redis.Redis, devices: Sequence[str]) -> list[PeerState]:
+    """Each peer's record and holdings, in two pipelined round trips."""
+    pipe = conn.pipeline(transaction=False)
+    for device in devices:
+        pipe.get(schema.peer_key(device))
+        pipe.smembers(schema.held_key(device))
+    replies = pipe.execute()
+    states: list[PeerState] = []
+    pipe = conn.pipeline(transaction=False)
+    asked: list[tuple[PeerState, str]] = []
+    for index, device in enumerate(devices):
+        value, works = replies[2 * index], replies[2 * index + 1]
+        state = PeerState(device=device, live=value is not None, held_known=value is not None)
+        if value is not None:
+            record = PeerRecord.parse(value.decode())
+            state.user, state.host, state.port = record.user, record.host, record.port
+            state.version, state.seen = record.version, record.seen
+            for raw in works:
+                work = raw.decode()
+                pipe.zscore(schema.holders_key(work), device)
+                pipe.hget(schema.bitfields_key(work), device)
+                asked.append((state, work))
+        states.append(state)
+    for (state, work), (score, bits) in zip(asked, _pairs(pipe.execute() if asked else []),
+                                            strict=True):
+        if score is not None:
+            state.holdings[work] = (int(score), bits.decode() if bits else "")
+    return states
+
+
+def _pairs(items: list[Any]) -> list[tuple[Any, Any]]:
+    return [(items[i], items[i + 1]) for i in range(0, len(items), 2)]
