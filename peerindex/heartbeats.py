@@ -48,7 +48,7 @@ class Heartbeats:
         now = time.time()
         try:
             missing = await self.link.script(
-                schema.HEARTBEAT, [schema.DIRTY],
+                schema.HEARTBEAT, [schema.SEEN],
                 heartbeat_args(list(batch), now=int(now), now_ms=int(now * 1000),
                                peer_ttl=self.peer_ttl))
         except (RedisUnavailableError, RedisError) as exc:  # every waiter: a 503

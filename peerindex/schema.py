@@ -18,8 +18,9 @@ Keys (docs/INDEX.md has the reasons):
   the platform; ``pmi:works:gen`` counts its changes.
 - ``pmi:revoked`` sorted set, ``d:<device>``, ``u:<user>`` or ``c:<credential id>`` -> until
   when (Unix time); ``pmi:revoked:gen`` counts its changes.
-- ``pmi:dirty`` hash, device -> when it last changed (ms): the durable record's to-do list,
-  drained into PostgreSQL in batches by the platform.
+- ``pmi:dirty`` hash, device -> when its endpoint or holdings last changed (ms), and
+  ``pmi:seen`` hash, device -> when it last heartbeat (ms): the durable record's to-do
+  lists, drained into PostgreSQL in batches by the platform.
 
 Holdings keys expire too (``HOLDINGS_TTL``), refreshed by announces, so nothing needs a
 sweeper; agents re-announce in full every ``REANNOUNCE_SECONDS``, well within it.
@@ -37,6 +38,7 @@ WORKS_GEN = "pmi:works:gen"
 REVOKED = "pmi:revoked"
 REVOKED_GEN = "pmi:revoked:gen"
 DIRTY = "pmi:dirty"
+SEEN = "pmi:seen"
 
 REANNOUNCE_SECONDS = 1800
 HOLDINGS_TTL = 4 * REANNOUNCE_SECONDS
@@ -85,7 +87,7 @@ redis.call('HSET', KEYS[3], device, ARGV[6])
 return n
 """
 
-# KEYS: dirty. ARGV: now (ten digits), peer ttl, holdings ttl, now (ms), devices...
+# KEYS: seen. ARGV: now (ten digits), peer ttl, holdings ttl, now (ms), devices...
 # Returns the devices that are not live (they must announce again).
 HEARTBEAT = """
 local missing = {}
@@ -152,7 +154,7 @@ end
 return out
 """
 
-# KEYS: dirty. ARGV: (device, stamp) pairs read before a flush. A field is dropped only if
+# KEYS: dirty or seen. ARGV: (device, stamp) pairs read before a flush. A field is dropped only if
 # it still holds what was read: a change during the flush stays to be written next time.
 DIRTY_DONE = """
 local done = 0

@@ -85,7 +85,7 @@ def announce(conn: redis.Redis, *, device: str, user: int, host: str, port: int,
 def heartbeat(conn: redis.Redis, devices: Sequence[str], *, now: int,
               peer_ttl: int) -> list[str]:
     """Heartbeats for ``devices``; the ones that are not live (announce again)."""
-    missing = _script(conn, schema.HEARTBEAT, [schema.DIRTY],
+    missing = _script(conn, schema.HEARTBEAT, [schema.SEEN],
                       heartbeat_args(devices, now=now, now_ms=now * 1000, peer_ttl=peer_ttl))
     return [m.decode() if isinstance(m, bytes) else str(m) for m in missing]
 
@@ -94,6 +94,21 @@ def sources(conn: redis.Redis, work: str, *, pieces: int, want: int,
             skip: str = "") -> list[Source]:
     keys, args = sources_call(work, pieces=pieces, want=want, skip=skip)
     return choose(parse_sources(_script(conn, schema.SOURCES, keys, args)), want)
+
+
+def peer_record(conn: redis.Redis, device: str) -> PeerRecord | None:
+    """A live peer's record, or None once it has gone silent."""
+    value = conn.get(schema.peer_key(device))
+    return None if value is None else PeerRecord.parse(cast(bytes, value).decode())
+
+
+def peer_records(conn: redis.Redis, devices: Sequence[str]) -> dict[str, PeerRecord]:
+    """The live ones among ``devices``, with their records, in one round trip."""
+    if not devices:
+        return {}
+    values = conn.mget([schema.peer_key(d) for d in devices])
+    return {d: PeerRecord.parse(cast(bytes, v).decode())
+            for d, v in zip(devices, values, strict=True) if v is not None}
 
 
 def live(conn: redis.Redis, devices: Sequence[str]) -> set[str]:
@@ -200,12 +215,13 @@ class PeerState:
     held_known: bool = False
 
 
-def dirty_read(conn: redis.Redis, *, count: int) -> dict[str, bytes]:
-    """Up to ``count`` changed peers and the stamp each was read with."""
+def dirty_read(conn: redis.Redis, *, count: int, key: str = schema.DIRTY) -> dict[str, bytes]:
+    """Up to ``count`` changed peers in the to-do list ``key`` (``DIRTY`` or ``SEEN``)
+    and the stamp each was read with."""
     found: dict[str, bytes] = {}
     cursor = 0
     while True:
-        cursor, batch = conn.hscan(schema.DIRTY, cursor, count=count)
+        cursor, batch = conn.hscan(key, cursor, count=count)
         for device, stamp in cast(dict[bytes, bytes], batch).items():
             found[device.decode() if isinstance(device, bytes) else str(device)] = stamp
             if len(found) >= count:
@@ -214,14 +230,14 @@ def dirty_read(conn: redis.Redis, *, count: int) -> dict[str, bytes]:
             return found
 
 
-def dirty_done(conn: redis.Redis, read: Mapping[str, bytes]) -> int:
+def dirty_done(conn: redis.Redis, read: Mapping[str, bytes], *, key: str = schema.DIRTY) -> int:
     """Drop the flushed peers from the to-do list, unless they changed meanwhile."""
     if not read:
         return 0
     args: list[str | bytes] = []
     for device, stamp in read.items():
         args += [device, stamp]
-    return int(conn.eval(schema.DIRTY_DONE, 1, schema.DIRTY, *args))
+    return int(conn.eval(schema.DIRTY_DONE, 1, key, *args))
 
 
 def peer_states(conn: redis.Redis, devices: Sequence[str]) -> list[PeerState]:

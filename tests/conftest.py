@@ -99,6 +99,9 @@ def _private_data_dir(settings: Any, tmp_path: Path) -> None:
     settings.PAYMENTS_PROVIDER = "testpay"
     settings.TESTPAY_DELIVERY = "inprocess"
     settings.TESTPAY_WEBHOOK_SECRET = "whsec_" + "dGVzdC1zZWNyZXQtZm9yLXdlYmhvb2tzLTAxMjM0NTY="
+    # Peers and holdings in the database, unless a test asks for the live index in Redis
+    # (the ``live_index`` fixture): tests in one worker share one Redis database.
+    settings.PEER_INDEX = "database"
     # Real password hashing is slow by design; the tests make many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -237,3 +240,24 @@ def device_of() -> Callable[..., Any]:
         return keys, device
 
     return make
+
+
+@pytest.fixture
+def live_index(settings: Any) -> Iterator[Any]:
+    """The live peer index in Redis (as where REDIS_URL is set), emptied before and after:
+    the platform's own peer endpoints then store in Redis as the fast path does."""
+    if not _redis_reachable():
+        _skip_or_fail("needs Redis: set REDIS_URL=redis://... to a running server")
+    import redis
+
+    conn = redis.Redis.from_url(settings.REDIS_URL)
+
+    def empty() -> None:
+        keys = list(conn.scan_iter(match="pmi:*", count=1000))
+        if keys:
+            conn.delete(*keys)
+
+    empty()
+    settings.PEER_INDEX = "redis"
+    yield conn
+    empty()

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import Case, CharField, Count, F, OuterRef, Q, QuerySet, Subquery, When
+from django.db.models import Case, CharField, Count, F, Q, QuerySet, When
 from django.utils.translation import gettext as _
 
 from exchange.accounts.models import User
 from exchange.core.errors import ServiceError
 from exchange.licensing.models import Device
 from exchange.messaging.models import Block, Conversation, Message, RelayedMessage
-from exchange.peers.models import Peer
-from exchange.peers.selectors import live_since
+from exchange.peers.selectors import live_endpoints
 
 
 def _not_found(thing: str) -> ServiceError:
@@ -100,14 +99,18 @@ def is_blocked(*, blocker: User, blocked: User) -> bool:
     return Block.objects.filter(blocker=blocker, blocked=blocked).exists()
 
 
-def member_devices(member: User) -> QuerySet[Device]:
-    """A member's devices that are not revoked, each with ``endpoint`` (its peer server's
-    address) when its agent has been heard from within the peer timeout, else None."""
-    live = Peer.objects.filter(device=OuterRef("pk"), last_seen_at__gte=live_since())
-    return (Device.objects.filter(user=member, revoked_at__isnull=True)
-            .annotate(live_host=Subquery(live.values("host")[:1]),
-                      live_port=Subquery(live.values("port")[:1]))
-            .order_by("created_at", "device_id"))
+def member_devices(member: User) -> list[Device]:
+    """A member's devices that are not revoked, each with ``live_host`` and ``live_port``
+    (its peer server's address) when its agent has been heard from within the peer
+    timeout, else None."""
+    devices = list(Device.objects.filter(user=member, revoked_at__isnull=True)
+                   .order_by("created_at", "device_id"))
+    endpoints = live_endpoints([d.device_id for d in devices])
+    for device in devices:
+        host, port = endpoints.get(device.device_id, (None, None))
+        setattr(device, "live_host", host)  # noqa: B010 (read by the serializer)
+        setattr(device, "live_port", port)  # noqa: B010
+    return devices
 
 
 def relayed_for(user: User, *, device_id: str | None = None) -> QuerySet[RelayedMessage]:

@@ -1,4 +1,5 @@
-"""The peer index over the API: announce, heartbeat, sources, web seeds."""
+"""The peer index over the API: announce, heartbeat, sources, web seeds; and the index
+credentials agents take to the fast path (``peerindex``), where it is offered."""
 
 from __future__ import annotations
 
@@ -17,10 +18,13 @@ from exchange.core.openapi import errors
 from exchange.core.pagination import PAGE_PARAMETERS, PagePagination, page_of
 from exchange.peers import services
 from exchange.peers.models import WebSeed
-from exchange.peers.selectors import sources_for, web_seeds_for
+from exchange.peers.selectors import sources_list, web_seeds_for
 from exchange.peers.serializers import (
     AnnounceIn,
     HeartbeatIn,
+    IndexCredentialIn,
+    IndexCredentialOut,
+    IndexCredentialRevokeIn,
     PeerOut,
     SourceOut,
     WebSeedIn,
@@ -62,6 +66,39 @@ class HeartbeatView(APIView):
         return Response(PeerOut(peer).data)
 
 
+class IndexCredentialView(APIView):
+    """A short-lived credential for the index fast path, for one of the caller's devices.
+    Each call mints a new one (no state is kept), so a retry is harmless."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=IndexCredentialIn,
+                   responses={201: IndexCredentialOut, **errors(404, 409)})
+    def post(self, request: Request) -> Response:
+        data = IndexCredentialIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        body = services.index_credential_issue(user=authenticated_user(request),
+                                               device_id=data.validated_data["device"])
+        return Response(IndexCredentialOut(body).data, status=status.HTTP_201_CREATED)
+
+
+class IndexCredentialRevokeView(APIView):
+    """Refuse one of the caller's index credentials before it runs out (logging out).
+    Revoking one twice, or one already expired, is the same success."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=IndexCredentialRevokeIn, responses={204: None})
+    def post(self, request: Request) -> Response:
+        data = IndexCredentialRevokeIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.index_credential_revoke(user=authenticated_user(request),
+                                         token=data.validated_data["token"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 class SourcesView(APIView):
     """Live peers holding pieces of a work (paginated, best first) and its web seeds."""
 
@@ -76,7 +113,7 @@ class SourcesView(APIView):
     def get(self, request: Request, work_id: str) -> Response:
         work = work_get_visible(user=request.user, work_id=work_id)
         paginator = PagePagination()
-        page = paginator.paginate_queryset(sources_for(work), request, view=self)
+        page = paginator.paginate_queryset(sources_list(work), request, view=self)
         response = paginator.get_paginated_response(SourceOut(page, many=True).data)
         response.data["web_seeds"] = [seed.url for seed in web_seeds_for(work)]
         return response

@@ -3,8 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from exchange.core.fields import StrictBooleanField, StrictCharField, StrictIntegerField
-from exchange.peers.bitfields import bitfield_encode
-from exchange.peers.models import Holding, WebSeed
+from exchange.peers.models import WebSeed
 
 
 class HoldingIn(serializers.Serializer):
@@ -34,20 +33,29 @@ class PeerOut(serializers.Serializer):
     last_seen_at = serializers.DateTimeField()
 
 
-class SourceOut(serializers.ModelSerializer):
-    peer_id = serializers.CharField(source="peer.device_id")
-    url = serializers.CharField(source="peer.endpoint")
-    bitfield = serializers.SerializerMethodField()
-    have = serializers.IntegerField(source="have_count")
-    last_seen_at = serializers.DateTimeField(source="peer.last_seen_at")
+class SourceOut(serializers.Serializer):
+    peer_id = serializers.CharField()
+    url = serializers.CharField()
+    bitfield = serializers.CharField(help_text="Base64 bitfield, MSB first.")
+    have = serializers.IntegerField()
+    last_seen_at = serializers.DateTimeField()
 
-    class Meta:
-        model = Holding
-        fields = ["peer_id", "url", "bitfield", "have", "last_seen_at"]
-        read_only_fields = fields
 
-    def get_bitfield(self, holding: Holding) -> str:
-        return bitfield_encode(bytes(holding.bitfield))
+class IndexCredentialIn(serializers.Serializer):
+    device = StrictCharField(max_length=64)
+
+
+class IndexCredentialOut(serializers.Serializer):
+    token = serializers.CharField(help_text="Send as `Authorization: Bearer` to the index.")
+    expires_at = serializers.DateTimeField()
+    index_url = serializers.URLField()
+    interval = serializers.IntegerField(help_text="Seconds between heartbeats.")
+    reannounce = serializers.IntegerField(
+        help_text="Seconds between full announces (replace), so holdings never expire.")
+
+
+class IndexCredentialRevokeIn(serializers.Serializer):
+    token = StrictCharField(max_length=512)
 
 
 class WebSeedIn(serializers.Serializer):

@@ -1,7 +1,12 @@
-"""Announcements and heartbeats from agents, and rights holders' web seeds."""
+"""Announcements and heartbeats from agents, and rights holders' web seeds.
+
+Checked here against the database either way; stored in the live index in Redis where it
+is on (``live_index``), as the fast path stores them, or in the database otherwise.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import uuid
 from dataclasses import dataclass
@@ -16,8 +21,15 @@ from exchange.audit.services import audit_record
 from exchange.catalogue.models import Work, WorkStatus
 from exchange.core.errors import ServiceError
 from exchange.licensing.models import Device
-from exchange.peers.bitfields import BitfieldError, bitfield_count, bitfield_decode
+from exchange.peers import live_index
+from exchange.peers.bitfields import (
+    BitfieldError,
+    bitfield_count,
+    bitfield_decode,
+    bitfield_encode,
+)
 from exchange.peers.models import Holding, Peer, WebSeed
+from peerindex import schema, store
 
 MAX_HOLDINGS_PER_ANNOUNCE = 1000
 
@@ -85,6 +97,9 @@ def peer_announce(*, user: User, device_id: str, host: str, port: int, source: s
             raise ServiceError(str(exc), code="invalid",
                                field=f"holdings[{index}].bitfield") from exc
     now = timezone.now()
+    if live_index.enabled():
+        return _announce_live(user=user, device=device, host=endpoint_host, port=port,
+                              parsed=parsed, replace=replace, version=version, now=now)
     with transaction.atomic():
         peer, created = Peer.objects.update_or_create(
             device=device,
@@ -106,6 +121,26 @@ def peer_announce(*, user: User, device_id: str, host: str, port: int, source: s
     return peer
 
 
+def _announce_live(*, user: User, device: Device, host: str, port: int,
+                   parsed: dict[uuid.UUID, bytes], replace: bool, version: str,
+                   now: dt.datetime) -> Peer:
+    """The announce into the live index, as the fast path makes it (the durable record
+    follows with the next flush); the peer returned is not saved."""
+    held = []
+    pieces = dict(Work.objects.filter(pk__in=list(parsed))
+                  .values_list("pk", "package__piece_count"))
+    for work_id, raw in parsed.items():
+        count = bitfield_count(raw)
+        full = count == pieces[work_id]
+        held.append(store.Held(str(work_id), count,
+                               "" if full or not count else bitfield_encode(raw)))
+    store.announce(live_index.client(), device=device.device_id, user=user.pk, host=host,
+                   port=port, version=version[:40], held=held, replace=replace,
+                   now=int(now.timestamp()), peer_ttl=settings.PEER_TIMEOUT_SECONDS)
+    return Peer(device=device, user=user, host=host, port=port, last_seen_at=now,
+                agent_version=version[:40])
+
+
 def _ready_works(ids: list[str]) -> dict[str, Work]:
     keys = []
     for value in ids:
@@ -119,11 +154,43 @@ def _ready_works(ids: list[str]) -> dict[str, Work]:
 
 def peer_heartbeat(*, user: User, device_id: str) -> Peer:
     device = _own_device(user, device_id)
+    if live_index.enabled():
+        conn = live_index.client()
+        now = timezone.now()
+        if store.heartbeat(conn, [device.device_id], now=int(now.timestamp()),
+                           peer_ttl=settings.PEER_TIMEOUT_SECONDS):
+            raise ServiceError(_("Announce before sending heartbeats."), code="not_announced",
+                               status_code=409, field="device")
+        record = store.peer_record(conn, device.device_id)
+        return Peer(device=device, user=user, host=record.host if record else "",
+                    port=record.port if record else 0, last_seen_at=now)
     updated = Peer.objects.filter(device=device).update(last_seen_at=timezone.now())
     if not updated:
         raise ServiceError(_("Announce before sending heartbeats."), code="not_announced",
                            status_code=409, field="device")
     return Peer.objects.get(device=device)
+
+
+def index_credential_issue(*, user: User, device_id: str) -> dict[str, object]:
+    """A credential for the fast path, if the platform offers one."""
+    if not live_index.offered():
+        raise ServiceError(_("This platform does not offer the index fast path: use "
+                             "/api/v1/peers/ for announces and heartbeats."),
+                           code="index_not_offered", status_code=404)
+    if not user.is_active:
+        raise ServiceError(_("This account is disabled."), code="account_disabled",
+                           status_code=403)
+    device = _own_device(user, device_id)
+    token, expires = live_index.credential_mint(user=user, device=device)
+    return {"token": token, "expires_at": dt.datetime.fromtimestamp(expires, tz=dt.UTC),
+            "index_url": settings.INDEX_URL, "interval": settings.PEER_TIMEOUT_SECONDS // 3,
+            "reannounce": schema.REANNOUNCE_SECONDS}
+
+
+def index_credential_revoke(*, user: User, token: str) -> None:
+    """Refuse ``token`` from now on, if it is one of ``user``'s; anything else is
+    ignored alike, so the answer tells nobody whose a token is."""
+    live_index.credential_revoke(token, user=user)
 
 
 def web_seed_add(*, work: Work, actor: User, url: str) -> WebSeed:
@@ -133,6 +200,7 @@ def web_seed_add(*, work: Work, actor: User, url: str) -> WebSeed:
         seed, created = WebSeed.objects.get_or_create(work=work, url=url)
         if created:
             audit_record(actor=actor, action="web_seed.add", target=seed, data={"url": url})
+            live_index.work_publish(work)
     return seed
 
 
@@ -140,3 +208,4 @@ def web_seed_remove(*, seed: WebSeed, actor: User) -> None:
     with transaction.atomic():
         audit_record(actor=actor, action="web_seed.remove", target=seed, data={"url": seed.url})
         seed.delete()
+        live_index.work_publish(seed.work)

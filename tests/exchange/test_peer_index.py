@@ -1,4 +1,6 @@
-"""The platform's peer registry and holdings index."""
+"""The platform's peer registry and holdings index, in either store: the database (the
+embedded default) and the live index in Redis (where REDIS_URL is set), whose durable
+record in the database the flush brings up to date."""
 
 from __future__ import annotations
 
@@ -11,6 +13,21 @@ from django.utils import timezone
 from exchange.peers.models import Holding, Peer
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(params=["database", "redis"], autouse=True)
+def index_store(request) -> str:
+    if request.param == "redis":
+        request.getfixturevalue("live_index")
+    return request.param
+
+
+def _recorded(index_store: str) -> None:
+    """The durable record brought up to date (the live index's flush)."""
+    if index_store == "redis":
+        from exchange.peers.flush import index_flush
+
+        index_flush()
 
 
 def _bits(count: int, held: set[int]) -> str:
@@ -36,15 +53,21 @@ def _announce(client, device, work=None, held=None, **extra):
     return client.post("/api/v1/peers/announce/", body, format="json", REMOTE_ADDR="127.0.0.1")
 
 
-def test_a_peer_announces_its_endpoint_and_holdings(carol, work, device_of, api) -> None:
+def test_a_peer_announces_its_endpoint_and_holdings(carol, work, device_of, api,
+                                                    index_store) -> None:
     _, device = device_of(carol)
     response = _announce(api(carol), device, work)
     assert response.status_code == 200, response.json()
     assert response.json()["url"] == "http://127.0.0.1:7001"
+    _recorded(index_store)
     holding = Holding.objects.get()
     assert holding.have_count == work.package.piece_count
+    assert bytes(holding.bitfield) == base64.b64decode(_bits(holding.have_count,
+                                                             set(range(holding.have_count))))
+    assert Peer.objects.get().endpoint == "http://127.0.0.1:7001"
     again = _announce(api(carol), device, work)  # the same announce twice: same state
     assert again.status_code == 200
+    _recorded(index_store)
     assert Holding.objects.count() == 1
 
 
@@ -63,36 +86,51 @@ def test_sources_list_live_peers_most_pieces_first(carol, rob, bob, work, device
 
 
 def test_a_silent_peer_drops_out_and_a_heartbeat_brings_it_back(carol, bob, work, device_of,
-                                                               api) -> None:
+                                                               api, index_store,
+                                                               request) -> None:
     _, device = device_of(carol)
     _announce(api(carol), device, work)
-    Peer.objects.update(last_seen_at=timezone.now() - dt.timedelta(seconds=91))
+    if index_store == "redis":  # its key expired (a real expiry: tests/index/)
+        request.getfixturevalue("live_index").delete(f"pmi:p:{device.device_id}")
+    else:
+        Peer.objects.update(last_seen_at=timezone.now() - dt.timedelta(seconds=91))
     assert api(bob).get(f"/api/v1/works/{work.pk}/sources/").json()["count"] == 0
     beat = api(carol).post("/api/v1/peers/heartbeat/", {"device": device.device_id},
                            format="json")
-    assert beat.status_code == 200
+    if index_store == "redis":  # gone from the live index: it must announce again
+        assert beat.status_code == 409
+        assert beat.json()["error"]["code"] == "not_announced"
+        _announce(api(carol), device, work)
+    else:
+        assert beat.status_code == 200
     assert api(bob).get(f"/api/v1/works/{work.pk}/sources/").json()["count"] == 1
 
 
-def test_a_revoked_device_is_not_a_source(carol, bob, work, device_of, api) -> None:
+def test_a_revoked_device_is_not_a_source(carol, bob, work, device_of, api,
+                                          django_capture_on_commit_callbacks) -> None:
     from exchange.licensing.services import device_revoke
 
     _, device = device_of(carol)
     _announce(api(carol), device, work)
-    device_revoke(device=device, actor=carol)
+    with django_capture_on_commit_callbacks(execute=True):
+        device_revoke(device=device, actor=carol)
     assert api(bob).get(f"/api/v1/works/{work.pk}/sources/").json()["count"] == 0
     assert _announce(api(carol), device, work).status_code == 409
 
 
 def test_a_full_announce_replaces_older_holdings(carol, rita, work, make_work, device_of,
-                                                 api) -> None:
+                                                 api, index_store) -> None:
     other = make_work(rita, title="Other")
     _, device = device_of(carol)
     _announce(api(carol), device, work)
     _announce(api(carol), device, other)
+    _recorded(index_store)
     assert Holding.objects.count() == 2
     _announce(api(carol), device, other, replace=True)
+    _recorded(index_store)
     assert list(Holding.objects.values_list("work_id", flat=True)) == [other.pk]
+    sources = api(carol).get(f"/api/v1/works/{work.pk}/sources/").json()
+    assert sources["count"] == 0
 
 
 def test_sources_are_paginated(bob, work, device_of, api) -> None:
@@ -109,15 +147,17 @@ def test_sources_are_paginated(bob, work, device_of, api) -> None:
 
 
 class TestBadAnnouncements:
-    def test_another_users_device(self, carol, bob, work, device_of, api) -> None:
+    def test_another_users_device(self, carol, bob, work, device_of, api, index_store) -> None:
         _, device = device_of(bob)
         response = _announce(api(carol), device, work)
         assert response.status_code == 400
         assert response.json()["error"]["code"] == "unknown_device"
+        _recorded(index_store)
         assert not Peer.objects.exists()
 
     @pytest.mark.parametrize("bitfield", ["***", base64.b64encode(b"\xff" * 99).decode()])
-    def test_a_malformed_bitfield(self, carol, work, device_of, api, bitfield) -> None:
+    def test_a_malformed_bitfield(self, carol, work, device_of, api, bitfield,
+                                  index_store) -> None:
         _, device = device_of(carol)
         body = {"device": device.device_id, "port": 7001,
                 "holdings": [{"work": str(work.pk), "bitfield": bitfield}]}
@@ -125,6 +165,7 @@ class TestBadAnnouncements:
                                    REMOTE_ADDR="127.0.0.1")
         assert response.status_code == 400
         assert "holdings[0].bitfield" in response.json()["error"]["fields"]
+        _recorded(index_store)
         assert not Peer.objects.exists()
 
     def test_bits_past_the_last_piece(self, carol, work, device_of, api) -> None:

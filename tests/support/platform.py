@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -99,8 +100,11 @@ def _database_env(name: str) -> tuple[dict[str, str], Any]:
 @contextlib.contextmanager
 def platform(tmp: Path, *, celery: bool = False, piece_size: int = 256 * 1024,
              extra_env: dict[str, str] | None = None, database_url: str | None = None,
-             redis_url: str | None = None, asgi: bool = False) -> Iterator[Platform]:
+             redis_url: str | None = None, asgi: bool = False,
+             index: bool = False) -> Iterator[Platform]:
     """Start the platform; with ``celery`` (needs REDIS_URL), a worker and beat too.
+    With ``index`` (needs ``celery``), the index fast path too (``python -m peerindex``,
+    two processes), offered to agents.
     With ``asgi``, uvicorn serves it (HTTP and the chat rooms' WebSockets) in one process,
     as scripts/run does, instead of gunicorn.
 
@@ -132,6 +136,13 @@ def platform(tmp: Path, *, celery: bool = False, piece_size: int = 256 * 1024,
         env["PEERMARK_TESTPAY_DELAY_SECONDS"] = "0"
     else:
         env["PEERMARK_CELERY_EAGER"] = "true"
+    index_port = 0
+    if index:
+        if not celery:
+            raise ValueError("the index fast path needs Redis: platform(celery=True)")
+        index_port = free_port()
+        env["PEERMARK_INDEX_URL"] = f"http://127.0.0.1:{index_port}"
+        env["PEERMARK_INDEX_SECRET"] = secrets.token_hex(32)
     if not env.get("DATABASE_URL"):
         del env["DATABASE_URL"]
     if not env.get("REDIS_URL"):
@@ -163,12 +174,18 @@ def platform(tmp: Path, *, celery: bool = False, piece_size: int = 256 * 1024,
                 "--schedule", str(tmp / "beat-schedule")]
         else:
             site.commands["periodic"] = [sys.executable, "manage.py", "run_periodic_jobs"]
+        if index:
+            site.commands["index"] = [sys.executable, "-m", "peerindex", "--port",
+                                      str(index_port), "--workers", "2"]
         with contextlib.ExitStack() as stack:
             for name, command in site.commands.items():
                 site.processes[name] = stack.enter_context(running(
                     command, env=full_env, log=logs / f"{name}.log"))
             wait_until(lambda: _healthy(url), timeout=60, what="the platform to start",
                        log=logs / "server.log")
+            if index:
+                wait_until(lambda: _healthy(env["PEERMARK_INDEX_URL"], "/index/v1/health"),
+                           timeout=60, what="the index to start", log=logs / "index.log")
             subprocess.run([sys.executable, "manage.py", "demo_data", "--quiet"], cwd=ROOT,
                            env=full_env, check=True, timeout=300)
             site.logins = json.loads((data_dir / "demo_logins.json").read_text())
@@ -180,9 +197,9 @@ def platform(tmp: Path, *, celery: bool = False, piece_size: int = 256 * 1024,
             drop_db()
 
 
-def _healthy(url: str) -> bool:
+def _healthy(url: str, path: str = "/healthz") -> bool:
     try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+        return httpx.get(f"{url}{path}", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
 

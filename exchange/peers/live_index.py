@@ -1,0 +1,159 @@
+"""The platform's side of the live index in Redis (``peerindex``): the same state the
+fast path serves, written and read by the platform's own endpoints, and kept told what is
+on sale and who is revoked.
+
+On only where ``PEER_INDEX`` is ``"redis"`` (the default with ``REDIS_URL``); the
+embedded default keeps peers and holdings in the database alone (``services`` and
+``selectors`` choose). PostgreSQL stays the durable record either way: ``flush.py``
+writes what changed in Redis there in batches.
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis
+from django.conf import settings
+from django.db import transaction
+
+from exchange.accounts.models import User
+from exchange.catalogue.models import Work, WorkStatus
+from exchange.licensing.models import Device
+from peerindex import credentials, schema, store
+
+_clients: dict[str, redis.Redis] = {}
+
+
+def enabled() -> bool:
+    return settings.PEER_INDEX == "redis"
+
+
+def client() -> redis.Redis:
+    """One client (one connection pool) per URL and process."""
+    url = settings.REDIS_URL
+    if not url:
+        raise RuntimeError("the live peer index needs REDIS_URL")
+    found = _clients.get(url)
+    if found is None:
+        found = _clients[url] = redis.Redis.from_url(url, socket_timeout=5,
+                                                     socket_connect_timeout=5)
+    return found
+
+
+def offered() -> bool:
+    """Whether agents are told to use the fast path."""
+    return enabled() and bool(settings.INDEX_URL)
+
+
+def signing_key() -> bytes:
+    if settings.INDEX_SECRET:
+        return credentials.parse_key(settings.INDEX_SECRET)
+    return credentials.derive_key(settings.SECRET_KEY)
+
+
+def credential_mint(*, user: User, device: Device, now: int | None = None) -> tuple[str, int]:
+    """A fresh index credential for one of ``user``'s devices, and when it expires."""
+    issued = int(time.time()) if now is None else now
+    ttl = settings.INDEX_CREDENTIAL_SECONDS
+    token = credentials.mint(signing_key(), user=user.pk, device=device.device_id,
+                             now=issued, ttl=ttl)
+    return token, issued + ttl
+
+
+# --- what the fast path must know: works on sale, revocations -----------------------------
+
+def work_entry(work: Work) -> store.WorkEntry:
+    seeds = tuple(work.web_seeds.order_by("created_at").values_list("url", flat=True))
+    return store.WorkEntry(work.package.piece_count, seeds)
+
+
+def work_publish(work: Work) -> None:
+    """Tell the index whether ``work`` is on sale (after the transaction commits)."""
+    if not enabled():
+        return
+    work_id = str(work.pk)
+
+    def publish() -> None:
+        # Only a real change is published: each one makes every index process forget the
+        # works it remembers.
+        conn = client()
+        fresh = Work.objects.select_related("package").filter(pk=work_id).first()
+        known = store.work_get(conn, work_id)
+        if fresh is not None and fresh.status == WorkStatus.READY and hasattr(fresh, "package"):
+            entry = work_entry(fresh)
+            if entry != known:
+                store.works_put(conn, {work_id: entry})
+        elif known is not None:
+            store.works_remove(conn, [work_id])
+
+    transaction.on_commit(publish)
+
+
+def works_sync() -> int:
+    """The whole catalogue at once: heals a change made without a signal (a queryset
+    update) or lost while Redis was away."""
+    ready = (Work.objects.filter(status=WorkStatus.READY, package__isnull=False)
+             .select_related("package").prefetch_related("web_seeds"))
+    entries = {str(w.pk): store.WorkEntry(
+        w.package.piece_count,
+        tuple(s.url for s in sorted(w.web_seeds.all(), key=lambda s: s.created_at)))
+        for w in ready}
+    store.works_replace(client(), entries)
+    return len(entries)
+
+
+def device_revoked(device: Device) -> None:
+    """Refuse the device's credentials and take it out of every answer, on commit."""
+    if not enabled():
+        return
+    device_id = device.device_id
+
+    def publish() -> None:
+        conn = client()
+        store.revoke(conn, {f"d:{device_id}": store.FOREVER})
+        store.peer_drop(conn, device_id)
+
+    transaction.on_commit(publish)
+
+
+def user_blocked(user: User, *, blocked: bool) -> None:
+    if not enabled():
+        return
+    member = f"u:{user.pk}"
+
+    def publish() -> None:
+        conn = client()
+        if blocked:
+            store.revoke(conn, {member: store.FOREVER})
+        elif conn.zscore(schema.REVOKED, member) is not None:
+            store.unrevoke(conn, [member])
+
+    transaction.on_commit(publish)
+
+
+def revocations_sync() -> int:
+    """Every revoked device and inactive account, at once (credentials revoked one by one
+    stay as they are: they run out by themselves)."""
+    members = {f"d:{d}": store.FOREVER for d in
+               Device.objects.filter(revoked_at__isnull=False).values_list("pk", flat=True)}
+    members.update({f"u:{u}": store.FOREVER for u in
+                    User.objects.filter(is_active=False).values_list("pk", flat=True)})
+    conn = client()
+    current = {m for m in store.revoked(conn, now=int(time.time()))
+               if m.startswith(("d:", "u:"))}
+    store.unrevoke(conn, current - set(members))
+    store.revoke(conn, members)
+    return len(members)
+
+
+def credential_revoke(token: str, *, user: User) -> bool:
+    """Refuse one credential of ``user``'s before it runs out (an agent logging out)."""
+    try:
+        claims = credentials.verify([signing_key()], token, now=int(time.time()))
+    except credentials.CredentialError:
+        return False
+    if claims.user != user.pk:
+        return False
+    if enabled():
+        store.revoke(client(), {f"c:{claims.jti}": claims.exp})
+    return True
