@@ -40,7 +40,7 @@ from peerindex.inputs import (
     held,
 )
 from peerindex.link import Link, RedisError, RedisUnavailableError
-from peerindex.records import choose, endpoint_url, parse_sources, render_source
+from peerindex.records import candidates, choose, endpoint_url, render
 from peerindex.store import Held, announce_call, sources_call
 
 Scope = MutableMapping[str, Any]
@@ -287,9 +287,9 @@ class IndexApp:
 
     def _sources_body(self, reply: Any, pieces: int, want: int, *, extra: bytes) -> bytes:
         full = self.catalogue.full_bitfield(pieces)
-        chosen = choose(parse_sources(reply), want)
+        chosen = choose(candidates(reply), want)
         return (b'{"interval":%d,"sources":[' % self.config.announce_interval
-                + b",".join(render_source(s, full) for s in chosen) + b"]" + extra + b"}")
+                + b",".join([render(c, full) for c in chosen]) + b"]" + extra + b"}")
 
     async def _sources(self, claims: Claims, work: str, query: Query) -> tuple[int, bytes]:
         if not WORK_ID.fullmatch(work):

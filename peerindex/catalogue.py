@@ -17,7 +17,7 @@ class Catalogue:
         self.link = link
         self.generation: bytes | None = None
         self._works: dict[str, WorkEntry | None] = {}
-        self._full: dict[int, str] = {}
+        self._full: dict[int, bytes] = {}
 
     async def get(self, work: str) -> WorkEntry | None:
         try:
@@ -36,9 +36,9 @@ class Catalogue:
             self.generation = generation
             self._works = {}
 
-    def full_bitfield(self, pieces: int) -> str:
+    def full_bitfield(self, pieces: int) -> bytes:
         """The base64 bitfield of every piece, which the index does not store."""
         found = self._full.get(pieces)
         if found is None:
-            found = self._full[pieces] = base64.b64encode(bitfield_full(pieces)).decode()
+            found = self._full[pieces] = base64.b64encode(bitfield_full(pieces))
         return found

@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from peerindex.schema import SEP
 
@@ -46,32 +47,75 @@ def valid_version(version: str) -> bool:
 def peer_value(*, seen: int, user: int, host: str, port: int, version: str,
                device: str) -> str:
     """The live peer's record. ``seen`` first, ten digits wide, so a heartbeat rewrites
-    it in place; the fragment last, ready to be copied into an answer."""
+    it in place; then what a lookup needs (network, the answer's fragment as JSON), so it
+    takes them with one split; then the rest, for the durable record."""
     fragment = json.dumps({"peer_id": device, "url": endpoint_url(host, port)},
                           separators=(",", ":"))[1:-1]
-    return SEP.join([f"{seen:010d}", str(user), host, str(port), network_of(host), version,
-                     fragment])
+    return SEP.join([f"{seen:010d}", network_of(host), fragment, str(user), host, str(port),
+                     version])
 
 
 @dataclass(frozen=True, slots=True)
 class PeerRecord:
     seen: int
+    network: str
+    fragment: str
     user: int
     host: str
     port: int
-    network: str
     version: str
-    fragment: str
 
     @classmethod
     def parse(cls, value: str) -> PeerRecord:
-        seen, user, host, port, network, version, fragment = value.split(SEP, 6)
-        return cls(int(seen), int(user), host, int(port), network, version, fragment)
+        seen, network, fragment, user, host, port, version = value.split(SEP, 6)
+        return cls(int(seen), network, fragment, int(user), host, int(port), version)
+
+
+#: A lookup's candidate as the script returns it, kept in bytes on the hot path:
+#: (pieces held, seen as ten digits, network, fragment, bitfield or b"", the whole record).
+Candidate = tuple[int, bytes, bytes, bytes, bytes, bytes]
+_SEP = SEP.encode()
+
+
+def candidates(reply: Sequence[Any]) -> list[Candidate]:
+    """The flat triples the ``SOURCES`` script returns (record, pieces held, bitfield)."""
+    found: list[Candidate] = []
+    append = found.append
+    for at in range(0, len(reply), 3):
+        value = reply[at]
+        seen, network, fragment, _ = value.split(_SEP, 3)
+        append((int(reply[at + 1]), seen, network, fragment, reply[at + 2], value))
+    return found
+
+
+def choose(found: list[Candidate], n: int) -> list[Candidate]:
+    """Up to ``n`` sources: most pieces first, then the freshest heartbeat; and spread
+    across networks, taking the best of each network before a second from any."""
+    found.sort(reverse=True)
+    chosen: list[Candidate] = []
+    rest: list[Candidate] = []
+    taken: set[bytes] = set()
+    for candidate in found:
+        if candidate[2] in taken:
+            rest.append(candidate)
+        else:
+            taken.add(candidate[2])
+            chosen.append(candidate)
+            if len(chosen) == n:
+                return chosen
+    return (chosen + rest)[:n]
+
+
+def render(candidate: Candidate, full_bitfield: bytes) -> bytes:
+    """One source as JSON, from the stored fragment (no encoder on the hot path)."""
+    have, seen, _, fragment, bits, _ = candidate
+    return b'{%s,"bitfield":"%s","have":%d,"last_seen":%s}' % (
+        fragment, bits or full_bitfield, have, seen.lstrip(b"0") or b"0")
 
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """One live holder of a work, as a lookup returns it."""
+    """One live holder of a work, for the platform's side (not the hot path)."""
 
     record: PeerRecord
     have: int
@@ -85,37 +129,6 @@ class Source:
     def url(self) -> str:
         return endpoint_url(self.record.host, self.record.port)
 
-
-def parse_sources(reply: Sequence[bytes | str | int]) -> list[Source]:
-    """The flat triples the ``SOURCES`` script returns."""
-    found = []
-    for at in range(0, len(reply), 3):
-        value, have, bits = reply[at], reply[at + 1], reply[at + 2]
-        text = value.decode() if isinstance(value, bytes) else str(value)
-        found.append(Source(PeerRecord.parse(text), int(have),
-                            bits.decode() if isinstance(bits, bytes) else str(bits)))
-    return found
-
-
-def choose(candidates: Sequence[Source], n: int) -> list[Source]:
-    """Up to ``n`` sources: most pieces first, then the freshest heartbeat; and spread
-    across networks, taking the best of each network before a second from any."""
-    ordered = sorted(candidates, key=lambda s: (-s.have, -s.record.seen, s.record.fragment))
-    chosen: list[Source] = []
-    taken: set[str] = set()
-    rest: list[Source] = []
-    for source in ordered:
-        if source.record.network in taken:
-            rest.append(source)
-        else:
-            taken.add(source.record.network)
-            chosen.append(source)
-    return (chosen + rest)[:n]
-
-
-def render_source(source: Source, full_bitfield: str) -> bytes:
-    """One source as JSON, from the stored fragment (no encoder on the hot path)."""
-    bits = source.bitfield or full_bitfield
-    return (b"{" + source.record.fragment.encode() + b',"bitfield":"' + bits.encode()
-            + b'","have":' + str(source.have).encode() + b',"last_seen":'
-            + str(source.record.seen).encode() + b"}")
+    @classmethod
+    def of(cls, candidate: Candidate) -> Source:
+        return cls(PeerRecord.parse(candidate[5].decode()), candidate[0], candidate[4].decode())

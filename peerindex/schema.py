@@ -7,7 +7,7 @@ no other client ever sees half an announce.
 Keys (docs/INDEX.md has the reasons):
 
 - ``pmi:p:{device}`` string, expiring after the peer timeout: the peer is live while it
-  exists. Its value is ``SEEN<US>user<US>host<US>port<US>network<US>version<US>fragment``,
+  exists. Its value is ``SEEN<US>network<US>fragment<US>user<US>host<US>port<US>version``,
   ``SEEN`` ten digits of Unix time (a heartbeat rewrites them in place), ``fragment`` the
   peer's part of a sources answer, already JSON.
 - ``pmi:w:{work}`` sorted set, device -> pieces held: who holds the work, most first.

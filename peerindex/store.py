@@ -13,7 +13,7 @@ from typing import Any, cast
 import redis
 
 from peerindex import schema
-from peerindex.records import PeerRecord, Source, choose, parse_sources, peer_value
+from peerindex.records import PeerRecord, Source, candidates, choose, peer_value
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +93,8 @@ def heartbeat(conn: redis.Redis, devices: Sequence[str], *, now: int,
 def sources(conn: redis.Redis, work: str, *, pieces: int, want: int,
             skip: str = "") -> list[Source]:
     keys, args = sources_call(work, pieces=pieces, want=want, skip=skip)
-    return choose(parse_sources(_script(conn, schema.SOURCES, keys, args)), want)
+    return [Source.of(c) for c in choose(candidates(_script(conn, schema.SOURCES, keys, args)),
+                                         want)]
 
 
 def peer_record(conn: redis.Redis, device: str) -> PeerRecord | None:
