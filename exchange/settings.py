@@ -159,6 +159,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "exchange.licensing.tasks.revocation_list_current_task", "schedule": 3600.0,
     },
     "flush-metering": {"task": "exchange.metering.tasks.metering_flush_task", "schedule": 5.0},
+    "flush-peer-index": {"task": "exchange.peers.tasks.peer_index_flush_task", "schedule": 2.0},
+    "sync-peer-index": {"task": "exchange.peers.tasks.peer_index_sync_task", "schedule": 60.0},
     "settle-due-receipts": {
         "task": "exchange.metering.tasks.receipts_settle_due_task", "schedule": 10.0,
     },
@@ -350,6 +352,21 @@ PEER_TIMEOUT_SECONDS = env_int("PEERMARK_PEER_TIMEOUT_SECONDS", default=90, mini
 # Off: a peer's announced host must be the address it connects from, so nobody can
 # point buyers' agents at a third party. On: behind NAT or a proxy you know.
 PEERS_ALLOW_ANNOUNCED_HOST = env_bool("PEERMARK_PEERS_ALLOW_ANNOUNCED_HOST", default=False)
+# Where live peers and holdings are kept: "redis" (the live index the fast path serves,
+# PostgreSQL its durable record written in batches) or "database" (the embedded default,
+# with no Redis). docs/INDEX.md.
+PEER_INDEX = env_str("PEERMARK_PEER_INDEX") or ("redis" if REDIS_URL else "database")
+if PEER_INDEX not in ("redis", "database"):
+    raise ImproperlyConfigured("PEERMARK_PEER_INDEX is redis or database")
+if PEER_INDEX == "redis" and not REDIS_URL:
+    raise ImproperlyConfigured("PEERMARK_PEER_INDEX=redis needs REDIS_URL")
+# The index fast path (python -m peerindex) as agents reach it; empty: not offered, and
+# agents use the API above. Its credentials are signed with PEERMARK_INDEX_SECRET (hex, 32
+# bytes or more, shared with the index service), or a key derived from the secret key.
+INDEX_URL = env_str("PEERMARK_INDEX_URL") or ""
+INDEX_SECRET = env_str("PEERMARK_INDEX_SECRET") or ""
+INDEX_CREDENTIAL_SECONDS = env_int("PEERMARK_INDEX_CREDENTIAL_SECONDS", default=3600,
+                                   minimum=60)
 
 # --- Email (notifications) ------------------------------------------------------
 # With PEERMARK_EMAIL_HOST set, mail goes out over SMTP; without it (the embedded demo),

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from peerindex import schema
-from peerindex.catalogue import Catalogue
+from peerindex.catalogue import UNKNOWN, Catalogue
 from peerindex.config import Config
 from peerindex.credentials import Claims, CredentialError
 from peerindex.gate import Gate, LimitedError
@@ -226,11 +226,18 @@ class IndexApp:
     async def _checked(self, holdings: list[tuple[str, str]], *, urlsafe: bool = False
                        ) -> list[Held]:
         checked: list[Held] = []
+        remembered = self.catalogue.remembered
+        full = self.catalogue.full_bitfield
         for index, (work, bits) in enumerate(holdings):
-            entry = await self.catalogue.get(work)
+            entry = remembered(work)
+            if entry is UNKNOWN:
+                entry = await self.catalogue.get(work)
             field = "work" if urlsafe else f"holdings[{index}].work"
             if entry is None:
                 raise _ReplyError(400, "unknown_work", f"No work {work} on sale.", field=field)
+            if not urlsafe and bits.encode() == full(entry.pieces):
+                checked.append(Held(work, entry.pieces, ""))  # a seeder's: the usual case
+                continue
             try:
                 checked.append(held(work, bits, entry, field.replace("work", "bitfield"),
                                     urlsafe=urlsafe))

@@ -11,6 +11,9 @@ from peerindex import schema
 from peerindex.link import Link
 from peerindex.store import WorkEntry
 
+#: "not remembered": a marker no real entry equals (no work has -1 pieces)
+UNKNOWN = WorkEntry(-1)
+
 
 class Catalogue:
     def __init__(self, link: Link) -> None:
@@ -18,6 +21,11 @@ class Catalogue:
         self.generation: bytes | None = None
         self._works: dict[str, WorkEntry | None] = {}
         self._full: dict[int, bytes] = {}
+
+    def remembered(self, work: str) -> WorkEntry | None:
+        """The entry if this process knows it (None: known not on sale), else ``UNKNOWN``
+        (then ``get`` asks Redis): no coroutine for the usual case."""
+        return self._works.get(work, UNKNOWN)
 
     async def get(self, work: str) -> WorkEntry | None:
         try:

@@ -69,6 +69,16 @@ def _celery_in_process() -> None:
     app.conf.CELERY_TASK_EAGER_PROPAGATES = True
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _peer_index_in_database() -> None:
+    """Peers and holdings in the database for data built once per session or module too
+    (the per-test ``_private_data_dir`` says the same for each test); the ``live_index``
+    fixture switches a test to Redis."""
+    from django.conf import settings
+
+    settings.PEER_INDEX = "database"
+
+
 @pytest.fixture(autouse=True)
 def _english_after_each_test() -> Iterator[None]:
     """A request in Korean leaves Korean active in this thread (Django's LocaleMiddleware

@@ -119,6 +119,10 @@ API: list[Row] = [
     ("POST",   "/api/v1/revocations/equivocations/",            401,   400,  400,  400,  400,  400),
     ("POST",   "/api/v1/peers/announce/",                       401,   200,  400,  400,  400,  400),
     ("POST",   "/api/v1/peers/heartbeat/",                      401,   200,  400,  400,  400,  400),
+    # not offered without the live index (tests/exchange/test_index_credentials.py has
+    # the offered case from each side)
+    ("POST",   "/api/v1/peers/index-credential/",               401,   404,  404,  404,  404,  404),
+    ("POST",   "/api/v1/peers/index-credential/revoke/",        401,   204,  204,  204,  204,  204),
     # tracing: rights holders only, and a report is its owner's alone
     ("GET",    "/api/v1/traces/",                               401,   200,  200,  200,  200,  200),
     ("POST",   "/api/v1/traces/",                               401,   403,  403,  201,  201,  403),
@@ -363,6 +367,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/peers/announce/"): {"device": "{device}", "host": "127.0.0.1",
                                           "port": 6881, "holdings": []},
     ("POST", "/api/v1/peers/heartbeat/"): {"device": "{device}"},
+    ("POST", "/api/v1/peers/index-credential/"): {"device": "{device}"},
+    ("POST", "/api/v1/peers/index-credential/revoke/"): {"token": "pmi1.not.genuine"},
     ("POST", "/api/v1/traces/"): {"file": TEXT},
     ("POST", "/api/v1/compute/modules/"): {"module": WASM},
     ("POST", "/api/v1/compute/jobs/"): {"name": "job", "module": "{module}", "currency": "EUR",
