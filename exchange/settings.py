@@ -365,6 +365,12 @@ if PEER_INDEX == "redis" and not REDIS_URL:
 # bytes or more, shared with the index service), or a key derived from the secret key.
 INDEX_URL = env_str("PEERMARK_INDEX_URL") or ""
 INDEX_SECRET = env_str("PEERMARK_INDEX_SECRET") or ""
+if INDEX_SECRET:
+    try:
+        if len(bytes.fromhex(INDEX_SECRET)) < 32:
+            raise ValueError
+    except ValueError:
+        raise ImproperlyConfigured("PEERMARK_INDEX_SECRET is hex, 32 bytes or more") from None
 INDEX_CREDENTIAL_SECONDS = env_int("PEERMARK_INDEX_CREDENTIAL_SECONDS", default=3600,
                                    minimum=60)
 

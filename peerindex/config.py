@@ -9,8 +9,20 @@ from dataclasses import dataclass
 from peerindex.credentials import derive_key, parse_key
 
 
+def _str(env: Mapping[str, str], name: str) -> str:
+    """A setting, or the contents of the file ``NAME_FILE`` names (a mounted secret), as
+    the platform reads its own."""
+    path = env.get(f"{name}_FILE", "").strip()
+    if path:
+        if env.get(name, "").strip():
+            raise ValueError(f"give {name} or {name}_FILE, not both")
+        with open(path, encoding="utf-8") as file:
+            return file.read().strip()
+    return env.get(name, "").strip()
+
+
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    raw = env.get(name, "").strip()
+    raw = _str(env, name)
     value = int(raw) if raw else default
     if value < minimum:
         raise ValueError(f"{name} is at least {minimum}")
@@ -18,7 +30,7 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
 
 
 def _bool(env: Mapping[str, str], name: str) -> bool:
-    return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+    return _str(env, name).lower() in {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)
@@ -35,18 +47,18 @@ class Config:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
         env = os.environ if env is None else env
-        url = env.get("REDIS_URL", "").strip()
+        url = _str(env, "REDIS_URL")
         if not url:
             raise ValueError("the index needs REDIS_URL")
-        secret = env.get("PEERMARK_INDEX_SECRET", "").strip()
-        platform_key = env.get("PEERMARK_SECRET_KEY", "").strip()
+        secret = _str(env, "PEERMARK_INDEX_SECRET")
+        platform_key = _str(env, "PEERMARK_SECRET_KEY")
         if secret:
             keys = [parse_key(secret)]
         elif platform_key:
             keys = [derive_key(platform_key)]
         else:
             raise ValueError("the index needs PEERMARK_INDEX_SECRET (or PEERMARK_SECRET_KEY)")
-        previous = env.get("PEERMARK_INDEX_PREVIOUS_SECRET", "").strip()
+        previous = _str(env, "PEERMARK_INDEX_PREVIOUS_SECRET")
         if previous:
             keys.append(parse_key(previous))
         timeout = _int(env, "PEERMARK_PEER_TIMEOUT_SECONDS", 90, 5)
