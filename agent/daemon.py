@@ -37,6 +37,7 @@ from agent.gnutella import (
     holdings_from_store,
     known_neighbours,
 )
+from agent.index_client import IndexClient
 from agent.library import WorkTitles
 from agent.outbox import OrderOutbox
 from agent.platform import PlatformError, PlatformUnreachableError
@@ -86,6 +87,12 @@ class Daemon:
         self._stop = asyncio.Event()
         self.url = ""
 
+    @functools.cached_property
+    def index(self) -> IndexClient:
+        """Announces, heartbeats: by the peer index's fast path where the platform offers
+        it, else by the platform's API (index_client.py)."""
+        return IndexClient(self.agent.platform, device_id=self.device_id, clock=self._clock)
+
     # --- platform calls (httpx is synchronous: keep them off the event loop) ---------------
 
     async def _platform(self, call: Callable[[], Any]) -> Any:
@@ -99,8 +106,9 @@ class Daemon:
                 holdings[work.work_id] = bits
         if not holdings and not replace:
             return
-        await self._platform(lambda: self.agent.platform.announce(
-            device_id=self.device_id, port=self.options.port,
+        index = self.index  # made here, on the loop: never by two worker threads at once
+        await self._platform(lambda: index.announce(
+            port=self.options.port,
             host=self.agent.config.public_host,
             holdings=[{"work": w, "bitfield": bitfield_encode(b)} for w, b in holdings.items()],
             replace=replace))
@@ -163,8 +171,14 @@ class Daemon:
         await self.announce(replace=False)
 
     async def heartbeat(self) -> None:
+        """A beat the index asks to wait for is skipped (``IndexClient.heartbeat``); every
+        half hour or so the beat is a full announce, since the index forgets holdings
+        that are not announced again (an announce is a heartbeat too)."""
+        if self.index.full_announce_due():
+            await self.announce(replace=True)
+            return
         try:
-            await self._platform(lambda: self.agent.platform.heartbeat(device_id=self.device_id))
+            await self._platform(self.index.heartbeat)
         except PlatformError as exc:
             if exc.code == "not_announced":
                 await self.announce(replace=True)
@@ -273,6 +287,8 @@ class Daemon:
             self.outbox.close()
             with contextlib.suppress(Exception):
                 await self.flush_outbox_final()
+            if "index" in self.__dict__:
+                self.index.close()
 
     async def flush_outbox_final(self) -> None:
         """A last try at submitting orders on the way out."""

@@ -58,9 +58,9 @@ class PlatformClient:
 
     # --- plumbing ----------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, *, json: Any = None,
-                 params: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None) -> Any:
+    def _response(self, method: str, path: str, *, json: Any = None,
+                  params: dict[str, Any] | None = None,
+                  headers: dict[str, str] | None = None) -> httpx.Response:
         try:
             response = self._client.request(method, path, json=json, params=params,
                                             headers=headers)
@@ -68,13 +68,15 @@ class PlatformClient:
             raise PlatformUnreachableError(f"cannot reach the platform: {exc}") from exc
         if response.status_code >= 400:
             raise _error_from(response)
+        return response
+
+    def _request(self, method: str, path: str, *, json: Any = None,
+                 params: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> Any:
+        response = self._response(method, path, json=json, params=params, headers=headers)
         if response.status_code == 204 or not response.content:
             return None
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise PlatformError(response.status_code, "bad_response",
-                                "The platform sent something that is not JSON.") from exc
+        return _json_of(response)
 
     def _paged(self, path: str, params: dict[str, Any] | None = None) -> Iterator[Any]:
         page = 1
@@ -288,6 +290,19 @@ class PlatformClient:
         return dict(self._request("POST", "/api/v1/peers/heartbeat/",
                                   json={"device": device_id}))
 
+    def index_credential(self, *, device_id: str) -> tuple[dict[str, Any], str]:
+        """A short-lived credential for the peer index's fast path (agent/index_client.py)
+        and the answer's ``Date`` header, so that the credential's life is timed on the
+        platform's clock: a skewed local clock then neither wastes nor overstays it.
+        A platform that runs no index answers 404 ``index_not_offered``."""
+        response = self._response("POST", "/api/v1/peers/index-credential/",
+                                  json={"device": device_id})
+        body = _json_of(response)
+        if not isinstance(body, dict):
+            raise PlatformError(response.status_code, "bad_response",
+                                "The platform's index credential is not a JSON object.")
+        return body, response.headers.get("Date", "")
+
     def orders_submit(self, tokens: list[str]) -> dict[str, Any]:
         return dict(self._request("POST", "/api/v1/metering/orders/",
                                   json={"orders": tokens}))
@@ -334,6 +349,14 @@ class PlatformClient:
         if response.status_code != 200:
             raise _error_from(response)
         return response.content
+
+
+def _json_of(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise PlatformError(response.status_code, "bad_response",
+                            "The platform sent something that is not JSON.") from exc
 
 
 def _error_from(response: httpx.Response) -> PlatformError:
