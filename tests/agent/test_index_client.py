@@ -1,4 +1,4 @@
-"""The agent's fast path to the peer index (issue 23), and its fall-back to the platform.
+"""The agent's fast path to the peer index, and its fall-back to the platform.
 
 Two real HTTP servers on loopback (http.server in a thread each; the client is httpx,
 synchronous): one plays the platform (the credential endpoint and the present peers
