@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import re
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -84,6 +85,7 @@ class Daemon:
         self.device_id = agent.device.device_id
         self.server: PieceServer | None = None
         self._announced: dict[str, bytes] = {}
+        self._off_sale: set[str] = set()
         self._stop = asyncio.Event()
         self.url = ""
 
@@ -104,14 +106,30 @@ class Daemon:
             bits = work.bitfield()
             if replace or self._announced.get(work.work_id) != bits:
                 holdings[work.work_id] = bits
+        if replace:
+            self._off_sale.clear()  # asked again at each full announce: it may be back
+        for work_id in self._off_sale:
+            holdings.pop(work_id, None)
         if not holdings and not replace:
             return
         index = self.index  # made here, on the loop: never by two worker threads at once
-        await self._platform(lambda: index.announce(
-            port=self.options.port,
-            host=self.agent.config.public_host,
-            holdings=[{"work": w, "bitfield": bitfield_encode(b)} for w, b in holdings.items()],
-            replace=replace))
+        listed = [{"work": w, "bitfield": bitfield_encode(b)} for w, b in holdings.items()]
+        while True:
+            try:
+                await self._platform(functools.partial(
+                    index.announce, port=self.options.port,
+                    host=self.agent.config.public_host, holdings=listed, replace=replace))
+                break
+            except PlatformError as exc:
+                # A work withdrawn from sale is refused by name; the others are still
+                # announced (the refusal would otherwise stop every announce).
+                gone = _refused_work(exc, listed)
+                if gone is None:
+                    raise
+                log.info("work %s is no longer on sale: not announced", gone)
+                self._off_sale.add(gone)
+                holdings.pop(gone, None)
+                listed = [item for item in listed if item["work"] != gone]
         self._announced.update(holdings)
         if self.server is not None:
             self.server.announced = True
@@ -301,3 +319,18 @@ class Daemon:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+_HOLDING_WORK = re.compile(r"holdings\[(\d+)\]\.work")
+
+
+def _refused_work(error: PlatformError, listed: list[dict[str, str]]) -> str | None:
+    """The work an announce was refused for as not on sale, if the refusal names one of
+    ``listed`` (only a list the index takes in one request: its field counts from 0)."""
+    if error.code != "unknown_work" or not 0 < len(listed) <= 1000:
+        return None
+    for name in error.fields:
+        found = _HOLDING_WORK.fullmatch(name)
+        if found and int(found.group(1)) < len(listed):
+            return listed[int(found.group(1))]["work"]
+    return None

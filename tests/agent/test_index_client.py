@@ -554,3 +554,28 @@ def test_the_daemons_heartbeat_is_a_full_announce_as_often_as_the_credential_say
     assert index.calls() == ["POST /index/v1/announce", "POST /index/v1/heartbeat",
                              "POST /index/v1/announce", "POST /index/v1/heartbeat"]
     assert [s.body["replace"] for s in index.seen if s.body] == [True, True]
+
+
+def test_a_work_withdrawn_from_sale_is_left_out_and_the_others_announced(
+        daemon: Daemon, platform: Loopback, index: Loopback, sale: Any) -> None:
+    held = daemon.store.add_verified(sale.manifest, sale.manifest_token)
+    held.import_ciphertext(sale.packaged.ciphertext_path)
+    withdrawn = held.work_id
+
+    def judge(seen: Seen) -> Reply:
+        works = [h["work"] for h in seen.body["holdings"]]
+        if withdrawn in works:
+            refusal = error(400, "unknown_work")
+            name = f"holdings[{works.index(withdrawn)}].work"
+            refusal.body["error"]["fields"] = {name: [f"No work {withdrawn} on sale."]}
+            return refusal
+        return Reply(200, {"peer_id": DEVICE, "url": "http://127.0.0.1:7123",
+                           "interval": 30, "holdings": len(works)})
+
+    index.on("POST", "/index/v1/announce", judge)
+    platform.on("POST", "/api/v1/peers/announce/", judge)
+    asyncio.run(daemon.announce(replace=True))  # refused for the work, then sent without it
+    asyncio.run(daemon.announce(replace=False))  # nothing new: nothing sent
+    sent = [[h["work"] for h in s.body["holdings"]] for s in index.seen]
+    assert sent == [[withdrawn], []]  # refused by name, then announced without it
+    assert platform_peer_calls(platform) == ["POST /api/v1/peers/announce/"]  # it agreed
