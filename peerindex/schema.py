@@ -13,7 +13,9 @@ Keys (docs/INDEX.md has the reasons):
 - ``pmi:w:{work}`` sorted set, device -> pieces held: who holds the work, most first.
 - ``pmi:b:{work}`` hash, device -> base64 bitfield, for partial holders only (a holder of
   every piece needs none, which is most of them).
-- ``pmi:h:{device}`` set of the works a peer holds (a full announce drops the others).
+- ``pmi:h:{device}`` hash, work -> "", the works a peer holds (a full announce drops the
+  others). A hash, not a set: Redis 7.0 packs a small hash in one allocation (a listpack),
+  a set of strings not, and there is one of these per live peer.
 - ``pmi:works`` hash, work -> ``{"n": pieces, "s": [web seeds]}``: what is on sale, kept by
   the platform; ``pmi:works:gen`` counts its changes.
 - ``pmi:revoked`` sorted set, ``d:<device>``, ``u:<user>`` or ``c:<credential id>`` -> until
@@ -60,7 +62,7 @@ for i = 1, n do
   if have == 0 then
     redis.call('ZREM', holders, device)
     redis.call('HDEL', bits_key, device)
-    redis.call('SREM', KEYS[2], work)
+    redis.call('HDEL', KEYS[2], work)
   else
     redis.call('ZADD', holders, have, device)
     redis.call('EXPIRE', holders, hold_ttl)
@@ -70,15 +72,15 @@ for i = 1, n do
       redis.call('HSET', bits_key, device, bits)
       redis.call('EXPIRE', bits_key, hold_ttl)
     end
-    redis.call('SADD', KEYS[2], work)
+    redis.call('HSET', KEYS[2], work, '')
   end
 end
 if ARGV[4] == '1' then
-  for _, work in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  for _, work in ipairs(redis.call('HKEYS', KEYS[2])) do
     if not listed[work] then
       redis.call('ZREM', '""" + HOLDERS + """' .. work, device)
       redis.call('HDEL', '""" + BITFIELDS + """' .. work, device)
-      redis.call('SREM', KEYS[2], work)
+      redis.call('HDEL', KEYS[2], work)
     end
   end
 end

@@ -246,7 +246,7 @@ def peer_states(conn: redis.Redis, devices: Sequence[str]) -> list[PeerState]:
     pipe = conn.pipeline(transaction=False)
     for device in devices:
         pipe.get(schema.peer_key(device))
-        pipe.smembers(schema.held_key(device))
+        pipe.hkeys(schema.held_key(device))
     replies = pipe.execute()
     states: list[PeerState] = []
     pipe = conn.pipeline(transaction=False)
