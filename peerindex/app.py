@@ -265,7 +265,9 @@ class IndexApp:
         try:
             query = Query.parse(scope["query_string"])
             work = query.work()
-            port = query.integer("port", 0, 1, 65535)
+            port = query.integer("port", -1, 1, 65535)
+            if port < 0:
+                raise InvalidError("port is required.", field="port")
             want = query.integer("numwant", 50, 0, MAX_SOURCES)
         except InvalidError as exc:
             raise _ReplyError(exc.status, exc.code, str(exc), field=exc.field) from None

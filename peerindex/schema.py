@@ -20,7 +20,7 @@ Keys (docs/INDEX.md has the reasons):
   the platform; ``pmi:works:gen`` counts its changes.
 - ``pmi:revoked`` sorted set, ``d:<device>``, ``u:<user>`` or ``c:<credential id>`` -> until
   when (Unix time); ``pmi:revoked:gen`` counts its changes.
-- ``pmi:dirty`` hash, device -> when its endpoint or holdings last changed (ms), and
+- ``pmi:dirty`` hash, device -> a count of changes to its endpoint or holdings, and
   ``pmi:seen`` hash, device -> when it last heartbeat (ms): the durable record's to-do
   lists, drained into PostgreSQL in batches by the platform.
 
@@ -47,8 +47,10 @@ HOLDINGS_TTL = 4 * REANNOUNCE_SECONDS
 MAX_HOLDINGS_PER_ANNOUNCE = 1000
 
 # KEYS: peer, held, dirty, then (holders, bitfields) per work.
-# ARGV: peer value, peer ttl, holdings ttl, replace (0/1), device, now (ms),
+# ARGV: peer value, peer ttl, holdings ttl, replace (0/1), device,
 #       then (work, pieces held, bitfield or "" for all) per work.
+# The mark in the to-do list is a counter, so a change made while a flush runs always
+# leaves a different value than the flush read (a time could repeat within its unit).
 ANNOUNCE = """
 local device, hold_ttl = ARGV[5], tonumber(ARGV[3])
 redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
@@ -56,7 +58,7 @@ local listed = {}
 local n = (#KEYS - 3) / 2
 for i = 1, n do
   local holders, bits_key = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
-  local at = 7 + 3 * (i - 1)
+  local at = 6 + 3 * (i - 1)
   local work, have, bits = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2]
   listed[work] = true
   if have == 0 then
@@ -85,7 +87,7 @@ if ARGV[4] == '1' then
   end
 end
 redis.call('EXPIRE', KEYS[2], hold_ttl)
-redis.call('HSET', KEYS[3], device, ARGV[6])
+redis.call('HINCRBY', KEYS[3], device, 1)
 return n
 """
 

@@ -48,7 +48,7 @@ def announce_call(*, device: str, user: int, host: str, port: int, version: str,
     keys = [schema.peer_key(device), schema.held_key(device), schema.DIRTY]
     args: list[str | int] = [
         peer_value(seen=now, user=user, host=host, port=port, version=version, device=device),
-        peer_ttl, schema.HOLDINGS_TTL, 1 if replace else 0, device, now * 1000,
+        peer_ttl, schema.HOLDINGS_TTL, 1 if replace else 0, device,
     ]
     for item in held:
         keys += [schema.holders_key(item.work), schema.bitfields_key(item.work)]
