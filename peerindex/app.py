@@ -39,7 +39,7 @@ from peerindex.inputs import (
     announce_body,
     held,
 )
-from peerindex.link import Link, RedisError, RedisUnavailableError
+from peerindex.link import STALL_SECONDS, Link, RedisError, RedisUnavailableError
 from peerindex.records import candidates, choose, endpoint_url, render
 from peerindex.store import Held, announce_call, sources_call
 
@@ -86,8 +86,8 @@ class IndexApp:
         """Every second: a stalled Redis is dropped, and what the platform changed
         (works on sale, revocations) is picked up."""
         while True:
-            with contextlib.suppress(RedisUnavailableError, RedisError):
-                await self.refresh()
+            with contextlib.suppress(RedisUnavailableError, RedisError, TimeoutError):
+                await asyncio.wait_for(self.refresh(), STALL_SECONDS)
             self.link.check_stall()
             await asyncio.sleep(1.0)
 
@@ -131,6 +131,8 @@ class IndexApp:
             status, body = reply.status, _error_body(reply.code, str(reply), reply.field)
             if reply.retry_after is not None:
                 headers.append((b"retry-after", b"%d" % reply.retry_after))
+        except InvalidError as exc:  # wherever input is read
+            status, body = exc.status, _error_body(exc.code, str(exc), exc.field)
         except (RedisUnavailableError, RedisError) as exc:
             log.warning("index: Redis: %s", exc)
             status = 503

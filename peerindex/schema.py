@@ -118,7 +118,7 @@ SOURCES = """
 local want, pieces, skip = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local out, start, rounds = {}, 0, 0
 local found = 0
-while found < want and rounds < 4 do
+while found < want and rounds < 16 do
   local batch = want - found + 16
   local ids = redis.call('ZREVRANGE', KEYS[1], start, start + batch - 1, 'WITHSCORES')
   if #ids == 0 then break end

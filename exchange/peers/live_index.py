@@ -10,6 +10,7 @@ writes what changed in Redis there in batches.
 
 from __future__ import annotations
 
+import logging
 import time
 
 import redis
@@ -22,6 +23,16 @@ from exchange.licensing.models import Device
 from peerindex import credentials, schema, store
 
 _clients: dict[str, redis.Redis] = {}
+log = logging.getLogger(__name__)
+
+#: Redis is away (refused, timed out, loading after a restart): the platform's own peer
+#: endpoints then fall back to the durable record in the database, as the embedded default
+#: keeps it, so agents that fall back to the platform from the fast path keep working.
+UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError)
+
+
+def unavailable(what: str, error: Exception) -> None:
+    log.warning("live peer index unavailable (%s): %s from the database", error, what)
 
 
 def enabled() -> bool:
@@ -86,7 +97,7 @@ def work_publish(work: Work) -> None:
         elif known is not None:
             store.works_remove(conn, [work_id])
 
-    transaction.on_commit(publish)
+    transaction.on_commit(publish, robust=True)  # Redis away: the minute's sync heals it
 
 
 def works_sync() -> int:
@@ -113,7 +124,7 @@ def device_revoked(device: Device) -> None:
         store.revoke(conn, {f"d:{device_id}": store.FOREVER})
         store.peer_drop(conn, device_id)
 
-    transaction.on_commit(publish)
+    transaction.on_commit(publish, robust=True)  # Redis away: the minute's sync heals it
 
 
 def user_blocked(user: User, *, blocked: bool) -> None:
@@ -128,7 +139,7 @@ def user_blocked(user: User, *, blocked: bool) -> None:
         elif conn.zscore(schema.REVOKED, member) is not None:
             store.unrevoke(conn, [member])
 
-    transaction.on_commit(publish)
+    transaction.on_commit(publish, robust=True)  # Redis away: the minute's sync heals it
 
 
 def revocations_sync() -> int:

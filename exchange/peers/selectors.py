@@ -52,11 +52,19 @@ def sources_for(work: Work, *, now: dt.datetime | None = None) -> QuerySet[Holdi
 
 def sources_list(work: Work) -> list[SourceRow]:
     """Up to ``MAX_SOURCES`` sources, best first: from the live index where it is on
-    (chosen as the fast path chooses), from the database otherwise."""
-    if not live_index.enabled():
-        return [SourceRow(h.peer.device_id, h.peer.endpoint, bitfield_encode(bytes(h.bitfield)),
-                          h.have_count, h.peer.last_seen_at)
-                for h in sources_for(work)[:MAX_SOURCES]]
+    (chosen as the fast path chooses), from the database otherwise, or while Redis is
+    away (the durable record, a flush behind)."""
+    if live_index.enabled():
+        try:
+            return _live_sources(work)
+        except live_index.UNAVAILABLE as exc:
+            live_index.unavailable("sources come", exc)
+    return [SourceRow(h.peer.device_id, h.peer.endpoint, bitfield_encode(bytes(h.bitfield)),
+                      h.have_count, h.peer.last_seen_at)
+            for h in sources_for(work)[:MAX_SOURCES]]
+
+
+def _live_sources(work: Work) -> list[SourceRow]:
     pieces = work.package.piece_count
     full = bitfield_encode(bitfield_full(pieces))
     found = store.sources(live_index.client(), str(work.pk), pieces=pieces, want=MAX_SOURCES)
@@ -68,8 +76,11 @@ def live_endpoints(device_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
     """The peer server's host and port of each of ``device_ids`` that is live now
     (heard within the peer timeout), from whichever store holds the index."""
     if live_index.enabled():
-        return {device: (record.host, record.port) for device, record
-                in store.peer_records(live_index.client(), device_ids).items()}
+        try:
+            return {device: (record.host, record.port) for device, record
+                    in store.peer_records(live_index.client(), device_ids).items()}
+        except live_index.UNAVAILABLE as exc:
+            live_index.unavailable("live devices come", exc)
     return {device: (host, port) for device, host, port in
             Peer.objects.filter(device_id__in=list(device_ids), last_seen_at__gte=live_since())
             .values_list("device_id", "host", "port")}

@@ -98,8 +98,11 @@ def peer_announce(*, user: User, device_id: str, host: str, port: int, source: s
                                field=f"holdings[{index}].bitfield") from exc
     now = timezone.now()
     if live_index.enabled():
-        return _announce_live(user=user, device=device, host=endpoint_host, port=port,
-                              parsed=parsed, replace=replace, version=version, now=now)
+        try:
+            return _announce_live(user=user, device=device, host=endpoint_host, port=port,
+                                  parsed=parsed, replace=replace, version=version, now=now)
+        except live_index.UNAVAILABLE as exc:
+            live_index.unavailable("announces go", exc)
     with transaction.atomic():
         peer, created = Peer.objects.update_or_create(
             device=device,
@@ -141,6 +144,18 @@ def _announce_live(*, user: User, device: Device, host: str, port: int,
                 agent_version=version[:40])
 
 
+def _heartbeat_live(*, user: User, device: Device) -> Peer:
+    conn = live_index.client()
+    now = timezone.now()
+    if store.heartbeat(conn, [device.device_id], now=int(now.timestamp()),
+                       peer_ttl=settings.PEER_TIMEOUT_SECONDS):
+        raise ServiceError(_("Announce before sending heartbeats."), code="not_announced",
+                           status_code=409, field="device")
+    record = store.peer_record(conn, device.device_id)
+    return Peer(device=device, user=user, host=record.host if record else "",
+                port=record.port if record else 0, last_seen_at=now)
+
+
 def _ready_works(ids: list[str]) -> dict[str, Work]:
     keys = []
     for value in ids:
@@ -155,15 +170,10 @@ def _ready_works(ids: list[str]) -> dict[str, Work]:
 def peer_heartbeat(*, user: User, device_id: str) -> Peer:
     device = _own_device(user, device_id)
     if live_index.enabled():
-        conn = live_index.client()
-        now = timezone.now()
-        if store.heartbeat(conn, [device.device_id], now=int(now.timestamp()),
-                           peer_ttl=settings.PEER_TIMEOUT_SECONDS):
-            raise ServiceError(_("Announce before sending heartbeats."), code="not_announced",
-                               status_code=409, field="device")
-        record = store.peer_record(conn, device.device_id)
-        return Peer(device=device, user=user, host=record.host if record else "",
-                    port=record.port if record else 0, last_seen_at=now)
+        try:
+            return _heartbeat_live(user=user, device=device)
+        except live_index.UNAVAILABLE as exc:
+            live_index.unavailable("heartbeats go", exc)
     updated = Peer.objects.filter(device=device).update(last_seen_at=timezone.now())
     if not updated:
         raise ServiceError(_("Announce before sending heartbeats."), code="not_announced",

@@ -24,15 +24,26 @@ def on_device_saved(sender: type[Device], instance: Device, **_kwargs: Any) -> N
         live_index.device_revoked(instance)
 
 
+#: audit actions that put a work on sale or take it off (the catalogue changes status by
+#: a queryset update, which sends no signal of its own)
+WORK_ACTIONS = frozenset({"work.ready", "work.withdraw", "work.update", "work.failed"})
+
+
 def on_audit_event(sender: type[AuditEvent], instance: AuditEvent, created: bool,
                    **_kwargs: Any) -> None:
-    """A device revoked by the licensing service (a queryset update, which sends no
-    signal of its own) is known by its audit row."""
+    """Changes made by queryset updates (a device revoked, a work ready or withdrawn),
+    known by their audit rows."""
     del sender
-    if created and instance.action == "device.revoke":
+    if not created:
+        return
+    if instance.action == "device.revoke":
         device = Device.objects.filter(pk=instance.target_id).first()
         if device is not None:
             live_index.device_revoked(device)
+    elif instance.action in WORK_ACTIONS:
+        work = Work.objects.filter(pk=instance.target_id).first()
+        if work is not None:
+            live_index.work_publish(work)
 
 
 def on_user_saved(sender: type[User], instance: User, created: bool, **_kwargs: Any) -> None:

@@ -343,3 +343,84 @@ def test_a_work_bought_on_the_web_is_fetched_by_the_agent_without_a_second_sale(
         purchases = [p for p in client.get("/api/v1/purchases/").json()["results"]
                      if p["work"] == work["id"]]
     assert len(purchases) == 1
+
+
+# --- the index fast path (issue 23) -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def indexed_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """The platform offering agents the index fast path (``python -m peerindex``, two
+    processes, on the platform's Redis)."""
+    with platform(tmp_path_factory.mktemp("indexed-sale"), celery=True, index=True) as running:
+        yield running
+
+
+def test_a_sale_whose_announces_and_lookups_take_the_index_fast_path(
+    indexed_site: Platform, tmp_path: Path
+) -> None:
+    """Two seeders announce and heartbeat through the index, the buyer asks it for
+    sources, and nothing of theirs goes to the platform's own peer endpoints (the
+    fallback): told apart in Redis's MONITOR, since both paths run the same scripts on
+    the same keys (tests/index/monitor.py)."""
+    import redis
+
+    from tests.index.conftest import bits
+    from tests.index.monitor import RedisMonitor
+    from tests.support.processes import wait_until
+
+    site = indexed_site
+    conn = redis.Redis.from_url(site.env["REDIS_URL"], socket_timeout=5)
+    work = _register(site, "Noise by the fast path", width=800, height=600)
+    work_id = work["id"]
+    # The index refuses a work it does not know; the platform publishes a work that
+    # became ready at its minute's sync at the latest (tests/index/test_publishing.py).
+    wait_until(lambda: bool(conn.hexists("pmi:works", work_id)), timeout=90,
+               what="the index to know the work")
+    seeders = {name: AgentProcess(tmp_path, name, site.url) for name in ("fast1", "fast2")}
+    devices = {name: seeders[name].setup(user, site.logins[user])
+               for name, user in (("fast1", "carol"), ("fast2", "rita"))}
+    size = httpx.get(f"{site.url}/api/v1/works/{work_id}/").json()["size_bytes"]
+    count = -(-size // (256 * 1024))
+    assert count >= 4
+    half = count // 2
+    subsets = {"fast1": set(range(half + 1)), "fast2": set(range(half, count))}
+    for name, subset in subsets.items():
+        _seed(seeders[name], site, work_id, subset)
+    buyer = AgentProcess(tmp_path, "fastbuyer", site.url)
+    buyer.setup("bob", site.logins["bob"])
+    buyer.run("wallet", "--topup", "5000", "EUR")
+
+    with (RedisMonitor(site.env["REDIS_URL"]) as monitor, seeders["fast1"].serving(),
+          seeders["fast2"].serving()):
+        held = {name: (conn.zscore(f"pmi:w:{work_id}", device),
+                       conn.hget(f"pmi:b:{work_id}", device))
+                for name, device in devices.items()}
+        result = buyer.run("get", work_id)
+
+    # The index's Redis holds what each seeder announced (by hand: the pieces it was
+    # given, and their bitfield since neither holds them all).
+    assert held == {name: (len(subsets[name]), bits(count, subsets[name]).encode())
+                    for name in subsets}
+    index = monitor.index_clients()
+    assert index, "no index process was seen polling Redis"
+    lookup = f" 2 pmi:w:{work_id} pmi:b:{work_id} "  # the SOURCES script's keys
+    for device in devices.values():
+        announce = f"pmi:p:{device} pmi:h:{device} pmi:dirty"  # the ANNOUNCE script's keys
+        assert monitor.mentioning(announce, clients=index), "not announced by the index"
+        assert not monitor.mentioning(announce, clients=index, others=True), \
+            "announced by the platform's own endpoint (the fallback)"
+    assert monitor.mentioning(lookup, clients=index), "sources not asked of the index"
+    assert not monitor.mentioning(lookup, clients=index, others=True), \
+        "sources asked of the platform's own endpoint (the fallback)"
+    fallback = ("the index failed", "the index asks to wait", "no index credential",
+                "the index refused")
+    for agent in (*seeders.values(), buyer):
+        text = agent.log.read_text(errors="replace")
+        assert not [line for line in fallback if line in text], (agent.name, text[-3000:])
+
+    assert result["marked"] is True
+    assert result["pieces_fetched"] == result["pieces"] == count
+    assert set(result["served"]) == set(devices.values())
+    assert all(pieces > 0 for pieces in result["served"].values())
+    _payload_in(Path(result["path"]), buyer, site, result["licence_id"])

@@ -231,3 +231,20 @@ class TestWebSeeds:
         response = api(rita).post(f"/api/v1/works/{work.pk}/web-seeds/",
                                   {"url": "ftp://x"}, format="json")
         assert response.status_code == 400
+
+
+def test_while_redis_is_away_the_platform_keeps_the_index_in_the_database(
+        live_index, settings, carol, bob, work, device_of, api) -> None:
+    """Agents fall back to the platform's API when the fast path answers 503; the
+    platform then answers from the durable record instead of failing too."""
+    from tests.support.processes import free_port
+
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    _, device = device_of(carol)
+    assert _announce(api(carol), device, work).status_code == 200
+    assert Peer.objects.get().endpoint == "http://127.0.0.1:7001"
+    beat = api(carol).post("/api/v1/peers/heartbeat/", {"device": device.device_id},
+                           format="json")
+    assert beat.status_code == 200
+    sources = api(bob).get(f"/api/v1/works/{work.pk}/sources/").json()
+    assert [s["peer_id"] for s in sources["results"]] == [device.device_id]
