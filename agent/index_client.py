@@ -113,6 +113,7 @@ class IndexClient:
         self._busy_until = dict.fromkeys(OPERATIONS, 0.0)
         self._down_until = 0.0
         self._down_in_a_row = 0
+        self._answered = False  # the first answer from the index is logged, once
         self._reannounce = REANNOUNCE_SECONDS
         self._full_announce_at: float | None = None
         self.routes: Counter[tuple[str, str]] = Counter()
@@ -235,6 +236,9 @@ class IndexClient:
                 except ValueError:
                     raise self._broken(operation, "an answer that is not JSON") from None
                 self._down_in_a_row = 0
+                if not self._answered:
+                    self._answered = True
+                    log.info("the index fast path answers (%s)", credential.index_url)
                 return body
             status, code, message, fields = _error_body(response)
             if status == 401 and code in ("credential_expired", "unauthenticated"):
