@@ -16,14 +16,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8100)
     parser.add_argument("--workers", type=int, default=1,
                         help="processes (each with its own event loop; one Redis for all)")
-    parser.add_argument("--forwarded-allow-ips", default="127.0.0.1",
-                        help="proxies whose X-Forwarded-For names the client")
+    parser.add_argument("--forwarded-allow-ips", default="",
+                        help="behind a proxy: the proxies whose X-Forwarded-For names the "
+                             "client (comma-separated); unset, the peer address is the client")
     args = parser.parse_args(argv)
     Config.from_env()  # refuse a bad environment here, before any worker starts
     uvicorn.run("peerindex.app:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, loop="uvloop", http="httptools", lifespan="on",
-                access_log=False, log_level="warning", proxy_headers=True,
-                forwarded_allow_ips=args.forwarded_allow_ips, ws="none")
+                access_log=False, log_level="warning",
+                proxy_headers=bool(args.forwarded_allow_ips),
+                forwarded_allow_ips=args.forwarded_allow_ips or None, ws="none")
 
 
 if __name__ == "__main__":
