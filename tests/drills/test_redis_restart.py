@@ -134,6 +134,11 @@ def test_orders_accepted_across_a_redis_restart_are_all_recorded_once(
         client.thread.start()
         try:
             wait_until(lambda: client.batches >= 3, timeout=60, what="orders before the outage")
+            # While Redis is away the platform answers from the live index's durable record,
+            # which the flush writes every 2 s: the seeders must be in it before the outage.
+            wait_until(lambda: drill.postgres.sql(
+                "SELECT count(*) FROM peers_holding WHERE work_id = %s", work["id"])[0][0] == 2,
+                timeout=60, what="the seeders in the durable record", log=site.logs / "worker.log")
             redis.kill()
             # During the outage: the buyer buys and downloads from the agents; its
             # receipt is kept; the agents' orders and the client's wait and retry.
