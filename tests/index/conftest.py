@@ -12,7 +12,6 @@ import base64
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import time
 import uuid
@@ -27,7 +26,8 @@ import redis
 
 from peerindex import credentials
 from tests.conftest import _skip_or_fail
-from tests.support.processes import free_port, python, running, stop, wait_until
+from tests.support.processes import free_port, python, running, wait_until
+from tests.support.services import PrivateRedis
 
 SECRET = "5e" * 32
 #: every HTTP call of these tests gives up after this long (a hung service fails a test,
@@ -164,76 +164,8 @@ def shared_redis() -> Iterator[redis.Redis]:
 # --- a redis-server of a test's own ------------------------------------------------------
 
 
-@dataclass
-class RedisServer:
-    """A redis-server on a free loopback port that a test may kill, shut down and start
-    again on the same folder (and port): with ``appendonly`` its data outlives that."""
-
-    root: Path
-    appendonly: bool = False
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "redis.log"
-
-    def start(self) -> None:
-        persistence = (["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly
-                       else ["--appendonly", "no"])
-        out = self.log.open("ab")
-        try:
-            self.process = subprocess.Popen(
-                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                 "--dir", str(self.root), "--save", "", *persistence, "--daemonize", "no"],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        finally:
-            out.close()
-        wait_until(self.ping, timeout=30, what="redis-server to answer", log=self.log)
-
-    def conn(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
-
-    def ping(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            raise AssertionError("redis-server exited:\n"
-                                 + self.log.read_text(errors="replace")[-3000:])
-        try:
-            with self.conn() as conn:
-                return bool(conn.ping())
-        except redis.RedisError:  # refused, or still loading its append-only file
-            return False
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, sig)
-            self.process.wait(timeout=30)
-
-    def pause(self) -> None:
-        """SIGSTOP: the server is there, its sockets open, and answers nothing."""
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGCONT)
-
-    def shutdown(self) -> None:
-        """``SHUTDOWN``: Redis writes what it holds and exits (the orderly restart)."""
-        with contextlib.suppress(redis.ConnectionError), self.conn() as conn:
-            conn.shutdown()
-        assert self.process is not None
-        self.process.wait(timeout=30)
-
-    def close(self) -> None:
-        if self.process is not None:
-            with contextlib.suppress(OSError):
-                os.kill(self.process.pid, signal.SIGCONT)  # a stopped server would ignore TERM
-            stop(self.process)
+#: a redis-server of a test's own (the fault drills' kind, here also without AOF)
+RedisServer = PrivateRedis
 
 
 @pytest.fixture

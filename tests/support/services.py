@@ -125,10 +125,13 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 
 @dataclass
 class PrivateRedis:
-    """A redis-server of its own with AOF (``appendfsync`` as given): ``kill``, ``start``."""
+    """A redis-server of its own on a free loopback port, with AOF (``appendfsync`` as
+    given) unless ``appendonly`` is off: a test may kill, pause, shut down and start it
+    again on the same folder and port."""
 
     root: Path
     fsync: str = "always"
+    appendonly: bool = True
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -141,19 +144,30 @@ class PrivateRedis:
         return self.root / "redis.log"
 
     def start(self) -> None:
+        persistence = (["--appendonly", "yes", "--appendfsync", self.fsync] if self.appendonly
+                       else ["--appendonly", "no"])
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", str(self.root), "--appendonly", "yes", "--appendfsync", self.fsync,
+             "--dir", str(self.root), *persistence,
              "--save", "", "--daemonize", "no", "--logfile", str(self.log)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         wait_until(self.ping, timeout=30, what="redis-server to answer", log=self.log)
 
+    def conn(self) -> Any:
+        import redis
+
+        return redis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
+
     def ping(self) -> bool:
         import redis
 
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError("redis-server exited:\n"
+                                 + self.log.read_text(errors="replace")[-3000:])
         try:
-            return bool(redis.Redis.from_url(self.url, socket_timeout=1).ping())
-        except redis.RedisError:
+            with self.conn() as conn:
+                return bool(conn.ping())
+        except redis.RedisError:  # refused, or still loading its append-only file
             return False
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
@@ -161,6 +175,30 @@ class PrivateRedis:
         if self.process is not None and self.process.poll() is None:
             os.kill(self.process.pid, sig)
             self.process.wait(timeout=30)
+
+    def pause(self) -> None:
+        """SIGSTOP: the server is there, its sockets open, and answers nothing."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    def shutdown(self) -> None:
+        """``SHUTDOWN``: Redis writes what it holds and exits (the orderly restart)."""
+        import redis
+
+        with contextlib.suppress(redis.ConnectionError), self.conn() as conn:
+            conn.shutdown()
+        assert self.process is not None
+        self.process.wait(timeout=30)
+
+    def close(self) -> None:
+        if self.process is not None:
+            with contextlib.suppress(OSError):
+                os.kill(self.process.pid, signal.SIGCONT)  # a stopped server would ignore TERM
+            self.kill(signal.SIGTERM)
 
 
 @contextlib.contextmanager
