@@ -151,7 +151,13 @@ class PrivateRedis:
              "--dir", str(self.root), *persistence,
              "--save", "", "--daemonize", "no", "--logfile", str(self.log)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        wait_until(self.ping, timeout=30, what="redis-server to answer", log=self.log)
+        wait_until(self._started, timeout=30, what="redis-server to answer", log=self.log)
+
+    def _started(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError("redis-server exited:\n"
+                                 + self.log.read_text(errors="replace")[-3000:])
+        return self.ping()
 
     def conn(self) -> Any:
         import redis
@@ -161,9 +167,6 @@ class PrivateRedis:
     def ping(self) -> bool:
         import redis
 
-        if self.process is not None and self.process.poll() is not None:
-            raise AssertionError("redis-server exited:\n"
-                                 + self.log.read_text(errors="replace")[-3000:])
         try:
             with self.conn() as conn:
                 return bool(conn.ping())
