@@ -40,8 +40,9 @@ from peerindex.inputs import (
     held,
 )
 from peerindex.link import STALL_SECONDS, Link, RedisError, RedisUnavailableError
-from peerindex.records import candidates, choose, endpoint_url, render
-from peerindex.store import Held, announce_call, sources_call
+from peerindex.lookup import Lookup, lookup
+from peerindex.records import Candidate, choose, endpoint_url, render
+from peerindex.store import Held, announce_call
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -291,14 +292,27 @@ class IndexApp:
         if not want:
             await writing
             return 200, self._interval
-        s_keys, s_args = sources_call(work, pieces=entry.pieces, want=want, skip=claims.device)
-        reading = self.link.script(schema.SOURCES, s_keys, s_args)
-        _, reply = await asyncio.gather(writing, reading)
-        return 200, self._sources_body(reply, entry.pieces, want, extra=b"")
+        written = asyncio.ensure_future(writing)
+        found = await self._lookup(lookup(work, pieces=entry.pieces, want=want,
+                                          skip=claims.device.encode()))
+        await written
+        return 200, self._sources_body(found, entry.pieces, want, extra=b"")
 
-    def _sources_body(self, reply: Any, pieces: int, want: int, *, extra: bytes) -> bytes:
+    async def _lookup(self, steps: Lookup) -> list[Candidate]:
+        """Drive a lookup on the shared link: each round trip's commands written
+        together."""
+        replies: list[Any] | None = None
+        try:
+            while True:
+                commands = steps.send(replies) if replies is not None else next(steps)
+                replies = await self.link.calls(commands)
+        except StopIteration as done:
+            return list(done.value)
+
+    def _sources_body(self, found: list[Candidate], pieces: int, want: int, *,
+                      extra: bytes) -> bytes:
         full = self.catalogue.full_bitfield(pieces)
-        chosen = choose(candidates(reply), want)
+        chosen = choose(found, want)
         return (b'{"interval":%d,"sources":[' % self.config.announce_interval
                 + b",".join([render(c, full) for c in chosen]) + b"]" + extra + b"}")
 
@@ -312,10 +326,9 @@ class IndexApp:
         entry = await self.catalogue.get(work)
         if entry is None:
             raise _ReplyError(404, "unknown_work", "No such work on sale.")
-        keys, args = sources_call(work, pieces=entry.pieces, want=want)
-        reply = await self.link.script(schema.SOURCES, keys, args)
+        found = await self._lookup(lookup(work, pieces=entry.pieces, want=want))
         seeds = b',"web_seeds":' + json.dumps(list(entry.web_seeds)).encode()
-        return 200, self._sources_body(reply, entry.pieces, want, extra=seeds)
+        return 200, self._sources_body(found, entry.pieces, want, extra=seeds)
 
 
 def create_app() -> IndexApp:

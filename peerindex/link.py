@@ -163,6 +163,13 @@ class Link:
         protocol = await self._ready()
         return await self._send(protocol, args)
 
+    async def calls(self, commands: Sequence[Sequence[str | bytes | int]]) -> list[Any]:
+        """Several commands written together; their replies, in order (an error reply
+        raises ``RedisError`` once all have come)."""
+        protocol = await self._ready()
+        futures = [self._send(protocol, command) for command in commands]
+        return [await future for future in futures]
+
     async def script(self, source: str, keys: Sequence[str],
                      args: Sequence[str | bytes | int]) -> Any:
         """EVALSHA, loading the script on first use or after a Redis restart."""

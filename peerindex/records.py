@@ -6,9 +6,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from peerindex.schema import SEP
 
@@ -74,18 +72,6 @@ class PeerRecord:
 #: A lookup's candidate as the script returns it, kept in bytes on the hot path:
 #: (pieces held, seen as ten digits, network, fragment, bitfield or b"", the whole record).
 Candidate = tuple[int, bytes, bytes, bytes, bytes, bytes]
-_SEP = SEP.encode()
-
-
-def candidates(reply: Sequence[Any]) -> list[Candidate]:
-    """The flat triples the ``SOURCES`` script returns (record, pieces held, bitfield)."""
-    found: list[Candidate] = []
-    append = found.append
-    for at in range(0, len(reply), 3):
-        value = reply[at]
-        seen, network, fragment, _ = value.split(_SEP, 3)
-        append((int(reply[at + 1]), seen, network, fragment, reply[at + 2], value))
-    return found
 
 
 def choose(found: list[Candidate], n: int) -> list[Candidate]:

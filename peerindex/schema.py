@@ -1,8 +1,9 @@
 """Where the index keeps its state in Redis, and the scripts that change it atomically.
 
 Shared by the service (asynchronous, ``link.py``) and the platform (redis-py, ``store.py``),
-so both read and write one layout. Every request is one script call: one round trip, and
-no other client ever sees half an announce.
+so both read and write one layout. Every change is one script call: one round trip, and
+no other client ever sees half an announce. Lookups only read, with plain commands
+(``lookup.py``).
 
 Keys (docs/INDEX.md has the reasons):
 
@@ -107,55 +108,6 @@ for i = 5, #ARGV do
   end
 end
 return missing
-"""
-
-# KEYS: holders, bitfields. ARGV: how many live holders wanted, the work's piece count,
-# a device to leave out (the asker) or "".
-# Returns flat triples (peer value, pieces held, bitfield or "" for all), most pieces
-# first. Holders found silent (their peer key expired) are removed on the way: the lookup
-# is the sweeper.
-SOURCES = """
-local want, pieces, skip = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local out, start, rounds = {}, 0, 0
-local found = 0
-while found < want and rounds < 16 do
-  local batch = want - found + 16
-  local ids = redis.call('ZREVRANGE', KEYS[1], start, start + batch - 1, 'WITHSCORES')
-  if #ids == 0 then break end
-  local keys = {}
-  for i = 1, #ids, 2 do keys[#keys + 1] = '""" + PEER + """' .. ids[i] end
-  local values = redis.call('MGET', unpack(keys))
-  local dead = {}
-  local partial, partial_at = {}, {}
-  for i, value in ipairs(values) do
-    local device = ids[2 * i - 1]
-    if not value then
-      dead[#dead + 1] = device
-    elseif device ~= skip and found < want then
-      found = found + 1
-      local have = tonumber(ids[2 * i])
-      out[#out + 1] = value
-      out[#out + 1] = have
-      out[#out + 1] = ''
-      if have < pieces then
-        partial[#partial + 1] = device
-        partial_at[#partial_at + 1] = #out
-      end
-    end
-  end
-  if #partial > 0 then
-    local bits = redis.call('HMGET', KEYS[2], unpack(partial))
-    for i, b in ipairs(bits) do out[partial_at[i]] = b or '' end
-  end
-  if #dead > 0 then
-    redis.call('ZREM', KEYS[1], unpack(dead))
-    redis.call('HDEL', KEYS[2], unpack(dead))
-  end
-  start = start + #ids / 2 - #dead
-  rounds = rounds + 1
-  if #ids / 2 < batch then break end
-end
-return out
 """
 
 # KEYS: dirty or seen. ARGV: (device, stamp) pairs read before a flush. A field is dropped only if

@@ -13,7 +13,8 @@ from typing import Any, cast
 import redis
 
 from peerindex import schema
-from peerindex.records import PeerRecord, Source, candidates, choose, peer_value
+from peerindex.lookup import lookup, run_sync
+from peerindex.records import PeerRecord, Source, choose, peer_value
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +62,6 @@ def heartbeat_args(devices: Sequence[str], *, now: int, now_ms: int,
     return [f"{now:010d}", peer_ttl, schema.HOLDINGS_TTL, now_ms, *devices]
 
 
-def sources_call(work: str, *, pieces: int, want: int, skip: str = ""
-                 ) -> tuple[list[str], list[str | int]]:
-    # A few more than wanted, so choosing can spread them across networks.
-    fetch = min(want + max(8, want // 4), 400)
-    return [schema.holders_key(work), schema.bitfields_key(work)], [fetch, pieces, skip]
-
-
 def _script(conn: redis.Redis, source: str, keys: Sequence[str],
             args: Sequence[str | int]) -> Any:
     return conn.eval(source, len(keys), *keys, *args)
@@ -92,9 +86,8 @@ def heartbeat(conn: redis.Redis, devices: Sequence[str], *, now: int,
 
 def sources(conn: redis.Redis, work: str, *, pieces: int, want: int,
             skip: str = "") -> list[Source]:
-    keys, args = sources_call(work, pieces=pieces, want=want, skip=skip)
-    return [Source.of(c) for c in choose(candidates(_script(conn, schema.SOURCES, keys, args)),
-                                         want)]
+    found = run_sync(conn, lookup(work, pieces=pieces, want=want, skip=skip.encode()))
+    return [Source.of(c) for c in choose(found, want)]
 
 
 def peer_record(conn: redis.Redis, device: str) -> PeerRecord | None:
