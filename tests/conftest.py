@@ -252,6 +252,17 @@ def device_of() -> Callable[..., Any]:
     return make
 
 
+def index_redis_url() -> str:
+    """The Redis database the in-process index tests empty and fill: the worker's own
+    (REDIS_URL) plus 8, so that no test here ever empties the index keys of a platform an
+    end-to-end test of the same worker runs on the worker's own database."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(os.environ.get("REDIS_URL", ""))
+    db = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(db + 8) % 16}"))
+
+
 @pytest.fixture
 def live_index(settings: Any) -> Iterator[Any]:
     """The live peer index in Redis (as where REDIS_URL is set), emptied before and after:
@@ -260,6 +271,7 @@ def live_index(settings: Any) -> Iterator[Any]:
         _skip_or_fail("needs Redis: set REDIS_URL=redis://... to a running server")
     import redis
 
+    settings.REDIS_URL = index_redis_url()
     conn = redis.Redis.from_url(settings.REDIS_URL)
 
     def empty() -> None:

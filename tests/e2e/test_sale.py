@@ -404,9 +404,9 @@ def test_a_sale_whose_announces_and_lookups_take_the_index_fast_path(
                     for name in subsets}
     index = monitor.index_clients()
     assert index, "no index process was seen polling Redis"
-    lookup = f" 2 pmi:w:{work_id} pmi:b:{work_id} "  # the SOURCES script's keys
+    lookup = f"ZREVRANGE pmi:w:{work_id} "  # a lookup's first command
     for device in devices.values():
-        announce = f"pmi:p:{device} pmi:h:{device} pmi:dirty"  # the ANNOUNCE script's keys
+        announce = f"pmi:p:{device} "  # an announce's first key (script or MULTI)
         assert monitor.mentioning(announce, clients=index), "not announced by the index"
         assert not monitor.mentioning(announce, clients=index, others=True), \
             "announced by the platform's own endpoint (the fallback)"

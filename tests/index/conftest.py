@@ -25,7 +25,7 @@ import pytest
 import redis
 
 from peerindex import credentials
-from tests.conftest import _skip_or_fail
+from tests.conftest import _skip_or_fail, index_redis_url
 from tests.support.processes import free_port, python, running, wait_until
 from tests.support.services import PrivateRedis
 
@@ -145,9 +145,12 @@ def clear_index(conn: redis.Redis) -> None:
 
 @pytest.fixture(scope="module")
 def shared_redis() -> Iterator[redis.Redis]:
-    """The suite's Redis database (REDIS_URL: each xdist worker has its own), its index
-    keys emptied before and after the module."""
-    url = os.environ.get("REDIS_URL", "")
+    """The in-process index tests' Redis database (``index_redis_url``: one per xdist
+    worker, apart from the end-to-end platforms'), its index keys emptied before and
+    after the module."""
+    if not os.environ.get("REDIS_URL", ""):
+        _skip_or_fail("needs Redis: set REDIS_URL=redis://... to a running server")
+    url = index_redis_url()
     if not url:
         _skip_or_fail("needs Redis: set REDIS_URL=redis://... to a running server")
     conn = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)

@@ -23,6 +23,7 @@ import pytest
 import redis
 
 from peerindex import store
+from tests.conftest import index_redis_url
 from tests.index.conftest import (
     IndexService,
     RedisServer,
@@ -47,7 +48,7 @@ def index(shared_redis: redis.Redis, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[IndexService]:
     """The service with the defaults (peer timeout 90 s, so the interval is 30 s)."""
     log = tmp_path_factory.mktemp("index") / "index.log"
-    with index_service(log, redis_url=os.environ["REDIS_URL"]) as service:
+    with index_service(log, redis_url=index_redis_url()) as service:
         yield service
 
 
@@ -57,7 +58,7 @@ def quick_index(shared_redis: redis.Redis, tmp_path_factory: pytest.TempPathFact
     """A service with a 5 s peer timeout, small rate limits, and announced hosts
     allowed (a deployment whose agents sit behind NAT with a known public address)."""
     log = tmp_path_factory.mktemp("quick") / "index.log"
-    with index_service(log, redis_url=os.environ["REDIS_URL"], peer_timeout=5,
+    with index_service(log, redis_url=index_redis_url(), peer_timeout=5,
                        per_address=25, per_credential=5, allow_announced_host=True) as service:
         yield service
 
