@@ -19,11 +19,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--forwarded-allow-ips", default="",
                         help="behind a proxy: the proxies whose X-Forwarded-For names the "
                              "client (comma-separated); unset, the peer address is the client")
+    parser.add_argument("--max-connections", type=int, default=4000,
+                        help="open connections per process before new ones are refused (503)")
     args = parser.parse_args(argv)
     Config.from_env()  # refuse a bad environment here, before any worker starts
     uvicorn.run("peerindex.app:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, loop="uvloop", http="httptools", lifespan="on",
-                access_log=False, log_level="warning",
+                access_log=False, log_level="warning", limit_concurrency=args.max_connections,
                 proxy_headers=bool(args.forwarded_allow_ips),
                 forwarded_allow_ips=args.forwarded_allow_ips or None, ws="none")
 

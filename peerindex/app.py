@@ -51,6 +51,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 log = logging.getLogger("peerindex")
 RETRY_AFTER_UNAVAILABLE = 5
+BODY_SECONDS = 10.0
 SOURCES_PREFIX = "/index/v1/works/"
 
 
@@ -106,8 +107,8 @@ class IndexApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                with contextlib.suppress(RedisUnavailableError, RedisError):
-                    await self.refresh()
+                with contextlib.suppress(RedisUnavailableError, RedisError, TimeoutError):
+                    await asyncio.wait_for(self.refresh(), STALL_SECONDS)
                 self._watcher = asyncio.ensure_future(self._watch())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -140,6 +141,10 @@ class IndexApp:
             body = _error_body("index_unavailable", "The index is unavailable for a moment: "
                                "retry after the time given, or use the platform's API.", "")
             headers.append((b"retry-after", b"%d" % RETRY_AFTER_UNAVAILABLE))
+        except Exception:  # a defect: logged once, answered in the one error shape
+            log.exception("index: request failed")
+            status = 500
+            body = _error_body("server_error", "The index failed on this request.", "")
         headers += [(b"content-type", b"application/json"),
                     (b"content-length", b"%d" % len(body))]
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -156,7 +161,7 @@ class IndexApp:
             return await self._heartbeat(claims)
         if path == "/index/v1/announce":
             if method == "POST":
-                return await self._announce(claims, scope, await self._drain(receive))
+                return await self._announce(claims, scope, await self._body(scope, receive))
             self._method(method, "GET")
             return await self._announce_one(claims, scope)
         if path.startswith(SOURCES_PREFIX) and path.endswith("/sources"):
@@ -185,6 +190,18 @@ class IndexApp:
         except LimitedError as exc:
             raise _ReplyError(429, "rate_limited", "Too many requests: slow down.",
                          retry_after=exc.retry_after) from None
+
+    async def _body(self, scope: Scope, receive: Receive) -> bytes:
+        """The request's body: refused at once if it says it is too large, and given
+        ``BODY_SECONDS`` to arrive (a client that trickles bytes holds no memory long)."""
+        for name, value in scope["headers"]:
+            if name == b"content-length" and (not value.isdigit() or len(value) > 9
+                                              or int(value) > MAX_BODY):
+                raise _ReplyError(413, "too_large", f"At most {MAX_BODY} bytes in a request.")
+        try:
+            return await asyncio.wait_for(self._drain(receive), BODY_SECONDS)
+        except TimeoutError:
+            raise _ReplyError(408, "timeout", "The request's body came too slowly.") from None
 
     @staticmethod
     async def _drain(receive: Receive, limit: int = MAX_BODY) -> bytes:

@@ -48,8 +48,8 @@ def _strict_int(value: Any, field: str, low: int, high: int) -> int:
 def announce_body(raw: bytes) -> AnnounceBody:
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidError("The body is not JSON.") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[...
+        raise InvalidError("The body is not JSON (or nested too deep).") from None
     if not isinstance(data, dict):
         raise InvalidError("The body is a JSON object.")
     port = _strict_int(data.get("port"), "port", 1, 65535)
@@ -123,7 +123,8 @@ class Query:
         raw = self.values.get(name)
         if raw is None or raw == "":
             return default
-        if not raw.isdigit() or not low <= int(raw) <= high:
+        # at most 9 digits before int(): a huge one would cost time and raise
+        if not raw.isdigit() or len(raw) > 9 or not low <= int(raw) <= high:
             raise InvalidError(f"{name} is a whole number from {low} to {high}.", field=name)
         return int(raw)
 

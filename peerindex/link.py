@@ -124,11 +124,20 @@ class Link:
             raise RedisUnavailableError(f"Redis at {self.host}:{self.port}: {exc}") from None
         setup: list[Sequence[str | bytes | int]] = []
         if self.password is not None:
-            setup.append(["AUTH", *( [self.username] if self.username else []), self.password])
+            setup.append(["AUTH", *([self.username] if self.username else []), self.password])
         if self.db:
             setup.append(["SELECT", self.db])
-        for command in setup:
-            await self._send(protocol, command)
+        try:
+            # A Redis that accepts and then says nothing (stopped, or a proxy before a dead
+            # one) is as gone as one that refuses; a wrong password closes the socket too,
+            # so a misconfiguration cannot pile up connections on Redis.
+            for command in setup:
+                await asyncio.wait_for(self._send(protocol, command), STALL_SECONDS)
+        except (TimeoutError, RedisError) as exc:
+            if protocol.transport is not None:
+                protocol.transport.abort()
+            self._failed_at = time.monotonic()
+            raise RedisUnavailableError(f"Redis at {self.host}:{self.port}: {exc}") from None
         self._protocol = protocol
         return protocol
 
