@@ -76,7 +76,13 @@ class _UsePlatformError(Exception):
 
 
 class _IndexBusyError(_UsePlatformError):
-    """The index asked to wait (Retry-After) before the next call of this kind."""
+    """The index asked to wait (Retry-After) before the next call of this kind:
+    ``limited`` when this agent is over its rate (429), else the index is unavailable
+    (503: its Redis is away)."""
+
+    def __init__(self, reason: str, *, limited: bool) -> None:
+        super().__init__(reason)
+        self.limited = limited
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,7 @@ class IndexClient:
         self._credential: IndexCredential | None = None
         self._no_credential_until = 0.0
         self._busy_until = dict.fromkeys(OPERATIONS, 0.0)
+        self._limited = dict.fromkeys(OPERATIONS, False)
         self._down_until = 0.0
         self._down_in_a_row = 0
         self._answered = False  # the first answer from the index is logged, once
@@ -183,7 +190,13 @@ class IndexClient:
         announce again, with ``replace``."""
         try:
             body = self._via_index("heartbeat", "POST", "/index/v1/heartbeat")
-        except _IndexBusyError:
+        except _IndexBusyError as busy:
+            if not busy.limited:
+                # The index's Redis is away: the platform keeps this device live in its
+                # database meanwhile (its sources would otherwise lose it after the
+                # peer timeout).
+                self.routes["heartbeat", "platform"] += 1
+                return self._platform.heartbeat(device_id=self._device)
             self.routes["heartbeat", "skipped"] += 1
             return None
         except _UsePlatformError:
@@ -218,7 +231,7 @@ class IndexClient:
         for ``not_announced``, which the caller handles by announcing again."""
         now = self._clock()
         if now < self._busy_until[operation]:
-            raise _IndexBusyError(operation)
+            raise _IndexBusyError(operation, limited=self._limited[operation])
         if now < self._down_until:
             raise _UsePlatformError("the index is paused after failing")
         credential = self._usable_credential()
@@ -256,10 +269,11 @@ class IndexClient:
             if status == 429 or (status == 503 and retry_after is not None):
                 pause = self._pause(DOWN_PAUSE_SECONDS if retry_after is None else retry_after)
                 self._busy_until[operation] = self._clock() + pause
+                self._limited[operation] = status == 429
                 log.info("the index asks to wait (%s): %s for %.0f s", code,
-                         "heartbeats skipped" if operation == "heartbeat"
+                         "heartbeats skipped" if operation == "heartbeat" and status == 429
                          else f"{operation} by the platform", pause)
-                raise _IndexBusyError(code)
+                raise _IndexBusyError(code, limited=status == 429)
             if status == 409 and code == "not_announced":
                 raise PlatformError(status, code, message, fields)
             if status >= 500:

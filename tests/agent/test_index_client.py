@@ -428,10 +428,10 @@ def test_an_unknown_work_is_judged_by_the_platform(
 # --- Retry-After -----------------------------------------------------------------------
 
 
-def test_a_busy_index_skips_heartbeats_for_as_long_as_it_asks(
+def test_a_rate_limited_agent_skips_heartbeats_for_as_long_as_the_index_asks(
         client: IndexClient, platform: Loopback, index: Loopback, clock: Clock) -> None:
     index.on("POST", "/index/v1/heartbeat",
-             error(503, "index_unavailable", **{"Retry-After": "30"}),
+             error(429, "rate_limited", **{"Retry-After": "30"}),
              Reply(200, {"interval": 60}))
     assert client.heartbeat() is None
     clock.now += 37  # 30 s stretched by the whole jitter is 37.5 s
@@ -445,6 +445,23 @@ def test_a_busy_index_skips_heartbeats_for_as_long_as_it_asks(
                              "POST /index/v1/heartbeat"]
     assert platform_peer_calls(platform) == []  # a skipped beat asks no one
     assert client.routes[("heartbeat", "skipped")] == 2
+
+
+def test_while_the_index_is_unavailable_heartbeats_go_to_the_platform(
+        client: IndexClient, platform: Loopback, index: Loopback, clock: Clock) -> None:
+    """The index's Redis is away: the platform keeps the device live in its database,
+    whose sources would otherwise drop it after the peer timeout."""
+    index.on("POST", "/index/v1/heartbeat",
+             error(503, "index_unavailable", **{"Retry-After": "30"}),
+             Reply(200, {"interval": 60}))
+    assert client.heartbeat() is not None
+    clock.now += 37
+    assert client.heartbeat() is not None
+    assert index.calls() == ["POST /index/v1/heartbeat"]  # asked again only after the wait
+    assert platform_peer_calls(platform) == ["POST /api/v1/peers/heartbeat/"] * 2
+    clock.now += 1
+    assert client.heartbeat() == {"interval": 60}
+    assert client.routes[("heartbeat", "platform")] == 2
 
 
 def test_while_the_index_asks_to_wait_announces_and_lookups_go_to_the_platform(
@@ -469,7 +486,7 @@ def test_while_the_index_asks_to_wait_announces_and_lookups_go_to_the_platform(
 def test_a_retry_after_is_obeyed_only_up_to_five_minutes(
         client: IndexClient, index: Loopback, clock: Clock) -> None:
     index.on("POST", "/index/v1/heartbeat",
-             error(503, "index_unavailable", **{"Retry-After": "86400"}),
+             error(429, "rate_limited", **{"Retry-After": "86400"}),
              Reply(200, {"interval": 60}))
     assert client.heartbeat() is None
     clock.now += 374  # 300 s stretched by the whole jitter is 375 s
@@ -484,7 +501,7 @@ def test_a_retry_after_date_is_read_against_the_answers_own_date(
 
     def busy(_seen: Seen) -> Reply:
         until = format_datetime(datetime.now(UTC) + timedelta(seconds=40), usegmt=True)
-        return error(503, "index_unavailable", **{"Retry-After": until})
+        return error(429, "rate_limited", **{"Retry-After": until})
 
     index.on("POST", "/index/v1/heartbeat", busy, Reply(200, {"interval": 60}))
     assert client.heartbeat() is None
