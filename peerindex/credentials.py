@@ -3,7 +3,7 @@
 The platform and the index are one operator's two services, so an HMAC is enough (no
 public key is needed by anyone else) and costs a microsecond where an Ed25519 check costs
 tens. A credential names one user's one device; revocation before expiry is the
-``Revocations`` set (``revocations.py``).
+set of revoked devices, accounts and credentials each process keeps (``gate.py``).
 
 Format: ``pmi1.<base64url(JSON claims)>.<base64url(HMAC-SHA256 of "pmi1.<claims>")>``.
 """

@@ -122,7 +122,7 @@ def device_revoked(device: Device) -> None:
     def publish() -> None:
         conn = client()
         store.revoke(conn, {f"d:{device_id}": store.FOREVER})
-        store.peer_drop(conn, device_id)
+        peers_drop([device_id])
 
     transaction.on_commit(publish, robust=True)  # Redis away: the minute's sync heals it
 
@@ -132,14 +132,33 @@ def user_blocked(user: User, *, blocked: bool) -> None:
         return
     member = f"u:{user.pk}"
 
+    devices = list(Device.objects.filter(user=user).values_list("pk", flat=True))
+
     def publish() -> None:
         conn = client()
         if blocked:
             store.revoke(conn, {member: store.FOREVER})
+            peers_drop(devices)
         elif conn.zscore(schema.REVOKED, member) is not None:
             store.unrevoke(conn, [member])
 
     transaction.on_commit(publish, robust=True)  # Redis away: the minute's sync heals it
+
+
+#: seconds after a revocation to take its peers out once more: an announce the index took
+#: before it reloaded its revocations (it does every second) would have put one back
+DROP_AGAIN_SECONDS = 3
+
+
+def peers_drop(devices: list[str]) -> None:
+    """Take ``devices`` out of every answer now, and again in a few seconds."""
+    from exchange.peers.tasks import peer_index_drop_task
+
+    conn = client()
+    for device in devices:
+        store.peer_drop(conn, device)
+    if devices:
+        peer_index_drop_task.apply_async((devices,), countdown=DROP_AGAIN_SECONDS)
 
 
 def revocations_sync() -> int:
@@ -152,7 +171,15 @@ def revocations_sync() -> int:
     conn = client()
     current = {m for m in store.revoked(conn, now=int(time.time()))
                if m.startswith(("d:", "u:"))}
-    store.unrevoke(conn, current - set(members))
+    gone = current - set(members)
+    # asked again: one revoked between the reads above must not be lifted
+    gone -= {f"d:{d}" for d in Device.objects.filter(revoked_at__isnull=False)
+             .filter(pk__in=[m[2:] for m in gone if m.startswith("d:")])
+             .values_list("pk", flat=True)}
+    gone -= {f"u:{u}" for u in User.objects.filter(is_active=False)
+             .filter(pk__in=[int(m[2:]) for m in gone if m.startswith("u:")
+                             and m[2:].isdigit()]).values_list("pk", flat=True)}
+    store.unrevoke(conn, gone)
     store.revoke(conn, members)
     return len(members)
 

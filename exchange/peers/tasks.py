@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from celery import shared_task
 from redis import RedisError
 
 from exchange.peers import live_index
 from exchange.peers.flush import index_flush
+from peerindex import store
 
 log = logging.getLogger(__name__)
 FLUSH_LOCK = "pmi:flush-lock"
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 @shared_task
@@ -22,16 +28,32 @@ def peer_index_flush_task() -> int:
     if not live_index.enabled():
         return 0
     conn = live_index.client()
+    token = uuid.uuid4().hex
     try:
-        if not conn.set(FLUSH_LOCK, "1", nx=True, ex=120):
+        if not conn.set(FLUSH_LOCK, token, nx=True, ex=120):
             return 0
         try:
             return index_flush()
-        finally:
-            conn.delete(FLUSH_LOCK)
+        finally:  # only our own lock: one that expired may be another flusher's now
+            conn.eval(_RELEASE, 1, FLUSH_LOCK, token)
     except RedisError as exc:
         log.warning("peer index flush: Redis unavailable (%s); the next run catches up", exc)
         return 0
+
+
+@shared_task
+def peer_index_drop_task(devices: list[str]) -> int:
+    """Revoked devices out of every answer once more (``live_index.peers_drop``)."""
+    if not live_index.enabled():
+        return 0
+    try:
+        conn = live_index.client()
+        for device in devices:
+            store.peer_drop(conn, device)
+    except RedisError as exc:
+        log.warning("peer index drop: Redis unavailable (%s)", exc)
+        return 0
+    return len(devices)
 
 
 @shared_task
