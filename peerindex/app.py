@@ -325,9 +325,9 @@ class IndexApp:
         commands = announce_commands(
             device=claims.device, user=claims.user, host=host, port=port, version=version,
             held=held, now=now, peer_ttl=self.config.peer_timeout)
-        replies = await self.link.calls([("MULTI",), *commands, ("EXEC",)])
-        failed = [r for r in replies[-1] or () if isinstance(r, Exception)]
-        if replies[-1] is None or failed:
+        done = await self.link.transaction(commands)
+        failed = [r for r in done or () if isinstance(r, Exception)]
+        if done is None or failed:
             raise RedisError(f"the announce was not applied: {failed or 'aborted'}")
 
     async def _lookup(self, steps: Lookup) -> list[Candidate]:

@@ -48,7 +48,9 @@ class _Protocol(asyncio.Protocol):
     def __init__(self, link: Link) -> None:
         self.link = link
         self.reader = hiredis.Reader()
-        self.waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
+        # None: a reply nobody waits for (a transaction's "QUEUED"s)
+        self.waiting: collections.deque[tuple[asyncio.Future[Any] | None, float]] = (
+            collections.deque())
         self.transport: asyncio.Transport | None = None
         self.outbox: list[bytes] = []
 
@@ -72,7 +74,7 @@ class _Protocol(asyncio.Protocol):
             if reply is False:
                 return
             future, _ = self.waiting.popleft()
-            if future.done():
+            if future is None or future.done():
                 continue
             if isinstance(reply, hiredis.ReplyError):
                 future.set_exception(RedisError(str(reply)))
@@ -83,7 +85,7 @@ class _Protocol(asyncio.Protocol):
         self.link.lost(self)
         while self.waiting:
             future, _ = self.waiting.popleft()
-            if not future.done():
+            if future is not None and not future.done():
                 future.set_exception(RedisUnavailableError("the connection to Redis was lost"))
 
 
@@ -176,6 +178,19 @@ class Link:
         protocol = await self._ready()
         futures = [self._send(protocol, command) for command in commands]
         return [await future for future in futures]
+
+    async def transaction(self, commands: Sequence[Sequence[str | bytes | int]]) -> Any:
+        """``commands`` inside MULTI/EXEC, written at once; EXEC's reply. Only that reply
+        is waited for (a command refused while queueing makes EXEC fail)."""
+        protocol = await self._ready()
+        if protocol.transport is None or protocol.transport.is_closing():
+            raise RedisUnavailableError("the connection to Redis is closing")
+        now = time.monotonic()
+        protocol.waiting.extend([(None, now)] * (len(commands) + 1))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        protocol.waiting.append((future, now))
+        protocol.write(b"".join([_pack(("MULTI",)), *map(_pack, commands), _pack(("EXEC",))]))
+        return await future
 
     async def script(self, source: str, keys: Sequence[str],
                      args: Sequence[str | bytes | int]) -> Any:

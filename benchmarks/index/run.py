@@ -6,7 +6,7 @@
     .venv/bin/python benchmarks/index/run.py --py-spy /tmp/pyspy/bin/py-spy  # + profiles
     .venv/bin/python benchmarks/index/run.py --smoke          # small world, 1 round of 2 s
 
-Issue 23. Both sides hold the same world: 1,000 works (torrents), 64 holders (peers)
+Both sides hold the same world: 1,000 works (torrents), 64 holders (peers)
 each. opentracker (the Debian package, whitelist mode, its own config on loopback) is
 filled through its own HTTP announce; the index (``python -m peerindex --workers 2``,
 uvicorn) through ``peerindex.store`` into a Redis database of the run's own (emptied
@@ -457,7 +457,7 @@ def _report(args: argparse.Namespace, command: str, rounds: list[Round],
         f"`{args.redis_url}` (the shared server of the machine: its CPU figures include "
         "anyone else's use of it during the run).\n",
         table,
-        "Targets (issue 23):\n\n" + "\n".join(verdicts) + "\n",
+        "Targets (docs/INDEX.md):\n\n" + "\n".join(verdicts) + "\n",
         "What the CPU each request costs would allow on this machine if nothing else ran "
         "on it (the machine's cores over CPU seconds per request, wrk's own left out; the "
         "steadier figure on a shared machine, where rates move with everyone else's load):"
