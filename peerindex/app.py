@@ -299,15 +299,16 @@ class IndexApp:
             item = Held(work, 0, "")
         else:
             item = (await self._checked([(work, bits)], urlsafe=True))[0]
-        writing = self._store(claims, host=host, port=port, version="", held=[item],
-                              replace=False)
+        written = self._add_soon(claims, host=host, port=port, version="", held=[item])
         if not want:
-            await writing
+            _applied(await written)
             return 200, self._interval
-        written = asyncio.ensure_future(writing)
-        found = await self._lookup(lookup(work, pieces=entry.pieces, want=want,
-                                          skip=claims.device.encode()))
-        await written
+        try:
+            found = await self._lookup(lookup(work, pieces=entry.pieces, want=want,
+                                              skip=claims.device.encode()))
+        finally:
+            applied = await written  # its outcome is always collected
+        _applied(applied)
         return 200, self._sources_body(found, entry.pieces, want, extra=b"")
 
     async def _store(self, claims: Claims, *, host: str, port: int, version: str,
@@ -322,13 +323,16 @@ class IndexApp:
                 peer_ttl=self.config.peer_timeout)
             await self.link.script(schema.ANNOUNCE, keys, args)
             return
+        _applied(await self._add_soon(claims, host=host, port=port, version=version,
+                                      held=held))
+
+    def _add_soon(self, claims: Claims, *, host: str, port: int, version: str,
+                  held: list[Held]) -> asyncio.Future[Any]:
+        """A (not replacing) announce queued on the link now; EXEC's reply later."""
         commands = announce_commands(
             device=claims.device, user=claims.user, host=host, port=port, version=version,
-            held=held, now=now, peer_ttl=self.config.peer_timeout)
-        done = await self.link.transaction(commands)
-        failed = [r for r in done or () if isinstance(r, Exception)]
-        if done is None or failed:
-            raise RedisError(f"the announce was not applied: {failed or 'aborted'}")
+            held=held, now=int(time.time()), peer_ttl=self.config.peer_timeout)
+        return self.link.transaction_soon(commands)
 
     async def _lookup(self, steps: Lookup) -> list[Candidate]:
         """Drive a lookup on the shared link: each round trip's commands written
@@ -361,6 +365,13 @@ class IndexApp:
         found = await self._lookup(lookup(work, pieces=entry.pieces, want=want))
         seeds = b',"web_seeds":' + json.dumps(list(entry.web_seeds)).encode()
         return 200, self._sources_body(found, entry.pieces, want, extra=seeds)
+
+
+def _applied(done: Any) -> None:
+    """EXEC's reply for an announce: every command done, or an error to answer 503."""
+    failed = [r for r in done or () if isinstance(r, Exception)]
+    if done is None or failed:
+        raise RedisError(f"the announce was not applied: {failed or 'aborted'}")
 
 
 def create_app() -> IndexApp:

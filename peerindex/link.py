@@ -182,15 +182,29 @@ class Link:
     async def transaction(self, commands: Sequence[Sequence[str | bytes | int]]) -> Any:
         """``commands`` inside MULTI/EXEC, written at once; EXEC's reply. Only that reply
         is waited for (a command refused while queueing makes EXEC fail)."""
-        protocol = await self._ready()
+        return await self._queue_transaction(await self._ready(), commands)
+
+    def transaction_soon(self, commands: Sequence[Sequence[str | bytes | int]]
+                         ) -> asyncio.Future[Any]:
+        """``transaction``, queued now on a live connection (no task of its own), to be
+        awaited later: a request's writes travel with its next reads."""
+        protocol = self._protocol
+        if protocol is None:
+            return asyncio.ensure_future(self.transaction(commands))
+        return self._queue_transaction(protocol, commands)
+
+    def _queue_transaction(self, protocol: _Protocol,
+                           commands: Sequence[Sequence[str | bytes | int]]
+                           ) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if protocol.transport is None or protocol.transport.is_closing():
-            raise RedisUnavailableError("the connection to Redis is closing")
+            future.set_exception(RedisUnavailableError("the connection to Redis is closing"))
+            return future
         now = time.monotonic()
         protocol.waiting.extend([(None, now)] * (len(commands) + 1))
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         protocol.waiting.append((future, now))
         protocol.write(b"".join([_pack(("MULTI",)), *map(_pack, commands), _pack(("EXEC",))]))
-        return await future
+        return future
 
     async def script(self, source: str, keys: Sequence[str],
                      args: Sequence[str | bytes | int]) -> Any:
