@@ -80,6 +80,25 @@ def _peer_index_in_database() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _no_handler_left_on_a_closed_stream() -> Iterator[None]:
+    """A logging handler made while a test captured stderr (an agent command run in
+    process configures logging) writes to that capture after it is closed: a later test's
+    server thread then prints "--- Logging error ---" into the stderr that test reads.
+    Such handlers go when the test that made them ends (set up first, torn down last:
+    after the capture closed)."""
+    yield
+    import logging
+
+    loggers = [logging.getLogger(), *(logger for logger in logging.root.manager.loggerDict
+                                      .values() if isinstance(logger, logging.Logger))]
+    for logger in loggers:
+        for handler in list(logger.handlers):
+            stream = getattr(handler, "stream", None)
+            if isinstance(handler, logging.StreamHandler) and getattr(stream, "closed", False):
+                logger.removeHandler(handler)
+
+
+@pytest.fixture(autouse=True)
 def _english_after_each_test() -> Iterator[None]:
     """A request in Korean leaves Korean active in this thread (Django's LocaleMiddleware
     activates the request's language): the next test starts in the default again."""
