@@ -149,19 +149,6 @@ def peer_records(conn: redis.Redis, devices: Sequence[str]) -> dict[str, PeerRec
             for d, v in zip(devices, values, strict=True) if v is not None}
 
 
-def live(conn: redis.Redis, devices: Sequence[str]) -> set[str]:
-    """Which of ``devices`` are live peers now."""
-    if not devices:
-        return set()
-    values = conn.mget([schema.peer_key(d) for d in devices])
-    return {d for d, v in zip(devices, values, strict=True) if v is not None}
-
-
-def live_count(conn: redis.Redis) -> int:
-    """Live peers, by counting their keys (a scan: for dashboards, not hot paths)."""
-    return sum(1 for _ in conn.scan_iter(match=schema.PEER + "*", count=1000))
-
-
 def peer_drop(conn: redis.Redis, device: str) -> None:
     """Take a peer out of every answer now (its device was revoked)."""
     conn.delete(schema.peer_key(device))
