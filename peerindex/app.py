@@ -40,8 +40,9 @@ from peerindex.inputs import (
     held,
 )
 from peerindex.link import STALL_SECONDS, Link, RedisError, RedisUnavailableError
-from peerindex.lookup import Lookup, lookup
-from peerindex.records import Candidate, choose, endpoint_url, render
+from peerindex.lookup import Lookup, fetch_for, lookup
+from peerindex.records import Candidate, endpoint_url
+from peerindex.sources_cache import Holders, SourcesCache
 from peerindex.store import Held, announce_call, announce_commands
 
 Scope = MutableMapping[str, Any]
@@ -78,6 +79,7 @@ class IndexApp:
                          per_credential=config.rate_per_credential)
         self.catalogue = Catalogue(self.link)
         self.heartbeats = Heartbeats(self.link, peer_ttl=config.peer_timeout)
+        self.sources_cache = SourcesCache(config.sources_cache_ms / 1000)
         self._revoked_generation: bytes | None = b"?"
         self._watcher: asyncio.Task[None] | None = None
         self._interval = b'{"interval":%d}' % config.announce_interval
@@ -101,6 +103,7 @@ class IndexApp:
             now = int(time.time())
             members = await self.link.call("ZRANGEBYSCORE", schema.REVOKED, now, "+inf")
             self.gate.set_revoked(m.decode() for m in members)
+            self.sources_cache.forget()  # a revoked device's peers leave the answers now
             self._revoked_generation = revoked_gen
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -304,12 +307,11 @@ class IndexApp:
             _applied(await written)
             return 200, self._interval
         try:
-            found = await self._lookup(lookup(work, pieces=entry.pieces, want=want,
-                                              skip=claims.device.encode()))
+            found = await self._found(work, entry.pieces, want)
         finally:
             applied = await written  # its outcome is always collected
         _applied(applied)
-        return 200, self._sources_body(found, entry.pieces, want, extra=b"")
+        return 200, self._sources_body(found, want, extra=b"", skip=claims.device.encode())
 
     async def _store(self, claims: Claims, *, host: str, port: int, version: str,
                      held: list[Held], replace: bool) -> None:
@@ -345,12 +347,18 @@ class IndexApp:
         except StopIteration as done:
             return list(done.value)
 
-    def _sources_body(self, found: list[Candidate], pieces: int, want: int, *,
-                      extra: bytes) -> bytes:
-        full = self.catalogue.full_bitfield(pieces)
-        chosen = choose(found, want)
-        return (b'{"interval":%d,"sources":[' % self.config.announce_interval
-                + b",".join([render(c, full) for c in chosen]) + b"]" + extra + b"}")
+    async def _found(self, work: str, pieces: int, want: int) -> Holders:
+        """The work's live holders, read for this lookup or shared with others of the
+        same moment (``sources_cache``)."""
+        return await self.sources_cache.read(
+            work, fetch_for(want), self.catalogue.full_bitfield(pieces),
+            lambda: self._lookup(lookup(work, pieces=pieces, want=want)))
+
+    def _sources_body(self, found: Holders, want: int, *, extra: bytes,
+                      skip: bytes = b"") -> bytes:
+        """The answer: the asker's own device is never one of its sources."""
+        return (b'{"interval":%d,"sources":' % self.config.announce_interval
+                + found.sources_json(want, skip) + extra + b"}")
 
     async def _sources(self, claims: Claims, work: str, query: Query) -> tuple[int, bytes]:
         if not WORK_ID.fullmatch(work):
@@ -362,9 +370,9 @@ class IndexApp:
         entry = await self.catalogue.get(work)
         if entry is None:
             raise _ReplyError(404, "unknown_work", "No such work on sale.")
-        found = await self._lookup(lookup(work, pieces=entry.pieces, want=want))
+        found = await self._found(work, entry.pieces, want)
         seeds = b',"web_seeds":' + json.dumps(list(entry.web_seeds)).encode()
-        return 200, self._sources_body(found, entry.pieces, want, extra=seeds)
+        return 200, self._sources_body(found, want, extra=seeds)
 
 
 def _applied(done: Any) -> None:

@@ -43,6 +43,8 @@ class Config:
     #: requests a second from one address, and from one credential (0: no limit)
     rate_per_address: int = 300
     rate_per_credential: int = 30
+    #: how long a work's holders, once read, answer its lookups (0: every lookup reads)
+    sources_cache_ms: int = 1000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -68,4 +70,5 @@ class Config:
             allow_announced_host=_bool(env, "PEERMARK_PEERS_ALLOW_ANNOUNCED_HOST"),
             rate_per_address=_int(env, "PEERMARK_INDEX_RATE_PER_ADDRESS", 300, 0),
             rate_per_credential=_int(env, "PEERMARK_INDEX_RATE_PER_CREDENTIAL", 30, 0),
+            sources_cache_ms=_int(env, "PEERMARK_INDEX_SOURCES_CACHE_MS", 1000, 0),
         )

@@ -87,7 +87,7 @@ def lookup(work: str, *, pieces: int, want: int, skip: bytes = b"",
                     taken.add(member)
                     seen, network, fragment, _ = value.split(_SEP, 3)
                     found.append((have, seen, network, fragment, bits.get(member) or b"",
-                                  value))
+                                  value, member))
             if dead:  # the lookup is the sweeper
                 yield [("EVAL", SWEEP, 2, holders, bitfields, *dead)]
             start += len(members) - len(dead)

@@ -3,6 +3,7 @@ chosen: the pure part, shared by the service and the platform."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -47,10 +48,17 @@ def peer_value(*, seen: int, user: int, host: str, port: int, version: str,
     """The live peer's record. ``seen`` first, ten digits wide, so a heartbeat rewrites
     it in place; then what a lookup needs (network, the answer's fragment as JSON), so it
     takes them with one split; then the rest, for the durable record."""
+    return f"{seen:010d}{SEP}{_peer_rest(user, host, port, version, device)}"
+
+
+@functools.lru_cache(maxsize=65_536)
+def _peer_rest(user: int, host: str, port: int, version: str, device: str) -> str:
+    """All of a record but ``seen``: the same at each of a peer's announces, and a
+    third of an announce's own time to build (an address parsed twice, a JSON encoder),
+    so remembered for the peers announcing now."""
     fragment = json.dumps({"peer_id": device, "url": endpoint_url(host, port)},
                           separators=(",", ":"))[1:-1]
-    return SEP.join([f"{seen:010d}", network_of(host), fragment, str(user), host, str(port),
-                     version])
+    return SEP.join([network_of(host), fragment, str(user), host, str(port), version])
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,15 +77,15 @@ class PeerRecord:
         return cls(int(seen), network, fragment, int(user), host, int(port), version)
 
 
-#: A lookup's candidate as the script returns it, kept in bytes on the hot path:
-#: (pieces held, seen as ten digits, network, fragment, bitfield or b"", the whole record).
-Candidate = tuple[int, bytes, bytes, bytes, bytes, bytes]
+#: A lookup's candidate, kept in bytes on the hot path: (pieces held, seen as ten digits,
+#: network, fragment, bitfield or b"", the whole record, the device).
+Candidate = tuple[int, bytes, bytes, bytes, bytes, bytes, bytes]
 
 
 def choose(found: list[Candidate], n: int) -> list[Candidate]:
     """Up to ``n`` sources: most pieces first, then the freshest heartbeat; and spread
     across networks, taking the best of each network before a second from any."""
-    found.sort(reverse=True)
+    found = sorted(found, reverse=True)  # a remembered answer is shared: not in place
     chosen: list[Candidate] = []
     rest: list[Candidate] = []
     taken: set[bytes] = set()
@@ -94,7 +102,7 @@ def choose(found: list[Candidate], n: int) -> list[Candidate]:
 
 def render(candidate: Candidate, full_bitfield: bytes) -> bytes:
     """One source as JSON, from the stored fragment (no encoder on the hot path)."""
-    have, seen, _, fragment, bits, _ = candidate
+    have, seen, _, fragment, bits, _, _ = candidate
     return b'{%s,"bitfield":"%s","have":%d,"last_seen":%s}' % (
         fragment, bits or full_bitfield, have, seen.lstrip(b"0") or b"0")
 

@@ -73,12 +73,14 @@ def announce_commands(*, device: str, user: int, host: str, port: int, version: 
                        device=device)
     commands: list[Command] = [("SET", peer, value, "EX", peer_ttl)]
     append = commands.append
+    works_held: list[str] = []  # the peer's works, one HSET for all (and one HDEL)
+    works_gone: list[str] = []
     for item in held:
         holders, bits = schema.HOLDERS + item.work, schema.BITFIELDS + item.work
         if not item.have:
             append(("ZREM", holders, device))
             append(("HDEL", bits, device))
-            append(("HDEL", held_key, item.work))
+            works_gone.append(item.work)
             continue
         append(("ZADD", holders, item.have, device))
         append(("EXPIRE", holders, ttl))
@@ -87,7 +89,11 @@ def announce_commands(*, device: str, user: int, host: str, port: int, version: 
             append(("EXPIRE", bits, ttl))
         else:
             append(("HDEL", bits, device))
-        append(("HSET", held_key, item.work, ""))
+        works_held += (item.work, "")
+    if works_gone:
+        append(("HDEL", held_key, *works_gone))
+    if works_held:
+        append(("HSET", held_key, *works_held))
     append(("EXPIRE", held_key, ttl))
     append(("HINCRBY", schema.DIRTY, device, 1))
     return commands

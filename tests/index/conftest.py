@@ -94,9 +94,11 @@ def index_services(logs: list[Path], *, redis_url: str, secret: str = SECRET,
                    workers: int = 1, peer_timeout: int | None = None,
                    per_address: int | None = None, per_credential: int | None = None,
                    allow_announced_host: bool = False,
-                   previous_secret: str = "") -> Iterator[list[IndexService]]:
+                   previous_secret: str = "", sources_cache_ms: int = 0,
+                   ) -> Iterator[list[IndexService]]:
     """Start one service per log file, all at once, and wait until each answers its
-    health check (Redis reachable)."""
+    health check (Redis reachable). Lookups read Redis every time unless
+    ``sources_cache_ms`` says otherwise: most tests look up right after a change."""
     env = {
         "REDIS_URL": redis_url,
         "PEERMARK_INDEX_SECRET": secret,
@@ -106,6 +108,7 @@ def index_services(logs: list[Path], *, redis_url: str, secret: str = SECRET,
         "PEERMARK_INDEX_RATE_PER_CREDENTIAL": ("" if per_credential is None
                                                else str(per_credential)),
         "PEERMARK_PEERS_ALLOW_ANNOUNCED_HOST": "true" if allow_announced_host else "",
+        "PEERMARK_INDEX_SOURCES_CACHE_MS": str(sources_cache_ms),
     }
     with contextlib.ExitStack() as stack:
         services = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -137,3 +138,36 @@ def test_redis_monitor_tells_the_index_traffic_from_the_platforms(
     assert monitor.mentioning(keys.format(by_index), clients=index, others=True) == []
     assert monitor.mentioning(keys.format(by_platform), clients=index) == []
     assert len(monitor.mentioning(keys.format(by_platform), clients=index, others=True)) == 1
+
+
+def test_with_answers_remembered_a_new_holder_appears_within_their_lifetime(
+        shared_redis: redis.Redis, tmp_path: Path) -> None:
+    """As deployed (answers remembered; 4 s here, a second by default): a lookup right
+    after a change may give the answer of a moment ago, one after the lifetime gives the
+    change, and an announcing holder never gets itself back, from either process."""
+    with index_services([tmp_path / "a.log", tmp_path / "b.log"], redis_url=index_redis_url(),
+                        sources_cache_ms=4000) as (a, b):
+        work = new_work()
+        store.works_put(shared_redis, {work: store.WorkEntry(PIECES)})
+        first, second = new_device(), new_device()
+        path = f"/index/v1/works/{work}/sources"
+
+        def announce(device: str) -> list[str]:
+            answer = b.client(b.token(device=device)).get(
+                "/index/v1/announce", params={"work": work, "port": "7000"})
+            assert answer.status_code == 200, answer.text
+            return [s["peer_id"] for s in answer.json()["sources"]]
+
+        def found() -> list[str]:
+            return [s["peer_id"] for s in a.client(a.token()).get(path).json()["sources"]]
+
+        assert announce(first) == []
+        began = time.monotonic()
+        assert found() == [first]  # read now and remembered by A
+        assert announce(second) == [first]  # B read after both writes; never itself
+        remembered = found()
+        if time.monotonic() - began < 3.5:  # (a stalled machine could pass the lifetime)
+            assert remembered == [first]
+        poll(lambda: set(found()) == {first, second}, what="the new holder in A's answer",
+             timeout=30)
+        assert announce(first) == [second]  # B's remembered read, without the asker
