@@ -70,9 +70,12 @@ NOTES = """How to read it:
   includes a TCP connect and close per request; the index keeps connections open, as
   agents do. That favours the index, not opentracker.
 - **Different answers.** opentracker answers 50 peers as 6 bytes each; the index
-  answers 50 sources as JSON with their bitfields, checks a credential on every request,
-  and runs two Redis scripts for a single-work announce (the announce, then the sources)
-  and one for a lookup.
+  answers 50 sources as JSON with their bitfields and checks a credential on every
+  request. A single-work announce writes to Redis (one MULTI/EXEC) every time; its
+  answer, like a lookup's, comes from the work's holders as one read of Redis found them
+  within the last second in that process (docs/INDEX.md, "Remembered answers"), or from a
+  new read (two round trips). The rows "answers not remembered" run a second index with
+  that switched off, in the same rounds: every lookup reads Redis.
 - **The state does not drift.** Every measured request re-announces or looks up what the
   loader stored; after the rounds the run checks that every work still has all its
   holders. The peer timeout is raised to an hour for that reason only.
@@ -92,6 +95,7 @@ class Measure:
     script_seconds: float  # time Redis spent running the index's scripts (EVALSHA)
     script_calls: int
     client_cpu_seconds: float  # wrk's
+    reads: int  # lookups' reads of a work's holders in Redis (each begins with one ZCOUNT)
 
 
 @dataclass
@@ -101,6 +105,9 @@ class Round:
     sources: Measure
     heartbeat: Measure
     batch: Measure
+    # the same two with every lookup reading Redis (PEERMARK_INDEX_SOURCES_CACHE_MS=0)
+    announce_fresh: Measure
+    sources_fresh: Measure
 
     @property
     def reference(self) -> float:
@@ -124,13 +131,16 @@ def _redis_cpu(conn: redis.Redis) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
-def _scripts(conn: redis.Redis | None) -> tuple[int, float]:
-    """EVALSHA calls and the seconds Redis spent in them so far (its command statistics,
-    server-wide: the index is the only user of EVALSHA here)."""
+def _scripts(conn: redis.Redis | None) -> tuple[int, float, int]:
+    """EVALSHA calls and the seconds Redis spent in them so far, and ZCOUNT calls (one per
+    lookup that reads a work's holders): its command statistics, server-wide, the index
+    being the only user of either here."""
     if conn is None:
-        return 0, 0.0
-    stats = conn.info("commandstats").get("cmdstat_evalsha", {})
-    return int(stats.get("calls", 0)), float(stats.get("usec", 0)) / 1e6
+        return 0, 0.0, 0
+    stats = conn.info("commandstats")
+    scripts = stats.get("cmdstat_evalsha", {})
+    return (int(scripts.get("calls", 0)), float(scripts.get("usec", 0)) / 1e6,
+            int(stats.get("cmdstat_zcount", {}).get("calls", 0)))
 
 
 def _children_cpu() -> float:
@@ -142,13 +152,13 @@ def _measure(run: Callable[[], wrk.WrkResult], cpu: Callable[[], float],
              conn: redis.Redis | None) -> Measure:
     cpu_before, client_before = cpu(), _children_cpu()
     redis_before = _redis_cpu(conn) if conn is not None else 0.0
-    calls_before, script_before = _scripts(conn)
+    calls_before, script_before, reads_before = _scripts(conn)
     result = run()
-    calls_after, script_after = _scripts(conn)
+    calls_after, script_after, reads_after = _scripts(conn)
     return Measure(result, cpu() - cpu_before,
                    (_redis_cpu(conn) - redis_before) if conn is not None else 0.0,
                    script_after - script_before, calls_after - calls_before,
-                   _children_cpu() - client_before)
+                   _children_cpu() - client_before, reads_after - reads_before)
 
 
 def _check_index(service: fastpath.Service, world: fastpath.World, files: dict[str, Path],
@@ -266,8 +276,11 @@ def main() -> None:
         listing = work / "hashes.txt"
         listing.write_text("".join(tracker.quoted(h) + "\n" for h in hashes))
         env = fastpath.service_env(args.redis_url, peer_ttl)
+        fresh_env = {**env, "PEERMARK_INDEX_SOURCES_CACHE_MS": "0"}
         with tracker.running(work / "opentracker", ot_port, hashes) as ot, \
-                fastpath.running(pi_port, args.workers, env, work / "index.log") as pi:
+                fastpath.running(pi_port, args.workers, env, work / "index.log") as pi, \
+                fastpath.running(memory.free_port(), args.workers, fresh_env,
+                                 work / "index-fresh.log") as fresh:
             took = tracker.fill(ot.port, hashes, args.holders)
             print(f"opentracker filled with {args.works * args.holders:,} peers in "
                   f"{took:.1f} s", flush=True)
@@ -290,6 +303,12 @@ def main() -> None:
                 "heartbeat": shape("pi_heartbeat.lua", pi.url, [str(files["devices"])]),
                 "batch": shape("pi_batch.lua", pi.url, [str(files["batch"])]),
             }
+            fresh_runs = {
+                "announce": shape("pi_announce.lua", fresh.url,
+                                  [str(files["pairs"]), str(files["devices"])]),
+                "sources": shape("pi_sources.lua", fresh.url,
+                                 [str(files["works"]), str(files["devices"])]),
+            }
 
             def ot_cpu() -> float:
                 return _process_cpu(ot.process.pid)
@@ -301,13 +320,18 @@ def main() -> None:
                 second = _measure(ot_run, ot_cpu, None)
                 heartbeat = _measure(runs["heartbeat"], pi.cpu_seconds, conn)
                 batch = _measure(runs["batch"], pi.cpu_seconds, conn)
-                done = Round([first, second], announce, sources, heartbeat, batch)
+                announce_fresh = _measure(fresh_runs["announce"], fresh.cpu_seconds, conn)
+                sources_fresh = _measure(fresh_runs["sources"], fresh.cpu_seconds, conn)
+                done = Round([first, second], announce, sources, heartbeat, batch,
+                             announce_fresh, sources_fresh)
                 rounds.append(done)
                 print(f"round {number + 1}: opentracker {first.result.rate:,.0f}/s and "
                       f"{second.result.rate:,.0f}/s; index announce {announce.result.rate:,.0f}"
                       f"/s, sources {sources.result.rate:,.0f}/s, heartbeat "
                       f"{heartbeat.result.rate:,.0f}/s, batch {batch.result.rate:,.0f}/s "
-                      f"(x{args.batch_size} holdings)", flush=True)
+                      f"(x{args.batch_size} holdings); not remembered: announce "
+                      f"{announce_fresh.result.rate:,.0f}/s, sources "
+                      f"{sources_fresh.result.rate:,.0f}/s", flush=True)
             load_after = os.getloadavg()[0]
             if args.py_spy:
                 for kind, runner in runs.items():
@@ -371,8 +395,10 @@ def _report(args: argparse.Namespace, command: str, rounds: list[Round],
                        "{:.0f}")
 
         ratio_cell = col(lambda r: pick(r).result.rate / r.reference, "{:.2f}") if ratio else ""
+        reads = col(lambda r: pick(r).reads / max(1, pick(r).result.requests), "{:.2f}")
         redis_cell = (f"{per_request(lambda m: m.redis_cpu_seconds)} "
-                      f"| {per_request(lambda m: m.script_seconds)}" if kind != "ot" else " | ")
+                      f"| {per_request(lambda m: m.script_seconds)} | {reads}"
+                      if kind != "ot" else " |  | ")
         return (f"| {label} | {col(lambda r: pick(r).result.rate)} | {ratio_cell} "
                 f"| {col(lambda r: pick(r).result.p50_ms, '{:.2f}')} "
                 f"| {col(lambda r: pick(r).result.p99_ms, '{:.2f}')} "
@@ -384,9 +410,10 @@ def _report(args: argparse.Namespace, command: str, rounds: list[Round],
     table = (
         "| measure (requests a second) | rate, median (min-max) | ratio to opentracker "
         "| p50 ms | p99 ms | server CPU µs / request | Redis CPU µs / request "
-        "| Redis time in the index's scripts, µs / request (wall) | wrk CPU µs / request "
+        "| Redis time in the index's scripts, µs / request (wall) "
+        "| reads of a work's holders in Redis / request | wrk CPU µs / request "
         "| non-2xx / socket errors | target |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
         + row("opentracker announce, numwant=50 (its announce and its lookup)", "ot",
               lambda r: r.tracker[0], "reference", ratio=False)
         + row("opentracker again, mid-round", "ot", lambda r: r.tracker[1], "reference",
@@ -399,6 +426,11 @@ def _report(args: argparse.Namespace, command: str, rounds: list[Round],
               f"ratio ≥ {TARGET_RATIO['heartbeat']}, p99 < {TARGET_P99_MS:g} ms")
         + row(f"index: batched announce, {args.batch_size} holdings a request", "pi",
               lambda r: r.batch, f"p99 < {TARGET_P99_MS:g} ms")
+        + row("secondary: single-work announce, answers not remembered "
+              "(`PEERMARK_INDEX_SOURCES_CACHE_MS=0`)", "pi", lambda r: r.announce_fresh,
+              "for comparison")
+        + row("secondary: source lookup, answers not remembered", "pi",
+              lambda r: r.sources_fresh, "for comparison")
     )
     holdings = [r.batch.result.rate * args.batch_size for r in rounds]
     verdicts = []
