@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import json
 import logging
@@ -239,11 +240,8 @@ class IndexApp:
         if chosen != source and not self.config.allow_announced_host:
             raise _ReplyError(400, "host_mismatch", f"Announced host {chosen} is not the address "
                          f"you connect from ({source}).", field="host")
-        try:
-            ipaddress.ip_address(chosen)
-        except ValueError:
-            if not self.config.allow_announced_host:
-                raise _ReplyError(400, "invalid", "Announce an IP address.", field="host") from None
+        if not _is_address(chosen) and not self.config.allow_announced_host:
+            raise _ReplyError(400, "invalid", "Announce an IP address.", field="host")
         return chosen
 
     async def _checked(self, holdings: list[tuple[str, str]], *, urlsafe: bool = False
@@ -373,6 +371,17 @@ class IndexApp:
         found = await self._found(work, entry.pieces, want)
         seeds = b',"web_seeds":' + json.dumps(list(entry.web_seeds)).encode()
         return 200, self._sources_body(found, want, extra=seeds)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _is_address(host: str) -> bool:
+    """Remembered for the hosts announcing now: parsing one is a tenth of an announce's
+    own time."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _applied(done: Any) -> None:
