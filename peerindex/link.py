@@ -48,9 +48,11 @@ class _Protocol(asyncio.Protocol):
     def __init__(self, link: Link) -> None:
         self.link = link
         self.reader = hiredis.Reader()
-        # None: a reply nobody waits for (a transaction's "QUEUED"s)
-        self.waiting: collections.deque[tuple[asyncio.Future[Any] | None, float]] = (
+        # (who waits, since when, how many replies before its own to pass over: a
+        # transaction's "OK" and "QUEUED"s, which say nothing EXEC's reply does not)
+        self.waiting: collections.deque[tuple[asyncio.Future[Any], float, int]] = (
             collections.deque())
+        self._passed = 0  # replies passed over so far for the first in ``waiting``
         self.transport: asyncio.Transport | None = None
         self.outbox: list[bytes] = []
 
@@ -69,12 +71,17 @@ class _Protocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
+        gets, waiting = self.reader.gets, self.waiting
         while True:
-            reply = self.reader.gets()
+            reply = gets()
             if reply is False:
                 return
-            future, _ = self.waiting.popleft()
-            if future is None or future.done():
+            if self._passed < waiting[0][2]:
+                self._passed += 1
+                continue
+            future = waiting.popleft()[0]
+            self._passed = 0
+            if future.done():
                 continue
             if isinstance(reply, hiredis.ReplyError):
                 future.set_exception(RedisError(str(reply)))
@@ -84,8 +91,8 @@ class _Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.link.lost(self)
         while self.waiting:
-            future, _ = self.waiting.popleft()
-            if future is not None and not future.done():
+            future = self.waiting.popleft()[0]
+            if not future.done():
                 future.set_exception(RedisUnavailableError("the connection to Redis was lost"))
 
 
@@ -164,7 +171,7 @@ class Link:
         if protocol.transport is None or protocol.transport.is_closing():
             future.set_exception(RedisUnavailableError("the connection to Redis is closing"))
             return future
-        protocol.waiting.append((future, time.monotonic()))
+        protocol.waiting.append((future, time.monotonic(), 0))
         protocol.write(_pack(args))
         return future
 
@@ -200,9 +207,7 @@ class Link:
         if protocol.transport is None or protocol.transport.is_closing():
             future.set_exception(RedisUnavailableError("the connection to Redis is closing"))
             return future
-        now = time.monotonic()
-        protocol.waiting.extend([(None, now)] * (len(commands) + 1))
-        protocol.waiting.append((future, now))
+        protocol.waiting.append((future, time.monotonic(), len(commands) + 1))
         protocol.write(b"".join([_pack(("MULTI",)), *map(_pack, commands), _pack(("EXEC",))]))
         return future
 
