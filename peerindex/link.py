@@ -20,7 +20,7 @@ import asyncio
 import collections
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
@@ -38,10 +38,15 @@ class RedisError(Exception):
     """Redis answered with an error."""
 
 
+#: A command (a tuple) in Redis's wire format, by hiredis (C; about 2.5 times faster than
+#: the same in Python for an announce of many works), called without a wrapper: a batched
+#: announce packs hundreds (its stub types the tuple as of one item).
+_pack_tuple = cast(Callable[[tuple[str | bytes | int, ...]], bytes], hiredis.pack_command)
+_MULTI, _EXEC = _pack_tuple(("MULTI",)), _pack_tuple(("EXEC",))
+
+
 def _pack(args: Sequence[str | bytes | int]) -> bytes:
-    """A command in Redis's wire format, by hiredis (C; about 2.5 times faster than the
-    same in Python for an announce of many works)."""
-    return bytes(hiredis.pack_command(cast(Any, tuple(args))))  # its stub types one arg
+    return _pack_tuple(args if type(args) is tuple else tuple(args))
 
 
 class _Protocol(asyncio.Protocol):
@@ -208,7 +213,7 @@ class Link:
             future.set_exception(RedisUnavailableError("the connection to Redis is closing"))
             return future
         protocol.waiting.append((future, time.monotonic(), len(commands) + 1))
-        protocol.write(b"".join([_pack(("MULTI",)), *map(_pack, commands), _pack(("EXEC",))]))
+        protocol.write(b"".join([_MULTI, *map(_pack, commands), _EXEC]))
         return future
 
     async def script(self, source: str, keys: Sequence[str],

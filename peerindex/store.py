@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import redis
 
@@ -17,9 +17,10 @@ from peerindex.lookup import lookup, run_sync
 from peerindex.records import PeerRecord, Source, choose, peer_value
 
 
-@dataclass(frozen=True, slots=True)
-class Held:
-    """One work in an announce: pieces held and the bitfield ("" when every piece is)."""
+class Held(NamedTuple):
+    """One work in an announce: pieces held and the bitfield ("" when every piece is). A
+    named tuple: a batched announce makes a thousand, at a third of a frozen dataclass's
+    cost each."""
 
     work: str
     have: int
