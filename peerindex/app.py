@@ -203,7 +203,8 @@ class IndexApp:
                                               or int(value) > MAX_BODY):
                 raise _ReplyError(413, "too_large", f"At most {MAX_BODY} bytes in a request.")
         try:
-            return await asyncio.wait_for(self._drain(receive), BODY_SECONDS)
+            async with asyncio.timeout(BODY_SECONDS):  # no task of its own, as wait_for's
+                return await self._drain(receive)
         except TimeoutError:
             raise _ReplyError(408, "timeout", "The request's body came too slowly.") from None
 
