@@ -99,6 +99,12 @@ class AgentHome:
         return self.root / "receipts"
 
     @property
+    def index_credential_path(self) -> Path:
+        """The index credential in use (index_client.py), shared by the daemon and each
+        ``get``, so a ``get`` does not ask the platform for one of its own."""
+        return self.root / "index-credential.json"
+
+    @property
     def trust_dir(self) -> Path:
         """The platform's JWKS and the newest revocation list, kept for offline checks."""
         return self.root / "trust"

@@ -93,7 +93,8 @@ class Daemon:
     def index(self) -> IndexClient:
         """Announces, heartbeats: by the peer index's fast path where the platform offers
         it, else by the platform's API (index_client.py)."""
-        return IndexClient(self.agent.platform, device_id=self.device_id, clock=self._clock)
+        return IndexClient(self.agent.platform, device_id=self.device_id, clock=self._clock,
+                           credential_file=self.agent.home.index_credential_path)
 
     # --- platform calls (httpx is synchronous: keep them off the event loop) ---------------
 

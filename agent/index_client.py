@@ -22,7 +22,10 @@ so the little state it keeps (the credential, the pauses) is guarded by a lock.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import math
 import random
 import threading
 import time
@@ -31,12 +34,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
 
 from agent import __version__
+from agent.config import write_private
 from agent.platform import PlatformClient, PlatformError, PlatformUnreachableError
 
 log = logging.getLogger("agent.index")
@@ -106,9 +111,13 @@ class IndexClient:
     def __init__(self, platform: PlatformClient, *, device_id: str,
                  clock: Callable[[], float] = time.time,
                  rng: Callable[[], float] = random.random,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None,
+                 credential_file: Path | None = None) -> None:
         self._platform = platform
         self._device = device_id
+        # where the credential is kept between runs (owner-only, as the API token is)
+        self._credential_file = credential_file
+        self._file_read = credential_file is None
         self._clock = clock
         self._rng = rng
         self._transport = transport
@@ -303,9 +312,13 @@ class IndexClient:
         index refused this one as expired, so only a fresh one will do."""
         with self._lock:
             now = self._clock()
+            if not self._file_read:
+                self._file_read = True
+                self._credential = self._credential or self._load_credential(now)
             held = self._credential
             if held is not None and held is refused:
                 held = self._credential = None
+                self._drop_saved_credential()
             if held is not None and now < held.refresh_at:
                 return held
             if now >= self._no_credential_until:
@@ -318,6 +331,7 @@ class IndexClient:
                     log.info("no index credential (%s): the platform's API answers", exc.code)
                 else:
                     self._credential = fresh
+                    self._save_credential(fresh, now)
                     return fresh
             if held is not None and now < held.expires_at:
                 return held
@@ -338,8 +352,7 @@ class IndexClient:
                 raise ValueError("no time zone")
         except ValueError:
             raise _bad_credential("an unreadable expiry") from None
-        if not isinstance(token, str) or not token.isascii() or not token.isprintable() \
-                or not token or " " in token:
+        if not isinstance(token, str) or not _usable_token(token):
             raise _bad_credential("no usable token")
         if not isinstance(index_url, str) or not _http_url(index_url):
             raise _bad_credential("no http(s) index URL")
@@ -354,12 +367,61 @@ class IndexClient:
                                refresh_at=now + life / 2,
                                expires_at=now + life - EXPIRY_MARGIN_SECONDS)
 
+    # --- the credential kept between runs ------------------------------------------------
+    # Times are kept as seconds left, read against the wall clock, so that a client on
+    # another clock (a test's) reads them right.
+
+    def _load_credential(self, now: float) -> IndexCredential | None:
+        path = self._credential_file
+        if path is None:
+            return None
+        try:
+            data = json.loads(path.read_bytes())
+            token, index_url = data["token"], data["index_url"]
+            elapsed = time.time() - float(data["saved_at"])
+            refresh_in = float(data["refresh_in"]) - elapsed
+            expires_in = float(data["expires_in"]) - elapsed
+            usable = (data["device"] == self._device and isinstance(token, str)
+                      and _usable_token(token) and isinstance(index_url, str)
+                      and _http_url(index_url) and math.isfinite(refresh_in)
+                      and 0 < expires_in < 86_400 and elapsed >= 0)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # none kept, or unreadable: the platform gives a fresh one
+        if not usable:
+            return None
+        return IndexCredential(token=token, index_url=index_url,
+                               refresh_at=now + refresh_in, expires_at=now + expires_in)
+
+    def _save_credential(self, credential: IndexCredential, now: float) -> None:
+        path = self._credential_file
+        if path is None:
+            return
+        data = {"device": self._device, "token": credential.token,
+                "index_url": credential.index_url, "saved_at": time.time(),
+                "refresh_in": credential.refresh_at - now,
+                "expires_in": credential.expires_at - now}
+        try:
+            write_private(path, json.dumps(data).encode())
+        except OSError as exc:
+            log.info("the index credential is not kept for the next run: %s", exc)
+
+    def _drop_saved_credential(self) -> None:
+        if self._credential_file is not None:
+            with contextlib.suppress(OSError):
+                self._credential_file.unlink(missing_ok=True)
+
     def _forget_credential(self, pause: float, reason: str) -> None:
         with self._lock:
             self._credential = None
+            self._drop_saved_credential()
             self._no_credential_until = self._clock() + pause
         log.warning("the index refused this device's credential (%s); the platform's API "
                     "answers for the next %.0f s", reason, pause)
+
+
+def _usable_token(token: str) -> bool:
+    """Sendable as it is in an Authorization header."""
+    return bool(token) and token.isascii() and token.isprintable() and " " not in token
 
 
 def _bad_credential(reason: str) -> PlatformError:

@@ -213,7 +213,8 @@ def platform_sources(agent: Agent, work_id: str, piece_count: int) -> tuple[list
                                                                              list[str]]:
     """The peers and web seeds the platform's index names for a work (by the index's
     fast path where the platform offers one: index_client.py)."""
-    with IndexClient(agent.platform, device_id=agent.device.device_id) as index:
+    with IndexClient(agent.platform, device_id=agent.device.device_id,
+                     credential_file=agent.home.index_credential_path) as index:
         body = index.sources(work_id)
     sources = []
     for item in body["results"]:

@@ -373,6 +373,9 @@ if INDEX_SECRET:
         raise ImproperlyConfigured("PEERMARK_INDEX_SECRET is hex, 32 bytes or more") from None
 INDEX_CREDENTIAL_SECONDS = env_int("PEERMARK_INDEX_CREDENTIAL_SECONDS", default=3600,
                                    minimum=60)
+# credentials minted per device (an agent asks at half-life; past this, it uses the API)
+INDEX_CREDENTIAL_RATE = (env_str("PEERMARK_INDEX_CREDENTIAL_RATE", "30/hour")
+                         or "30/hour")
 
 # --- Email (notifications) ------------------------------------------------------
 # With PEERMARK_EMAIL_HOST set, mail goes out over SMTP; without it (the embedded demo),

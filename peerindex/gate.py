@@ -1,6 +1,6 @@
 """Who may use the index, decided in memory: a credential checked once and then
 remembered until it expires, revocations held as a set that Redis keeps fresh, and
-per-second limits per address and per credential.
+per-second limits per address (an IPv6 client's /64) and per credential.
 
 The limits are each process's own (a fixed one-second window): with N processes behind
 one address an agent could reach N times the limit, still bounded, and no request pays a
@@ -9,6 +9,8 @@ round trip to count itself.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 from collections.abc import Iterable, Sequence
 
 from peerindex.credentials import Claims, CredentialError, verify
@@ -43,7 +45,7 @@ class Gate:
             self._window = now
             self._counts = {}
         if self.per_address:
-            self._count("a" + address, self.per_address)
+            self._count("a" + _client_network(address), self.per_address)
         if header is None or not header.startswith(b"Bearer "):
             raise CredentialError("unauthenticated", "Send an index credential "
                                   "(Authorization: Bearer ...) from the platform.")
@@ -52,7 +54,7 @@ class Gate:
         if claims is None:
             claims = verify(self.keys, token, now=now)
             if len(self._known) >= MAX_REMEMBERED:
-                self._known.clear()
+                self._forget_expired(now)
             self._known[token] = claims
         elif claims.exp <= now:
             del self._known[token]
@@ -67,8 +69,30 @@ class Gate:
             self._count("c" + claims.jti, self.per_credential)
         return claims
 
+    def _forget_expired(self, now: int) -> None:
+        """Room in the credentials remembered: the expired ones go; if that is not
+        enough, the oldest half (a dict keeps insertion order), which are checked again
+        at their next use, a microsecond each."""
+        self._known = {t: c for t, c in self._known.items() if c.exp > now}
+        if len(self._known) >= MAX_REMEMBERED:
+            keep = list(self._known.items())[len(self._known) // 2:]
+            self._known = dict(keep)
+
     def _count(self, key: str, limit: int) -> None:
         seen = self._counts.get(key, 0) + 1
         self._counts[key] = seen
         if seen > limit:
             raise LimitedError(1)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _client_network(address: str) -> str:
+    """What the per-address limit counts: an IPv4 address, or an IPv6 address's /64 (one
+    subscriber's whole allocation, which it may spread its requests across)."""
+    if ":" not in address:
+        return address
+    try:
+        network = ipaddress.IPv6Network(f"{address}/64", strict=False)
+    except ValueError:
+        return address
+    return str(network.network_address) + "/64"

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from typing import TypedDict, cast
 
 import redis
-from django.conf import settings
+
+from exchange.core.redis_clients import redis_client
 
 
 class OrderEntry(TypedDict):
@@ -37,18 +38,8 @@ GROUP = "flushers"
 FLUSH_FLAG = "peermark:metering:flush-queued"
 
 
-_clients: dict[str, redis.Redis] = {}
-
-
 def client() -> redis.Redis:
-    """One client (and so one connection pool) per URL and process, not one per request."""
-    url = settings.REDIS_URL
-    if not url:
-        raise RuntimeError("the metering stream needs REDIS_URL")
-    found = _clients.get(url)
-    if found is None:
-        found = _clients[url] = redis.Redis.from_url(url)
-    return found
+    return redis_client("the metering stream")
 
 
 def ensure_group(conn: redis.Redis) -> None:

@@ -19,10 +19,10 @@ from django.db import transaction
 
 from exchange.accounts.models import User
 from exchange.catalogue.models import Work, WorkStatus
+from exchange.core.redis_clients import redis_client
 from exchange.licensing.models import Device
 from peerindex import credentials, schema, store
 
-_clients: dict[str, redis.Redis] = {}
 log = logging.getLogger(__name__)
 
 #: Redis is away (refused, timed out, loading after a restart): the platform's own peer
@@ -40,15 +40,9 @@ def enabled() -> bool:
 
 
 def client() -> redis.Redis:
-    """One client (one connection pool) per URL and process."""
-    url = settings.REDIS_URL
-    if not url:
-        raise RuntimeError("the live peer index needs REDIS_URL")
-    found = _clients.get(url)
-    if found is None:
-        found = _clients[url] = redis.Redis.from_url(url, socket_timeout=5,
-                                                     socket_connect_timeout=5)
-    return found
+    """Bounded waits: a stalled Redis makes the platform's endpoints fall back to the
+    database, not hang."""
+    return redis_client("the live peer index", timeout=5)
 
 
 def offered() -> bool:

@@ -20,6 +20,7 @@ from exchange.accounts.models import User
 from exchange.audit.services import audit_record
 from exchange.catalogue.models import Work, WorkStatus
 from exchange.core.errors import ServiceError
+from exchange.core.rate_limits import Rate, check
 from exchange.licensing.models import Device
 from exchange.peers import live_index
 from exchange.peers.bitfields import (
@@ -191,6 +192,10 @@ def index_credential_issue(*, user: User, device_id: str) -> dict[str, object]:
         raise ServiceError(_("This account is disabled."), code="account_disabled",
                            status_code=403)
     device = _own_device(user, device_id)
+    # an agent asks twice an hour per device; a bound keeps a stolen API token, or a
+    # looping agent, from minting credentials without end (it then uses the platform)
+    check("peers.index_credential", f"{user.pk}:{device.pk}",
+          Rate.parse(settings.INDEX_CREDENTIAL_RATE))
     token, expires = live_index.credential_mint(user=user, device=device)
     return {"token": token, "expires_at": dt.datetime.fromtimestamp(expires, tz=dt.UTC),
             "index_url": settings.INDEX_URL, "interval": settings.PEER_TIMEOUT_SECONDS // 3,

@@ -260,9 +260,10 @@ def test_where_the_platform_offers_an_index_the_three_calls_go_to_it(
 
 
 def test_get_reads_sources_from_the_index_into_the_downloaders_sources(
-        platform: Loopback, index: Loopback) -> None:
+        platform: Loopback, index: Loopback, tmp_path: Path) -> None:
     api = PlatformClient(platform.url, "bob-token")
-    agent = SimpleNamespace(platform=api, device=SimpleNamespace(device_id=DEVICE))
+    agent = SimpleNamespace(platform=api, device=SimpleNamespace(device_id=DEVICE),
+                            home=AgentHome(tmp_path))
     try:
         sources, seeds = workflow.platform_sources(agent, WORK, 9)  # type: ignore[arg-type]
     finally:
@@ -296,6 +297,64 @@ def test_the_credential_is_renewed_at_half_its_life(
     client.heartbeat()
     assert [s.bearer for s in index.seen] == ["pmi1.token-1", "pmi1.token-1", "pmi1.token-2"]
     assert platform.calls() == [f"POST {CREDENTIAL}"] * 2
+
+
+def test_a_kept_credential_serves_the_next_run_without_asking_the_platform(
+        platform: Loopback, index: Loopback, clock: Clock, tmp_path: Path) -> None:
+    kept = tmp_path / "index-credential.json"
+    api = PlatformClient(platform.url, "bob-token")
+    try:
+        with IndexClient(api, device_id=DEVICE, clock=clock, credential_file=kept) as first:
+            first.heartbeat()
+        assert kept.stat().st_mode & 0o777 == 0o600
+        with IndexClient(api, device_id=DEVICE, clock=clock, credential_file=kept) as second:
+            second.sources(WORK)  # as a ``get`` does while the daemon runs
+        # kept past half its life (by the wall clock, which kept times are read against):
+        # the next run renews it
+        data = json.loads(kept.read_bytes())
+        kept.write_text(json.dumps({**data, "saved_at": data["saved_at"] - LIFE / 2 - 60}))
+        with IndexClient(api, device_id=DEVICE, clock=clock, credential_file=kept) as third:
+            third.heartbeat()
+    finally:
+        api.close()
+    assert [s.bearer for s in index.seen] == ["pmi1.token-1", "pmi1.token-1", "pmi1.token-2"]
+    assert platform.calls() == [f"POST {CREDENTIAL}"] * 2
+
+
+@pytest.mark.parametrize("kept", [
+    b"not json", b"[]", b'{"device": "dev-other", "token": "pmi1.x", "index_url": '
+    b'"http://127.0.0.1:1", "saved_at": 0, "refresh_in": 1, "expires_in": 2}',
+    b'{"device": "dev-bob-laptop", "token": "pmi1.x", "index_url": "file:///etc/passwd", '
+    b'"saved_at": 0, "refresh_in": 1, "expires_in": 2}',
+], ids=["not-json", "not-an-object", "another-device", "not-http"])
+def test_a_kept_credential_that_is_unreadable_or_not_this_devices_is_not_used(
+        platform: Loopback, index: Loopback, clock: Clock, tmp_path: Path,
+        kept: bytes) -> None:
+    path = tmp_path / "index-credential.json"
+    path.write_bytes(kept.replace(b'"saved_at": 0', b'"saved_at": %d' % time.time()))
+    api = PlatformClient(platform.url, "bob-token")
+    try:
+        with IndexClient(api, device_id=DEVICE, clock=clock, credential_file=path) as client:
+            client.heartbeat()
+    finally:
+        api.close()
+    assert platform.calls() == [f"POST {CREDENTIAL}"]
+    assert [s.bearer for s in index.seen] == ["pmi1.token-1"]
+
+
+def test_a_kept_credential_the_index_refuses_is_thrown_away(
+        platform: Loopback, index: Loopback, clock: Clock, tmp_path: Path) -> None:
+    kept = tmp_path / "index-credential.json"
+    api = PlatformClient(platform.url, "bob-token")
+    try:
+        with IndexClient(api, device_id=DEVICE, clock=clock, credential_file=kept) as client:
+            client.heartbeat()
+            assert kept.exists()
+            index.on("POST", "/index/v1/heartbeat", error(401, "credential_revoked"))
+            client.heartbeat()  # answered by the platform instead
+    finally:
+        api.close()
+    assert not kept.exists()
 
 
 def test_a_credential_is_timed_on_the_platforms_clock_not_a_skewed_local_one(

@@ -131,3 +131,20 @@ def test_a_revoked_device_and_a_disabled_account_reach_the_index(
         bob.is_active = True
         bob.save()
     assert offered.zscore("pmi:revoked", f"u:{bob.pk}") is None
+
+
+def test_minting_is_bounded_per_device_and_says_when_to_ask_again(
+        offered, settings, bob, device_of, api) -> None:
+    from django.core.cache import cache
+
+    cache.clear()  # counts of earlier tests' devices, whose keys a database may reuse
+    settings.INDEX_CREDENTIAL_RATE = "2/hour"
+    _, device = device_of(bob)
+    _, other = device_of(bob, "phone")
+    client = api(bob)
+    assert [_ask(client, device.device_id).status_code for _ in range(2)] == [201, 201]
+    refused = _ask(client, device.device_id)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(refused["Retry-After"]) <= 3600
+    assert _ask(client, other.device_id).status_code == 201  # another device: its own count

@@ -74,3 +74,28 @@ def test_the_per_address_limit_counts_every_request_even_unauthenticated() -> No
         gate.admit(_header(), "192.0.2.1", NOW)
     assert gate.admit(_header(), "192.0.2.2", NOW).device == "dev-1"
     assert gate.admit(_header(), "192.0.2.1", NOW + 1).device == "dev-1"
+
+
+def test_the_per_address_limit_counts_an_ipv6_64_as_one_address() -> None:
+    gate = Gate([KEY], per_address=2, per_credential=0)
+    gate.admit(_header(), "2001:db8:1:2::a", NOW)
+    gate.admit(_header(), "2001:db8:1:2:ffff:ffff:ffff:ffff", NOW)  # the same /64
+    with pytest.raises(LimitedError):
+        gate.admit(_header(), "2001:db8:1:2::1:b", NOW)
+    assert gate.admit(_header(), "2001:db8:1:3::a", NOW).device == "dev-1"  # the next /64
+
+
+def test_past_its_bound_the_gate_forgets_expired_credentials_first_then_the_oldest(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("peerindex.gate.MAX_REMEMBERED", 4)
+    gate = Gate([KEY], per_address=0, per_credential=0)
+    short = [_header(device=f"short-{i}", ttl=10, jti=f"{i:032x}") for i in range(2)]
+    long = [_header(device=f"long-{i}", ttl=600, jti=f"{i + 10:032x}") for i in range(4)]
+    for header in short + long[:2]:
+        gate.admit(header, "127.0.0.1", NOW)
+    gate.admit(long[2], "127.0.0.1", NOW + 20)  # full: the two expired ones go
+    assert sorted(c.device for c in gate._known.values()) == ["long-0", "long-1", "long-2"]
+    gate.admit(long[3], "127.0.0.1", NOW + 20)  # four: not yet past the bound
+    gate.admit(_header(device="new", jti="ab" * 16), "127.0.0.1", NOW + 20)  # oldest half go
+    assert sorted(c.device for c in gate._known.values()) == ["long-2", "long-3", "new"]
+    assert gate.admit(long[0], "127.0.0.1", NOW + 20).device == "long-0"  # checked again

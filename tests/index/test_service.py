@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -456,6 +457,47 @@ class TestRefusedAnnounces:
         beat = agent.post("/index/v1/heartbeat", content=b"x" * 2048)
         assert beat.status_code == 413
         assert error(beat)["code"] == "too_large"
+
+    def test_a_deeply_nested_announce_is_a_clear_400_and_stores_nothing(
+            self, index: IndexService, shared_redis: redis.Redis) -> None:
+        work = on_sale(shared_redis)
+        device = new_device()
+        body = b'{"port":7000,"holdings":' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+        response = index.client(index.token(device=device)).post(
+            "/index/v1/announce", content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 400, response.text
+        assert error(response)["code"] == "invalid"
+        assert "nested too deep" in error(response)["message"]
+        assert_nothing_stored(shared_redis, device, [work])
+
+    def test_a_body_that_trickles_in_is_408_after_ten_seconds_and_stores_nothing(
+            self, index: IndexService, shared_redis: redis.Redis) -> None:
+        """A client that sends part of its body and then nothing holds the request (and
+        its memory) no longer than the service's limit (``BODY_SECONDS``, 10 s)."""
+        work = on_sale(shared_redis)
+        device = new_device()
+        body = json.dumps({"port": 7000, "holdings": [{"work": work, "bitfield": FULL}]})
+        port = int(index.url.rsplit(":", 1)[1])
+        began = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
+            conn.sendall(
+                b"POST /index/v1/announce HTTP/1.1\r\nHost: index\r\n"
+                b"Authorization: Bearer " + index.token(device=device).encode() + b"\r\n"
+                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                % len(body) + body[:10].encode())
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        waited = time.monotonic() - began
+        head, _, payload = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408"), answer
+        assert json.loads(payload)["error"]["code"] == "timeout"
+        # the service's limit, not sooner (no upper bound: a loaded machine may be slow)
+        assert waited >= 9.5
+        assert_nothing_stored(shared_redis, device, [work])
 
     def test_an_oversized_credential_is_unauthenticated(self, index: IndexService) -> None:
         response = index.client("pmi1." + "a" * 600 + ".b").get("/index/v1/works/x/sources")
