@@ -299,24 +299,33 @@ def test_the_credential_is_renewed_at_half_its_life(
     assert platform.calls() == [f"POST {CREDENTIAL}"] * 2
 
 
+@pytest.fixture
+def bob_api(platform: Loopback) -> Iterator[PlatformClient]:
+    client = PlatformClient(platform.url, "bob-token")
+    yield client
+    client.close()
+
+
+def kept_client(api: PlatformClient, clock: Clock, kept: Path) -> IndexClient:
+    """A client that keeps its credential in ``kept``, as the daemon's and each get's."""
+    return IndexClient(api, device_id=DEVICE, clock=clock, credential_file=kept)
+
+
 def test_a_kept_credential_serves_the_next_run_without_asking_the_platform(
-        platform: Loopback, index: Loopback, clock: Clock, tmp_path: Path) -> None:
+        bob_api: PlatformClient, platform: Loopback, index: Loopback, clock: Clock,
+        tmp_path: Path) -> None:
     kept = tmp_path / "index-credential.json"
-    api = PlatformClient(platform.url, "bob-token")
-    try:
-        with IndexClient(api, device_id=DEVICE, clock=clock, credential_file=kept) as first:
-            first.heartbeat()
-        assert kept.stat().st_mode & 0o777 == 0o600
-        with IndexClient(api, device_id=DEVICE, clock=clock, credential_file=kept) as second:
-            second.sources(WORK)  # as a ``get`` does while the daemon runs
-        # kept past half its life (by the wall clock, which kept times are read against):
-        # the next run renews it
-        data = json.loads(kept.read_bytes())
-        kept.write_text(json.dumps({**data, "saved_at": data["saved_at"] - LIFE / 2 - 60}))
-        with IndexClient(api, device_id=DEVICE, clock=clock, credential_file=kept) as third:
-            third.heartbeat()
-    finally:
-        api.close()
+    with kept_client(bob_api, clock, kept) as first:
+        first.heartbeat()
+    assert kept.stat().st_mode & 0o777 == 0o600
+    with kept_client(bob_api, clock, kept) as second:
+        second.sources(WORK)  # as a ``get`` does while the daemon runs
+    # kept past half its life (by the wall clock, which kept times are read against):
+    # the next run renews it
+    data = json.loads(kept.read_bytes())
+    kept.write_text(json.dumps({**data, "saved_at": data["saved_at"] - LIFE / 2 - 60}))
+    with kept_client(bob_api, clock, kept) as third:
+        third.heartbeat()
     assert [s.bearer for s in index.seen] == ["pmi1.token-1", "pmi1.token-1", "pmi1.token-2"]
     assert platform.calls() == [f"POST {CREDENTIAL}"] * 2
 
@@ -328,32 +337,24 @@ def test_a_kept_credential_serves_the_next_run_without_asking_the_platform(
     b'"saved_at": 0, "refresh_in": 1, "expires_in": 2}',
 ], ids=["not-json", "not-an-object", "another-device", "not-http"])
 def test_a_kept_credential_that_is_unreadable_or_not_this_devices_is_not_used(
-        platform: Loopback, index: Loopback, clock: Clock, tmp_path: Path,
-        kept: bytes) -> None:
+        bob_api: PlatformClient, platform: Loopback, index: Loopback, clock: Clock,
+        tmp_path: Path, kept: bytes) -> None:
     path = tmp_path / "index-credential.json"
     path.write_bytes(kept.replace(b'"saved_at": 0', b'"saved_at": %d' % time.time()))
-    api = PlatformClient(platform.url, "bob-token")
-    try:
-        with IndexClient(api, device_id=DEVICE, clock=clock, credential_file=path) as client:
-            client.heartbeat()
-    finally:
-        api.close()
+    with kept_client(bob_api, clock, path) as client:
+        client.heartbeat()
     assert platform.calls() == [f"POST {CREDENTIAL}"]
     assert [s.bearer for s in index.seen] == ["pmi1.token-1"]
 
 
 def test_a_kept_credential_the_index_refuses_is_thrown_away(
-        platform: Loopback, index: Loopback, clock: Clock, tmp_path: Path) -> None:
+        bob_api: PlatformClient, index: Loopback, clock: Clock, tmp_path: Path) -> None:
     kept = tmp_path / "index-credential.json"
-    api = PlatformClient(platform.url, "bob-token")
-    try:
-        with IndexClient(api, device_id=DEVICE, clock=clock, credential_file=kept) as client:
-            client.heartbeat()
-            assert kept.exists()
-            index.on("POST", "/index/v1/heartbeat", error(401, "credential_revoked"))
-            client.heartbeat()  # answered by the platform instead
-    finally:
-        api.close()
+    with kept_client(bob_api, clock, kept) as client:
+        client.heartbeat()
+        assert kept.exists()
+        index.on("POST", "/index/v1/heartbeat", error(401, "credential_revoked"))
+        client.heartbeat()  # answered by the platform instead
     assert not kept.exists()
 
 
