@@ -78,6 +78,7 @@ class SourcesCache:
         # work -> (good until, holders read, what they were)
         self._fresh: dict[str, tuple[float, int, Holders]] = {}
         self._reading: dict[str, tuple[int, asyncio.Future[Holders]]] = {}
+        self._generation = 0  # moved by ``forget``: a read begun before is not remembered
 
     async def read(self, work: str, fetch: int, full_bitfield: bytes,
                    load: Callable[[], Awaitable[list[Candidate]]]) -> Holders:
@@ -100,6 +101,7 @@ class SourcesCache:
             return Holders(sorted(await load(), reverse=True), full_bitfield)
         future: asyncio.Future[Holders] = asyncio.get_running_loop().create_future()
         self._reading[work] = (fetch, future)
+        generation = self._generation
         try:
             found = Holders(sorted(await load(), reverse=True), full_bitfield)
         except asyncio.CancelledError:
@@ -113,7 +115,8 @@ class SourcesCache:
             if self._reading.get(work, (0, None))[1] is future:
                 del self._reading[work]
         future.set_result(found)
-        self._remember(work, fetch, found, now)
+        if generation == self._generation:
+            self._remember(work, fetch, found, now)
         return found
 
     def _remember(self, work: str, fetch: int, found: Holders, now: float) -> None:
@@ -124,5 +127,9 @@ class SourcesCache:
         self._fresh[work] = (now + self.seconds, fetch, found)
 
     def forget(self) -> None:
-        """Drop every remembered answer (the catalogue or the revocations changed)."""
+        """Drop every remembered answer, and any read now in flight once it is answered
+        (the revocations changed: a revoked device's peers must not be handed out from a
+        read made before)."""
         self._fresh.clear()
+        self._reading.clear()
+        self._generation += 1

@@ -169,3 +169,26 @@ def test_the_remembered_answer_is_the_same_as_a_fresh_one(want: int) -> None:
     holders = Holders(found, FULL)
     first = holders.sources_json(want)
     assert holders.sources_json(want) == first == Holders(list(found), FULL).sources_json(want)
+
+
+def test_forgetting_drops_what_is_remembered_and_what_is_being_read() -> None:
+    cache = SourcesCache(1.0, clock=Clock())
+    calls, load = counting([candidate("a")])
+    gate = asyncio.Event()
+
+    async def slow() -> list[Candidate]:
+        await gate.wait()
+        return await load()
+
+    async def go() -> None:
+        await cache.read("w1", 58, FULL, load)
+        reading = asyncio.ensure_future(cache.read("w2", 58, FULL, slow))
+        await asyncio.sleep(0)
+        cache.forget()  # the revocations changed, with w2's read in flight
+        gate.set()
+        await reading  # its asker still gets its answer
+        await cache.read("w1", 58, FULL, load)  # forgotten: read again
+        await cache.read("w2", 58, FULL, load)  # read before the change: not remembered
+
+    asyncio.run(go())
+    assert calls[0] == 4
