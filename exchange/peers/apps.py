@@ -1,4 +1,6 @@
 from django.apps import AppConfig
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 
 class PeersConfig(AppConfig):
@@ -7,7 +9,16 @@ class PeersConfig(AppConfig):
     verbose_name = "Peers"
 
     def ready(self) -> None:
+        """Signals that keep the live index current; and a credential rate the settings
+        got wrong stops the start, not every agent's credential later."""
         from django.db.models.signals import post_save
+
+        from exchange.core.rate_limits import Rate
+
+        try:
+            Rate.parse(settings.INDEX_CREDENTIAL_RATE)
+        except ValueError as error:
+            raise ImproperlyConfigured(f"PEERMARK_INDEX_CREDENTIAL_RATE: {error}") from error
 
         from exchange.accounts.models import User
         from exchange.audit.models import AuditEvent
