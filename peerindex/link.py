@@ -10,8 +10,9 @@ by hiredis, the Redis project's own C library.
 
 When Redis is gone every waiting request fails at once with ``RedisUnavailableError`` (the
 service answers 503 with Retry-After), and the next request after a short pause tries to
-connect again. A reply that does not come within ``STALL_SECONDS`` closes the socket: a
-stuck Redis is treated as a gone one.
+connect again. A reply still missing ``STALL_SECONDS`` after it was asked for, at two
+of the watcher's checks a second apart, closes the socket: a stuck Redis is treated as a
+gone one (within about four seconds), a process that was itself held up is not.
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ class Link:
         self._connecting: asyncio.Future[_Protocol] | None = None
         self._failed_at = 0.0
         self._shas: dict[str, str] = {}
+        self._overdue: asyncio.Future[Any] | None = None  # check_stall's first strike
 
     @property
     def up(self) -> bool:
@@ -232,12 +234,24 @@ class Link:
             return await self.call("EVALSHA", sha, len(keys), *keys, *args)
 
     def check_stall(self) -> None:
-        """Close a connection whose oldest reply is overdue (called every second)."""
+        """Close a connection whose oldest reply is overdue at two checks in a row
+        (called every second). One overdue check is not enough: a process that was
+        itself held up (a loaded machine, a paused VM) runs its timers before it reads
+        its socket when it wakes, so the reply may be waiting there unread. The event
+        loop reads it before the next check; a Redis that is truly stuck is dropped a
+        second later."""
         protocol = self._protocol
-        if protocol is None or not protocol.waiting:
+        if protocol is None or not protocol.waiting or protocol.transport is None:
+            self._overdue = None
             return
-        if time.monotonic() - protocol.waiting[0][1] > STALL_SECONDS and protocol.transport:
+        oldest, since, _ = protocol.waiting[0]
+        if time.monotonic() - since <= STALL_SECONDS:
+            self._overdue = None
+        elif self._overdue is oldest:
+            self._overdue = None
             protocol.transport.abort()
+        else:
+            self._overdue = oldest
 
     def close(self) -> None:
         if self._protocol is not None and self._protocol.transport is not None:

@@ -402,22 +402,26 @@ def test_a_sale_whose_announces_and_lookups_take_the_index_fast_path(
     # given, and their bitfield since neither holds them all).
     assert held == {name: (len(subsets[name]), bits(count, subsets[name]).encode())
                     for name in subsets}
-    index = monitor.index_clients()
-    assert index, "no index process was seen polling Redis"
-    lookup = f"ZREVRANGE pmi:w:{work_id} "  # a lookup's first command
-    for device in devices.values():
-        announce = f"pmi:p:{device} "  # an announce's first key (script or MULTI)
-        assert monitor.mentioning(announce, clients=index), "not announced by the index"
-        assert not monitor.mentioning(announce, clients=index, others=True), \
-            "announced by the platform's own endpoint (the fallback)"
-    assert monitor.mentioning(lookup, clients=index), "sources not asked of the index"
-    assert not monitor.mentioning(lookup, clients=index, others=True), \
-        "sources asked of the platform's own endpoint (the fallback)"
+    # An agent that turned to the platform says why in its log: that first.
     fallback = ("the index failed", "the index asks to wait", "no index credential",
                 "the index refused")
     for agent in (*seeders.values(), buyer):
         text = agent.log.read_text(errors="replace")
         assert not [line for line in fallback if line in text], (agent.name, text[-3000:])
+    index = monitor.index_clients()
+    assert index, "no index process was seen polling Redis"
+    lookup = f"ZREVRANGE pmi:w:{work_id} "  # a lookup's first command
+    for device in devices.values():
+        announce = f"pmi:p:{device} "  # an announce's first key (script or MULTI)
+        assert monitor.mentioning(announce, clients=index), (
+            "not announced by the index", index,
+            [(seen.client, seen.command[:120])
+             for seen in monitor.mentioning(announce, clients=index, others=True)])
+        assert not monitor.mentioning(announce, clients=index, others=True), \
+            "announced by the platform's own endpoint (the fallback)"
+    assert monitor.mentioning(lookup, clients=index), "sources not asked of the index"
+    assert not monitor.mentioning(lookup, clients=index, others=True), \
+        "sources asked of the platform's own endpoint (the fallback)"
 
     assert result["marked"] is True
     assert result["pieces_fetched"] == result["pieces"] == count
