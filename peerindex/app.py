@@ -44,7 +44,8 @@ from peerindex.link import STALL_SECONDS, Link, RedisError, RedisUnavailableErro
 from peerindex.lookup import Lookup, fetch_for, lookup
 from peerindex.records import Candidate, endpoint_url
 from peerindex.sources_cache import Holders, SourcesCache
-from peerindex.store import Held, announce_call, announce_commands
+from peerindex.store import Held, announce_call
+from peerindex.wire import AnnounceWire
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -81,6 +82,7 @@ class IndexApp:
         self.catalogue = Catalogue(self.link)
         self.heartbeats = Heartbeats(self.link, peer_ttl=config.peer_timeout)
         self.sources_cache = SourcesCache(config.sources_cache_ms / 1000)
+        self.wire = AnnounceWire()
         self._revoked_generation: bytes | None = b"?"
         self._watcher: asyncio.Task[None] | None = None
         self._interval = b'{"interval":%d}' % config.announce_interval
@@ -330,10 +332,10 @@ class IndexApp:
     def _add_soon(self, claims: Claims, *, host: str, port: int, version: str,
                   held: list[Held]) -> asyncio.Future[Any]:
         """A (not replacing) announce queued on the link now; EXEC's reply later."""
-        commands = announce_commands(
+        packed, count = self.wire.announce(
             device=claims.device, user=claims.user, host=host, port=port, version=version,
             held=held, now=int(time.time()), peer_ttl=self.config.peer_timeout)
-        return self.link.transaction_soon(commands)
+        return self.link.packed_transaction_soon(packed, count)
 
     async def _lookup(self, steps: Lookup) -> list[Candidate]:
         """Drive a lookup on the shared link: each round trip's commands written

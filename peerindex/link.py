@@ -39,11 +39,9 @@ class RedisError(Exception):
     """Redis answered with an error."""
 
 
-#: A command (a tuple) in Redis's wire format, by hiredis (C; about 2.5 times faster than
-#: the same in Python for an announce of many works), called without a wrapper: a batched
-#: announce packs hundreds (its stub types the tuple as of one item).
+#: A command (a tuple) in Redis's wire format, by hiredis (C), called without a wrapper
+#: (its stub types the tuple as of one item). Announces come packed already (wire.py).
 _pack_tuple = cast(Callable[[tuple[str | bytes | int, ...]], bytes], hiredis.pack_command)
-_MULTI, _EXEC = _pack_tuple(("MULTI",)), _pack_tuple(("EXEC",))
 
 
 def _pack(args: Sequence[str | bytes | int]) -> bytes:
@@ -193,29 +191,27 @@ class Link:
         futures = [self._send(protocol, command) for command in commands]
         return [await future for future in futures]
 
-    async def transaction(self, commands: Sequence[Sequence[str | bytes | int]]) -> Any:
-        """``commands`` inside MULTI/EXEC, written at once; EXEC's reply. Only that reply
-        is waited for (a command refused while queueing makes EXEC fail)."""
-        return await self._queue_transaction(await self._ready(), commands)
-
-    def transaction_soon(self, commands: Sequence[Sequence[str | bytes | int]]
-                         ) -> asyncio.Future[Any]:
-        """``transaction``, queued now on a live connection (no task of its own), to be
-        awaited later: a request's writes travel with its next reads."""
+    def packed_transaction_soon(self, packed: bytes, count: int) -> asyncio.Future[Any]:
+        """A transaction already in the wire format (MULTI, ``count`` commands, EXEC:
+        wire.py packs announces), queued now on a live connection (no task of its own)
+        and awaited later, so a request's writes travel with its next reads. Only EXEC's
+        reply is waited for (a command refused while queueing makes EXEC fail)."""
         protocol = self._protocol
         if protocol is None:
-            return asyncio.ensure_future(self.transaction(commands))
-        return self._queue_transaction(protocol, commands)
+            return asyncio.ensure_future(self._packed_transaction(packed, count))
+        return self._queue_packed(protocol, packed, count)
 
-    def _queue_transaction(self, protocol: _Protocol,
-                           commands: Sequence[Sequence[str | bytes | int]]
-                           ) -> asyncio.Future[Any]:
+    async def _packed_transaction(self, packed: bytes, count: int) -> Any:
+        return await self._queue_packed(await self._ready(), packed, count)
+
+    def _queue_packed(self, protocol: _Protocol, packed: bytes, count: int
+                      ) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if protocol.transport is None or protocol.transport.is_closing():
             future.set_exception(RedisUnavailableError("the connection to Redis is closing"))
             return future
-        protocol.waiting.append((future, time.monotonic(), len(commands) + 1))
-        protocol.write(b"".join([_MULTI, *map(_pack, commands), _EXEC]))
+        protocol.waiting.append((future, time.monotonic(), count + 1))
+        protocol.write(packed)
         return future
 
     async def script(self, source: str, keys: Sequence[str],
