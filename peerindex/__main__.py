@@ -1,4 +1,4 @@
-"""``python -m peerindex``: serve the index fast path with uvicorn (uvloop, httptools)."""
+"""``python -m peerindex``: serve the index fast path (serve.py runs the processes)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 import uvicorn
 
 from peerindex.config import Config
+from peerindex.serve import Options, supervise
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,11 +24,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="open connections per process before new ones are refused (503)")
     args = parser.parse_args(argv)
     Config.from_env()  # refuse a bad environment here, before any worker starts
-    uvicorn.run("peerindex.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, loop="uvloop", http="httptools", lifespan="on",
-                access_log=False, log_level="warning", limit_concurrency=args.max_connections,
-                proxy_headers=bool(args.forwarded_allow_ips),
-                forwarded_allow_ips=args.forwarded_allow_ips or None, ws="none")
+    options = Options(args.host, args.port, args.forwarded_allow_ips, args.max_connections)
+    if args.workers <= 1:
+        uvicorn.Server(options.config()).run()
+        return
+    raise SystemExit(supervise(options, args.workers))
 
 
 if __name__ == "__main__":

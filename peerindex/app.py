@@ -251,6 +251,8 @@ class IndexApp:
                        ) -> list[Held]:
         checked: list[Held] = []
         remembered = self.catalogue.remembered
+        if any(remembered(work) is UNKNOWN for work, _ in holdings):
+            await self.catalogue.learn(work for work, _ in holdings)
         full = self.catalogue.full_bitfield
         for index, (work, bits) in enumerate(holdings):
             entry = remembered(work)

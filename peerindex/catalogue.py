@@ -5,6 +5,7 @@ every second). A lookup of a work the platform withdrew is refused within a seco
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 
 from licensing.core.bitfield import bitfield_full
 from peerindex import schema
@@ -32,12 +33,25 @@ class Catalogue:
             return self._works[work]
         except KeyError:
             pass
-        raw = await self.link.call("HGET", schema.WORKS, work)
-        entry = None if raw is None else WorkEntry.decode(raw)
-        if len(self._works) > 500_000:
-            self._works.clear()
-        self._works[work] = entry
-        return entry
+        return (await self.learn([work]))[work]
+
+    async def learn(self, works: Iterable[str]) -> dict[str, WorkEntry | None]:
+        """Read the works this process does not know, all in one round trip (a batched
+        announce after the catalogue changed, when every process forgets it all, names
+        up to a thousand); what was read."""
+        known = self._works
+        missing = [work for work in dict.fromkeys(works) if work not in known]
+        if not missing:
+            return {}
+        raws = await self.link.call("HMGET", schema.WORKS, *missing)
+        read = {work: None if raw is None else WorkEntry.decode(raw)
+                for work, raw in zip(missing, raws, strict=True)}
+        if len(known) > 500_000:
+            known.clear()
+        # Kept in the memory of the generation it was read under (a change meanwhile
+        # has replaced that memory: the next use reads again).
+        known.update(read)
+        return read
 
     def changed(self, generation: bytes | None) -> None:
         if generation != self.generation:
