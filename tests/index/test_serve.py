@@ -4,11 +4,13 @@ worker that dies is started again, and the supervisor stops them all."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,7 +18,7 @@ import redis
 
 from peerindex.serve import QUICK_EXIT_SECONDS
 from tests.conftest import index_redis_url
-from tests.index.conftest import SECRET, index_service
+from tests.index.conftest import SECRET, IndexService, index_service
 from tests.support.processes import free_port, python, wait_until
 
 CONNECTIONS = 32
@@ -68,12 +70,19 @@ def _sockets(pid: int) -> set[int]:
     return inodes
 
 
-def test_connections_opened_together_are_spread_over_the_workers(
-        shared_redis: redis.Redis, tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _two_workers(tmp_path: Path) -> Iterator[tuple[IndexService, int]]:
+    """The service with two workers, both started; and its supervisor's pid."""
     with index_service(tmp_path / "index.log", redis_url=index_redis_url(),
                        workers=2) as service:
         supervisor = service.process.pid
         wait_until(lambda: len(_workers(supervisor)) == 2, timeout=30, what="two workers")
+        yield service, supervisor
+
+
+def test_connections_opened_together_are_spread_over_the_workers(
+        shared_redis: redis.Redis, tmp_path: Path) -> None:
+    with _two_workers(tmp_path) as (service, supervisor):
         port = int(service.url.rsplit(":", 1)[1])
         clients = [socket.create_connection(("127.0.0.1", port), timeout=10)
                    for _ in range(CONNECTIONS)]
@@ -95,10 +104,7 @@ def test_connections_opened_together_are_spread_over_the_workers(
 
 def test_a_worker_that_dies_is_started_again_and_sigterm_stops_them_all(
         shared_redis: redis.Redis, tmp_path: Path) -> None:
-    with index_service(tmp_path / "index.log", redis_url=index_redis_url(),
-                       workers=2) as service:
-        supervisor = service.process.pid
-        wait_until(lambda: len(_workers(supervisor)) == 2, timeout=30, what="two workers")
+    with _two_workers(tmp_path) as (service, supervisor):
         first = _workers(supervisor)
         time.sleep(QUICK_EXIT_SECONDS + 0.5)  # past it, a dead worker is started again
         os.kill(first[0], signal.SIGKILL)

@@ -769,3 +769,19 @@ def test_a_stalled_redis_is_a_clear_503_not_a_hung_request(own_redis: Any,
             server.resume()
         poll(lambda: agent.get(f"/index/v1/works/{work}/sources").status_code == 200,
              what="the index to answer again after the stall")
+
+
+def test_a_command_redis_refuses_inside_an_announce_is_a_503_not_a_success(
+        index: IndexService, shared_redis: redis.Redis) -> None:
+    """EXEC runs every queued command and reports each: one refused (here ZADD on a key
+    someone left as a string) must fail the announce, not pass as done."""
+    work, other = on_sale(shared_redis), on_sale(shared_redis)
+    shared_redis.set(f"pmi:w:{work}", "not a sorted set")
+    try:
+        agent = index.client(index.token())
+        _unavailable(agent.post("/index/v1/announce",
+                                json=announce_body((other, FULL), (work, FULL))))
+        ok = agent.post("/index/v1/announce", json=announce_body((other, FULL)))
+        assert ok.status_code == 200, ok.text
+    finally:
+        shared_redis.delete(f"pmi:w:{work}")
