@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-import uvicorn
-
 from peerindex.config import Config
-from peerindex.serve import Options, supervise
+from peerindex.serve import Options, serve_one, supervise
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,10 +21,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-connections", type=int, default=4000,
                         help="open connections per process before new ones are refused (503)")
     args = parser.parse_args(argv)
+    if args.workers > 1 and args.port == 0:
+        parser.error("several workers share one port: give it (--port 0 would give each "
+                     "its own)")
     Config.from_env()  # refuse a bad environment here, before any worker starts
     options = Options(args.host, args.port, args.forwarded_allow_ips, args.max_connections)
     if args.workers <= 1:
-        uvicorn.Server(options.config()).run()
+        serve_one(options)
         return
     raise SystemExit(supervise(options, args.workers))
 

@@ -44,7 +44,7 @@ from peerindex.link import STALL_SECONDS, Link, RedisError, RedisUnavailableErro
 from peerindex.lookup import Lookup, fetch_for, lookup
 from peerindex.records import Candidate, endpoint_url
 from peerindex.sources_cache import Holders, SourcesCache
-from peerindex.store import Held, announce_call
+from peerindex.store import Held, WorkEntry, announce_call
 from peerindex.wire import AnnounceWire
 
 Scope = MutableMapping[str, Any]
@@ -251,11 +251,12 @@ class IndexApp:
                        ) -> list[Held]:
         checked: list[Held] = []
         remembered = self.catalogue.remembered
+        learned: dict[str, WorkEntry | None] = {}
         if any(remembered(work) is UNKNOWN for work, _ in holdings):
-            await self.catalogue.learn(work for work, _ in holdings)
+            learned = await self.catalogue.learn(work for work, _ in holdings)
         full = self.catalogue.full_bitfield
         for index, (work, bits) in enumerate(holdings):
-            entry = remembered(work)
+            entry = learned[work] if work in learned else remembered(work)
             if entry is UNKNOWN:
                 entry = await self.catalogue.get(work)
             field = "work" if urlsafe else f"holdings[{index}].work"

@@ -11,8 +11,10 @@ by hiredis, the Redis project's own C library.
 When Redis is gone every waiting request fails at once with ``RedisUnavailableError`` (the
 service answers 503 with Retry-After), and the next request after a short pause tries to
 connect again. A reply still missing ``STALL_SECONDS`` after it was asked for, at two
-of the watcher's checks a second apart, closes the socket: a stuck Redis is treated as a
-gone one (within about four seconds), a process that was itself held up is not.
+of the watcher's checks in a row (1 to 3 s apart) with no reply read between them,
+closes the socket: a stuck Redis is treated as a gone one (within about six seconds). A
+process that was itself held up is not, nor a slow Redis that is still answering (its
+replies complete the oldest waiter between checks).
 """
 
 from __future__ import annotations

@@ -41,8 +41,9 @@ def _workers(pid: int) -> list[int]:
     return workers
 
 
-def _established(port: int) -> set[int]:
-    """Socket inodes of the established TCP connections whose local port is ``port``."""
+def _established(port: int, state: str = "01") -> set[int]:
+    """Socket inodes of the TCP sockets whose local port is ``port``: established ones
+    (state 01), or listening ones (0A)."""
     found: set[int] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -51,8 +52,8 @@ def _established(port: int) -> set[int]:
             continue
         for line in lines:
             fields = line.split()
-            local, state, inode = fields[1], fields[3], int(fields[9])
-            if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
+            local, inode = fields[1], int(fields[9])
+            if fields[3] == state and int(local.rsplit(":", 1)[1], 16) == port:
                 found.add(inode)
     return found
 
@@ -76,7 +77,10 @@ def _two_workers(tmp_path: Path) -> Iterator[tuple[IndexService, int]]:
     with index_service(tmp_path / "index.log", redis_url=index_redis_url(),
                        workers=2) as service:
         supervisor = service.process.pid
-        wait_until(lambda: len(_workers(supervisor)) == 2, timeout=30, what="two workers")
+        port = int(service.url.rsplit(":", 1)[1])
+        # each worker listening (the first to listen would otherwise take every connection)
+        wait_until(lambda: len(_workers(supervisor)) == 2
+                   and len(_established(port, "0A")) == 2, timeout=30, what="two workers")
         yield service, supervisor
 
 
@@ -102,22 +106,50 @@ def test_connections_opened_together_are_spread_over_the_workers(
     assert min(held.values()) >= 4, held
 
 
-def test_a_worker_that_dies_is_started_again_and_sigterm_stops_them_all(
+def _gone(pids: list[int]) -> bool:
+    """None of ``pids`` runs (a zombie waiting for its parent counts as gone)."""
+    for pid in pids:
+        try:
+            if "zombie" not in Path(f"/proc/{pid}/status").read_text():
+                return False
+        except OSError:
+            continue
+    return True
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/index/v1/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_a_worker_that_dies_is_started_again_and_sigint_stops_them_all(
         shared_redis: redis.Redis, tmp_path: Path) -> None:
     with _two_workers(tmp_path) as (service, supervisor):
-        first = _workers(supervisor)
         time.sleep(QUICK_EXIT_SECONDS + 0.5)  # past it, a dead worker is started again
-        os.kill(first[0], signal.SIGKILL)
-        wait_until(lambda: len(set(_workers(supervisor)) - set(first)) == 1, timeout=30,
-                   what="the killed worker to be started again")
-        wait_until(lambda: httpx.get(f"{service.url}/index/v1/health",
-                                     timeout=2).status_code == 200,
-                   timeout=30, what="the index to answer")
+        for sig in (signal.SIGKILL, signal.SIGTERM):  # killed, or told to stop alone
+            before = _workers(supervisor)
+            os.kill(before[0], sig)
+            wait_until(lambda before=before: len(set(_workers(supervisor)) - set(before)) == 1,
+                       timeout=30, what=f"the worker stopped by {sig!r} to be started again")
+            wait_until(lambda: _healthy(service.url), timeout=30, what="the index to answer")
         workers = _workers(supervisor)
-        service.process.send_signal(signal.SIGTERM)
+        os.killpg(supervisor, signal.SIGINT)  # Ctrl-C: the whole process group
         assert service.process.wait(timeout=30) == 0
-        assert not [w for w in workers if Path(f"/proc/{w}").exists()
-                    and "zombie" not in Path(f"/proc/{w}/status").read_text()]
+        wait_until(lambda: _gone(workers), timeout=30, what="every worker to stop")
+        log = service.log.read_text(errors="replace")
+        assert "Traceback" not in log, log[-3000:]
+
+
+def test_workers_do_not_outlive_their_supervisor(shared_redis: redis.Redis,
+                                                 tmp_path: Path) -> None:
+    """Killed outright (no chance to stop them), the supervisor still takes its workers
+    with it: orphans would serve on the shared port unsupervised."""
+    with _two_workers(tmp_path) as (_service, supervisor):
+        workers = _workers(supervisor)
+        os.kill(supervisor, signal.SIGKILL)
+        wait_until(lambda: _gone(workers), timeout=30, what="the workers to stop")
 
 
 def test_workers_that_cannot_listen_stop_the_start(tmp_path: Path) -> None:
@@ -137,3 +169,13 @@ def test_workers_that_cannot_listen_stop_the_start(tmp_path: Path) -> None:
         taken.close()
     assert done.returncode == 1, done.stderr[-2000:]
     assert "Address already in use" in done.stderr
+
+
+def test_several_workers_on_port_0_are_refused() -> None:
+    """Port 0 would give each worker a port of its own: one service on several ports."""
+    env = {**os.environ, "REDIS_URL": "redis://127.0.0.1:6379/0",
+           "PEERMARK_INDEX_SECRET": SECRET}
+    done = subprocess.run(python("-m", "peerindex", "--port", "0", "--workers", "2"),
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "several workers share one port" in done.stderr
