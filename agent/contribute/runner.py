@@ -218,13 +218,16 @@ class UnitPool:
             except Exception as error:  # noqa: BLE001 (reported as the unit's problem)
                 finished = Finished(item, None, time.monotonic() - started,
                                     f"{type(error).__name__}: {error}")
+            # Handed back before it stops counting as busy: the loop, seeing nothing busy
+            # and nothing to fetch, stops (``until_idle``); a result not yet in ``_done``
+            # then would be dropped, its unit run and never sent.
+            if not self._stopping.is_set():
+                self._done.put(finished)
             with self._lock:
                 self._running -= 1
                 if not self._running and self._busy_since is not None:
                     self._busy_seconds += time.monotonic() - self._busy_since
                     self._busy_since = None
-            if not self._stopping.is_set():
-                self._done.put(finished)
 
     def _module(self, sha256: str) -> PreparedModule:
         with self._prepare_lock:  # one compile per module, not one per thread
