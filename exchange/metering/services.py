@@ -118,14 +118,21 @@ def orders_record(entries: Iterable[OrderEntry]) -> dict[tuple[str, str], bool]:
     result: dict[tuple[str, str], bool] = {}
     if not by_licence:
         return result
-    ids = sorted(by_licence)
     with transaction.atomic():
+        allowances = {str(pk): allowance for pk, allowance in Licence.objects.filter(
+            pk__in=list(by_licence)).values_list("pk", "byte_allowance")}
+        # An order for a licence this database does not hold cannot be billed, and must
+        # not stop the rest: the flush would fail on it at every try, metering nothing.
+        for unknown in sorted(set(by_licence) - set(allowances)):
+            log.error("metering: %d order(s) for licence %s, which does not exist, dropped",
+                      len(by_licence[unknown]), unknown)
+            for entry in by_licence.pop(unknown):
+                result[(unknown, entry["nonce"])] = False
+        ids = sorted(by_licence)
         LicenceUsage.objects.bulk_create([LicenceUsage(licence_id=i) for i in ids],
                                           ignore_conflicts=True)
         usages = {str(u.licence_id): u for u in LicenceUsage.objects.select_for_update()
                   .filter(licence_id__in=ids).order_by("licence_id")}
-        allowances = {str(pk): allowance for pk, allowance in
-                      Licence.objects.filter(pk__in=ids).values_list("pk", "byte_allowance")}
         nonces = {e["nonce"] for batch in by_licence.values() for e in batch}
         existing = {(str(licence), nonce) for licence, nonce in MeteredOrder.objects.filter(
             licence_id__in=ids, nonce__in=nonces).values_list("licence_id", "nonce")}

@@ -90,6 +90,23 @@ def test_bytes_beyond_the_allowance_are_not_counted(sale, carol, api) -> None:
     assert sum(MeteredOrder.objects.values_list("counted_bytes", flat=True)) == allowance
 
 
+def test_an_order_for_a_licence_that_does_not_exist_is_dropped_not_a_stalled_flush(
+        sale, carol) -> None:
+    """Such an order (from another platform's Redis, say) would make every flush of the
+    batch holding it fail, and nothing else would be metered."""
+    from exchange.metering.services import orders_record
+
+    _keys, device = sale["peers"]["carol"]
+    now = int(time.time())
+    known = {"licence": sale["licence_id"], "nonce": "n-known", "device": device.device_id,
+             "user": carol.pk, "piece": 0, "bytes": 100, "iat": now}
+    ghost = {**known, "licence": "3edd8f10-3b4d-4b67-b8f1-759326d91d5a", "nonce": "n-ghost"}
+    assert orders_record([ghost, known]) == {(ghost["licence"], "n-ghost"): False,
+                                             (sale["licence_id"], "n-known"): True}
+    assert list(MeteredOrder.objects.values_list("nonce", "counted_bytes")) == [("n-known", 100)]
+    assert LicenceUsage.objects.get().metered_bytes == 100
+
+
 @pytest.mark.parametrize(
     ("make", "reason"),
     [
