@@ -233,11 +233,11 @@ class Link:
 
     def check_stall(self) -> None:
         """Close a connection whose oldest reply is overdue at two checks in a row
-        (called every second). One overdue check is not enough: a process that was
-        itself held up (a loaded machine, a paused VM) runs its timers before it reads
-        its socket when it wakes, so the reply may be waiting there unread. The event
-        loop reads it before the next check; a Redis that is truly stuck is dropped a
-        second later."""
+        (the watcher's, 1 to 3 s apart). One overdue check is not enough: a process
+        that was itself held up (a loaded machine, a paused VM) runs its timers before
+        it reads its socket when it wakes, so the reply may be waiting there unread.
+        The event loop reads it before the next check; a Redis that is truly stuck is
+        dropped at that next check."""
         protocol = self._protocol
         if protocol is None or not protocol.waiting or protocol.transport is None:
             self._overdue = None

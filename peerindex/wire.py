@@ -90,7 +90,7 @@ class AnnounceWire:
         kept: list[bytes] = []  # the peer's works: one HSET for all, one HDEL
         gone: list[bytes] = []
         empty = bulk(b"")
-        work_of, small = self._work, _SMALL
+        work_of = self._work
         for item in held:
             work = work_of(item.work)
             if not item.have:
@@ -98,9 +98,7 @@ class AnnounceWire:
                 commands += 2
                 gone.append(work.field)
                 continue
-            have = item.have
-            append(work.zadd + (small[have] if have < 4096 else _number(have)) + dev
-                   + work.expire_holders)
+            append(work.zadd + _number(item.have) + dev + work.expire_holders)
             if item.bitfield:
                 append(work.hset + dev + bulk(item.bitfield.encode()) + work.expire_bits)
                 commands += 4

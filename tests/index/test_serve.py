@@ -41,7 +41,7 @@ def _workers(pid: int) -> list[int]:
     return workers
 
 
-def _established(port: int, state: str = "01") -> set[int]:
+def _tcp_sockets(port: int, state: str = "01") -> set[int]:
     """Socket inodes of the TCP sockets whose local port is ``port``: established ones
     (state 01), or listening ones (0A)."""
     found: set[int] = set()
@@ -80,7 +80,7 @@ def _two_workers(tmp_path: Path) -> Iterator[tuple[IndexService, int]]:
         port = int(service.url.rsplit(":", 1)[1])
         # each worker listening (the first to listen would otherwise take every connection)
         wait_until(lambda: len(_workers(supervisor)) == 2
-                   and len(_established(port, "0A")) == 2, timeout=30, what="two workers")
+                   and len(_tcp_sockets(port, "0A")) == 2, timeout=30, what="two workers")
         yield service, supervisor
 
 
@@ -94,7 +94,7 @@ def test_connections_opened_together_are_spread_over_the_workers(
             for client in clients:  # each answered: accepted by a worker
                 client.sendall(b"GET /index/v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
                 assert client.recv(64).startswith(b"HTTP/1.1 200")
-            established = _established(port)
+            established = _tcp_sockets(port)
             held = {worker: len(_sockets(worker) & established)
                     for worker in _workers(supervisor)}
         finally:
