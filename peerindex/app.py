@@ -44,7 +44,7 @@ from peerindex.link import STALL_SECONDS, Link, RedisError, RedisUnavailableErro
 from peerindex.lookup import Lookup, fetch_for, lookup
 from peerindex.records import Candidate, endpoint_url
 from peerindex.sources_cache import Holders, SourcesCache
-from peerindex.store import Held, WorkEntry, announce_call
+from peerindex.store import Held, announce_call
 from peerindex.wire import AnnounceWire
 
 Scope = MutableMapping[str, Any]
@@ -249,25 +249,30 @@ class IndexApp:
 
     async def _checked(self, holdings: list[tuple[str, str]], *, urlsafe: bool = False
                        ) -> list[Held]:
-        checked: list[Held] = []
+        """Each holding checked against the catalogue: a batch's works are looked up in
+        this process's memory in one pass, and the ones it does not know read from
+        Redis in one round trip. (A batch that straddles a catalogue change is checked
+        against the entries as they were when it was read.)"""
         remembered = self.catalogue.remembered
-        learned: dict[str, WorkEntry | None] = {}
-        if any(remembered(work) is UNKNOWN for work, _ in holdings):
+        entries = [remembered(work) for work, _ in holdings]
+        if any(entry is UNKNOWN for entry in entries):
             learned = await self.catalogue.learn(work for work, _ in holdings)
+            entries = [learned[work] if entry is UNKNOWN else entry
+                       for (work, _), entry in zip(holdings, entries, strict=True)]
+        checked: list[Held] = []
+        append = checked.append
         full = self.catalogue.full_bitfield
-        for index, (work, bits) in enumerate(holdings):
-            entry = learned[work] if work in learned else remembered(work)
-            if entry is UNKNOWN:
-                entry = await self.catalogue.get(work)
-            field = "work" if urlsafe else f"holdings[{index}].work"
+        for index, ((work, bits), entry) in enumerate(zip(holdings, entries, strict=True)):
             if entry is None:
-                raise _ReplyError(400, "unknown_work", f"No work {work} on sale.", field=field)
+                raise _ReplyError(400, "unknown_work", f"No work {work} on sale.",
+                                  field="work" if urlsafe else f"holdings[{index}].work")
             if not urlsafe and bits.encode() == full(entry.pieces):
-                checked.append(Held(work, entry.pieces, ""))  # a seeder's: the usual case
+                append(Held(work, entry.pieces, ""))  # a seeder's: the usual case
                 continue
             try:
-                checked.append(held(work, bits, entry, field.replace("work", "bitfield"),
-                                    urlsafe=urlsafe))
+                append(held(work, bits, entry,
+                            "bitfield" if urlsafe else f"holdings[{index}].bitfield",
+                            urlsafe=urlsafe))
             except InvalidError as exc:
                 raise _ReplyError(exc.status, exc.code, str(exc), field=exc.field) from None
         return checked

@@ -4,8 +4,9 @@ round trip and is sent their replies.
 
 No Lua on the read, on purpose: measured with Redis's own command statistics, the same lookup
 as a script cost 168 microseconds of Redis's one thread per call, against 57 for its
-three commands (ZREVRANGE, MGET, HMGET) sent as they are; the interpreter, not the data,
-was most of the cost. A lookup needs no atomicity: it reads; the holders it finds
+commands sent as they are (ZREVRANGE, MGET, and the partial holders' bitfields, then one
+HMGET, now one HGET each from the holder's own hash); the interpreter, not the data, was
+most of the cost. A lookup needs no atomicity: it reads; the holders it finds
 silent it removes with a small script that checks each is still silent.
 """
 
@@ -23,6 +24,7 @@ Command = tuple[Any, ...]
 Lookup = Generator[list[Command], list[Any], list[Candidate]]
 
 _SEP = schema.SEP.encode()
+_BITS = schema.BITFIELDS.encode()
 MAX_ROUNDS = 16
 
 
@@ -34,12 +36,12 @@ def fetch_for(want: int) -> int:
 
 # Silent holders out, each only if still silent: a peer that announced again between the
 # lookup's read and this must stay (a heartbeat would not put it back).
-# KEYS: holders, bitfields. ARGV: devices.
+# KEYS: holders. ARGV: devices. (A silent peer's own keys, its works and bitfields, expire
+# on their own.)
 SWEEP = """
 for _, device in ipairs(ARGV) do
   if redis.call('EXISTS', '""" + schema.PEER + """' .. device) == 0 then
     redis.call('ZREM', KEYS[1], device)
-    redis.call('HDEL', KEYS[2], device)
   end
 end
 return 0
@@ -54,7 +56,7 @@ def lookup(work: str, *, pieces: int, want: int, skip: bytes = b"",
     for every buyer: where there are more of them than a lookup reads, it starts at a
     place ``rng`` picks among them, so every seeder is handed out in turn.
     """
-    holders, bitfields = schema.holders_key(work), schema.bitfields_key(work)
+    holders, field = schema.holders_key(work), work.encode()
     fetch = fetch_for(want)
     found: list[Candidate] = []
     taken: set[bytes] = set()
@@ -75,10 +77,9 @@ def lookup(work: str, *, pieces: int, want: int, skip: bytes = b"",
         if members:
             partial = [m for m, s in zip(members, scores, strict=True) if s < pieces]
             commands: list[Command] = [("MGET", *[schema.PEER.encode() + m for m in members])]
-            if partial:
-                commands.append(("HMGET", bitfields, *partial))
+            commands += [("HGET", _BITS + m, field) for m in partial]
             replies = yield commands
-            bits = dict(zip(partial, replies[1], strict=True)) if partial else {}
+            bits = dict(zip(partial, replies[1:], strict=True))
             dead = []
             for member, have, value in zip(members, scores, replies[0], strict=True):
                 if value is None:
@@ -89,7 +90,7 @@ def lookup(work: str, *, pieces: int, want: int, skip: bytes = b"",
                     found.append((have, seen, network, fragment, bits.get(member) or b"",
                                   value, member))
             if dead:  # the lookup is the sweeper
-                yield [("EVAL", SWEEP, 2, holders, bitfields, *dead)]
+                yield [("EVAL", SWEEP, 1, holders, *dead)]
             start += len(members) - len(dead)
         ranked = None
         if len(found) >= fetch:

@@ -1,9 +1,9 @@
 """An adding announce (``store.announce_commands``) written straight in Redis's wire
 format, MULTI to EXEC, for the service's link.
 
-A batched announce of 100 works is about 320 commands; packing each with
+A batched announce of 100 works is about 200 commands; packing each with
 ``hiredis.pack_command`` took a fifth of the service's time for it (py-spy, docs/INDEX.md).
-Most of those bytes repeat: per work, the keys, the ``EXPIRE`` commands whole and the
+Most of those bytes repeat: per work, the key, the ``EXPIRE`` command whole and the
 command heads; per request, the device. They are packed once (per work, remembered) and
 joined. ``tests/index/test_wire.py`` checks the bytes against hiredis packing
 ``announce_commands`` for the same announce.
@@ -39,20 +39,16 @@ def _number(n: int) -> bytes:
 
 
 class _Work:
-    """One work's packed pieces: ZADD's head with the key, EXPIRE of each key whole, and
-    the heads of the bitfield's HSET and HDEL, ZREM's, and the work as a hash field."""
+    """One work's packed pieces: ZADD's and ZREM's heads with its holders key, the key's
+    EXPIRE whole, and the work as a hash field."""
 
-    __slots__ = ("expire_bits", "expire_holders", "field", "hdel", "hset", "zadd", "zrem")
+    __slots__ = ("expire_holders", "field", "zadd", "zrem")
 
     def __init__(self, work: str, ttl: bytes) -> None:
         holders = bulk((schema.HOLDERS + work).encode())
-        bits = bulk((schema.BITFIELDS + work).encode())
         self.zadd = _head(b"ZADD", 4) + holders
         self.zrem = _head(b"ZREM", 3) + holders
         self.expire_holders = _head(b"EXPIRE", 3) + holders + ttl
-        self.hset = _head(b"HSET", 4) + bits
-        self.hdel = _head(b"HDEL", 3) + bits
-        self.expire_bits = _head(b"EXPIRE", 3) + bits + ttl
         self.field = bulk(work.encode())
 
 
@@ -89,23 +85,26 @@ class AnnounceWire:
         commands = 1
         kept: list[bytes] = []  # the peer's works: one HSET for all, one HDEL
         gone: list[bytes] = []
+        partial: list[bytes] = []  # its bitfields: one HSET, and one HDEL of those done
+        unmapped: list[bytes] = []
         empty = bulk(b"")
         work_of = self._work
         for item in held:
             work = work_of(item.work)
             if not item.have:
-                append(work.zrem + dev + work.hdel + dev)
-                commands += 2
+                append(work.zrem + dev)
+                commands += 1
                 gone.append(work.field)
+                unmapped.append(work.field)
                 continue
             append(work.zadd + _number(item.have) + dev + work.expire_holders)
-            if item.bitfield:
-                append(work.hset + dev + bulk(item.bitfield.encode()) + work.expire_bits)
-                commands += 4
-            else:
-                append(work.hdel + dev)
-                commands += 3
+            commands += 2
             kept += (work.field, empty)
+            if item.bitfield:
+                partial += (work.field, bulk(item.bitfield.encode()))
+            else:
+                unmapped.append(work.field)
+        ttl = self._ttl
         held_key = bulk(schema.HELD.encode() + device.encode())
         if gone:
             out += (_head(b"HDEL", 2 + len(gone)), held_key, *gone)
@@ -113,6 +112,14 @@ class AnnounceWire:
         if kept:
             out += (_head(b"HSET", 2 + len(kept)), held_key, *kept)
             commands += 1
-        out += (_head(b"EXPIRE", 3), held_key, self._ttl,
+        out += (_head(b"EXPIRE", 3), held_key, ttl)
+        bits_key = bulk(schema.BITFIELDS.encode() + device.encode())
+        if unmapped:
+            out += (_head(b"HDEL", 2 + len(unmapped)), bits_key, *unmapped)
+            commands += 1
+        if partial:
+            out += (_head(b"HSET", 2 + len(partial)), bits_key, *partial)
+            commands += 1
+        out += (_head(b"EXPIRE", 3), bits_key, ttl,
                 _head(b"HINCRBY", 4), bulk(schema.DIRTY.encode()), dev, _SMALL[1], _EXEC)
-        return b"".join(out), commands + 2
+        return b"".join(out), commands + 3

@@ -27,7 +27,7 @@ from benchmarks.index import fastpath, tracker
 from peerindex import schema
 
 FAMILIES = {"peer records (pmi:p:)": schema.PEER, "holders (pmi:w:)": schema.HOLDERS,
-            "partial bitfields (pmi:b:)": schema.BITFIELDS,
+            "partial bitfields (pmi:pb:)": schema.BITFIELDS,
             "held sets (pmi:h:)": schema.HELD}
 
 

@@ -394,7 +394,7 @@ def test_a_sale_whose_announces_and_lookups_take_the_index_fast_path(
     with (RedisMonitor(site.env["REDIS_URL"]) as monitor, seeders["fast1"].serving(),
           seeders["fast2"].serving()):
         held = {name: (conn.zscore(f"pmi:w:{work_id}", device),
-                       conn.hget(f"pmi:b:{work_id}", device))
+                       conn.hget(f"pmi:pb:{device}", work_id))
                 for name, device in devices.items()}
         result = buyer.run("get", work_id)
 

@@ -88,11 +88,10 @@ def error(response: httpx.Response) -> dict[str, Any]:
 
 
 def assert_nothing_stored(conn: redis.Redis, device: str, works: list[str]) -> None:
-    assert conn.exists(f"pmi:p:{device}", f"pmi:h:{device}") == 0
+    assert conn.exists(f"pmi:p:{device}", f"pmi:h:{device}", f"pmi:pb:{device}") == 0
     assert conn.hget("pmi:dirty", device) is None
     for work in works:
         assert conn.zscore(f"pmi:w:{work}", device) is None
-        assert conn.hget(f"pmi:b:{work}", device) is None
 
 
 def held_works(conn: redis.Redis, device: str) -> set[bytes]:
@@ -125,9 +124,9 @@ class TestAnnounce:
         assert response.json() == {"peer_id": device, "url": "http://127.0.0.1:7000",
                                    "interval": 30, "holdings": 2}
         assert conn.zscore(f"pmi:w:{whole}", device) == PIECES
-        assert conn.hget(f"pmi:b:{whole}", device) is None  # a full holder needs none
+        assert conn.hget(f"pmi:pb:{device}", whole) is None  # a full holder needs none
         assert conn.zscore(f"pmi:w:{part}", device) == 3
-        assert conn.hget(f"pmi:b:{part}", device) == PARTIAL.encode()
+        assert conn.hget(f"pmi:pb:{device}", part) == PARTIAL.encode()
         assert held_works(conn, device) == {whole.encode(), part.encode()}
         assert conn.hget("pmi:dirty", device) is not None
         record = store.peer_record(conn, device)
@@ -142,7 +141,20 @@ class TestAnnounce:
         assert again.json()["holdings"] == 1
         assert conn.zscore(f"pmi:w:{whole}", device) is None
         assert conn.zscore(f"pmi:w:{part}", device) == PIECES
-        assert conn.hget(f"pmi:b:{part}", device) is None
+        assert conn.hget(f"pmi:pb:{device}", part) is None
+        assert held_works(conn, device) == {part.encode()}
+
+        # an adding announce: partial again, then complete (its bitfield dropped), and a
+        # work the peer no longer has (its bitfield dropped with it)
+        assert agent.post("/index/v1/announce", json=announce_body(
+            (part, PARTIAL), (whole, PARTIAL))).status_code == 200
+        assert conn.hgetall(f"pmi:pb:{device}") == {part.encode(): PARTIAL.encode(),
+                                                   whole.encode(): PARTIAL.encode()}
+        assert agent.post("/index/v1/announce", json=announce_body(
+            (part, FULL), (whole, "AAA="))).status_code == 200
+        assert conn.exists(f"pmi:pb:{device}") == 0
+        assert conn.zscore(f"pmi:w:{part}", device) == PIECES
+        assert conn.zscore(f"pmi:w:{whole}", device) is None
         assert held_works(conn, device) == {part.encode()}
 
         # an empty bitfield: holds nothing of it any more
@@ -176,11 +188,12 @@ class TestAnnounce:
             .replace("/", "_")})
         assert partial.status_code == 200
         assert conn.zscore(f"pmi:w:{work}", device) == 3
-        assert conn.hget(f"pmi:b:{work}", device) == PARTIAL.encode()
+        assert conn.hget(f"pmi:pb:{device}", work) == PARTIAL.encode()
         full = agent.get("/index/v1/announce",
                          params={"work": work, "port": "7001", "bitfield": "_8A"})
         assert full.status_code == 200
         assert conn.zscore(f"pmi:w:{work}", device) == PIECES
+        assert conn.hget(f"pmi:pb:{device}", work) is None  # complete now: no bitfield kept
 
         # what another peer is told now: the asker is a source for it
         seen_by_other = index.client(index.token(device=other)).get(
