@@ -289,6 +289,8 @@ class IndexClient:
                 raise self._broken(operation, f"HTTP {status} {code}")
             # Any other refusal (unknown_work, invalid, too_large, a proxy's 404): the
             # platform's verdict stands, in its own words.
+            log.info("the index refused the %s (HTTP %s %s: %s); the platform answers it",
+                     operation, status, code, message)
             raise _UsePlatformError(code)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -324,8 +326,11 @@ class IndexClient:
             if now >= self._no_credential_until:
                 try:
                     fresh = self._obtain(now)
-                except PlatformUnreachableError:
+                except PlatformUnreachableError as exc:
                     self._no_credential_until = now + self._pause(DOWN_PAUSE_SECONDS)
+                    if held is None or now >= held.expires_at:
+                        log.info("no index credential (the platform is unreachable: %s): "
+                                 "the platform's API answers", exc)
                 except PlatformError as exc:
                     self._no_credential_until = now + self._refused_pause(exc)
                     log.info("no index credential (%s): the platform's API answers", exc.code)

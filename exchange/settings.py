@@ -365,12 +365,17 @@ if PEER_INDEX == "redis" and not REDIS_URL:
 # bytes or more, shared with the index service), or a key derived from the secret key.
 INDEX_URL = env_str("PEERMARK_INDEX_URL") or ""
 INDEX_SECRET = env_str("PEERMARK_INDEX_SECRET") or ""
-if INDEX_SECRET:
-    try:
-        if len(bytes.fromhex(INDEX_SECRET)) < 32:
-            raise ValueError
-    except ValueError:
-        raise ImproperlyConfigured("PEERMARK_INDEX_SECRET is hex, 32 bytes or more") from None
+# During a rotation, the key before it: credentials it signed are still honoured by the
+# index (given the same variable) until they expire, so logging out must revoke them too.
+INDEX_PREVIOUS_SECRET = env_str("PEERMARK_INDEX_PREVIOUS_SECRET") or ""
+for _name, _value in (("PEERMARK_INDEX_SECRET", INDEX_SECRET),
+                      ("PEERMARK_INDEX_PREVIOUS_SECRET", INDEX_PREVIOUS_SECRET)):
+    if _value:
+        try:
+            if len(bytes.fromhex(_value)) < 32:
+                raise ValueError
+        except ValueError:
+            raise ImproperlyConfigured(f"{_name} is hex, 32 bytes or more") from None
 INDEX_CREDENTIAL_SECONDS = env_int("PEERMARK_INDEX_CREDENTIAL_SECONDS", default=3600,
                                    minimum=60)
 # credentials minted per device (an agent asks at half-life; past this, it uses the API)

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from exchange.peers.models import Holding, Peer, WebSeed
+from exchange.peers.models import Holding, Peer, RevokedIndexCredential, WebSeed
 
 
 @admin.register(Peer)
@@ -22,3 +22,10 @@ class HoldingAdmin(admin.ModelAdmin):
 class WebSeedAdmin(admin.ModelAdmin):
     list_display = ("work", "url", "created_at")
     search_fields = ("url", "work__title")
+
+
+@admin.register(RevokedIndexCredential)
+class RevokedIndexCredentialAdmin(admin.ModelAdmin):
+    list_display = ("jti", "user", "revoked_at", "expires_at")
+    search_fields = ("jti", "user__username")
+    readonly_fields = ("jti", "user", "revoked_at", "expires_at")

@@ -10,6 +10,7 @@ writes what changed in Redis there in batches.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 
@@ -21,6 +22,7 @@ from exchange.accounts.models import User
 from exchange.catalogue.models import Work, WorkStatus
 from exchange.core.redis_clients import redis_client
 from exchange.licensing.models import Device
+from exchange.peers.models import RevokedIndexCredential
 from peerindex import credentials, schema, store
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,14 @@ def signing_key() -> bytes:
     if settings.INDEX_SECRET:
         return credentials.parse_key(settings.INDEX_SECRET)
     return credentials.derive_key(settings.SECRET_KEY)
+
+
+def verifying_keys() -> list[bytes]:
+    """The signing key, and the one before it during a rotation (the index honours both)."""
+    keys = [signing_key()]
+    if settings.INDEX_PREVIOUS_SECRET:
+        keys.append(credentials.parse_key(settings.INDEX_PREVIOUS_SECRET))
+    return keys
 
 
 def credential_mint(*, user: User, device: Device, now: int | None = None) -> tuple[str, int]:
@@ -156,12 +166,17 @@ def peers_drop(devices: list[str]) -> None:
 
 
 def revocations_sync() -> int:
-    """Every revoked device and inactive account, at once (credentials revoked one by one
-    stay as they are: they run out by themselves)."""
+    """Every revoked device and inactive account, at once, and every credential revoked
+    one by one that has not yet run out (from the database: a Redis restarted without its
+    AOF has forgotten them)."""
     members = {f"d:{d}": store.FOREVER for d in
                Device.objects.filter(revoked_at__isnull=False).values_list("pk", flat=True)}
     members.update({f"u:{u}": store.FOREVER for u in
                     User.objects.filter(is_active=False).values_list("pk", flat=True)})
+    now = dt.datetime.now(dt.UTC)
+    RevokedIndexCredential.objects.filter(expires_at__lte=now).delete()
+    members.update({f"c:{jti}": int(until.timestamp()) for jti, until in
+                    RevokedIndexCredential.objects.values_list("jti", "expires_at")})
     conn = client()
     current = {m for m in store.revoked(conn, now=int(time.time()))
                if m.startswith(("d:", "u:"))}
@@ -181,11 +196,14 @@ def revocations_sync() -> int:
 def credential_revoke(token: str, *, user: User) -> bool:
     """Refuse one credential of ``user``'s before it runs out (an agent logging out)."""
     try:
-        claims = credentials.verify([signing_key()], token, now=int(time.time()))
+        claims = credentials.verify(verifying_keys(), token, now=int(time.time()))
     except credentials.CredentialError:
         return False
     if claims.user != user.pk:
         return False
+    RevokedIndexCredential.objects.get_or_create(
+        jti=claims.jti, defaults={"user": user, "expires_at": dt.datetime.fromtimestamp(
+            claims.exp, tz=dt.UTC)})
     if enabled():
         store.revoke(client(), {f"c:{claims.jti}": claims.exp})
     return True

@@ -28,6 +28,22 @@ class Peer(models.Model):
         return f"http://{host}:{self.port}"
 
 
+class RevokedIndexCredential(models.Model):
+    """An index credential its agent gave up (logging out) before it ran out. The index
+    refuses it through Redis's revocation set; this row is the durable copy, which the
+    minute's sync publishes again, so a Redis restarted without its AOF does not forget
+    it. Dropped by the sync once the credential has expired anyway."""
+
+    jti = models.CharField(max_length=32, primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="+")
+    expires_at = models.DateTimeField(db_index=True)
+    revoked_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"index credential {self.jti} (until {self.expires_at:%Y-%m-%d %H:%M})"
+
+
 class Holding(models.Model):
     """Which pieces of one work a peer holds, as a BitTorrent-style bitfield."""
 

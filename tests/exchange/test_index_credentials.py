@@ -5,6 +5,7 @@ for. The credential is checked with the index's own verifier and a key worked ou
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import time
@@ -113,6 +114,55 @@ def test_only_the_holder_revokes_a_credential(offered, bob, carol, device_of, ap
     until = offered.zscore("pmi:revoked", f"c:{jti}")
     assert until is not None
     assert int(until) > time.time()
+
+
+def test_a_revoked_credential_outlives_a_redis_that_forgot_it(offered, bob, device_of,
+                                                               api) -> None:
+    """A Redis restarted without its AOF has lost the revocation set: the minute's sync
+    publishes the logged-out credential again from the database, until it runs out."""
+    from exchange.peers.live_index import revocations_sync
+    from exchange.peers.models import RevokedIndexCredential
+
+    _, device = device_of(bob)
+    token = _ask(api(bob), device.device_id).json()["token"]
+    claims = credentials.verify([bytes.fromhex(SECRET)], token, now=int(time.time()))
+    assert api(bob).post("/api/v1/peers/index-credential/revoke/", {"token": token},
+                         format="json").status_code == 204
+    offered.delete("pmi:revoked")  # what a restart without the AOF leaves
+    revocations_sync()
+    assert offered.zscore("pmi:revoked", f"c:{claims.jti}") == claims.exp
+
+    # one that has run out is dropped from the database, and not published
+    RevokedIndexCredential.objects.filter(jti=claims.jti).update(
+        expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+    offered.delete("pmi:revoked")
+    revocations_sync()
+    assert offered.zscore("pmi:revoked", f"c:{claims.jti}") is None
+    assert not RevokedIndexCredential.objects.filter(jti=claims.jti).exists()
+
+
+def test_logging_out_revokes_a_credential_signed_with_the_previous_key(
+        offered, settings, bob, carol, device_of, api) -> None:
+    """After a key rotation the index still honours credentials the old key signed (it is
+    given both keys): the platform, given the old key too, must revoke them on logout."""
+    previous = "cd" * 32
+    _, device = device_of(bob)
+    issued = int(time.time())
+    old = credentials.mint(bytes.fromhex(previous), user=bob.pk, device=device.device_id,
+                           now=issued, ttl=600)
+    jti = credentials.verify([bytes.fromhex(previous)], old, now=issued).jti
+
+    def revoke(member) -> int:
+        return api(member).post("/api/v1/peers/index-credential/revoke/", {"token": old},
+                                format="json").status_code
+
+    assert revoke(bob) == 204  # not known to a platform that only has the new key
+    assert offered.zscore("pmi:revoked", f"c:{jti}") is None
+    settings.INDEX_PREVIOUS_SECRET = previous
+    assert revoke(carol) == 204
+    assert offered.zscore("pmi:revoked", f"c:{jti}") is None  # still not carol's
+    assert revoke(bob) == 204
+    assert offered.zscore("pmi:revoked", f"c:{jti}") == issued + 600
 
 
 def test_a_revoked_device_and_a_disabled_account_reach_the_index(
