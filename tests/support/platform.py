@@ -45,7 +45,7 @@ class Platform:
             stop(process)
         with (self.logs / f"{name}.log").open("ab") as log:
             self.processes[name] = subprocess.Popen(
-                self.commands[name], cwd=ROOT, env={**os.environ, **self.full_env},
+                self.commands[name], cwd=ROOT, env=self.full_env,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         return self.processes[name]
 
@@ -56,7 +56,7 @@ class Platform:
 
     def manage(self, *args: str, check: bool = True) -> str:
         result = subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env={**os.environ, **self.env},
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.full_env,
             capture_output=True, text=True, timeout=120, check=False,
         )
         if check and result.returncode != 0:
@@ -180,7 +180,7 @@ def platform(tmp: Path, *, celery: bool = False, piece_size: int = 256 * 1024,
         with contextlib.ExitStack() as stack:
             for name, command in site.commands.items():
                 site.processes[name] = stack.enter_context(running(
-                    command, env=full_env, log=logs / f"{name}.log"))
+                    command, env=full_env, log=logs / f"{name}.log", inherit=False))
             wait_until(lambda: _healthy(url), timeout=60, what="the platform to start",
                        log=logs / "server.log")
             if index:

@@ -36,9 +36,11 @@ def wait_until(check: Callable[[], bool], *, timeout: float, what: str, log: Pat
 
 @contextlib.contextmanager
 def running(args: list[str], *, env: dict[str, str], log: Path,
-            cwd: Path = ROOT) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``args`` in its own process group; on exit stop the whole group."""
-    full_env = {**os.environ, **env}
+            cwd: Path = ROOT, inherit: bool = True) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``args`` in its own process group; on exit stop the whole group. ``env`` is
+    added to this process's environment, or with ``inherit=False`` is the whole of it (a
+    platform whose environment leaves out the suite's REDIS_URL must not get it back)."""
+    full_env = {**os.environ, **env} if inherit else dict(env)
     with log.open("wb") as out:
         process = subprocess.Popen(
             args, cwd=cwd, env=full_env, stdout=out, stderr=subprocess.STDOUT,
