@@ -80,7 +80,8 @@ def _settle_collector() -> None:
     20,000), since a batched announce alone allocates hundreds of containers, nearly all
     freed by reference counting anyway. Measured with the benchmark's batched announces
     after its lookups had filled the caches (docs/INDEX.md): p99 52-60 ms as Python comes,
-    36-41 ms so, 33-40 ms with the collector off.
+    32-41 ms so, 33-40 ms with the collector off. Process-wide, as it must be: the app is
+    served in processes of its own (``serve.py``), nothing else runs in them.
     """
     gc.collect()
     gc.freeze()

@@ -285,18 +285,19 @@ def dirty_done(conn: redis.Redis, read: Mapping[str, bytes], *, key: str = schem
 
 
 def peer_states(conn: redis.Redis, devices: Sequence[str]) -> list[PeerState]:
-    """Each peer's record and holdings, in two pipelined round trips."""
+    """Each peer's record and holdings, in two pipelined round trips (a holding's count
+    and its bitfield read together, so an announce between the two cannot pair them
+    wrongly)."""
     pipe = conn.pipeline(transaction=False)
     for device in devices:
         pipe.get(schema.peer_key(device))
         pipe.hkeys(schema.held_key(device))
-        pipe.hgetall(schema.bitfields_key(device))
     replies = pipe.execute()
     states: list[PeerState] = []
     pipe = conn.pipeline(transaction=False)
-    asked: list[tuple[PeerState, str, bytes | None]] = []
+    asked: list[tuple[PeerState, str]] = []
     for index, device in enumerate(devices):
-        value, works, bitfields = replies[3 * index: 3 * index + 3]
+        value, works = replies[2 * index], replies[2 * index + 1]
         state = PeerState(device=device, live=value is not None, held_known=value is not None)
         if value is not None:
             record = PeerRecord.parse(value.decode())
@@ -305,10 +306,15 @@ def peer_states(conn: redis.Redis, devices: Sequence[str]) -> list[PeerState]:
             for raw in works:
                 work = raw.decode()
                 pipe.zscore(schema.holders_key(work), device)
-                asked.append((state, work, bitfields.get(raw)))
+                pipe.hget(schema.bitfields_key(device), work)
+                asked.append((state, work))
         states.append(state)
-    for (state, work, bits), score in zip(asked, pipe.execute() if asked else [],
-                                          strict=True):
+    for (state, work), (score, bits) in zip(asked, _pairs(pipe.execute() if asked else []),
+                                            strict=True):
         if score is not None:
             state.holdings[work] = (int(score), bits.decode() if bits else "")
     return states
+
+
+def _pairs(items: list[Any]) -> list[tuple[Any, Any]]:
+    return [(items[i], items[i + 1]) for i in range(0, len(items), 2)]

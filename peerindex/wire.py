@@ -105,21 +105,15 @@ class AnnounceWire:
             else:
                 unmapped.append(work.field)
         ttl = self._ttl
-        held_key = bulk(schema.HELD.encode() + device.encode())
-        if gone:
-            out += (_head(b"HDEL", 2 + len(gone)), held_key, *gone)
-            commands += 1
-        if kept:
-            out += (_head(b"HSET", 2 + len(kept)), held_key, *kept)
-            commands += 1
-        out += (_head(b"EXPIRE", 3), held_key, ttl)
-        bits_key = bulk(schema.BITFIELDS.encode() + device.encode())
-        if unmapped:
-            out += (_head(b"HDEL", 2 + len(unmapped)), bits_key, *unmapped)
-            commands += 1
-        if partial:
-            out += (_head(b"HSET", 2 + len(partial)), bits_key, *partial)
-            commands += 1
-        out += (_head(b"EXPIRE", 3), bits_key, ttl,
-                _head(b"HINCRBY", 4), bulk(schema.DIRTY.encode()), dev, _SMALL[1], _EXEC)
+        for prefix, dropped, written in ((schema.HELD, gone, kept),
+                                         (schema.BITFIELDS, unmapped, partial)):
+            key = bulk(prefix.encode() + device.encode())  # a hash of the peer's own
+            if dropped:
+                out += (_head(b"HDEL", 2 + len(dropped)), key, *dropped)
+                commands += 1
+            if written:
+                out += (_head(b"HSET", 2 + len(written)), key, *written)
+                commands += 1
+            out += (_head(b"EXPIRE", 3), key, ttl)
+        out += (_head(b"HINCRBY", 4), bulk(schema.DIRTY.encode()), dev, _SMALL[1], _EXEC)
         return b"".join(out), commands + 3

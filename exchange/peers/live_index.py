@@ -201,9 +201,9 @@ def credential_revoke(token: str, *, user: User) -> bool:
         return False
     if claims.user != user.pk:
         return False
-    RevokedIndexCredential.objects.get_or_create(
-        jti=claims.jti, defaults={"user": user, "expires_at": dt.datetime.fromtimestamp(
-            claims.exp, tz=dt.UTC)})
-    if enabled():
+    if enabled():  # (no live index, no credential it could take: nothing to keep)
+        RevokedIndexCredential.objects.get_or_create(
+            jti=claims.jti, defaults={"user": user, "expires_at": dt.datetime.fromtimestamp(
+                claims.exp, tz=dt.UTC)})
         store.revoke(client(), {f"c:{claims.jti}": claims.exp})
     return True

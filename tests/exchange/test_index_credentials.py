@@ -128,6 +128,11 @@ def test_a_revoked_credential_outlives_a_redis_that_forgot_it(offered, bob, devi
     claims = credentials.verify([bytes.fromhex(SECRET)], token, now=int(time.time()))
     assert api(bob).post("/api/v1/peers/index-credential/revoke/", {"token": token},
                          format="json").status_code == 204
+    # the sync lifts a device the database does not hold revoked, not the credential
+    offered.zadd("pmi:revoked", {"d:not-revoked-here": 2**53})
+    revocations_sync()
+    assert offered.zscore("pmi:revoked", "d:not-revoked-here") is None
+    assert offered.zscore("pmi:revoked", f"c:{claims.jti}") == claims.exp
     offered.delete("pmi:revoked")  # what a restart without the AOF leaves
     revocations_sync()
     assert offered.zscore("pmi:revoked", f"c:{claims.jti}") == claims.exp

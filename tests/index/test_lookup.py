@@ -62,3 +62,28 @@ def test_a_silent_holder_is_swept_but_one_that_came_back_is_kept(
     shared_redis.execute_command(*sweep[0])
     holders = {m.decode() for m in shared_redis.zrange(f"pmi:w:{work}", 0, -1)}
     assert holders == {back, live}
+
+
+def test_partial_holders_are_found_with_their_own_bitfields(
+        shared_redis: redis.Redis) -> None:
+    """Each partial holder's bitfield comes from its own hash, matched to the right holder
+    among seeders and a silent partial holder (swept, not answered)."""
+    work = new_work()
+    seeders = _seed(shared_redis, work, 2)
+    # 16 pieces, two bytes, by hand: 0x80 0x00 is piece 0; 0xF0 0x01 pieces 0-3 and 15;
+    # 0x00 0x01 piece 15
+    partial = {new_device(): ("gAA=", 1), new_device(): ("8AE=", 5),
+               new_device(): ("AAE=", 1)}
+    silent = list(partial)[-1]
+    for index, (device, (bits, have)) in enumerate(partial.items()):
+        store.announce(shared_redis, device=device, user=100 + index,
+                       host=f"10.50.{index}.1", port=7000, version="",
+                       held=[store.Held(work, have, bits)], replace=False,
+                       now=int(time.time()), peer_ttl=600)
+    shared_redis.delete(f"pmi:p:{silent}")
+    found = run_sync(shared_redis, lookup(work, pieces=PIECES, want=10))
+    got = {c[6].decode(): (c[4].decode(), c[0]) for c in found}
+    expected = dict.fromkeys(seeders, ("", PIECES))
+    expected.update({d: v for d, v in partial.items() if d != silent})
+    assert got == expected
+    assert shared_redis.zscore(f"pmi:w:{work}", silent) is None  # swept

@@ -150,6 +150,12 @@ class TestAnnounce:
             (part, PARTIAL), (whole, PARTIAL))).status_code == 200
         assert conn.hgetall(f"pmi:pb:{device}") == {part.encode(): PARTIAL.encode(),
                                                    whole.encode(): PARTIAL.encode()}
+        # a full announce that leaves a partly held work out drops its bitfield too
+        assert agent.post("/index/v1/announce", json=announce_body(
+            (whole, PARTIAL), replace=True)).status_code == 200
+        assert conn.hgetall(f"pmi:pb:{device}") == {whole.encode(): PARTIAL.encode()}
+        assert conn.zscore(f"pmi:w:{part}", device) is None
+        assert held_works(conn, device) == {whole.encode()}
         assert agent.post("/index/v1/announce", json=announce_body(
             (part, FULL), (whole, "AAA="))).status_code == 200
         assert conn.exists(f"pmi:pb:{device}") == 0
@@ -219,14 +225,21 @@ class TestAnnounce:
         assert list(body["fields"]) == ["device"]
         assert shared_redis.exists(f"pmi:p:{device}") == 0
 
-        assert agent.post("/index/v1/announce", json=announce_body()).status_code == 200
+        work = on_sale(shared_redis)
+        assert agent.post("/index/v1/announce",
+                          json=announce_body((work, PARTIAL))).status_code == 200
         shared_redis.hdel("pmi:seen", device)
+        for key in (f"pmi:h:{device}", f"pmi:pb:{device}"):  # as if announced long ago
+            shared_redis.expire(key, 100)
         beat = agent.post("/index/v1/heartbeat")
         assert beat.status_code == 200
         assert beat.json() == {"interval": 30}
         stamp = shared_redis.hget("pmi:seen", device)
         assert stamp is not None
         assert abs(int(stamp) / 1000 - time.time()) < 60
+        # a live peer's works and bitfields live as long as its holdings (two hours)
+        for key in (f"pmi:h:{device}", f"pmi:pb:{device}"):
+            assert 7000 < shared_redis.ttl(key) <= 7200, key
 
     def test_heartbeats_of_many_peers_at_once_each_get_their_own_answer(
             self, index: IndexService) -> None:
