@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -15,7 +16,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+_PICK = random.SystemRandom()  # not the random module's state, which tests may seed
+_LOWEST_PORT = 20000
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def free_port() -> int:
+    """A loopback port free now, for a process about to listen on it. Taken below the
+    kernel's ephemeral range where there is room: a port the kernel handed out (bind to
+    0) can be handed out again, as the local end of any outgoing connection (to Redis,
+    PostgreSQL, a peer), before the process binds it ("address already in use")."""
+    low = _ephemeral_low()
+    for _ in range(50 if low > _LOWEST_PORT + 1000 else 0):
+        port = _PICK.randrange(_LOWEST_PORT, low)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
