@@ -557,7 +557,7 @@ def test_a_batch_larger_than_the_cores_is_asked_for_at_once(tmp_path: Path) -> N
     loop.options = Options(limits=loop.options.limits, batch=3, until_idle=True)
     tally = loop.run()
     assert bodies[0]["max_units"] == 3  # one core, three units held here
-    assert (tally.units_run, tally.accepted) == (3, 3), tally.as_json()
+    assert (tally.units_run, tally.accepted) == (3, 3), json.dumps(tally.as_json())
 
 
 def test_the_pool_s_units_share_a_kept_worker_and_a_stop_kills_it(tmp_path: Path) -> None:
