@@ -90,3 +90,12 @@ def test_preparing_can_be_turned_off_for_a_pooler() -> None:
     bad = _settings_in_a_fresh_process(PEERMARK_DB_PREPARE_THRESHOLD="-1")
     assert bad.returncode != 0
     assert "PEERMARK_DB_PREPARE_THRESHOLD" in bad.stderr
+
+
+@pytest.mark.parametrize("name", ["PEERMARK_INDEX_SECRET", "PEERMARK_INDEX_PREVIOUS_SECRET"])
+@pytest.mark.parametrize("value", ["not-hex", "ab" * 16])  # not hex; hex, but 16 bytes
+def test_an_index_key_that_is_not_32_bytes_of_hex_is_refused(name: str, value: str) -> None:
+    bad = _settings_in_a_fresh_process(**{name: value})
+    assert bad.returncode != 0
+    assert f"{name} is hex, 32 bytes or more" in bad.stderr
+    assert _settings_in_a_fresh_process(**{name: "ab" * 32}).returncode == 0
